@@ -1,0 +1,38 @@
+"""Options and helpers shared by several commands (defined once, as sqlite-utils does)."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+
+def default_workers() -> int:
+    """All cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return max(1, os.cpu_count() or 1)
+
+
+workers_option = click.option(
+    "--workers", "-j", type=click.IntRange(min=1), default=None,
+    help="Parallel worker processes (default: all cores).",
+)
+overwrite_option = click.option(
+    "--overwrite", is_flag=True, help="Replace existing outputs instead of skipping/refusing them.",
+)
+
+
+def parse_shard(value: str | None) -> tuple[int, int] | None:
+    """Parse `I/N` (0 <= I < N) into a tuple; None stays None."""
+    if value is None:
+        return None
+    try:
+        i_str, n_str = value.split("/")
+        i, n = int(i_str), int(n_str)
+    except ValueError:
+        raise click.BadParameter(f"expected I/N such as 0/4, got {value!r}") from None
+    if n < 1 or not 0 <= i < n:
+        raise click.BadParameter(f"need 0 <= I < N, got {value!r}")
+    return i, n

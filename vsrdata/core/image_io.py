@@ -1,0 +1,110 @@
+"""Reading, writing and encoding frames: the on-disk contract.
+
+Contract (matches BasicSR / cv2 conventions):
+- In memory a frame is a numpy array, HxW (gray) or HxWxC with C in {3, 4}, channel order BGR(A)
+  exactly as `cv2.imread(path, cv2.IMREAD_UNCHANGED)` returns it; dtype uint8 or uint16, kept.
+- On disk frames are PNG (8 or 16 bit). Writes go to a temporary name in the same directory and
+  are renamed into place (`os.replace`), so a reader never sees half a file and a killed job
+  leaves either the old state or the finished file, never a truncated one.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from vsrdata.errors import InputError, OutputError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_IEND = b"IEND\xaeB`\x82"
+
+
+def _cv2():
+    import cv2  # heavy import kept out of module import time
+
+    return cv2
+
+
+def is_image_file(path: str | os.PathLike) -> bool:
+    return str(path).lower().endswith(IMAGE_EXTENSIONS)
+
+
+def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
+    """Decode encoded image bytes (PNG, JPEG, ...) unchanged: BGR(A), uint8/uint16."""
+    cv2 = _cv2()
+    buf = np.frombuffer(data, dtype=np.uint8)
+    img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
+    if img is None:
+        raise InputError(f"cannot decode image: {name}")
+    return img
+
+
+def read_image(path: str | os.PathLike, *, allow_alpha: bool = True) -> np.ndarray:
+    """Read one frame unchanged (BGR(A), uint8 or uint16, HxW or HxWxC).
+
+    Raises InputError naming the file when it is missing, unreadable, truncated (a PNG without
+    its IEND chunk, which some decoders would silently return half-black), or has an alpha
+    channel while `allow_alpha` is False.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if data[:8] == _PNG_SIGNATURE and not data.rstrip(b"\0").endswith(_PNG_IEND):
+        raise InputError(f"truncated PNG (no IEND chunk): {path}")
+    img = decode_image(data, str(path))
+    if img.dtype not in (np.uint8, np.uint16):
+        raise InputError(f"unsupported pixel type {img.dtype} (need 8 or 16 bit): {path}")
+    if not allow_alpha and img.ndim == 3 and img.shape[2] == 4:
+        raise InputError(f"image has an alpha channel (RGBA), which is not supported: {path}")
+    return img
+
+
+def encode_png(img: np.ndarray, compress_level: int = 1) -> bytes:
+    """PNG bytes exactly as the field stores them: `cv2.imencode('.png', img,
+    [IMWRITE_PNG_COMPRESSION, level])` of the BGR(A) array."""
+    cv2 = _cv2()
+    ok, buf = cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, int(compress_level)])
+    if not ok:  # pragma: no cover - cv2 only fails on unsupported dtypes/shapes
+        raise InputError(f"cannot PNG-encode array of shape {img.shape} dtype {img.dtype}")
+    return buf.tobytes()
+
+
+def temp_path_for(path: str | os.PathLike) -> Path:
+    """Temporary sibling name used while writing `path` (hidden, process-unique)."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Write `data` to `path` via a temporary sibling + rename; parent dirs are created."""
+    path = Path(path)
+    tmp = temp_path_for(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def write_image(path: str | os.PathLike, img: np.ndarray, compress_level: int = 3) -> None:
+    """Write a frame as PNG atomically (temporary name, then rename).
+
+    The default level 3 is cv2's own default, so files are byte-identical to `cv2.imwrite`.
+    """
+    write_bytes_atomic(path, encode_png(img, compress_level))
+
+
+def bgr_to_rgb(img: np.ndarray) -> np.ndarray:
+    """HxWx3 BGR -> RGB (a view); gray images are returned unchanged."""
+    return img[..., ::-1] if img.ndim == 3 else img

@@ -1,0 +1,25 @@
+"""The only exceptions the CLI translates into one-line errors.
+
+Library code raises these (never prints, never calls sys.exit); `vsrdata.cli` turns them into
+`Error: <message>` on stderr and exit status 1.
+"""
+
+
+class VsrDataError(Exception):
+    """Base class: a user-facing problem with a one-line message."""
+
+
+class InputError(VsrDataError):
+    """Bad input data: unreadable/truncated image, wrong size, missing file, bad list entry."""
+
+
+class OutputError(VsrDataError):
+    """The output location cannot be used (exists and not ours, inside the source, not writable)."""
+
+
+class ConfigError(VsrDataError):
+    """Invalid combination of options or model configuration."""
+
+
+class CheckpointError(VsrDataError):
+    """A checkpoint cannot be read or does not match the model."""
