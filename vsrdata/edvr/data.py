@@ -1,0 +1,480 @@
+"""Training data for EDVR: frame stores (LMDB or folders), REDS / Vimeo90K / generic-clip datasets,
+aligned random crops and flips, a deterministic rank-aware infinite sampler, and a small loader
+for validation on a split-test output.
+
+Conventions matched (facts from BasicSR `basicsr/data/reds_dataset.py`,
+`basicsr/data/vimeo90k_dataset.py`, `basicsr/data/transforms.py`, `basicsr/data/data_util.py`;
+EDVR_SPEC §3, §4, §5; the code is our own):
+- REDS / clips: every frame of every training clip is a key and the key's frame is the centre;
+  an interval is drawn from `interval_list`; when the window would leave the clip, the centre is
+  redrawn uniformly among the centres whose window fits. GT = the centre frame only.
+  The chosen validation partition (REDS4 = 000, 011, 015, 020; official = 240-269) is removed.
+- Vimeo90K: GT = im4; the n LQ frames are im{i + (9 - n) // 2}, i = 1..n (7 -> 1-7, 5 -> 2-6).
+- Crop: a random LQ patch of gt_size / scale and the GT patch at scale x the same position.
+  Augment: hflip, then vflip and transpose (BasicSR's "rot"), each with p = 0.5, identical for
+  every frame and the GT. Optional random temporal reverse of the LQ frames (p = 0.5).
+- Tensors: RGB float32 in [0, 1] (uint16 frames are divided by 65535); LQ (t, 3, h, w), GT (3, H, W).
+
+Determinism: every random choice of a sample comes from a numpy Generator seeded with
+(seed, salt, global sample position). The sampler hands out positions, so a sample does not
+depend on the worker, the number of workers or the rank that loads it: a resumed run or a DDP run
+sees exactly the samples of a straight single-process run with the same global batch.
+LMDBs are opened lazily in each worker process (LmdbReader opens on first use).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from vsrdata.core.image_io import read_image
+from vsrdata.core.layouts import find_clips, natural_key
+from vsrdata.errors import InputError
+
+# ---------------------------------------------------------------------------------------------
+# Frame stores
+
+
+def is_lmdb(path: str | os.PathLike) -> bool:
+    p = Path(path)
+    return p.is_dir() and (p / "data.mdb").is_file()
+
+
+def _split_key(key: str, style: str) -> tuple[str, str]:
+    """LMDB key -> (clip, frame). basicsr: `000/00000000`, `00001/0001/im4`;
+    mmagic / edvr-old: `000_00000000`, `00001_0001_4`."""
+    sep = "/" if style == "basicsr" else "_"
+    if sep not in key:
+        return "", key
+    clip, frame = key.rsplit(sep, 1)
+    return clip, frame
+
+
+def canonical_clip(name: str) -> str:
+    """Clip ids compared across stores and lists: `00001/0001` and `00001_0001` are the same clip."""
+    return name.replace("/", "_")
+
+
+def _frame_number(name: str) -> int | None:
+    m = re.search(r"(\d+)$", name)
+    return int(m.group(1)) if m else None
+
+
+class FrameStore:
+    """Frames of many clips, from an LMDB (BasicSR or mmagic keys) or a folder of clip folders.
+
+    `clips`: {canonical clip id: [frame names in temporal order]}; `get(clip, frame)` returns the
+    frame as cv2 decodes it (HxWxC BGR, uint8/uint16). Picklable: an LMDB reader is created lazily
+    in each process.
+    """
+
+    def __init__(self, path: str | os.PathLike, what: str = "frames"):
+        self.path = Path(path)
+        self.what = what
+        if not self.path.exists():
+            raise InputError(f"{what} not found: {self.path}")
+        self.kind = "lmdb" if is_lmdb(self.path) else "folder"
+        self._reader = None
+        self.clips: dict[str, list[str]] = {}
+        self._keys: dict[tuple[str, str], str] = {}  # (clip, frame) -> LMDB key or file path
+        if self.kind == "lmdb":
+            self._index_lmdb()
+        else:
+            if not self.path.is_dir():
+                raise InputError(f"{what} must be an LMDB folder (with data.mdb) or a folder of clips: {self.path}")
+            self._index_folder()
+        if not self.clips:
+            raise InputError(f"{what} holds no frames: {self.path}")
+
+    def _index_lmdb(self) -> None:
+        reader = self.reader
+        try:
+            keys = list(reader.keys())
+        except InputError:
+            raise
+        except Exception as exc:
+            raise InputError(f"cannot read LMDB {self.path}: {exc}") from None
+        style = getattr(reader, "key_style", "basicsr")
+        for key in keys:
+            clip, frame = _split_key(key, style)
+            cid = canonical_clip(clip)
+            self.clips.setdefault(cid, []).append(frame)
+            self._keys[(cid, frame)] = key
+        for frames in self.clips.values():
+            frames.sort(key=natural_key)
+
+    def _index_folder(self) -> None:
+        for clip in find_clips(self.path):
+            cid = canonical_clip(clip.name)
+            names = []
+            for fname in clip.frames:
+                stem = fname.rsplit(".", 1)[0]
+                names.append(stem)
+                self._keys[(cid, stem)] = str(clip.path / fname)
+            self.clips[cid] = names
+
+    @property
+    def reader(self):
+        if self._reader is None:
+            from vsrdata.core.lmdb_store import LmdbReader
+
+            self._reader = LmdbReader(self.path)
+        return self._reader
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_reader"] = None  # each worker opens its own environment
+        return state
+
+    def get(self, clip: str, frame: str) -> np.ndarray:
+        key = self._keys.get((clip, frame))
+        if key is None:
+            raise InputError(f"frame {clip}/{frame} missing in {self.what} {self.path}")
+        if self.kind == "lmdb":
+            img = self.reader.get(key)
+        else:
+            img = read_image(key)
+        if img.ndim == 2:
+            img = img[:, :, None].repeat(3, axis=2)
+        elif img.shape[2] == 4:
+            img = img[:, :, :3]
+        return img
+
+    def shape(self, clip: str, frame: str) -> tuple[int, int]:
+        if self.kind == "lmdb" and hasattr(self.reader, "shape"):
+            try:
+                return tuple(self.reader.shape(self._keys[(clip, frame)]))[:2]
+            except Exception:
+                pass
+        return self.get(clip, frame).shape[:2]
+
+
+# ---------------------------------------------------------------------------------------------
+# Crops, augmentation, tensors
+
+
+def paired_random_crop(gt: np.ndarray, lqs: list[np.ndarray], gt_size: int, scale: int,
+                       rng: np.random.Generator, name: str = "") -> tuple[np.ndarray, list[np.ndarray]]:
+    """Crop an LQ patch of gt_size // scale at a random position (same for every LQ frame) and the
+    GT patch at scale x that position. Raises InputError when the frames are too small or the GT
+    is not scale x the LQ."""
+    lq_size = gt_size // scale
+    h, w = lqs[0].shape[:2]
+    if gt.shape[0] != h * scale or gt.shape[1] != w * scale:
+        raise InputError(f"GT {gt.shape[1]}x{gt.shape[0]} is not {scale}x the LQ {w}x{h}{name}")
+    if h < lq_size or w < lq_size:
+        raise InputError(f"crop gt_size {gt_size} (LQ {lq_size}) is larger than the frames "
+                         f"(LQ {w}x{h}){name}")
+    top = int(rng.integers(0, h - lq_size + 1))
+    left = int(rng.integers(0, w - lq_size + 1))
+    lqs = [im[top:top + lq_size, left:left + lq_size] for im in lqs]
+    gt = gt[top * scale:(top + lq_size) * scale, left * scale:(left + lq_size) * scale]
+    return gt, lqs
+
+
+def augment(imgs: list[np.ndarray], rng: np.random.Generator, hflip: bool = True,
+            rot: bool = True) -> list[np.ndarray]:
+    """Horizontal flip, vertical flip, transpose (each p = 0.5; the last two only with `rot`),
+    applied identically to all images. Three draws are always made so the random stream does not
+    depend on the options."""
+    do_h, do_v, do_t = rng.random(3) < 0.5
+    out = []
+    for im in imgs:
+        if hflip and do_h:
+            im = im[:, ::-1]
+        if rot and do_v:
+            im = im[::-1]
+        if rot and do_t:
+            im = im.transpose(1, 0, 2)
+        out.append(im)
+    return out
+
+
+def to_tensor(img: np.ndarray) -> torch.Tensor:
+    """HxWx3 BGR uint8/uint16 -> (3, H, W) RGB float32 in [0, 1]."""
+    peak = 65535.0 if img.dtype == np.uint16 else 255.0
+    rgb = np.ascontiguousarray(img[:, :, ::-1].transpose(2, 0, 1), dtype=np.float32)
+    return torch.from_numpy(rgb / peak)
+
+
+# ---------------------------------------------------------------------------------------------
+# Datasets
+
+
+class _PairedBase(Dataset):
+    def __init__(self, gt: FrameStore, lq: FrameStore, *, num_frame: int, gt_size: int, scale: int,
+                 random_reverse: bool, use_hflip: bool, use_rot: bool):
+        self.gt, self.lq = gt, lq
+        self.num_frame, self.gt_size, self.scale = int(num_frame), int(gt_size), int(scale)
+        self.random_reverse, self.use_hflip, self.use_rot = random_reverse, use_hflip, use_rot
+        if self.gt_size % self.scale:
+            raise InputError(f"gt_size {gt_size} is not divisible by the scale {scale}")
+        self.keys: list = []
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def _check_sizes(self, clip: str, gt_frame: str, lq_frame: str) -> None:
+        gh, gw = self.gt.shape(clip, gt_frame)
+        lh, lw = self.lq.shape(clip, lq_frame)
+        lq_size = self.gt_size // self.scale
+        if gh != lh * self.scale or gw != lw * self.scale:
+            raise InputError(f"clip {clip}: GT {gw}x{gh} is not {self.scale}x the LQ {lw}x{lh} "
+                             f"({self.gt.path}, {self.lq.path})")
+        if lh < lq_size or lw < lq_size:
+            raise InputError(f"gt_size {self.gt_size} is larger than the frames of clip {clip} "
+                             f"(GT {gw}x{gh}, LQ {lw}x{lh})")
+
+    def _sample(self, clip: str, gt_frame: str, lq_frames: list[str], rng: np.random.Generator) -> dict:
+        if self.random_reverse and rng.random() < 0.5:
+            lq_frames = lq_frames[::-1]
+        gt = self.gt.get(clip, gt_frame)
+        lqs = [self.lq.get(clip, f) for f in lq_frames]
+        gt, lqs = paired_random_crop(gt, lqs, self.gt_size, self.scale, rng, name=f" (clip {clip})")
+        *lqs, gt = augment(lqs + [gt], rng, self.use_hflip, self.use_rot)
+        return {"lq": torch.stack([to_tensor(im) for im in lqs]), "gt": to_tensor(gt)}
+
+    @staticmethod
+    def _unpack(item) -> tuple[int, np.random.Generator]:
+        if isinstance(item, (tuple, list)):
+            index, seed = item
+        else:
+            index, seed = item, item
+        return int(index), np.random.default_rng(int(seed))
+
+
+class ClipDataset(_PairedBase):
+    """REDS-style training set (also any folder/LMDB of clips with numbered frames).
+
+    Keys are (clip, frame index) for every frame of every clip not in `exclude_clips`; the GT
+    and LQ stores must hold the same clips with the same frame counts.
+    """
+
+    def __init__(self, gt: FrameStore, lq: FrameStore, *, num_frame: int = 5, gt_size: int = 256,
+                 scale: int = 4, interval_list=(1,), random_reverse: bool = False,
+                 use_hflip: bool = True, use_rot: bool = True, exclude_clips=()):
+        super().__init__(gt, lq, num_frame=num_frame, gt_size=gt_size, scale=scale,
+                         random_reverse=random_reverse, use_hflip=use_hflip, use_rot=use_rot)
+        self.interval_list = [int(i) for i in interval_list]
+        excluded = {canonical_clip(c) for c in exclude_clips}
+        clips = [c for c in sorted(gt.clips, key=natural_key) if c not in excluded]
+        if not clips:
+            raise InputError(f"no training clips left in {gt.path} after removing the validation clips")
+        missing = [c for c in clips if c not in lq.clips]
+        if missing:
+            raise InputError(f"{len(missing)} GT clip(s) have no LQ frames in {lq.path}: {', '.join(missing[:5])}")
+        span = (self.num_frame - 1) * min(self.interval_list) + 1
+        self.frames: dict[str, list[str]] = {}
+        for c in clips:
+            if gt.clips[c] != lq.clips[c]:
+                raise InputError(f"clip {c}: GT and LQ frame names differ ({len(gt.clips[c])} vs "
+                                 f"{len(lq.clips[c])} frames)")
+            if len(gt.clips[c]) < span:
+                raise InputError(f"clip {c} has {len(gt.clips[c])} frames, fewer than the {span} a "
+                                 f"{self.num_frame}-frame window needs")
+            self.frames[c] = gt.clips[c]
+            self.keys.extend((c, i) for i in range(len(gt.clips[c])))
+        first = clips[0]
+        self._check_sizes(first, self.frames[first][0], self.frames[first][0])
+
+    def __getitem__(self, item) -> dict:
+        index, rng = self._unpack(item)
+        clip, centre = self.keys[index]
+        frames = self.frames[clip]
+        n = len(frames)
+        fitting = [i for i in self.interval_list if (self.num_frame - 1) * i + 1 <= n]
+        interval = fitting[int(rng.integers(0, len(fitting)))]
+        half = (self.num_frame // 2) * interval
+        if centre - half < 0 or centre + half > n - 1:
+            centre = int(rng.integers(half, n - half))
+        names = [frames[i] for i in range(centre - half, centre + half + 1, interval)]
+        return self._sample(clip, frames[centre], names, rng)
+
+
+class VimeoDataset(_PairedBase):
+    """Vimeo90K septuplets: GT = im4, LQ = n frames centred on im4 (index i + (9 - n) // 2).
+
+    The GT store may hold all seven frames or only im4 (BasicSR's `GT_only4th` LMDB); the LQ
+    store must hold seven frames per clip. `clip_ids` (e.g. from sep_trainlist.txt) selects and
+    orders the clips; by default every GT clip is used.
+    """
+
+    def __init__(self, gt: FrameStore, lq: FrameStore, *, num_frame: int = 7, gt_size: int = 256,
+                 scale: int = 4, clip_ids=None, random_reverse: bool = False, use_hflip: bool = True,
+                 use_rot: bool = True):
+        super().__init__(gt, lq, num_frame=num_frame, gt_size=gt_size, scale=scale,
+                         random_reverse=random_reverse, use_hflip=use_hflip, use_rot=use_rot)
+        if not 1 <= self.num_frame <= 7 or self.num_frame % 2 == 0:
+            raise InputError(f"Vimeo90K training needs an odd num_frame in 1..7, got {num_frame}")
+        ids = [canonical_clip(c) for c in clip_ids] if clip_ids is not None else sorted(gt.clips, key=natural_key)
+        missing = [c for c in ids if c not in gt.clips or c not in lq.clips]
+        if missing:
+            raise InputError(f"{len(missing)} Vimeo90K clip(s) missing in {gt.path} or {lq.path}: "
+                             f"{', '.join(missing[:5])}")
+        numbers = [i + (9 - self.num_frame) // 2 for i in range(1, self.num_frame + 1)]
+        self.gt_frame: dict[str, str] = {}
+        self.lq_frames: dict[str, list[str]] = {}
+        for c in ids:
+            self.gt_frame[c] = self._pick(gt, c, [4])[0]
+            self.lq_frames[c] = self._pick(lq, c, numbers)
+            self.keys.append(c)
+        if not self.keys:
+            raise InputError(f"no Vimeo90K clips in {gt.path}")
+        self._check_sizes(ids[0], self.gt_frame[ids[0]], self.lq_frames[ids[0]][0])
+
+    @staticmethod
+    def _pick(store: FrameStore, clip: str, numbers: list[int]) -> list[str]:
+        by_number = {_frame_number(f): f for f in store.clips[clip]}
+        out = []
+        for k in numbers:
+            if k not in by_number:
+                raise InputError(f"Vimeo90K clip {clip} has no frame im{k} in {store.path}")
+            out.append(by_number[k])
+        return out
+
+    def __getitem__(self, item) -> dict:
+        index, rng = self._unpack(item)
+        clip = self.keys[index]
+        return self._sample(clip, self.gt_frame[clip], list(self.lq_frames[clip]), rng)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sampler
+
+
+class TrainSampler(Sampler):
+    """Infinite, rank-aware sampler yielding (dataset index, sample seed) pairs.
+
+    Global sample position p (0, 1, 2, ...) belongs to epoch p // n and maps to
+    permutation_epoch[p % n], the permutation drawn from (seed, salt, epoch). Iteration s of rank r
+    takes positions s*B*W + r*B + j (j < B), so the union over ranks of one iteration is exactly
+    the batch B*W of a single process. `start_iter` skips finished iterations (resume).
+    The dataset-enlarge ratio of BasicSR is not needed: the stream never ends.
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1,
+                 start_iter: int = 0, salt: int = 0):
+        self.n, self.batch_size, self.seed = int(n), int(batch_size), int(seed)
+        self.rank, self.world_size = int(rank), int(world_size)
+        self.start_iter, self.salt = int(start_iter), int(salt)
+        self._perm_epoch, self._perm = -1, None
+
+    def _perm_for(self, epoch: int) -> np.ndarray:
+        if epoch != self._perm_epoch:
+            self._perm = np.random.default_rng([self.seed, self.salt, epoch]).permutation(self.n)
+            self._perm_epoch = epoch
+        return self._perm
+
+    def position_seed(self, p: int) -> int:
+        return int(np.random.SeedSequence([self.seed, self.salt, p, 7919]).generate_state(1)[0])
+
+    def __iter__(self):
+        s = self.start_iter
+        gb = self.batch_size * self.world_size
+        while True:
+            for j in range(self.batch_size):
+                p = s * gb + self.rank * self.batch_size + j
+                yield int(self._perm_for(p // self.n)[p % self.n]), self.position_seed(p)
+            s += 1
+
+
+def worker_init(_worker_id: int) -> None:
+    """DataLoader worker init: keep OpenCV single-threaded inside workers."""
+    try:
+        import cv2
+
+        cv2.setNumThreads(0)
+    except Exception:  # pragma: no cover
+        pass
+    torch.set_num_threads(1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation data (a split-test output: OUT/GT/<clip>/, OUT/BIx4/<clip>/, OUT/split.json)
+
+
+def temporal_indices(centre: int, num_frames_total: int, window: int, mode: str = "reflection_circle") -> list[int]:
+    """Frame indices of a `window`-frame window around `centre`, padded at the clip ends.
+
+    Matches BasicSR `generate_frame_indices` (EDVR_SPEC §5): replicate clamps; reflection mirrors
+    about the end frame; reflection_circle (= EDVR-old new_info) uses centre + half - i before the
+    start and (centre - half) - (i - last) after the end; circle wraps by the window length.
+    """
+    last = num_frames_total - 1
+    half = window // 2
+    out = []
+    for i in range(centre - half, centre + half + 1):
+        if 0 <= i <= last:
+            out.append(i)
+            continue
+        if mode == "replicate":
+            j = 0 if i < 0 else last
+        elif mode == "reflection":
+            j = -i if i < 0 else 2 * last - i
+        elif mode == "reflection_circle":
+            j = centre + half - i if i < 0 else (centre - half) - (i - last)
+        elif mode == "circle":
+            j = window + i if i < 0 else i - window
+        else:
+            raise InputError(f"unknown temporal padding {mode!r}")
+        out.append(min(max(j, 0), last))
+    return out
+
+
+@dataclass
+class ValClip:
+    name: str
+    lq_paths: list[Path]
+    gt_paths: list[Path]
+    gt_hw: tuple[int, int] | None  # original (unpadded) GT size to score, or None for the full frame
+
+
+def load_val_clips(root: str | os.PathLike) -> list[ValClip]:
+    """Clips of a split-test output (or any folder with GT/ and BIx4|BDx4|LR/ clip folders).
+
+    With `split.json` (schema vsrdata-split-test/1) the LR folder and each clip's original GT size
+    (or `gt_crop`) are read from it, so padding added by split-test is removed before scoring.
+    """
+    root = Path(root)
+    record = None
+    meta = root / "split.json"
+    if meta.is_file():
+        try:
+            record = json.loads(meta.read_text())
+        except (OSError, ValueError) as exc:
+            raise InputError(f"cannot read {meta}: {exc}") from None
+    gt_dir = root / (record.get("gt_dir", "GT") if record else "GT")
+    if record and record.get("lr_dir"):
+        lr_dir = root / record["lr_dir"]
+    else:
+        cands = [root / d for d in ("BIx4", "BDx4", "LR", "LQ") if (root / d).is_dir()]
+        lr_dir = cands[0] if cands else root / "BIx4"
+    if not gt_dir.is_dir() or not lr_dir.is_dir():
+        raise InputError(f"validation set {root} needs GT/ and BIx4/ (a `vsrdata split-test` output)")
+    gt_clips = {c.name: c for c in find_clips(gt_dir)}
+    lr_clips = {c.name: c for c in find_clips(lr_dir)}
+    clips = []
+    for name in sorted(gt_clips, key=natural_key):
+        if name not in lr_clips:
+            raise InputError(f"validation clip {name} has no LR frames in {lr_dir}")
+        g, l = gt_clips[name], lr_clips[name]
+        if len(g.frames) != len(l.frames):
+            raise InputError(f"validation clip {name}: {len(g.frames)} GT frames but {len(l.frames)} LR frames")
+        hw = None
+        if record and name in record.get("clips", {}):
+            rec = record["clips"][name]
+            if rec.get("gt_crop"):
+                hw = tuple(rec["gt_crop"][:2])
+            elif rec.get("gt_size"):
+                hw = tuple(rec["gt_size"][:2])
+        clips.append(ValClip(name, l.frame_paths(), g.frame_paths(), hw))
+    if not clips:
+        raise InputError(f"validation set {root} holds no clips")
+    return clips
