@@ -1,0 +1,164 @@
+"""`make_lr`: write the low-resolution (LR) copy of every frame of a dataset tree.
+
+What it does, in order:
+
+1. **Plan.** `find_clips(SRC)` lists every clip (Vimeo90K septuplet `sequences/...`, REDS
+   `<clip>/<frame>`, Vid4 or any folder of clips at any depth). Each frame `SRC/<rel>` maps to
+   `DST/<rel>` with the extension replaced by `.png`, so the relative structure is mirrored
+   (a Vimeo90K tree gives `DST/sequences/00001/0001/im1.png`, as BasicSR's
+   `vimeo_septuplet_matlabLRx4/sequences/...`). Frames are in a fixed order: clips by natural
+   sort of their names, frames by natural sort inside a clip.
+2. **Shard** (`shard=(I, N)`): frame number k of that order belongs to shard k mod N. The N
+   shards are disjoint, cover every frame, are balanced to within one frame, and depend only on
+   the source tree, so N machines can each run one shard into the same DST.
+3. **Run.** Each frame is one job (`runner.run_jobs`; a spawn process pool, or in-process with
+   `workers=1`): read it unchanged (`image_io.read_image`), `degrade(img, scale, kind)`, write
+   a PNG (cv2's default compression, level 3) through a temporary hidden name and a rename
+   (`image_io.write_image`). Bit depth (uint8/uint16) and channel count (gray stays gray) are
+   kept. Only paths cross the process boundary.
+
+Resume: an existing output is skipped (unless `overwrite`); since outputs only appear by rename,
+an existing output is always complete. Before running, hidden temporary files that a killed run
+left for *this shard's* outputs are deleted (those of other shards are left alone: another
+machine may be writing them). A re-run after `kill -9` therefore completes the tree, and the
+result is byte-identical to an uninterrupted run (PNG encoding is deterministic).
+
+Bad frames (unreadable, truncated, alpha channel, smaller than the scale): the frame fails with
+a one-line message naming the file and nothing is written for it; the other frames are still
+processed; at the end `JobsFailed` (an `InputError`) is raised, naming the first bad file and
+carrying the `Summary`. A re-run after fixing the inputs only does the missing frames.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from vsrdata.core.image_io import read_image, write_image
+from vsrdata.core.layouts import find_clips
+from vsrdata.errors import ConfigError, InputError, OutputError
+from vsrdata.pipelines.runner import SKIPPED, WRITTEN, JobsFailed, Summary, available_cores, run_jobs
+
+__all__ = ["make_lr", "plan_make_lr", "Summary", "JobsFailed", "DEGRADATIONS"]
+
+DEGRADATIONS = ("bi", "bd")
+_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.\d+\.tmp$")  # image_io.temp_path_for's pattern
+_EXAMPLES = 5
+
+
+def _check_folders(src: Path, dst: Path) -> None:
+    if not src.exists():
+        raise InputError(f"source folder does not exist: {src}")
+    if not src.is_dir():
+        raise InputError(f"source is not a folder: {src}")
+    if dst.exists() and not dst.is_dir():
+        raise OutputError(f"destination exists and is not a folder: {dst}")
+    src_real, dst_real = src.resolve(), dst.resolve()
+    if dst_real == src_real:
+        raise OutputError(f"destination is the source folder: {dst} (choose another DST)")
+    if src_real in dst_real.parents:
+        raise OutputError(f"destination {dst} is inside the source folder {src} (choose a DST outside it)")
+
+
+def plan_make_lr(src: str | os.PathLike, dst: str | os.PathLike,
+                 shard: tuple[int, int] | None = None) -> list[tuple[Path, Path]]:
+    """The (source frame, output PNG) pairs of this shard, in processing order (see module doc).
+
+    Raises InputError for a missing/empty source or two sources mapping to one output (e.g.
+    `im1.png` and `im1.jpg`), OutputError when DST is SRC or lies inside it (symlinks resolved).
+    """
+    src, dst = Path(src), Path(dst)
+    _check_folders(src, dst)
+    pairs: list[tuple[Path, Path]] = []
+    seen: dict[Path, Path] = {}
+    for clip in find_clips(src):
+        for frame_path in clip.frame_paths():
+            out = (dst / frame_path.relative_to(src)).with_suffix(".png")
+            if out in seen:
+                raise InputError(f"{seen[out]} and {frame_path} would both be written to {out}")
+            seen[out] = frame_path
+            pairs.append((frame_path, out))
+    if not pairs:
+        raise InputError(f"no image frames found under {src}")
+    if shard is not None:
+        index, count = shard
+        if count < 1 or not 0 <= index < count:
+            raise ConfigError(f"shard must be I/N with 0 <= I < N, got {index}/{count}")
+        pairs = pairs[index::count]
+    return pairs
+
+
+def _remove_stale_temps(pairs: list[tuple[Path, Path]]) -> int:
+    """Delete hidden temp files (`.<name>.<pid>.tmp`) of the planned outputs; returns the count."""
+    wanted: dict[Path, set[str]] = {}
+    for _, out in pairs:
+        wanted.setdefault(out.parent, set()).add(out.name)
+    removed = 0
+    for directory, names in wanted.items():
+        try:
+            entries = list(os.scandir(directory))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for entry in entries:
+            match = _TEMP_NAME.match(entry.name)
+            if match and match.group("name") in names:
+                try:
+                    os.unlink(entry.path)
+                    removed += 1
+                except FileNotFoundError:
+                    pass
+    return removed
+
+
+def _make_one(item: tuple[str, str, int, str, bool]) -> str:
+    """Job for one frame (runs in a worker): read, degrade, write atomically."""
+    from vsrdata.core.degrade import degrade
+
+    src, dst, scale, kind, overwrite = item
+    if not overwrite and os.path.exists(dst):
+        return SKIPPED
+    img = read_image(src, allow_alpha=False)
+    height, width = img.shape[:2]
+    if height < scale or width < scale:
+        raise InputError(f"frame is {width}x{height}, smaller than the scale {scale}: {src}")
+    write_image(dst, degrade(img, scale, kind))
+    return WRITTEN
+
+
+def make_lr(src: str | os.PathLike, dst: str | os.PathLike, scale: int = 4, degradation: str = "bi",
+            workers: int | None = None, overwrite: bool = False,
+            shard: tuple[int, int] | None = None, dry_run: bool = False,
+            progress: bool = True) -> Summary:
+    """Write `degrade(frame, scale, degradation)` of every frame under `src` to `dst` as PNG.
+
+    See the module docstring for layout, sharding, resume and error handling.
+    `workers=None` uses every core this process may use; 1 runs in-process.
+    With `dry_run`, nothing is written: the returned Summary has `written` = frames that would be
+    written, `skipped` = outputs that already exist, and `examples` = the first few pairs.
+    Raises `JobsFailed` (an InputError, with `.summary`) after the run if any frame failed.
+    """
+    if degradation not in DEGRADATIONS:
+        raise ConfigError(f"unknown degradation {degradation!r}: expected one of {', '.join(DEGRADATIONS)}")
+    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
+        raise ConfigError(f"scale must be a positive integer, got {scale!r}")
+    if workers is None:
+        workers = available_cores()
+    if workers < 1:
+        raise ConfigError(f"workers must be >= 1, got {workers}")
+
+    pairs = plan_make_lr(src, dst, shard)
+    examples = [(str(s), str(d)) for s, d in pairs[:_EXAMPLES]]
+    if dry_run:
+        existing = 0 if overwrite else sum(1 for _, out in pairs if out.exists())
+        return Summary(total=len(pairs), written=len(pairs) - existing, skipped=existing,
+                       dry_run=True, examples=examples)
+
+    _remove_stale_temps(pairs)
+    items = [(str(s), str(d), scale, degradation, overwrite) for s, d in pairs]
+    summary = run_jobs(_make_one, items, workers=workers, progress=progress,
+                       desc="make-lr", unit="frame")
+    summary.examples = examples
+    if summary.failed:
+        raise JobsFailed(summary)
+    return summary

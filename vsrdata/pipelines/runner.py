@@ -1,0 +1,231 @@
+"""Run one function over many independent items: a process pool, resume-friendly counting,
+a tqdm progress bar and a summary. Reusable by every per-frame / per-clip pipeline.
+
+The job contract is deliberately small:
+
+- a *job* is a module-level function `job(item) -> str` that does all of its own I/O (so only
+  the small `item`, e.g. a tuple of paths, crosses the process boundary, never pixel arrays);
+- it returns a status, one of `WRITTEN` or `SKIPPED` (already done by an earlier run);
+- it raises `VsrDataError` (or `OSError`) for a bad item: that item counts as *failed*, its
+  one-line message is collected and the other items still run (a later re-run skips what is
+  done, so fixing the few bad inputs and re-running finishes the job). Any other exception is a
+  bug: the pool is stopped and the exception propagates.
+
+With `workers == 1` the jobs run in the calling process (no pool, easy to debug). Otherwise a
+`multiprocessing` pool with the *spawn* start method is used (safe next to threads, torch or
+CUDA in the parent, and the same on Linux, macOS and Windows). Each worker is made
+single-threaded before numpy/cv2 are imported (`OMP/OPENBLAS/MKL_NUM_THREADS=1`,
+`cv2.setNumThreads(1)`), so N workers use N cores and do not oversubscribe them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import multiprocessing
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+from vsrdata.errors import InputError, VsrDataError
+
+WRITTEN = "written"
+SKIPPED = "skipped"
+
+_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+               "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+@dataclass
+class Summary:
+    """Outcome of a run (or, with `dry_run`, of the plan).
+
+    `total` items were considered (after sharding); each ended `written`, `skipped` (the output
+    already existed) or `failed` (message in `errors`, in input order). `examples` holds the
+    first few (source, destination) pairs of the plan, for a dry run's printout.
+    """
+
+    total: int = 0
+    written: int = 0
+    skipped: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    errors: list[str] = field(default_factory=list)
+    dry_run: bool = False
+    unit: str = "frame"
+    examples: list[tuple[str, str]] = field(default_factory=list)
+
+    def line(self) -> str:
+        """One-line human summary: counts, time and throughput."""
+        if self.dry_run:
+            return (f"dry run: would write {self.written} {self.unit}s, skip {self.skipped} "
+                    f"(already exist) of {self.total}; nothing written")
+        rate = self.written / self.seconds if self.seconds > 0 else 0.0
+        return (f"{self.written} {self.unit}s written, {self.skipped} skipped (already done), "
+                f"{self.failed} failed in {self.seconds:.1f} s ({rate:.1f} {self.unit}s/s)")
+
+
+class JobsFailed(InputError):
+    """Raised after a run in which some items failed (all other items were still processed).
+
+    The message is one line naming the first failing item; `summary` holds every message and
+    the counts, so a caller can still print the summary line.
+    """
+
+    def __init__(self, summary: Summary):
+        first = summary.errors[0] if summary.errors else "unknown error"
+        if summary.failed > 1:
+            msg = f"{summary.failed} {summary.unit}s failed; first: {first}"
+        else:
+            msg = first
+        super().__init__(msg)
+        self.summary = summary
+
+
+def available_cores() -> int:
+    """All cores this process may use (the default worker count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return max(1, os.cpu_count() or 1)
+
+
+# ----------------------------------------------------------------------------------- workers
+_JOB: Callable | None = None
+
+
+def _resolve(job: str | Callable) -> Callable:
+    """`job` as a callable; a string is 'package.module:function'."""
+    if callable(job):
+        return job
+    module, _, name = job.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _job_name(job: str | Callable) -> str:
+    if isinstance(job, str):
+        return job
+    name = f"{job.__module__}:{job.__qualname__}"
+    if "<" in name:
+        raise ValueError(f"job must be a module-level function, got {name}")
+    return name
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Linux: have the kernel SIGKILL this worker when the parent dies (e.g. `kill -9` of the
+    job), so no orphan keeps writing into the tree while the user re-runs the command."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL))  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # pragma: no cover - exotic libc
+        return
+    if os.getppid() != parent_pid:  # parent died before prctl took effect
+        os._exit(1)
+
+
+def _init_worker(job_name: str, parent_pid: int) -> None:
+    _die_with_parent(parent_pid)
+    # Single-threaded numerics before numpy/cv2 get imported (the job module imports them).
+    for var in _THREAD_ENV:
+        os.environ[var] = "1"
+    global _JOB
+    _JOB = _resolve(job_name)
+    cv2 = sys.modules.get("cv2")
+    if cv2 is None:
+        try:
+            import cv2  # noqa: F811
+        except ImportError:  # pragma: no cover - cv2 is a dependency
+            cv2 = None
+    if cv2 is not None:
+        cv2.setNumThreads(1)
+
+
+def _call(job: Callable, item) -> tuple[str, str | None]:
+    try:
+        status = job(item)
+    except VsrDataError as exc:
+        return "failed", str(exc)
+    except OSError as exc:
+        where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
+        return "failed", f"{exc.strerror or exc}{where}"
+    if status not in (WRITTEN, SKIPPED):
+        raise ValueError(f"job returned {status!r}, expected {WRITTEN!r} or {SKIPPED!r}")
+    return status, None
+
+
+def _run_in_worker(indexed_item):
+    index, item = indexed_item
+    status, message = _call(_JOB, item)
+    return index, status, message
+
+
+# ------------------------------------------------------------------------------------ driver
+def _progress_bar(progress, total: int, desc: str, unit: str):
+    if not progress or total == 0:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True,
+                smoothing=0.1)
+
+
+def run_jobs(job: str | Callable, items: Sequence, *, workers: int = 1, progress: bool = True,
+             desc: str = "", unit: str = "frame", chunksize: int | None = None) -> Summary:
+    """Run `job(item)` for every item and count the outcomes (see the module docstring).
+
+    `job` is a module-level function or its 'module:function' name (needed by spawned
+    workers). Returns a `Summary`; raises nothing for failed items (the caller decides,
+    typically `raise JobsFailed(summary)` when `summary.failed`).
+    """
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    summary = Summary(total=len(items), unit=unit)
+    errors: dict[int, str] = {}
+    start = time.perf_counter()
+    bar = None
+
+    def record(index: int, status: str, message: str | None) -> None:
+        if status == WRITTEN:
+            summary.written += 1
+        elif status == SKIPPED:
+            summary.skipped += 1
+        else:
+            summary.failed += 1
+            errors[index] = message or "failed"
+        if bar is not None:
+            bar.update(1)
+            if summary.failed:
+                bar.set_postfix(failed=summary.failed, refresh=False)
+
+    try:
+        if workers == 1 or len(items) <= 1:
+            fn = _resolve(job)
+            bar = _progress_bar(progress, len(items), desc, unit)
+            for index, item in enumerate(items):
+                record(index, *_call(fn, item))
+        else:
+            workers = min(workers, len(items))
+            if chunksize is None:
+                # Small chunks keep the bar live and the tail balanced; a few per worker round.
+                chunksize = max(1, min(16, len(items) // (workers * 8)))
+            ctx = multiprocessing.get_context("spawn")
+            # The pool is created before the bar, so no tqdm monitor thread exists yet.
+            with ctx.Pool(workers, initializer=_init_worker, initargs=(_job_name(job), os.getpid())) as pool:
+                bar = _progress_bar(progress, len(items), desc, unit)
+                for index, status, message in pool.imap_unordered(
+                        _run_in_worker, enumerate(items), chunksize=chunksize):
+                    record(index, status, message)
+                pool.close()
+                pool.join()
+    finally:
+        if bar is not None:
+            bar.close()
+        summary.seconds = time.perf_counter() - start
+    summary.errors = [errors[i] for i in sorted(errors)]
+    return summary
