@@ -1,0 +1,270 @@
+"""Modulated deformable convolution (DCNv2) as EDVR uses it, with no compiled extension needed.
+
+Two backends with the same semantics:
+
+- ``'torch'``: pure PyTorch. For every deformable group the kernel taps are bilinearly sampled
+  with ``F.grid_sample`` (zeros outside the image), multiplied by the mask, and contracted with
+  the weight in one matmul. Runs on any device, autograd gives all gradients.
+- ``'torchvision'``: ``torchvision.ops.deform_conv2d`` (CPU and CUDA kernels), imported lazily.
+
+Selection (`resolve_backend`): the explicit argument, else the environment variable
+``VSRDATA_DCN=torch|torchvision``, else automatic: ``'torch'`` on CPU (measured faster there, see
+research/MEASUREMENTS.md "Deformable convolution on CPU") and ``'torchvision'`` on CUDA when it
+imports, otherwise ``'torch'``.
+
+Conventions (they match torchvision's op and the BasicSR/mmcv CUDA kernel; EDVR_SPEC §1.3):
+
+- offset: (N, 2*G*kh*kw, Ho, Wo); for group g and tap k (row-major over the kernel), channel
+  2*(g*kh*kw + k) is dy and channel 2*(g*kh*kw + k) + 1 is dx (interleaved, not a y-half and an
+  x-half).
+- mask: (N, G*kh*kw, Ho, Wo), channel g*kh*kw + k, already passed through a sigmoid.
+- output pixel (oy, ox), tap (i, j) samples the input at
+  y = oy*stride - padding + i*dilation + dy,  x = ox*stride - padding + j*dilation + dx
+  (for 3x3, stride 1, padding 1: y = oy + ky + dy with ky in {-1, 0, 1}), bilinear, with
+  every corner outside the image contributing zero.
+- group g reads input channels [g*Cin/G, (g+1)*Cin/G).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vsrdata.errors import ConfigError
+
+BACKENDS = ("torch", "torchvision")
+ENV_VAR = "VSRDATA_DCN"
+
+_tv_deform_conv2d = None
+_tv_checked = False
+
+
+def _torchvision_op():
+    """torchvision.ops.deform_conv2d, or None when torchvision does not import."""
+    global _tv_deform_conv2d, _tv_checked
+    if not _tv_checked:
+        _tv_checked = True
+        try:
+            from torchvision.ops import deform_conv2d
+        except Exception:  # ImportError, or a torch/torchvision version mismatch at import
+            deform_conv2d = None
+        _tv_deform_conv2d = deform_conv2d
+    return _tv_deform_conv2d
+
+
+def torchvision_available() -> bool:
+    """True when `torchvision.ops.deform_conv2d` can be imported."""
+    return _torchvision_op() is not None
+
+
+def resolve_backend(backend: str | None = None, device: torch.device | str | None = None) -> str:
+    """Pick the DCN backend: argument > $VSRDATA_DCN > auto (CPU: torch; CUDA: torchvision if present).
+
+    Raises ConfigError for an unknown name, or when 'torchvision' is asked for but does not import.
+    """
+    source = "backend"
+    if backend is None:
+        env = os.environ.get(ENV_VAR, "").strip().lower()
+        if env and env != "auto":
+            backend, source = env, f"${ENV_VAR}"
+    if backend is None or backend == "auto":
+        dev = torch.device(device) if device is not None else torch.device("cpu")
+        if dev.type == "cuda" and torchvision_available():
+            return "torchvision"
+        return "torch"
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown DCN {source} {backend!r} (choose from: {', '.join(BACKENDS)}, auto)")
+    if backend == "torchvision" and not torchvision_available():
+        raise ConfigError(f"DCN {source} 'torchvision' requested but torchvision.ops.deform_conv2d "
+                          "does not import; install torchvision matching torch, or use 'torch'")
+    return backend
+
+
+def _pair(value, name: str) -> tuple[int, int]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = (value, value)
+    try:
+        a, b = value
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}") from None
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (a, b)):
+        raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+    return a, b
+
+
+def _check_args(x, offset, mask, weight, bias, stride, padding, dilation):
+    """Validate shapes; return (G, (sh, sw), (ph, pw), (dh, dw), (Ho, Wo))."""
+    if x.dim() != 4:
+        raise ValueError(f"input must be (N, C, H, W), got shape {tuple(x.shape)}")
+    if weight.dim() != 4:
+        raise ValueError(f"weight must be (Cout, Cin, kh, kw), got shape {tuple(weight.shape)}")
+    n, cin, h, w = x.shape
+    cout, wcin, kh, kw = weight.shape
+    if wcin != cin:
+        raise ValueError(f"weight expects {wcin} input channels but input has {cin} "
+                         "(grouped convolution is not supported)")
+    (sh, sw), (ph, pw), (dh, dw) = _pair(stride, "stride"), _pair(padding, "padding"), _pair(dilation, "dilation")
+    if sh < 1 or sw < 1:
+        raise ValueError(f"stride must be >= 1, got {stride!r}")
+    if ph < 0 or pw < 0:
+        raise ValueError(f"padding must be >= 0, got {padding!r}")
+    if dh < 1 or dw < 1:
+        raise ValueError(f"dilation must be >= 1, got {dilation!r}")
+    ho = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    wo = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    if ho < 1 or wo < 1:
+        raise ValueError(f"input {h}x{w} is too small for a {kh}x{kw} kernel with padding {padding!r}, "
+                         f"dilation {dilation!r}")
+    k = kh * kw
+    if offset.dim() != 4 or offset.shape[1] % (2 * k) or offset.shape[1] == 0:
+        raise ValueError(f"offset must be (N, 2*groups*{k}, Ho, Wo), got shape {tuple(offset.shape)}")
+    groups = offset.shape[1] // (2 * k)
+    if tuple(offset.shape) != (n, 2 * groups * k, ho, wo):
+        raise ValueError(f"offset shape {tuple(offset.shape)} does not match the output "
+                         f"(N={n}, Ho={ho}, Wo={wo})")
+    if cin % groups:
+        raise ValueError(f"deformable groups ({groups}, from the offset channels) must divide "
+                         f"input channels ({cin})")
+    if mask is not None and tuple(mask.shape) != (n, groups * k, ho, wo):
+        raise ValueError(f"mask must have shape {(n, groups * k, ho, wo)}, got {tuple(mask.shape)}")
+    if bias is not None and tuple(bias.shape) != (cout,):
+        raise ValueError(f"bias must have shape ({cout},), got {tuple(bias.shape)}")
+    return groups, (sh, sw), (ph, pw), (dh, dw), (ho, wo)
+
+
+def _deform_conv2d_torch(x, offset, mask, weight, bias, stride, padding, dilation, groups, out_hw):
+    """Pure-PyTorch modulated deformable convolution (see the module docstring)."""
+    n, cin, h, w = x.shape
+    cout, _, kh, kw = weight.shape
+    k = kh * kw
+    ho, wo = out_hw
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    cg = cin // groups
+    out_dtype = x.dtype
+    # Sample in float32 at least: bf16/fp16 coordinates would be off by a large fraction of a pixel.
+    dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    x = x.to(dtype)
+    offset = offset.to(dtype)
+
+    # Sampling positions (N, G, K, Ho, Wo) in pixel units.
+    oy = torch.arange(ho, device=x.device, dtype=dtype) * sh - ph
+    ox = torch.arange(wo, device=x.device, dtype=dtype) * sw - pw
+    ty = (torch.arange(kh, device=x.device, dtype=dtype) * dh).repeat_interleave(kw)  # row-major taps
+    tx = (torch.arange(kw, device=x.device, dtype=dtype) * dw).repeat(kh)
+    base_y = (ty[:, None] + oy[None, :])[:, :, None]  # (K, Ho, 1)
+    base_x = (tx[:, None] + ox[None, :])[:, None, :]  # (K, 1, Wo)
+    off = offset.view(n, groups, k, 2, ho, wo)
+    py = base_y + off[:, :, :, 0]
+    px = base_x + off[:, :, :, 1]
+    # Normalise for grid_sample(align_corners=False): pixel p -> (2p + 1) / size - 1, which
+    # grid_sample maps back to p exactly. (The align_corners=True form 2p / (size - 1) - 1 is the
+    # same map but divides by zero for a 1-pixel-wide input.)
+    gx = (2.0 * px + 1.0) / w - 1.0
+    gy = (2.0 * py + 1.0) / h - 1.0
+    grid = torch.stack((gx, gy), dim=-1).view(n * groups, k * ho, wo, 2)
+    sampled = F.grid_sample(x.reshape(n * groups, cg, h, w), grid, mode="bilinear",
+                            padding_mode="zeros", align_corners=False)  # (N*G, cg, K*Ho, Wo)
+    sampled = sampled.view(n, groups, cg, k, ho, wo)
+    if mask is not None:
+        sampled = sampled * mask.to(dtype).view(n, groups, 1, k, ho, wo)
+    cols = sampled.reshape(n, cin * k, ho * wo)  # row index = c*K + k, as weight.view(Cout, Cin*K)
+    out = torch.matmul(weight.reshape(cout, cin * k).to(dtype), cols)
+    if bias is not None:
+        out = out + bias.to(dtype).view(1, cout, 1)
+    out = out.view(n, cout, ho, wo)
+    return out if out.dtype == out_dtype else out.to(out_dtype)
+
+
+def modulated_deform_conv2d(x: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor | None,
+                            weight: torch.Tensor, bias: torch.Tensor | None = None, stride=1,
+                            padding=1, dilation=1, backend: str | None = None) -> torch.Tensor:
+    """Modulated deformable convolution (DCNv2).
+
+    Args:
+        x: (N, Cin, H, W) float input.
+        offset: (N, 2*G*kh*kw, Ho, Wo), interleaved (dy, dx) per group and tap, in pixels.
+        mask: (N, G*kh*kw, Ho, Wo) modulation (already sigmoid-ed), or None for plain DCNv1.
+        weight: (Cout, Cin, kh, kw); bias: (Cout,) or None.
+        stride, padding, dilation: int or (h, w) pair, as in `F.conv2d`.
+        backend: 'torch', 'torchvision' or None (see `resolve_backend`).
+
+    Returns (N, Cout, Ho, Wo) in x's dtype. Raises ValueError for inconsistent shapes.
+    """
+    groups, stride, padding, dilation, out_hw = _check_args(x, offset, mask, weight, bias, stride,
+                                                            padding, dilation)
+    backend = resolve_backend(backend, x.device)
+    if backend == "torchvision":
+        op = _torchvision_op()
+        return op(x, offset, weight, bias, stride=stride, padding=padding, dilation=dilation, mask=mask)
+    return _deform_conv2d_torch(x, offset, mask, weight, bias, stride, padding, dilation, groups, out_hw)
+
+
+class DCNv2Pack(nn.Module):
+    """EDVR's DCN pack: offsets and mask come from `conv_offset` applied to a separate feature map.
+
+    Parameter names and init follow BasicSR's `DCNv2Pack` / `ModulatedDeformConvPack` (so official
+    checkpoints load): `weight` (Cout, Cin, k, k) uniform +-1/sqrt(Cin*k*k), `bias` zero,
+    `conv_offset` = Conv2d(in_channels -> deformable_groups*3*k*k) zero-initialised (offset 0 and
+    mask 0.5 at init). The conv_offset output is chunked into 3 equal parts; the first two
+    concatenated are the offsets (interleaved dy, dx; EDVR_SPEC §1.3), the third goes through a
+    sigmoid to give the mask.
+
+    forward(x, feat): x (N, Cin, H, W) is the feature map to align, feat (N, Cin, H, W) the offset
+    feature. With `monitor_offsets = True` the module keeps `last_offset_mean`, mean |offset| of
+    the last forward as a detached 0-dim tensor on the input's device (no host sync).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
+                 padding: int = 1, dilation: int = 1, deformable_groups: int = 8,
+                 backend: str | None = None) -> None:
+        super().__init__()
+        if in_channels % deformable_groups:
+            raise ConfigError(f"deformable_groups ({deformable_groups}) must divide in_channels "
+                              f"({in_channels})")
+        if backend is not None and backend != "auto" and backend not in BACKENDS:
+            raise ConfigError(f"unknown DCN backend {backend!r} (choose from: {', '.join(BACKENDS)}, auto)")
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.kernel_size = _pair(kernel_size, "kernel_size")
+        self.stride = _pair(stride, "stride")
+        self.padding = _pair(padding, "padding")
+        self.dilation = _pair(dilation, "dilation")
+        self.deformable_groups = deformable_groups
+        self.backend = backend
+        self.monitor_offsets = False
+        self.last_offset_mean: torch.Tensor | None = None
+        kh, kw = self.kernel_size
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kh, kw))
+        self.bias = nn.Parameter(torch.empty(out_channels))
+        self.conv_offset = nn.Conv2d(in_channels, deformable_groups * 3 * kh * kw, (kh, kw),
+                                     stride=self.stride, padding=self.padding, dilation=self.dilation,
+                                     bias=True)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        # BasicSR ModulatedDeformConv.init_weights: uniform(-1/sqrt(n), 1/sqrt(n)), n = Cin*kh*kw.
+        stdv = 1.0 / math.sqrt(self.in_channels * self.kernel_size[0] * self.kernel_size[1])
+        with torch.no_grad():
+            self.weight.uniform_(-stdv, stdv)
+            self.bias.zero_()
+            self.conv_offset.weight.zero_()
+            self.conv_offset.bias.zero_()
+
+    def forward(self, x: torch.Tensor, feat: torch.Tensor) -> torch.Tensor:
+        out = self.conv_offset(feat)
+        o1, o2, m = torch.chunk(out, 3, dim=1)
+        offset = torch.cat((o1, o2), dim=1)
+        mask = torch.sigmoid(m)
+        if self.monitor_offsets:
+            self.last_offset_mean = offset.detach().abs().mean()
+        return modulated_deform_conv2d(x, offset, mask, self.weight, self.bias, self.stride,
+                                       self.padding, self.dilation, backend=self.backend)
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding}, dilation={self.dilation}, "
+                f"deformable_groups={self.deformable_groups}, backend={self.backend or 'auto'}")
