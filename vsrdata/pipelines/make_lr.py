@@ -70,13 +70,19 @@ def plan_make_lr(src: str | os.PathLike, dst: str | os.PathLike,
     """
     src, dst = Path(src), Path(dst)
     _check_folders(src, dst)
+    # SRC inside DST is allowed (e.g. `make-lr data/GT data`), as long as no output lands in SRC.
+    src_real, dst_real = src.resolve(), dst.resolve()
+    src_in_dst = src_real.relative_to(dst_real).parts if dst_real in src_real.parents else None
     pairs: list[tuple[Path, Path]] = []
     seen: dict[Path, Path] = {}
     for clip in find_clips(src):
         for frame_path in clip.frame_paths():
-            out = (dst / frame_path.relative_to(src)).with_suffix(".png")
+            rel = frame_path.relative_to(src).with_suffix(".png")
+            out = dst / rel
             if out in seen:
                 raise InputError(f"{seen[out]} and {frame_path} would both be written to {out}")
+            if src_in_dst and rel.parts[:len(src_in_dst)] == src_in_dst:
+                raise OutputError(f"output {out} would be written inside the source folder {src}")
             seen[out] = frame_path
             pairs.append((frame_path, out))
     if not pairs:

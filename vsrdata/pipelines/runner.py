@@ -57,12 +57,13 @@ class Summary:
     examples: list[tuple[str, str]] = field(default_factory=list)
 
     def line(self) -> str:
-        """One-line human summary: counts, time and throughput."""
+        """One-line human summary: counts, time and throughput, e.g.
+        `frames: 40 written, 2 skipped (already done), 0 failed in 3.1 s (12.9 frames/s)`."""
         if self.dry_run:
-            return (f"dry run: would write {self.written} {self.unit}s, skip {self.skipped} "
+            return (f"dry run: {self.unit}s: {self.written} to write, {self.skipped} to skip "
                     f"(already exist) of {self.total}; nothing written")
         rate = self.written / self.seconds if self.seconds > 0 else 0.0
-        return (f"{self.written} {self.unit}s written, {self.skipped} skipped (already done), "
+        return (f"{self.unit}s: {self.written} written, {self.skipped} skipped (already done), "
                 f"{self.failed} failed in {self.seconds:.1f} s ({rate:.1f} {self.unit}s/s)")
 
 
