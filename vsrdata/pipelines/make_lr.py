@@ -35,6 +35,7 @@ import os
 import re
 from pathlib import Path
 
+from vsrdata.core.degrade import degrade
 from vsrdata.core.image_io import read_image, write_image
 from vsrdata.core.layouts import find_clips
 from vsrdata.errors import ConfigError, InputError, OutputError
@@ -62,44 +63,50 @@ def _check_folders(src: Path, dst: Path) -> None:
 
 
 def plan_make_lr(src: str | os.PathLike, dst: str | os.PathLike,
-                 shard: tuple[int, int] | None = None) -> list[tuple[Path, Path]]:
-    """The (source frame, output PNG) pairs of this shard, in processing order (see module doc).
+                 shard: tuple[int, int] | None = None) -> list[tuple[str, str]]:
+    """The (source frame, output PNG) path pairs of this shard, in processing order (module doc).
 
-    Raises InputError for a missing/empty source or two sources mapping to one output (e.g.
-    `im1.png` and `im1.jpg`), OutputError when DST is SRC or lies inside it (symlinks resolved).
+    Paths are plain strings (a few hundred bytes per frame, so Vimeo90K's 640k frames plan in
+    a few hundred MB at most). Raises InputError for a missing/empty source or two sources
+    mapping to one output (e.g. `im1.png` and `im1.jpg`), OutputError when DST is SRC or lies
+    inside it (symlinks resolved) or an output would land inside SRC, ConfigError for a bad shard.
     """
+    if shard is not None:
+        index, count = shard
+        if count < 1 or not 0 <= index < count:
+            raise ConfigError(f"shard must be I/N with 0 <= I < N, got {index}/{count}")
     src, dst = Path(src), Path(dst)
     _check_folders(src, dst)
     # SRC inside DST is allowed (e.g. `make-lr data/GT data`), as long as no output lands in SRC.
     src_real, dst_real = src.resolve(), dst.resolve()
     src_in_dst = src_real.relative_to(dst_real).parts if dst_real in src_real.parents else None
-    pairs: list[tuple[Path, Path]] = []
-    seen: dict[Path, Path] = {}
+    pairs: list[tuple[str, str]] = []
     for clip in find_clips(src):
-        for frame_path in clip.frame_paths():
-            rel = frame_path.relative_to(src).with_suffix(".png")
-            out = dst / rel
-            if out in seen:
-                raise InputError(f"{seen[out]} and {frame_path} would both be written to {out}")
-            if src_in_dst and rel.parts[:len(src_in_dst)] == src_in_dst:
-                raise OutputError(f"output {out} would be written inside the source folder {src}")
-            seen[out] = frame_path
-            pairs.append((frame_path, out))
+        rel_dir = clip.path.relative_to(src)
+        src_dir, out_dir = str(clip.path), str(dst / rel_dir)
+        seen: dict[str, str] = {}
+        for frame in clip.frames:
+            out_name = os.path.splitext(frame)[0] + ".png"
+            if out_name in seen:
+                raise InputError(f"{os.path.join(src_dir, seen[out_name])} and {os.path.join(src_dir, frame)} "
+                                 f"would both be written to {os.path.join(out_dir, out_name)}")
+            seen[out_name] = frame
+            pairs.append((os.path.join(src_dir, frame), os.path.join(out_dir, out_name)))
+        if src_in_dst and rel_dir.parts[:len(src_in_dst)] == src_in_dst:
+            raise OutputError(f"output {pairs[-1][1]} would be written inside the source folder {src}")
     if not pairs:
         raise InputError(f"no image frames found under {src}")
     if shard is not None:
-        index, count = shard
-        if count < 1 or not 0 <= index < count:
-            raise ConfigError(f"shard must be I/N with 0 <= I < N, got {index}/{count}")
         pairs = pairs[index::count]
     return pairs
 
 
-def _remove_stale_temps(pairs: list[tuple[Path, Path]]) -> int:
+def _remove_stale_temps(pairs: list[tuple[str, str]]) -> int:
     """Delete hidden temp files (`.<name>.<pid>.tmp`) of the planned outputs; returns the count."""
-    wanted: dict[Path, set[str]] = {}
+    wanted: dict[str, set[str]] = {}
     for _, out in pairs:
-        wanted.setdefault(out.parent, set()).add(out.name)
+        directory, name = os.path.split(out)
+        wanted.setdefault(directory, set()).add(name)
     removed = 0
     for directory, names in wanted.items():
         try:
@@ -119,8 +126,6 @@ def _remove_stale_temps(pairs: list[tuple[Path, Path]]) -> int:
 
 def _make_one(item: tuple[str, str, int, str, bool]) -> str:
     """Job for one frame (runs in a worker): read, degrade, write atomically."""
-    from vsrdata.core.degrade import degrade
-
     src, dst, scale, kind, overwrite = item
     if not overwrite and os.path.exists(dst):
         return SKIPPED
@@ -154,14 +159,15 @@ def make_lr(src: str | os.PathLike, dst: str | os.PathLike, scale: int = 4, degr
         raise ConfigError(f"workers must be >= 1, got {workers}")
 
     pairs = plan_make_lr(src, dst, shard)
-    examples = [(str(s), str(d)) for s, d in pairs[:_EXAMPLES]]
+    examples = pairs[:_EXAMPLES]
     if dry_run:
-        existing = 0 if overwrite else sum(1 for _, out in pairs if out.exists())
+        existing = 0 if overwrite else sum(1 for _, out in pairs if os.path.exists(out))
         return Summary(total=len(pairs), written=len(pairs) - existing, skipped=existing,
                        dry_run=True, examples=examples)
 
     _remove_stale_temps(pairs)
-    items = [(str(s), str(d), scale, degradation, overwrite) for s, d in pairs]
+    items = [(s, d, scale, degradation, overwrite) for s, d in pairs]
+    del pairs
     summary = run_jobs(_make_one, items, workers=workers, progress=progress,
                        desc="make-lr", unit="frame")
     summary.examples = examples

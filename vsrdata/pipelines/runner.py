@@ -172,8 +172,10 @@ def _progress_bar(progress, total: int, desc: str, unit: str):
         return None
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True,
-                smoothing=0.1)
+    # On a terminal: a live bar. In a log file: one line every 30 s instead of a stream of '\r'.
+    interactive = sys.stderr.isatty()
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=interactive,
+                smoothing=0.1, mininterval=0.1 if interactive else 30.0)
 
 
 def run_jobs(job: str | Callable, items: Sequence, *, workers: int = 1, progress: bool = True,
@@ -217,7 +219,8 @@ def run_jobs(job: str | Callable, items: Sequence, *, workers: int = 1, progress
                 chunksize = max(1, min(16, len(items) // (workers * 8)))
             ctx = multiprocessing.get_context("spawn")
             # The pool is created before the bar, so no tqdm monitor thread exists yet.
-            with ctx.Pool(workers, initializer=_init_worker, initargs=(_job_name(job), os.getpid())) as pool:
+            initargs = (_job_name(job), os.getpid())
+            with ctx.Pool(workers, initializer=_init_worker, initargs=initargs) as pool:
                 bar = _progress_bar(progress, len(items), desc, unit)
                 for index, status, message in pool.imap_unordered(
                         _run_in_worker, enumerate(items), chunksize=chunksize):
