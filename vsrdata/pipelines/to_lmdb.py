@@ -1,0 +1,407 @@
+"""Build a BasicSR-readable LMDB from a frame tree, streaming, resumable, in constant memory.
+
+Plan: the clips of SRC (Vimeo90K septuplet with mode `gt4` = im4 only / `lr7` = im1..im7, REDS,
+or any folder of clips; optionally only and in the order of `--list`), frames in natural order.
+Worker processes read and PNG-encode frames (`image_io.read_image` + `encode_png`, level 1 by
+default, as the field stores them); the parent is the only writer and puts values into the LMDB
+in plan order (`LmdbWriter`: commits every N images / M bytes, grows the map on demand). At most
+`window` frames are in flight, so memory is O(window + commit batch), not O(dataset) -- unlike
+BasicSR's `multiprocessing_read=True`, which holds every encoded frame in a dict first.
+
+Resume: keys already committed by an interrupted run are skipped (not even read); the finished
+DB has the same keys, values and `meta_info.txt` as an uninterrupted build.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+from vsrdata.core import image_io
+from vsrdata.core.layouts import (Clip, clip_root, clips_from_list, detect_layout, find_clips,
+                                  read_clip_list)
+from vsrdata.core.lmdb_store import KEY_STYLES, LmdbWriter, make_key
+from vsrdata.errors import ConfigError, InputError, VsrDataError
+
+VIMEO_MODES = ("gt4", "lr7")
+_MIB = 1 << 20
+
+
+@dataclass
+class BuildSummary:
+    """What `build_lmdb` did. `peak_anon_mib`: the largest sampled anonymous RSS of the builder
+    and its workers together (Linux /proc; None elsewhere)."""
+
+    db: Path
+    layout: str
+    key_style: str
+    total: int = 0
+    written: int = 0
+    skipped: int = 0
+    bytes_written: int = 0
+    commits: int = 0
+    map_size: int = 0
+    map_growths: int = 0
+    seconds: float = 0.0
+    resumed: bool = False
+    peak_anon_mib: float | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        rate = self.written / self.seconds if self.seconds > 0 else 0.0
+        resumed = f", {self.skipped} kept from the interrupted run" if self.skipped else ""
+        mem = f", peak RAM {self.peak_anon_mib:.0f} MiB" if self.peak_anon_mib else ""
+        return (f"{self.db}: {self.total} keys ({self.key_style}), {self.written} written{resumed}, "
+                f"{self.bytes_written / _MIB:.1f} MiB in {self.seconds:.1f} s ({rate:.1f} frames/s), "
+                f"{self.commits} commits, map {self.map_size / _MIB:.0f} MiB{mem}")
+
+
+# ---------------------------------------------------------------------------------------- plan
+def plan_clips(src: str | os.PathLike, *, vimeo_mode: str | None = None,
+               list_path: str | os.PathLike | None = None) -> tuple[str, list[Clip]]:
+    """(layout, clips with the frames to store) for SRC, in write order.
+
+    Vimeo90K needs `vimeo_mode`: 'gt4' keeps im4 of every clip (BasicSR's
+    `vimeo90k_train_GT_only4th.lmdb`), 'lr7' keeps im1..im7 (`vimeo90k_train_LR7frames.lmdb`).
+    With `list_path` only the listed clips are used, in list order (the field's Vimeo LMDBs
+    follow `sep_trainlist.txt`); otherwise all clips in natural order.
+    """
+    src = Path(src)
+    if not src.is_dir():
+        raise InputError(f"source is not a directory: {src}")
+    layout = detect_layout(src)
+    if vimeo_mode is not None and vimeo_mode not in VIMEO_MODES:
+        raise ConfigError(f"unknown --vimeo-mode {vimeo_mode!r} (choose from {', '.join(VIMEO_MODES)})")
+    if layout == "vimeo" and vimeo_mode is None:
+        raise ConfigError(f"{src} is a Vimeo90K tree: choose --vimeo-mode gt4 (GT LMDB, im4 only) "
+                          f"or lr7 (all seven frames, the LQ LMDB)")
+    if layout != "vimeo" and vimeo_mode is not None:
+        raise ConfigError(f"--vimeo-mode given but {src} is not a Vimeo90K tree (no sequences/ folder)")
+    clips = clips_from_list(src, read_clip_list(list_path)) if list_path else find_clips(src)
+    if not clips:
+        raise InputError(f"no image frames found under {src}")
+    if layout != "vimeo":
+        return layout, clips
+    wanted = ("im4",) if vimeo_mode == "gt4" else tuple(f"im{i}" for i in range(1, 8))
+    selected = []
+    for clip in clips:
+        by_stem = {f.rsplit(".", 1)[0]: f for f in clip.frames}
+        missing = [s for s in wanted if s not in by_stem]
+        if missing:
+            raise InputError(f"Vimeo90K clip {clip.path} lacks {', '.join(m + '.png' for m in missing)}")
+        selected.append(Clip(name=clip.name, root=clip.root, frames=tuple(by_stem[s] for s in wanted)))
+    return layout, selected
+
+
+def _items(clips: list[Clip], key_style: str, vimeo: bool) -> Iterator[tuple[str, Path]]:
+    for clip in clips:
+        seen = set()
+        for frame in clip.frames:
+            key = make_key(clip.name, frame, key_style, vimeo=vimeo)
+            if key in seen:
+                raise InputError(f"two frames of clip {clip.path} map to the LMDB key {key!r} "
+                                 f"(same name, different extensions?)")
+            seen.add(key)
+            yield key, clip.path / frame
+
+
+# ------------------------------------------------------------------------------------- workers
+def read_encode(path: str, compress_level: int) -> tuple[bytes, tuple[int, ...], str]:
+    """Worker job: read one frame unchanged and PNG-encode it (the bytes BasicSR would store).
+    Returns (png_bytes, shape, dtype name). Raises InputError naming the file."""
+    img = image_io.read_image(path)
+    return image_io.encode_png(img, compress_level), img.shape, img.dtype.name
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Linux: the kernel SIGKILLs this worker when the builder dies (kill -9), so no orphan
+    lingers (same approach as pipelines/runner.py)."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            import signal
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):  # pragma: no cover
+            pass
+        if os.getppid() != parent_pid:
+            os._exit(1)
+
+
+def _init_worker(parent_pid: int) -> None:
+    _die_with_parent(parent_pid)
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = "1"
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
+class _Inline:
+    """Stand-in for a pool with one worker: run in the calling process, result ready at once."""
+
+    class _Done:
+        def __init__(self, fn, args):
+            try:
+                self._value, self._exc = fn(*args), None
+            except Exception as exc:  # noqa: BLE001 - re-raised by get(), as a pool would
+                self._value, self._exc = None, exc
+
+        def get(self):
+            if self._exc is not None:
+                raise self._exc
+            return self._value
+
+    def apply_async(self, fn, args):
+        return self._Done(fn, args)
+
+    def terminate(self):
+        pass
+
+    def join(self):
+        pass
+
+
+def make_pool(workers: int):
+    """A pool of `workers` single-threaded spawn workers (safe next to threads/torch in the
+    parent), or an in-process stand-in for workers == 1."""
+    if workers <= 1:
+        return _Inline()
+    ctx = multiprocessing.get_context("spawn")
+    return ctx.Pool(workers, initializer=_init_worker, initargs=(os.getpid(),))
+
+
+# -------------------------------------------------------------------------------------- memory
+def process_tree_anon_bytes(pid: int | None = None) -> int | None:
+    """RssAnon of `pid` (default: this process) plus all its descendants, from /proc (Linux);
+    None where /proc is not available. File-backed pages (the LMDB map, page cache) are not
+    counted: the kernel can drop them (see MEASUREMENTS.md "LMDB builds")."""
+    pid = os.getpid() if pid is None else pid
+    total, stack, seen = 0, [pid], set()
+    found = False
+    while stack:
+        p = stack.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        try:
+            with open(f"/proc/{p}/status") as fh:
+                for line in fh:
+                    if line.startswith("RssAnon:"):
+                        total += int(line.split()[1]) * 1024
+                        found = True
+                        break
+            for tid in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{tid}/children") as fh:
+                    stack.extend(int(c) for c in fh.read().split())
+        except (OSError, ValueError):
+            continue
+    return total if found else None
+
+
+# -------------------------------------------------------------------------------------- build
+def build_lmdb(src: str | os.PathLike, db: str | os.PathLike, *, vimeo_mode: str | None = None,
+               list_path: str | os.PathLike | None = None, key_style: str = "basicsr",
+               compress_level: int = 1, workers: int | None = None, map_size: int | None = None,
+               commit_images: int = 1000, commit_bytes: int = 64 * _MIB, overwrite: bool = False,
+               allow_mixed: bool = False,
+               progress: Callable[[int, int], None] | None = None) -> BuildSummary:
+    """Write every planned frame of SRC into the LMDB folder DB (see the module docstring).
+
+    `progress(done, total)` is called after each frame (written or kept). Raises InputError for
+    a bad frame (after committing every frame before it, so the DB stays valid and a re-run
+    resumes), ConfigError for bad options, OutputError when DB cannot be written.
+    """
+    start = time.perf_counter()
+    if key_style not in KEY_STYLES:
+        raise ConfigError(f"unknown --key-style {key_style!r} (choose from {', '.join(KEY_STYLES)})")
+    if not 0 <= int(compress_level) <= 9:
+        raise ConfigError(f"--compress-level must be 0..9, got {compress_level}")
+    src_path, db_path = Path(src), Path(db)
+    if src_path.is_dir() and db_path.exists() and db_path.resolve() == src_path.resolve():
+        raise ConfigError(f"DB must not be the source folder: {db}")
+    layout, clips = plan_clips(src_path, vimeo_mode=vimeo_mode, list_path=list_path)
+    total = sum(len(c.frames) for c in clips)
+    summary = BuildSummary(db=db_path, layout=layout, key_style=key_style, total=total)
+    if layout == "clips" and clips and all(c.name.split("/")[0].upper() == "X4" for c in clips):
+        summary.warnings.append("all clips are under X4/: keys will start with 'X4/' (BasicSR's REDS "
+                                "gotcha); point SRC at the X4 folder to get '000/00000000' keys")
+    settings = {"key_style": key_style, "vimeo_mode": vimeo_mode}
+    workers = max(1, min(workers or _default_workers(), total))
+    window = workers * 4
+    peak = 0
+    last_sample = 0.0
+
+    pool = make_pool(workers)  # before the writer opens anything, so workers inherit nothing
+    try:
+        with LmdbWriter(db_path, settings=settings, compress_level=compress_level, map_size=map_size,
+                        commit_images=commit_images, commit_bytes=commit_bytes, overwrite=overwrite,
+                        expected_items=total) as writer:
+            summary.resumed = writer.resumed
+            reference: list = []  # (dtype, channels, path) of the first frame
+            pending: deque = deque()
+            done = 0
+
+            def check_mixed(shape, dtype, path) -> None:
+                channels = shape[2] if len(shape) > 2 else 1
+                if not reference:
+                    reference.append((dtype, channels, path))
+                elif not allow_mixed and (dtype, channels) != reference[0][:2]:
+                    ref_dtype, ref_ch, ref_path = reference[0]
+                    raise InputError(f"{path} is {dtype} with {channels} channel(s) but {ref_path} is "
+                                     f"{ref_dtype} with {ref_ch}: mixed bit depths/channel counts in one "
+                                     f"LMDB are refused (pass --allow-mixed to accept)")
+
+            def handle(entry) -> None:
+                nonlocal done
+                key, path, result, stored = entry
+                if result is None:
+                    check_mixed(stored[0], "uint16" if stored[1] == 16 else "uint8", path)
+                    writer.add_existing(key, stored[0])
+                else:
+                    try:
+                        value, shape, dtype = result.get()
+                    except VsrDataError as exc:
+                        raise InputError(f"{exc} ({writer.existing + writer.written} frames before it are "
+                                         f"in {db_path}: fix or remove the frame and re-run to resume)") from None
+                    check_mixed(shape, dtype, path)
+                    writer.put(key, value, shape, str(path))
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+
+            vimeo = layout == "vimeo"
+            for key, path in _items(clips, key_style, vimeo):
+                stored = writer.stored_shape_and_depth(key)
+                if stored is not None:
+                    pending.append((key, path, None, stored))
+                else:
+                    pending.append((key, path, pool.apply_async(read_encode, (str(path), compress_level)), None))
+                while len(pending) > window or (pending and pending[0][2] is None):
+                    handle(pending.popleft())
+                now = time.monotonic()
+                if now - last_sample > 0.25:
+                    last_sample = now
+                    peak = max(peak, process_tree_anon_bytes() or 0)
+            while pending:
+                handle(pending.popleft())
+            peak = max(peak, process_tree_anon_bytes() or 0)
+            summary.map_size = writer.map_size or 0
+            writer.finish()
+            summary.written = writer.written
+            summary.skipped = writer.existing
+            summary.bytes_written = writer.bytes_written
+            summary.commits = writer.commits
+            summary.map_growths = writer.map_growths
+    finally:
+        pool.terminate()
+        pool.join()
+    summary.peak_anon_mib = peak / _MIB if peak else None
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _default_workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return max(1, os.cpu_count() or 1)
+
+
+# ------------------------------------------------------------------------------------- verify
+@dataclass
+class VerifyReport:
+    """Outcome of `verify_lmdb`: `problems` holds one line per bad key (empty = all good)."""
+
+    db: Path
+    key_style: str
+    keys: int = 0
+    checked: int = 0
+    problems: list[str] = field(default_factory=list)
+    extra_keys: int = 0
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def line(self) -> str:
+        status = "OK" if self.ok else f"{len(self.problems)} problem(s)"
+        extra = f", {self.extra_keys} keys in the DB not listed in the meta info" if self.extra_keys else ""
+        return (f"{self.db}: {self.checked}/{self.keys} keys checked ({self.key_style}): {status}{extra} "
+                f"in {self.seconds:.1f} s")
+
+
+_VERIFY_READER = None
+
+
+def _verify_init(db: str, parent_pid: int) -> None:
+    _init_worker(parent_pid)
+    global _VERIFY_READER
+    from vsrdata.core.lmdb_store import LmdbReader
+
+    _VERIFY_READER = LmdbReader(db)
+
+
+def _verify_one(reader, key: str) -> str | None:
+    """None if `key` is present, decodes and matches its recorded shape, else a message."""
+    expected = reader.shape(key)
+    try:
+        img = reader.get(key)
+    except VsrDataError as exc:
+        return str(exc)
+    got = img.shape if img.ndim == 3 else (*img.shape, 1)
+    if tuple(got) != tuple(expected):
+        return f"{key}: decoded shape {tuple(got)} but the meta info says {tuple(expected)}"
+    return None
+
+
+def _verify_chunk(keys: list[str]) -> list[str]:
+    return [m for m in (_verify_one(_VERIFY_READER, k) for k in keys) if m]
+
+
+def verify_lmdb(db: str | os.PathLike, *, workers: int | None = None,
+                progress: Callable[[int, int], None] | None = None) -> VerifyReport:
+    """Check that every meta-info key of DB is present, decodes and has its recorded shape.
+
+    Works on our DBs and on BasicSR / mmagic / original-EDVR ones. Raises InputError if DB
+    cannot be opened at all (not an LMDB folder, incomplete build, no meta info).
+    """
+    from vsrdata.core.lmdb_store import LmdbReader
+
+    start = time.perf_counter()
+    reader = LmdbReader(db)
+    keys = reader.keys()
+    report = VerifyReport(db=Path(db), key_style=reader.key_style, keys=len(keys))
+    workers = max(1, min(workers or _default_workers(), max(1, len(keys) // 64)))
+    chunk = 64
+    chunks = [keys[i:i + chunk] for i in range(0, len(keys), chunk)]
+    if workers == 1:
+        results = ([m for m in (_verify_one(reader, k) for k in c) if m] for c in chunks)
+        pool = None
+    else:
+        ctx = multiprocessing.get_context("spawn")
+        pool = ctx.Pool(workers, initializer=_verify_init, initargs=(str(db), os.getpid()))
+        results = pool.imap(_verify_chunk, chunks)
+    try:
+        for c, problems in zip(chunks, results):
+            report.checked += len(c)
+            report.problems.extend(problems)
+            if progress is not None:
+                progress(report.checked, len(keys))
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+    listed = set(keys)
+    if reader.key_style != "edvr-old":
+        report.extra_keys = sum(1 for k in reader.iter_stored_keys() if k not in listed)
+    reader.close()
+    report.seconds = time.perf_counter() - start
+    return report
