@@ -1,0 +1,608 @@
+"""`evaluate`: score EDVR (or the bicubic baseline) on a split-test output; `infer`: run it on
+any folder of frames or video file.
+
+Protocol (EDVR_SPEC section 5; EDVR-old `test_Vid4_REDS4_with_GT.py`, BasicSR
+`video_test_dataset.py` / `video_base_model.py`; our own code):
+
+- Each frame of a clip is restored from the window of `num_frame` LR frames centred on it; at
+  the clip ends the window is padded in time (`test_clips.temporal_indices`). Default padding:
+  ``reflection_circle`` (EDVR-old ``new_info``, what the SR models were scored with) and
+  ``replicate`` for the predeblur models (SRblur / deblur / deblurcomp), as the official scripts.
+- Outputs are clamped, x255, rounded to uint8 (`metrics.tensor_to_uint8`) and cut back to the
+  original region recorded by split-test (`splits.unpad`): padding added to reach a multiple of 4
+  is never scored. LR frames whose sides are not a multiple of the model's `size_multiple` (a
+  split made with another --multiple) are padded here by edge replication and cut back as well.
+- Protocols (channel, crop_border, which frames):
+  ``vid4`` Y, 0, all;  ``reds4`` RGB, 0, all;  ``vimeo-t`` Y, 0, centre frame only (im4 of the
+  septuplet: the window is im1-7 for 7-frame models, im2-6 for 5-frame ones);  ``generic`` Y, 0,
+  all (most video-SR tables outside REDS report Y). ``auto`` picks one from the split record
+  (partition vid4 / reds4, redsofficial4, reds-val / the Vimeo layout), else generic.
+  PSNR on both RGB and Y is always recorded; Center/Border/SSIM use the protocol's channel.
+- Border frames are the first and last num_frame // 2 frames of a clip (EDVR-old); Center PSNR
+  is over the others. Averages: mean of per-clip means (default) or over all frames.
+- Bicubic baseline: MATLAB-style `imresize` (x scale, bicubic, antialiasing) of the original
+  (unpadded) LR centre frame, via `vsrdata.core.resize`.
+
+Memory is bounded by the window (2 * num_frame LR frames are held), not by the clip length.
+The model runs under `torch.inference_mode()`; fp16/bf16 (autocast) only on CUDA.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vsrdata.core import splits
+from vsrdata.core.image_io import bgr_to_rgb, read_image, write_image
+from vsrdata.core.layouts import natural_key
+from vsrdata.edvr import metrics
+from vsrdata.edvr.report import ClipScores, EvalReport, FrameScore, write_strip
+from vsrdata.edvr.test_clips import PADDING_MODES, SlidingWindow
+from vsrdata.errors import CheckpointError, ConfigError, InputError
+
+__all__ = ["PROTOCOLS", "PRECISIONS", "evaluate", "infer", "load_model", "restore", "default_device"]
+
+Progress = Callable[[int, "int | None"], None]  # (frames just done, total or None)
+
+
+@dataclass(frozen=True)
+class Protocol:
+    channel: str  # 'y' | 'rgb'
+    crop_border: int
+    frames: str  # 'all' | 'center'
+
+
+PROTOCOLS = {
+    "vid4": Protocol("y", 0, "all"),
+    "reds4": Protocol("rgb", 0, "all"),
+    "vimeo-t": Protocol("y", 0, "center"),
+    "generic": Protocol("y", 0, "all"),
+}
+PRECISIONS = ("fp32", "fp16", "bf16")
+_REDS_NAMES = ("reds4", "redsofficial4", "reds-val")
+
+
+# -- model, device, precision ------------------------------------------------------------------
+
+def default_device() -> str:
+    """'cuda' when a CUDA device is available, else 'cpu'."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _device(device: str | None) -> torch.device:
+    name = device or default_device()
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {name!r} (use cpu, cuda or cuda:N)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} requested but CUDA is not available (use --device cpu)")
+    return dev
+
+
+def _autocast(dev: torch.device, precision: str):
+    if precision not in PRECISIONS:
+        raise ConfigError(f"unknown precision {precision!r} (choose from {', '.join(PRECISIONS)})")
+    if precision == "fp32":
+        return torch.autocast(dev.type, enabled=False)
+    if dev.type != "cuda":
+        raise ConfigError(f"--precision {precision} needs a CUDA device (got {dev})")
+    return torch.autocast("cuda", dtype=torch.float16 if precision == "fp16" else torch.bfloat16)
+
+
+def load_model(checkpoint: str | os.PathLike, preset: str | None = None,
+               device: str | torch.device | None = None, dcn_backend: str | None = None) -> torch.nn.Module:
+    """Build the EDVR of `preset` and load `checkpoint` strictly (any format
+    `checkpoint.load_weights` reads). Without a preset, the config stored in the checkpoint is
+    used when there is one, else 'edvr-m'. Returns the model in eval mode on `device`."""
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    from vsrdata.edvr import checkpoint as ckpt
+    from vsrdata.edvr.arch import build_edvr
+
+    cfg = preset
+    if cfg is None:
+        cfg = _stored_config(path) or "edvr-m"
+    model = build_edvr(cfg, dcn_backend=dcn_backend)
+    ckpt.load_weights(model, str(path), strict=True)
+    dev = device if isinstance(device, torch.device) else _device(device)
+    return model.to(dev).eval()
+
+
+def _stored_config(path: Path):
+    """The EDVRConfig dict a vsrdata training checkpoint carries, if any (else None)."""
+    from vsrdata.edvr import checkpoint as ckpt
+
+    reader = getattr(ckpt, "read_config", None)
+    if reader is None:
+        return None
+    try:
+        return reader(str(path))
+    except Exception:  # a checkpoint without a config is fine: fall back to the default preset
+        return None
+
+
+def _model_meta(model: torch.nn.Module) -> tuple[int, int, int, bool]:
+    """(num_frame, scale, size_multiple, with_predeblur) of an EDVR (or a look-alike with `.config`)."""
+    cfg = getattr(model, "config", None)
+    if cfg is None:
+        raise ConfigError("the model has no .config (an EDVRConfig) to read num_frame/scale from")
+    return cfg.num_frame, cfg.scale, cfg.size_multiple, bool(getattr(cfg, "with_predeblur", False))
+
+
+# -- running the model ------------------------------------------------------------------------
+
+def frame_to_tensor(img: np.ndarray) -> torch.Tensor:
+    """HxWx3 BGR uint8/uint16 (or HxW gray) frame -> (3, H, W) float32 RGB in [0, 1]."""
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=2)
+    elif img.shape[2] == 4:
+        img = img[..., :3]
+    scale = 65535.0 if img.dtype == np.uint16 else 255.0
+    rgb = np.ascontiguousarray(bgr_to_rgb(img))
+    return torch.from_numpy(rgb).permute(2, 0, 1).float().div_(scale)
+
+
+def _pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Pad (..., H, W) at the bottom/right by edge replication to multiples of `multiple`."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph == 0 and pw == 0:
+        return x
+    shape = x.shape
+    flat = x.reshape(-1, shape[-3], h, w)
+    flat = F.pad(flat, (0, pw, 0, ph), mode="replicate")
+    return flat.reshape(*shape[:-2], h + ph, w + pw)
+
+
+def _tile_starts(size: int, tile: int) -> list[int]:
+    return list(range(0, size, tile))
+
+
+def restore(model: torch.nn.Module, window: torch.Tensor, *, scale: int, multiple: int,
+            tile: int | None = None, tile_overlap: int = 16, autocast=None) -> torch.Tensor:
+    """Run the model on one window of frames of any size.
+
+    Args:
+        window: (t, 3, h, w) float RGB in [0, 1] on the model's device.
+        scale: output / input size ratio of the model.
+        multiple: the model's size constraint; the window is padded (edge replication, bottom /
+            right) to multiples of it and the output is cut back to (scale*h, scale*w).
+        tile: optional tile side in input pixels (rounded up to `multiple`): the frame is cut into
+            tiles, each extended by `tile_overlap` (rounded up to `multiple`) on every side that is
+            inside the frame, restored separately, and only each tile's own region of the output
+            is kept (no blending). With an overlap at least the model's receptive field, the
+            result equals the untiled one up to float rounding.
+        autocast: a torch.autocast context (fp32 when None).
+
+    Returns:
+        (3, scale*h, scale*w) float tensor (not clamped).
+    """
+    t, c, h, w = window.shape
+    x = _pad_to_multiple(window, multiple)[None]  # (1, t, 3, H, W)
+    hp, wp = x.shape[-2:]
+    ctx = autocast if autocast is not None else torch.autocast(x.device.type, enabled=False)
+    with torch.inference_mode(), ctx:
+        if not tile or (tile >= hp and tile >= wp):
+            out = model(x)[0]
+        else:
+            tile = -(-int(tile) // multiple) * multiple
+            ov = -(-max(int(tile_overlap), 0) // multiple) * multiple
+            out = None
+            for y0 in _tile_starts(hp, tile):
+                y1 = min(y0 + tile, hp)
+                ey0, ey1 = max(0, y0 - ov), min(hp, y1 + ov)
+                for x0 in _tile_starts(wp, tile):
+                    x1 = min(x0 + tile, wp)
+                    ex0, ex1 = max(0, x0 - ov), min(wp, x1 + ov)
+                    part = model(x[..., ey0:ey1, ex0:ex1])[0]
+                    if out is None:
+                        out = torch.empty((part.shape[0], hp * scale, wp * scale), dtype=part.dtype,
+                                          device=part.device)
+                    out[:, y0 * scale:y1 * scale, x0 * scale:x1 * scale] = part[
+                        :, (y0 - ey0) * scale:(y1 - ey0) * scale, (x0 - ex0) * scale:(x1 - ex0) * scale]
+    return out[:, : h * scale, : w * scale].float()
+
+
+def _check_padding(padding: str | None, with_predeblur: bool) -> str:
+    if padding is None:
+        return "replicate" if with_predeblur else "reflection_circle"
+    if padding not in PADDING_MODES:
+        raise ConfigError(f"unknown temporal padding {padding!r} (choose from {', '.join(PADDING_MODES)})")
+    return padding
+
+
+# -- evaluate ---------------------------------------------------------------------------------
+
+def resolve_protocol(name: str, record: dict) -> str:
+    """`name`, or for 'auto' the protocol that fits the split record (see module docstring)."""
+    if name != "auto":
+        if name not in PROTOCOLS:
+            raise ConfigError(f"unknown protocol {name!r} (choose from auto, {', '.join(PROTOCOLS)})")
+        return name
+    sel = record.get("selection") or {}
+    part = str(sel.get("name") or "").lower() if sel.get("kind") == "partition" else ""
+    if part == "vid4":
+        return "vid4"
+    if part in _REDS_NAMES:
+        return "reds4"
+    if part.startswith("vimeo-t") or record.get("layout") == "vimeo":
+        return "vimeo-t"
+    return "generic"
+
+
+def _bicubic(lr_bgr: np.ndarray, scale: int) -> np.ndarray:
+    """MATLAB-style bicubic upscaling of an LR frame -> HxWx3 uint8 RGB."""
+    from vsrdata.core.resize import imresize
+
+    if lr_bgr.ndim == 2:
+        lr_bgr = np.repeat(lr_bgr[..., None], 3, axis=2)
+    rgb = np.ascontiguousarray(bgr_to_rgb(lr_bgr[..., :3]))
+    if scale == 1:
+        return rgb
+    up = imresize(rgb, scale)
+    if up.dtype != np.uint8:
+        up = np.clip(np.round(up), 0, 255).astype(np.uint8)
+    return up
+
+
+def _gt_rgb(path: Path, rec: dict) -> np.ndarray:
+    gt = read_image(path)
+    if gt.dtype != np.uint8:
+        raise InputError(f"GT frame is {gt.dtype}, the metrics need 8-bit frames: {path}")
+    if gt.ndim == 2:
+        gt = np.repeat(gt[..., None], 3, axis=2)
+    return np.ascontiguousarray(bgr_to_rgb(splits.unpad(gt[..., :3], rec, "gt")))
+
+
+def _scores(out: np.ndarray, gt: np.ndarray, proto: Protocol) -> tuple[float, float, float, float]:
+    """(psnr on protocol channel, ssim on it, psnr RGB, psnr Y)."""
+    cb = proto.crop_border
+    p_rgb = metrics.calculate_psnr(out, gt, cb, test_y_channel=False)
+    p_y = metrics.calculate_psnr(out, gt, cb, test_y_channel=True)
+    y = proto.channel == "y"
+    ssim = metrics.calculate_ssim(out, gt, cb, test_y_channel=y)
+    return (p_y if y else p_rgb), ssim, p_rgb, p_y
+
+
+@dataclass
+class _Setup:
+    model: torch.nn.Module | None
+    num_frame: int
+    scale: int
+    multiple: int
+    padding: str
+    device: torch.device
+    autocast: object
+    model_name: str
+    preset: str
+
+
+def evaluate(split_dir: str | os.PathLike, checkpoint: str | os.PathLike | None = None, *,
+             bicubic: bool = False, model: torch.nn.Module | None = None, preset: str | None = None,
+             protocol: str = "auto", channel: str | None = None, crop_border: int | None = None,
+             frames: str | None = None, padding: str | None = None, average: str = "clip",
+             device: str | None = None, precision: str = "fp32", out_dir: str | os.PathLike | None = None,
+             save_frames: bool = False, strips: bool = True, strip_crop: int = 192,
+             with_bicubic: bool = False, dcn_backend: str | None = None,
+             progress: Progress | None = None) -> EvalReport:
+    """Score a model (a `checkpoint`, or an already built `model`) or the bicubic baseline
+    (`bicubic=True`) on the split-test output `split_dir`; see the module docstring.
+
+    `channel` ('y'/'rgb'), `crop_border` and `frames` ('all'/'center') override the protocol's.
+    Writes report.json / report.csv / report.txt, comparison strips (compare/<clip>.png) and,
+    with `save_frames`, the restored frames (frames/<clip>/<name>.png) into `out_dir`
+    (default results/<split name>/<checkpoint stem or 'bicubic'>). Returns the EvalReport.
+
+    Raises InputError (not a split-test output, unreadable frames), CheckpointError (missing or
+    mismatching weights), ConfigError (bad options, model scale that does not fit the split).
+    """
+    split_dir = Path(split_dir)
+    record = splits.load_split(split_dir)
+    proto_name = resolve_protocol(protocol, record)
+    base = PROTOCOLS[proto_name]
+    proto = Protocol(
+        channel=(channel or base.channel).lower(),
+        crop_border=base.crop_border if crop_border is None else int(crop_border),
+        frames=frames or base.frames,
+    )
+    if proto.channel not in ("y", "rgb"):
+        raise ConfigError(f"channel must be 'y' or 'rgb', got {channel!r}")
+    if proto.frames not in ("all", "center"):
+        raise ConfigError(f"frames must be 'all' or 'center', got {frames!r}")
+    if average not in metrics.AVERAGE_MODES:
+        raise ConfigError(f"unknown average {average!r} (choose from {', '.join(metrics.AVERAGE_MODES)})")
+    setup = _setup(record, checkpoint, bicubic, model, preset, padding, device, precision, dcn_backend)
+
+    tag = "bicubic" if setup.model is None else (Path(checkpoint).stem if checkpoint else "model")
+    out = Path(out_dir) if out_dir is not None else Path("results") / split_dir.resolve().name / tag
+    gt_dir, lr_dir = split_dir / record["gt_dir"], split_dir / record["lr_dir"]
+    clips = record["clips"]
+    if not clips:
+        raise InputError(f"{split_dir / splits.SPLIT_FILE} lists no clips")
+
+    plan = []
+    for name, rec in clips.items():
+        names = sorted(rec.get("frames") or {}, key=natural_key)
+        if not names:
+            raise InputError(f"clip {name!r} of {split_dir / splits.SPLIT_FILE} has no frames")
+        centers = [len(names) // 2] if proto.frames == "center" else list(range(len(names)))
+        plan.append((name, rec, names, centers))
+    total = sum(len(p[3]) for p in plan)
+    if progress:
+        progress(0, total)
+
+    report_clips, strip_paths = [], []
+    half = setup.num_frame // 2
+    for name, rec, names, centers in plan:
+        clip = ClipScores(name)
+        strip_at = centers[len(centers) // 2]
+        lr_paths = [lr_dir / name / n for n in names]
+        for t, out_rgb, bic_rgb in _restore_clip(setup, rec, lr_paths, centers, strip_at, with_bicubic or
+                                                 setup.model is None):
+            gt = _gt_rgb(gt_dir / name / names[t], rec)
+            if out_rgb.shape != gt.shape:
+                raise InputError(f"clip {name!r} frame {names[t]}: restored {out_rgb.shape[0]}x{out_rgb.shape[1]} "
+                                 f"but GT is {gt.shape[0]}x{gt.shape[1]}")
+            psnr, ssim, p_rgb, p_y = _scores(out_rgb, gt, proto)
+            bic_psnr = None
+            if with_bicubic and setup.model is not None and bic_rgb is not None:
+                bic_psnr = metrics.calculate_psnr(bic_rgb, gt, proto.crop_border, proto.channel == "y")
+            border = t < half or t >= len(names) - half
+            clip.frames.append(FrameScore(names[t], t, border, psnr, ssim, p_rgb, p_y, bic_psnr))
+            if save_frames:
+                write_image(out / "frames" / name / names[t], np.ascontiguousarray(out_rgb[..., ::-1]))
+            if strips and t == strip_at:
+                panels = [("bicubic", bic_rgb)] if setup.model is not None and bic_rgb is not None else []
+                panels += [(setup.model_name if setup.model is not None else "bicubic", out_rgb), ("GT", gt)]
+                strip_paths.append(write_strip(out / "compare" / f"{name}.png", panels, strip_crop))
+            if progress:
+                progress(1, total)
+        report_clips.append(clip)
+
+    report = EvalReport(protocol={
+        "split": str(split_dir), "protocol": proto_name, "model": setup.model_name, "preset": setup.preset,
+        "checkpoint": str(checkpoint) if checkpoint else None, "channel": proto.channel,
+        "crop_border": proto.crop_border, "frames": proto.frames, "padding": setup.padding,
+        "num_frame": setup.num_frame, "scale": setup.scale, "average": average,
+        "device": str(setup.device), "precision": precision, "degradation": record.get("degradation"),
+    }, clips=report_clips)
+    if strip_paths:
+        report.paths["strips"] = str(out / "compare")
+    if save_frames:
+        report.paths["frames"] = str(out / "frames")
+    report.write(out)
+    return report
+
+
+def _setup(record, checkpoint, bicubic, model, preset, padding, device, precision, dcn_backend) -> _Setup:
+    sources = sum(x is not None and x is not False for x in (checkpoint, model)) + bool(bicubic)
+    if sources != 1:
+        raise ConfigError("give exactly one of a checkpoint, a model or --bicubic")
+    dev = _device(device)
+    ac = _autocast(dev, precision)
+    if bicubic:
+        from vsrdata.edvr.config import get_preset
+
+        cfg = get_preset(preset or "edvr-m")
+        scale = int(record.get("scale", 4))
+        return _Setup(None, cfg.num_frame, scale, 1, _check_padding(padding, cfg.with_predeblur), dev, ac,
+                      "bicubic", preset or "-")
+    if model is None:
+        model = load_model(checkpoint, preset, dev, dcn_backend)
+    else:
+        model = model.to(dev).eval()
+    num_frame, scale, multiple, predeblur = _model_meta(model)
+    if scale != int(record.get("scale", 4)):
+        raise ConfigError(f"the model upscales x{scale} but the split was made for x{record.get('scale')} "
+                          f"(wrong --preset?)")
+    name = Path(checkpoint).name if checkpoint else type(model).__name__
+    return _Setup(model, num_frame, scale, multiple, _check_padding(padding, predeblur), dev, ac, name,
+                  preset or "auto")
+
+
+def _restore_clip(s: _Setup, rec: dict, lr_paths: list[Path], centers: list[int], strip_at: int,
+                  want_bicubic: bool) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
+    """Yield (frame index, restored HxWx3 uint8 RGB cut to the scored region, bicubic or None)."""
+    if s.model is None:  # bicubic baseline: no window needed
+        for t in centers:
+            lr = splits.unpad(read_image(lr_paths[t]), rec, "lr")
+            up = _bicubic(lr, s.scale)
+            yield t, up, up
+        return
+
+    def frames():
+        for p in lr_paths:
+            yield frame_to_tensor(read_image(p)).to(s.device)
+
+    for t, window in SlidingWindow(frames(), s.num_frame, s.padding, length=len(lr_paths), centers=centers):
+        out = restore(s.model, torch.stack(window), scale=s.scale, multiple=s.multiple, autocast=s.autocast)
+        out_rgb = np.ascontiguousarray(splits.unpad(metrics.tensor_to_uint8(out), rec, "gt"))
+        bic = None
+        if want_bicubic or t == strip_at:
+            bic = _bicubic(splits.unpad(read_image(lr_paths[t]), rec, "lr"), s.scale)
+        yield t, out_rgb, bic
+
+
+# -- infer ------------------------------------------------------------------------------------
+
+VIDEO_EXTENSIONS = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".gif")
+
+
+@dataclass
+class InferResult:
+    output: Path
+    frames: int = 0
+    written: int = 0
+    skipped: int = 0
+    in_size: tuple[int, int] | None = None
+    out_size: tuple[int, int] | None = None
+    fps: float | None = None
+    seconds: float = 0.0
+    to_video: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def _video_frames(path: Path) -> tuple[Iterator[np.ndarray], int | None, float | None]:
+    """Lazy RGB uint8 frames of a video (imageio + imageio-ffmpeg), frame count if stated, fps."""
+    import imageio.v2 as imageio
+
+    try:
+        reader = imageio.get_reader(str(path), format="FFMPEG")
+        meta = reader.get_meta_data()
+    except Exception as exc:  # imageio raises several types for unreadable files
+        raise InputError(f"cannot open video {path}: {str(exc).splitlines()[0] if str(exc) else exc}") from None
+    fps = meta.get("fps")
+    n = meta.get("nframes")
+    count = int(n) if isinstance(n, (int, float)) and np.isfinite(n) and n > 0 else None
+
+    def gen():
+        try:
+            for frame in reader:
+                frame = np.asarray(frame)
+                if frame.ndim == 2:
+                    frame = np.repeat(frame[..., None], 3, axis=2)
+                yield np.ascontiguousarray(frame[..., :3])
+        finally:
+            reader.close()
+
+    return gen(), count, (float(fps) if fps else None)
+
+
+def _folder_frames(path: Path) -> list[Path]:
+    from vsrdata.core.image_io import is_image_file
+
+    names = sorted((e.name for e in os.scandir(path) if e.is_file() and is_image_file(e.name)
+                    and not e.name.startswith(".")), key=natural_key)
+    if not names:
+        raise InputError(f"no image frames in {path}")
+    return [path / n for n in names]
+
+
+def infer(input_path: str | os.PathLike, output: str | os.PathLike, *, checkpoint: str | os.PathLike | None = None,
+          model: torch.nn.Module | None = None, preset: str | None = None, device: str | None = None,
+          padding: str | None = None, tile: int | None = None, tile_overlap: int = 16,
+          precision: str = "fp32", fps: float | None = None, overwrite: bool = False,
+          dcn_backend: str | None = None, progress: Progress | None = None) -> InferResult:
+    """Super-resolve a folder of frames or a video file into PNG frames or a video file.
+
+    INPUT: a directory of frames (natural order) or a video file (decoded with imageio-ffmpeg).
+    OUTPUT: a video file when its extension is one of VIDEO_EXTENSIONS (fps from the input video,
+    else `fps`, else 25; written to a temporary name and renamed at the end), otherwise a
+    directory of PNG frames (named like the input frames, or 00000000.png... for a video input).
+    Frame outputs are resumable: frames already present are skipped unless `overwrite`.
+
+    Any frame size works (padded by edge replication to the model's multiple, cut back after);
+    `tile` / `tile_overlap` restore large frames in overlapping tiles (see `restore`). Temporal
+    padding at the ends as in `evaluate` (default reflection_circle, replicate for predeblur
+    models). Memory is bounded by the window of 2 * num_frame frames.
+    """
+    src, dst = Path(input_path), Path(output)
+    if not src.exists():
+        raise InputError(f"input not found: {src}")
+    if tile is not None and tile < 1:
+        raise ConfigError(f"--tile must be >= 1, got {tile}")
+    if tile_overlap < 0:
+        raise ConfigError(f"--tile-overlap must be >= 0, got {tile_overlap}")
+    if (checkpoint is None) == (model is None):
+        raise ConfigError("give exactly one of a checkpoint or a model")
+    dev = _device(device)
+    ac = _autocast(dev, precision)
+    to_video = dst.suffix.lower() in VIDEO_EXTENSIONS
+    if to_video and dst.is_dir():
+        raise ConfigError(f"output {dst} is a directory but has a video extension")
+    if not to_video and dst.exists() and not dst.is_dir():
+        raise ConfigError(f"output {dst} exists and is not a directory (use a video extension for video output)")
+
+    if src.is_dir():
+        paths = _folder_frames(src)
+        names = [p.stem + ".png" for p in paths]
+        length: int | None = len(paths)
+        in_fps = None
+
+        def frames_rgb():
+            for p in paths:
+                img = read_image(p)
+                if img.ndim == 2:
+                    img = np.repeat(img[..., None], 3, axis=2)
+                yield img[..., 2::-1] if img.shape[2] >= 3 else img
+        source = frames_rgb()
+    else:
+        source, length, in_fps = _video_frames(src)
+        names = None
+
+    if model is None:
+        model = load_model(checkpoint, preset, dev, dcn_backend)
+    else:
+        model = model.to(dev).eval()
+    num_frame, scale, multiple, predeblur = _model_meta(model)
+    mode = _check_padding(padding, predeblur)
+
+    result = InferResult(output=dst, to_video=to_video, fps=(fps or in_fps or 25.0) if to_video else in_fps)
+
+    def frame_name(t: int) -> str:
+        return names[t] if names is not None else splits.frame_name(t)
+
+    todo = None
+    if not to_video and length is not None and not overwrite and dst.is_dir():
+        todo = [t for t in range(length) if not (dst / frame_name(t)).is_file()]
+        result.skipped = length - len(todo)
+    if progress:
+        progress(result.skipped, length)
+
+    def tensors():
+        for rgb in source:
+            if result.in_size is None:
+                result.in_size = (int(rgb.shape[0]), int(rgb.shape[1]))
+            scale_v = 65535.0 if rgb.dtype == np.uint16 else 255.0
+            yield torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(scale_v).to(dev)
+
+    start = time.perf_counter()
+    writer, tmp = None, None
+    try:
+        if to_video:
+            import imageio.v2 as imageio
+
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dst.with_name(f".{dst.stem}.{os.getpid()}.tmp{dst.suffix}")
+            writer = imageio.get_writer(str(tmp), format="FFMPEG", fps=result.fps, macro_block_size=1,
+                                        quality=8)
+        if todo is not None and not todo:
+            result.frames = length or 0
+            return result
+        for t, window in SlidingWindow(tensors(), num_frame, mode, length=length, centers=todo):
+            out = restore(model, torch.stack(window), scale=scale, multiple=multiple, tile=tile,
+                          tile_overlap=tile_overlap, autocast=ac)
+            rgb = metrics.tensor_to_uint8(out)
+            result.out_size = (int(rgb.shape[0]), int(rgb.shape[1]))
+            if writer is not None:
+                writer.append_data(rgb)
+            else:
+                write_image(dst / frame_name(t), np.ascontiguousarray(rgb[..., ::-1]))
+            result.written += 1
+            if progress:
+                progress(1, length)
+        result.frames = result.written + result.skipped
+        if writer is not None:
+            writer.close()
+            writer = None
+            os.replace(tmp, dst)
+            tmp = None
+    finally:
+        if writer is not None:
+            try:
+                writer.close()
+            except Exception:
+                pass
+        if tmp is not None and tmp.exists():
+            tmp.unlink()
+        result.seconds = time.perf_counter() - start
+    return result

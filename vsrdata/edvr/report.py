@@ -1,0 +1,249 @@
+"""The evaluation report: per-clip rows, the average row, and how they are written.
+
+An `EvalReport` holds the protocol (what was scored and how), one `ClipScores` per clip with its
+per-frame numbers, and the average row. It renders as a fixed-width text table, a CSV (one row per
+clip plus "Average") and a JSON document (schema ``vsrdata-eval/1``; NaN/inf written as null /
+"inf"). Comparison strips (bicubic | model | GT crops side by side) are built by
+`comparison_strip`.
+
+numpy + cv2 only (no torch): reports can be read and re-rendered without the model stack.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vsrdata.core.image_io import write_bytes_atomic, write_image
+from vsrdata.edvr.metrics import aggregate
+
+REPORT_FORMAT = "vsrdata-eval/1"
+
+
+@dataclass
+class FrameScore:
+    """Scores of one frame. `psnr`/`ssim` are on the protocol's channel; `psnr_rgb` and
+    `psnr_y` are always both given; `bicubic_psnr` (protocol channel) when requested."""
+
+    frame: str
+    index: int
+    border: bool
+    psnr: float
+    ssim: float
+    psnr_rgb: float
+    psnr_y: float
+    bicubic_psnr: float | None = None
+
+
+@dataclass
+class ClipScores:
+    name: str
+    frames: list[FrameScore] = field(default_factory=list)
+
+    def _mean(self, values: list[float]) -> float:
+        return float(np.mean(values)) if values else float("nan")
+
+    @property
+    def psnr(self) -> float:
+        return self._mean([f.psnr for f in self.frames])
+
+    @property
+    def psnr_center(self) -> float:
+        return self._mean([f.psnr for f in self.frames if not f.border])
+
+    @property
+    def psnr_border(self) -> float:
+        return self._mean([f.psnr for f in self.frames if f.border])
+
+    @property
+    def ssim(self) -> float:
+        return self._mean([f.ssim for f in self.frames])
+
+    @property
+    def psnr_rgb(self) -> float:
+        return self._mean([f.psnr_rgb for f in self.frames])
+
+    @property
+    def psnr_y(self) -> float:
+        return self._mean([f.psnr_y for f in self.frames])
+
+    @property
+    def bicubic_psnr(self) -> float | None:
+        vals = [f.bicubic_psnr for f in self.frames if f.bicubic_psnr is not None]
+        return self._mean(vals) if vals else None
+
+
+# Columns of the table / CSV: (key, header). Keys are ClipScores attributes.
+_COLUMNS = [("psnr", "PSNR"), ("psnr_center", "Center"), ("psnr_border", "Border"), ("ssim", "SSIM")]
+
+
+@dataclass
+class EvalReport:
+    """Everything `evaluate` measured. `protocol` is a flat dict of strings/numbers."""
+
+    protocol: dict[str, Any]
+    clips: list[ClipScores]
+    paths: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def average_mode(self) -> str:
+        return self.protocol.get("average", "clip")
+
+    @property
+    def other_channel(self) -> str:
+        return "psnr_rgb" if self.protocol.get("channel") == "y" else "psnr_y"
+
+    def columns(self) -> list[tuple[str, str]]:
+        cols = list(_COLUMNS)
+        cols.append((self.other_channel, "PSNR-RGB" if self.other_channel == "psnr_rgb" else "PSNR-Y"))
+        if any(c.bicubic_psnr is not None for c in self.clips):
+            cols.append(("bicubic_psnr", "Bicubic"))
+        return cols
+
+    def average(self) -> dict[str, float]:
+        """The average row: each column averaged over clips (mode 'clip', the papers') or over
+        all frames pooled (mode 'frame', mmagic). Center/Border use only their own frames."""
+        def per_clip(select, attr):
+            return {c.name: [getattr(f, attr) for f in c.frames if select(f) and getattr(f, attr) is not None]
+                    for c in self.clips}
+
+        every = lambda f: True  # noqa: E731
+        out = {
+            "psnr": aggregate(per_clip(every, "psnr"), self.average_mode),
+            "psnr_center": aggregate(per_clip(lambda f: not f.border, "psnr"), self.average_mode),
+            "psnr_border": aggregate(per_clip(lambda f: f.border, "psnr"), self.average_mode),
+            "ssim": aggregate(per_clip(every, "ssim"), self.average_mode),
+            "psnr_rgb": aggregate(per_clip(every, "psnr_rgb"), self.average_mode),
+            "psnr_y": aggregate(per_clip(every, "psnr_y"), self.average_mode),
+        }
+        bic = per_clip(every, "bicubic_psnr")
+        out["bicubic_psnr"] = aggregate(bic, self.average_mode) if any(bic.values()) else None
+        return out
+
+    # -- renderers ------------------------------------------------------------------------
+    def protocol_line(self) -> str:
+        p = self.protocol
+        avg = "mean of per-clip means" if self.average_mode == "clip" else "mean over all frames"
+        return (f"model {p.get('model')} | preset {p.get('preset')} | channel {str(p.get('channel')).upper()} "
+                f"| crop_border {p.get('crop_border')} | temporal padding {p.get('padding')} "
+                f"| frames {p.get('frames')} | average: {avg} | {len(self.clips)} clip(s), "
+                f"{sum(len(c.frames) for c in self.clips)} frame(s)")
+
+    def table(self) -> str:
+        cols = self.columns()
+        name_w = max([len("Average"), len("clip")] + [len(c.name) for c in self.clips])
+        head = f"{'clip':<{name_w}}  {'frames':>6}  " + "  ".join(f"{h:>8}" for _, h in cols)
+        lines = [self.protocol_line(), head, "-" * len(head)]
+        for c in self.clips:
+            lines.append(f"{c.name:<{name_w}}  {len(c.frames):>6}  "
+                         + "  ".join(_fmt(getattr(c, k), k) for k, _ in cols))
+        avg = self.average()
+        lines.append("-" * len(head))
+        lines.append(f"{'Average':<{name_w}}  {sum(len(c.frames) for c in self.clips):>6}  "
+                     + "  ".join(_fmt(avg[k], k) for k, _ in cols))
+        return "\n".join(lines)
+
+    def to_csv(self) -> str:
+        cols = self.columns()
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["clip", "frames"] + [k for k, _ in cols])
+        for c in self.clips:
+            w.writerow([c.name, len(c.frames)] + [_csv(getattr(c, k)) for k, _ in cols])
+        avg = self.average()
+        w.writerow(["Average", sum(len(c.frames) for c in self.clips)] + [_csv(avg[k]) for k, _ in cols])
+        return buf.getvalue()
+
+    def to_dict(self) -> dict[str, Any]:
+        clips = []
+        for c in self.clips:
+            row = {"clip": c.name, "frames": len(c.frames)}
+            row.update({k: _json(getattr(c, k)) for k in
+                        ("psnr", "psnr_center", "psnr_border", "ssim", "psnr_rgb", "psnr_y", "bicubic_psnr")})
+            row["per_frame"] = [{k: _json(v) for k, v in vars(f).items()} for f in c.frames]
+            clips.append(row)
+        return {"format": REPORT_FORMAT, "protocol": dict(self.protocol),
+                "average": {k: _json(v) for k, v in self.average().items()}, "clips": clips,
+                "paths": dict(self.paths)}
+
+    def write(self, out_dir: Path) -> dict[str, str]:
+        """Write report.json, report.csv and report.txt (atomically) into `out_dir`."""
+        out_dir = Path(out_dir)
+        paths = {"json": out_dir / "report.json", "csv": out_dir / "report.csv", "table": out_dir / "report.txt"}
+        self.paths.update({k: str(v) for k, v in paths.items()})
+        write_bytes_atomic(paths["table"], (self.table() + "\n").encode())
+        write_bytes_atomic(paths["csv"], self.to_csv().encode())
+        write_bytes_atomic(paths["json"], (json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n").encode())
+        return {k: str(v) for k, v in paths.items()}
+
+
+def _fmt(v, key: str) -> str:
+    if v is None:
+        return f"{'-':>8}"
+    if isinstance(v, float) and math.isnan(v):
+        return f"{'-':>8}"
+    if isinstance(v, float) and math.isinf(v):
+        return f"{'inf':>8}"
+    return f"{v:>8.4f}" if key == "ssim" else f"{v:>8.3f}"
+
+
+def _csv(v):
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    return repr(float(v)) if isinstance(v, float) else v
+
+
+def _json(v):
+    if isinstance(v, float):
+        if math.isnan(v):
+            return None
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+    return v
+
+
+# -- comparison strips --------------------------------------------------------------------
+
+def centre_crop(img: np.ndarray, size: int) -> np.ndarray:
+    """The central size x size region (the whole side where the image is smaller)."""
+    h, w = img.shape[:2]
+    ch, cw = min(size, h), min(size, w)
+    y0, x0 = (h - ch) // 2, (w - cw) // 2
+    return img[y0:y0 + ch, x0:x0 + cw]
+
+
+def comparison_strip(panels: list[tuple[str, np.ndarray]], crop: int = 192, gap: int = 4) -> np.ndarray:
+    """Side-by-side centre crops with a label band on top.
+
+    Args:
+        panels: (label, HxWx3 uint8 RGB image) pairs, all the same size (e.g. bicubic, model, GT).
+        crop: side of the centre crop taken from each image (in output pixels).
+        gap: white pixels between panels.
+
+    Returns:
+        A uint8 **BGR** image ready for `write_image`.
+    """
+    import cv2
+
+    crops = [centre_crop(img, crop) for _, img in panels]
+    h, w = crops[0].shape[:2]
+    band = 16
+    strip = np.full((h + band, len(crops) * w + (len(crops) - 1) * gap, 3), 255, np.uint8)
+    for k, ((label, _), c) in enumerate(zip(panels, crops)):
+        x0 = k * (w + gap)
+        strip[band:, x0:x0 + w] = c[..., ::-1]  # RGB -> BGR
+        cv2.putText(strip, label[: max(1, w // 8)], (x0 + 2, band - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
+                    (0, 0, 0), 1, cv2.LINE_AA)
+    return strip
+
+
+def write_strip(path: Path, panels: list[tuple[str, np.ndarray]], crop: int = 192) -> str:
+    write_image(path, comparison_strip(panels, crop))
+    return str(path)
