@@ -349,6 +349,7 @@ def test_foreign_or_different_out_is_refused(tmp_path):
     out.mkdir()
     (out / "notes.txt").write_text("mine")
     fails(REDS, out, "--lr-root", lr, match="not made by split-test")
+    fails(REDS, out, "--lr-root", lr, "--dry-run", match="not made by split-test")
     assert sorted(os.listdir(out)) == ["notes.txt"]
     ok(REDS, out, "--lr-root", lr, "--overwrite")
     assert (out / "notes.txt").read_text() == "mine" and (out / "split.json").is_file()
@@ -386,6 +387,8 @@ def test_missing_list_entries_one_error_first_ten_and_count(tmp_path):
     assert not (tmp_path / "out").exists()
     line = fails(REDS, tmp_path / "out", "--partition", "reds4", match="3 clip(s) of the list not found")
     assert "011, 015, 020" in line
+    line = fails(REDS, tmp_path / "out", "--partition", "redsofficial4", match="4 clip(s) of the list")
+    assert "numbered 240-269 once val is merged" in line
     assert not (tmp_path / "out").exists()
 
 

@@ -272,7 +272,13 @@ def _select(src: Path, gt_root: Path, layout: str, list_file, partition, clip_id
         selection["limit"] = limit
     if ids is not None:
         ids = ids[:limit] if limit else ids
-        clips = clips_from_list(gt_root, ids)
+        try:
+            clips = clips_from_list(gt_root, ids)
+        except InputError as exc:
+            if selection["kind"] == "partition" and selection["name"] in ("reds-val", "redsofficial4"):
+                raise InputError(f"{exc} (REDS validation clips are numbered 240-269 once val is merged "
+                                 "into train, as BasicSR's regroup_reds_dataset.py does)") from None
+            raise
     else:
         clips = find_clips(gt_root)
         if not clips:
@@ -326,8 +332,9 @@ def _read_marker(out: Path) -> dict | None:
         return {}
 
 
-def _prepare_out(out: Path, marker: dict, overwrite: bool, lr_dir: str) -> None:
-    """Refuse a foreign or differently-made OUT (unless overwrite); clear ours on overwrite."""
+def _prepare_out(out: Path, marker: dict, overwrite: bool, lr_dir: str, check_only: bool = False) -> None:
+    """Refuse a foreign or differently-made OUT (unless overwrite); on overwrite clear our
+    folders and record files (unless `check_only`)."""
     existing = _read_marker(out) if out.is_dir() else None
     non_empty = out.is_dir() and any(out.iterdir())
     if not overwrite:
@@ -338,6 +345,8 @@ def _prepare_out(out: Path, marker: dict, overwrite: bool, lr_dir: str) -> None:
             diff = sorted(k for k in set(existing) | set(marker) if existing.get(k) != marker.get(k))
             raise OutputError(f"OUT {out} holds a split-test output made with different "
                               f"{', '.join(diff) or 'options'} (use --overwrite to redo it, or choose another OUT)")
+        return
+    if check_only:
         return
     old_lr = existing.get("lr_dir") if existing else None
     for name in {"GT", lr_dir, old_lr} - {None}:
@@ -523,6 +532,7 @@ def split_test(src: str | os.PathLike, out: str | os.PathLike, *, layout: str = 
                          clips=len(records), frames=len(items), padded_clips=padded,
                          summary=Summary(total=len(items)), warnings=warnings, dry_run=dry_run)
     if dry_run:
+        _prepare_out(out, marker, overwrite, lr_dir, check_only=True)
         existing = 0 if overwrite else sum(
             1 for it in items if _ok(it["gt_dst"], it["geom"]["gt_out_hw"])
             and _ok(it["lr_dst"], it["geom"]["lr_out_hw"]))
