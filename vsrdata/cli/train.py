@@ -1,0 +1,197 @@
+"""`vsrdata train`: the EDVR training recipe (thin shell over vsrdata.edvr.train.train)."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+
+
+def _floats(value: str | None, name: str):
+    if value is None:
+        return None
+    try:
+        return [float(v) for v in value.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated numbers, got {value!r}", param_hint=name) from None
+
+
+def _ints(value: str | None, name: str):
+    if value is None:
+        return None
+    try:
+        return [int(v) for v in value.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, got {value!r}", param_hint=name) from None
+
+
+def _model_opts(pairs: tuple[str, ...]) -> dict | None:
+    if not pairs:
+        return None
+    out = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep:
+            raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="--model-opt")
+        low = raw.strip().lower()
+        if low in ("true", "false"):
+            value = low == "true"
+        elif low in ("none", "null"):
+            value = None
+        else:
+            try:
+                value = int(raw)
+            except ValueError:
+                raise click.BadParameter(f"{key}: expected an integer, true/false or none, got {raw!r}",
+                                         param_hint="--model-opt") from None
+        out[key.strip()] = value
+    return out
+
+
+@click.command("train", context_settings={"max_content_width": 100})
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
+              help="TOML or YAML file with TrainConfig fields (command-line options win).")
+@click.option("--run-dir", default=None, help="Output directory (checkpoints, log.jsonl, curves.png). [experiments/edvr]")
+@click.option("--preset", default=None, help="Model preset: edvr-m, edvr-m-wotsa, edvr-l, edvr-l-vimeo, edvr-tiny, ... [edvr-m]")
+@click.option("--model-opt", multiple=True, metavar="KEY=VALUE",
+              help="Override an EDVR field, e.g. num_reconstruct_block=40 (repeatable).")
+@click.option("--num-frame", type=int, default=None, help="Input frames (default: the preset's).")
+@click.option("--dataset", type=click.Choice(["reds", "vimeo", "clips"]), default=None,
+              help="Training set layout. [reds]")
+@click.option("--gt", "gt_path", default=None, help="Training GT: an LMDB (folder with data.mdb) or a folder of clips.")
+@click.option("--lq", "lq_path", default=None, help="Training LQ (LR): LMDB or folder, same clips/keys as --gt.")
+@click.option("--train-list", default=None, help="Vimeo90K: clip list such as sep_trainlist.txt.")
+@click.option("--val-partition", type=click.Choice(["REDS4", "official", "none"]), default=None,
+              help="REDS clips left out of training. [REDS4]")
+@click.option("--gt-size", type=int, default=None, help="GT patch side; LQ patch = gt_size / 4. [256]")
+@click.option("--interval-list", default=None, help="Frame intervals to sample from, e.g. 1,2,3. [1]")
+@click.option("--random-reverse/--no-random-reverse", default=None, help="Randomly reverse frame order. [off]")
+@click.option("--hflip/--no-hflip", "use_hflip", default=None, help="Random horizontal flips. [on]")
+@click.option("--rot/--no-rot", "use_rot", default=None, help="Random vertical flip + transpose. [on]")
+@click.option("--batch-size", type=int, default=None, help="Batch size PER PROCESS/GPU (official: 4 x 8 GPUs). [4]")
+@click.option("--num-workers", type=int, default=None, help="Data loader workers per process. [3]")
+@click.option("--init", default=None, help="Initialise from a checkpoint, non-strict (woTSA -> TSA).")
+@click.option("--init-deep-from-shallow", default=None,
+              help="Initialise from a model with fewer reconstruction blocks by tiling them (10 -> 40).")
+@click.option("--dcn-backend", type=click.Choice(["torch", "torchvision", "auto"]), default=None,
+              help="Deformable-conv implementation. [auto]")
+@click.option("--lr", type=float, default=None, help="Adam learning rate. [4e-4]")
+@click.option("--betas", default=None, help="Adam betas. [0.9,0.99]")
+@click.option("--weight-decay", type=float, default=None, help="Adam weight decay. [0]")
+@click.option("--dcn-lr-mul", type=float, default=None, help="LR multiplier of the DCN packs. [1]")
+@click.option("--total-iter", type=int, default=None, help="Training iterations. [600000]")
+@click.option("--periods", default=None,
+              help="Cosine restart periods (default: the recipe's, scaled to --total-iter).")
+@click.option("--restart-weights", default=None, help="Weight of each cosine cycle. [1 each]")
+@click.option("--eta-min", type=float, default=None, help="Minimum LR. [1e-7]")
+@click.option("--warmup-iter", type=int, default=None, help="Linear warm-up iterations. [0]")
+@click.option("--tsa-iter", type=int, default=None,
+              help="Train only the fusion (TSA) module before this iteration (default: 50000 with --init "
+                   "on a TSA model, else 0).")
+@click.option("--grad-clip", type=float, default=None, help="Max gradient norm (0 = off). [0]")
+@click.option("--ema-decay", type=float, default=None, help="EMA decay of the weights (0 = off). [0.999]")
+@click.option("--loss-reduction", type=click.Choice(["sum", "mean"]), default=None,
+              help="Charbonnier reduction; with 'sum' loss values of 1e4-1e7 are normal. [sum]")
+@click.option("--loss-eps", type=float, default=None, help="Charbonnier eps (original EDVR: 1e-6). [1e-12]")
+@click.option("--amp", type=click.Choice(["none", "bf16", "fp16"]), default=None,
+              help="Mixed precision on CUDA (CPU always runs fp32). [none]")
+@click.option("--channels-last/--no-channels-last", default=None, help="channels_last memory format on CUDA. [off]")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="[auto]")
+@click.option("--seed", type=int, default=None, help="Random seed (data order, crops, init). [10]")
+@click.option("--val", "val_path", default=None, help="Validation set: a `vsrdata split-test` output.")
+@click.option("--val-freq", type=int, default=None, help="Validate every N iterations. [5000]")
+@click.option("--val-pad", type=click.Choice(["reflection_circle", "replicate", "reflection", "circle"]),
+              default=None, help="Temporal padding at clip ends for validation. [reflection_circle]")
+@click.option("--val-max-frames", type=int, default=None, help="Frames scored per validation clip (0 = all). [0]")
+@click.option("--save-freq", type=int, default=None, help="Checkpoint every N iterations. [5000]")
+@click.option("--keep-checkpoints", type=int, default=None, help="Newest checkpoints kept (best.pth aside). [3]")
+@click.option("--print-freq", type=int, default=None, help="Log scalars every N iterations. [100]")
+@click.option("--resume", default=None, help="'auto' (newest valid checkpoint of --run-dir) or a checkpoint path.")
+@click.option("--offset-threshold", type=float, default=None,
+              help="Roll back when a DCN's mean |offset| exceeds this (0 = off). [100]")
+@click.option("--max-rollbacks", type=int, default=None, help="Stop after this many rollbacks. [5]")
+@click.option("--rollback-dcn-lr-factor", type=float, default=None, help="DCN LR factor per rollback. [0.5]")
+@click.option("--inject-nan-at", default=None, hidden=True, help="Testing: iterations whose loss becomes NaN.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def command(config_file, quiet, **options):
+    """Train EDVR (the official recipe; resumable; multi-GPU via torchrun).
+
+    Defaults are BasicSR's EDVR-M REDS recipe: gt_size 256, 5 frames, Adam 4e-4 (0.9, 0.99),
+    Charbonnier 'sum', cosine restarts, EMA 0.999. Every option can also come from --config.
+
+    \b
+    Example:
+      vsrdata train --preset edvr-m --gt train_sharp.lmdb --lq train_sharp_bicubic.lmdb \\
+          --val datasets/REDS4 --run-dir experiments/edvr_m
+    \b
+    Multi-GPU (batch size is per GPU):
+      torchrun --nproc_per_node=8 -m vsrdata train --config edvr_m.toml
+    \b
+    Continue an interrupted run:
+      vsrdata train --config edvr_m.toml --resume auto
+    """
+    from vsrdata.edvr.train import train
+    from vsrdata.edvr.train_config import TrainConfig, from_dict, load_config
+
+    cfg = load_config(config_file) if config_file else TrainConfig()
+    options["betas"] = _floats(options["betas"], "--betas")
+    options["restart_weights"] = _floats(options["restart_weights"], "--restart-weights")
+    options["periods"] = _ints(options["periods"], "--periods")
+    options["interval_list"] = _ints(options["interval_list"], "--interval-list")
+    options["inject_nan_at"] = _ints(options["inject_nan_at"], "--inject-nan-at")
+    model_opts = _model_opts(options.pop("model_opt"))
+    if model_opts is not None:
+        options["model"] = {**cfg.model, **model_opts}
+    if options["dcn_backend"] == "auto":
+        options["dcn_backend"] = None
+        cfg.dcn_backend = None
+    given = {k: v for k, v in options.items() if v is not None}
+    cfg = from_dict(given, cfg, source="command line")
+
+    master = int(os.environ.get("RANK", 0)) == 0
+    show = master and not quiet
+    bar = None
+
+    def on_event(event: dict) -> None:
+        nonlocal bar
+        kind = event["kind"]
+        if kind == "start" and show:
+            from tqdm import tqdm
+
+            click.echo(f"training {cfg.preset} on {event['samples']} samples, device {event['device']}, "
+                       f"{event['world_size']} process(es), global batch {event['global_batch']}", err=True)
+            bar = tqdm(total=event["total_iter"], initial=event["start_iter"], unit="it", dynamic_ncols=True)
+        elif kind == "step" and bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{event['loss']:.4g}", lr=f"{event['lr']:.2e}", refresh=False)
+        elif kind in ("val", "rollback", "info") and master and not quiet:
+            if kind == "val":
+                msg = f"iter {event['iter']}: val PSNR {event['psnr']:.3f} dB" + (" (best)" if event["best"] else "")
+            elif kind == "rollback":
+                if bar is not None:
+                    bar.n = event["to_iter"]
+                    bar.refresh()
+                msg = (f"iter {event['iter']}: {event['reason']} -> rolled back to iteration {event['to_iter']}, "
+                       f"DCN lr x{event['dcn_lr_scale']:g} ({event['rollbacks']} rollback(s))")
+            else:
+                msg = event["message"]
+            (bar.write if bar is not None else lambda m: click.echo(m, err=True))(msg)
+
+    try:
+        result = train(cfg, on_event=on_event)
+    finally:
+        if bar is not None:
+            bar.close()
+    if master:
+        m = result.metrics
+        click.echo(f"done: {result.iterations} iterations, last loss {m['loss']:.6g}"
+                   + (f", val PSNR {m['psnr']:.3f} dB (best {m['best_psnr']:.3f} at {m['best_iter']})"
+                      if m.get("psnr") is not None else "")
+                   + (f", {m['rollbacks']} rollback(s)" if m["rollbacks"] else ""))
+        click.echo(f"run directory: {result.run_dir}")
+        if result.last_checkpoint:
+            click.echo(f"last checkpoint: {result.last_checkpoint}")
+        if result.best_checkpoint:
+            click.echo(f"best checkpoint: {result.best_checkpoint}")
+
