@@ -412,8 +412,7 @@ class LmdbWriter:
             size = max(size, int(data.stat().st_size * 1.25) + 16 * _MIB)
         try:
             # meminit=False: LMDB need not zero its page buffers; sync stays on (durable commits).
-            self._env = lmdb.open(str(self.path), map_size=_round_mib(size), subdir=True,
-                                  meminit=False, max_dbs=0)
+            self._env = _open_for_write(self.path, _round_mib(size))
             self._txn = self._env.begin(write=True)
             self._meta = open(self.path / _META_PARTIAL, "w", encoding="ascii")
         except lmdb.Error as exc:
@@ -594,6 +593,20 @@ class LmdbWriter:
         return self._env.info()["map_size"] if self._env is not None else None
 
 
+def _open_for_write(path: Path, map_size: int):
+    """Open (create) the environment for writing in LMDB 0.9's data format, which every reader
+    in the field (py-lmdb 1.x under BasicSR / mmagic) understands. py-lmdb >= 3 bundles LMDB
+    1.0 too and takes `lib_version`; older releases only have 0.9 and lack the argument."""
+    key = (os.path.realpath(path), os.getpid())
+    if key in _ENVS:  # a reader of this process still holds the old DB open: drop it
+        _ENVS.pop(key)[0].close()
+    kwargs = dict(map_size=map_size, subdir=True, meminit=False, max_dbs=0)
+    try:
+        return lmdb.open(str(path), lib_version=0, **kwargs)
+    except TypeError:  # pragma: no cover - py-lmdb < 3
+        return lmdb.open(str(path), **kwargs)
+
+
 def _round_mib(n: int) -> int:
     return -(-int(n) // _MIB) * _MIB
 
@@ -617,7 +630,15 @@ _ENVS: dict[tuple[str, int], list] = {}
 
 
 def _shared_env(path: Path):
-    key = (os.path.realpath(path), os.getpid())
+    pid = os.getpid()
+    # After a fork (DataLoader workers) the parent's handles are useless here, and py-lmdb >= 3
+    # refuses to reopen their files until they are closed in this process: close them first.
+    for stale in [k for k in _ENVS if k[1] != pid]:
+        try:
+            _ENVS.pop(stale)[0].close()
+        except lmdb.Error:  # pragma: no cover
+            pass
+    key = (os.path.realpath(path), pid)
     entry = _ENVS.get(key)
     if entry is None:
         try:
