@@ -267,6 +267,12 @@ def test_gt_tree_uses_its_own_lr_and_vid4_sizes_are_checked(tmp_path):
     shutil.copytree(src / "BIx4" / "walk", src / "BIx4" / "foliage")
     result = ok(src, tmp_path / "vid4", "--partition", "vid4")
     assert "the standard Vid4 release has 41 of 576x720" in result.output
+    # all clips of a tree that is exactly a named split are recorded as that split
+    result = ok(src, tmp_path / "all", "--quiet")
+    assert "the standard Vid4 release has 41 of 576x720" in result.output
+    selection = splits.load_split(tmp_path / "all")["selection"]
+    assert (selection["kind"], selection["name"], selection["how"]) == ("partition", "vid4", "all")
+    assert splits.load_split(tmp_path / "vid4")["selection"]["name"] == "vid4"
 
 
 # --- --link -----------------------------------------------------------------------------------
@@ -455,3 +461,17 @@ def test_library_errors_are_typed(tmp_path):
     with pytest.raises(OutputError):
         split_test(ODD, tmp_path / "file")
     assert not (tmp_path / "o").exists()
+
+
+def test_alpha_frames_and_symlinked_output_folders_are_refused(tmp_path):
+    clip = tmp_path / "src" / "rgba"
+    clip.mkdir(parents=True)
+    cv2.imwrite(str(clip / "a.png"), np.zeros((8, 8, 4), np.uint8))
+    fails(tmp_path / "src", tmp_path / "out", match="alpha channel")
+    lr = subsample_tree(REDS, tmp_path / "lr")
+    out = tmp_path / "out2"
+    out.mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (out / "GT").symlink_to(tmp_path / "elsewhere")
+    fails(REDS, out, "--lr-root", lr, "--overwrite", match="symbolic link")
+    assert not list((tmp_path / "elsewhere").iterdir())

@@ -285,6 +285,15 @@ def _select(src: Path, gt_root: Path, layout: str, list_file, partition, clip_id
             raise InputError(f"no image frames found under {gt_root}")
         clips = clips[:limit] if limit else clips
     names = [c.name for c in clips]
+    if selection["kind"] != "partition":
+        # A selection that *is* a named split (e.g. all clips of a Vid4 tree) is recorded as
+        # that partition, so evaluation picks the matching protocol; `how` keeps the origin.
+        for pname in splits.PARTITIONS:
+            if len(splits.partition_clips(pname)) == len(names) and set(splits.partition_clips(pname)) == set(names):
+                how = f"{selection['kind']} {selection['name'] or ''}".strip()
+                selection = {"kind": "partition", "name": pname, "how": how,
+                             **{k: v for k, v in selection.items() if k not in ("kind", "name")}}
+                break
     selection["count"] = len(clips)
     selection["sha256"] = hashlib.sha256("\n".join(names).encode()).hexdigest()
     return clips, selection
@@ -335,6 +344,9 @@ def _read_marker(out: Path) -> dict | None:
 def _prepare_out(out: Path, marker: dict, overwrite: bool, lr_dir: str, check_only: bool = False) -> None:
     """Refuse a foreign or differently-made OUT (unless overwrite); on overwrite clear our
     folders and record files (unless `check_only`)."""
+    for name in ("GT", lr_dir):
+        if (out / name).is_symlink():
+            raise OutputError(f"{out / name} is a symbolic link; split-test writes real folders there")
     existing = _read_marker(out) if out.is_dir() else None
     non_empty = out.is_dir() and any(out.iterdir())
     if not overwrite:
@@ -448,6 +460,8 @@ def split_test(src: str | os.PathLike, out: str | os.PathLike, *, layout: str = 
         lr_h, lr_w = h0 // scale, w0 // scale
         if lr_h < 1 or lr_w < 1:
             raise InputError(f"clip {label!r}: frames are {h0}x{w0}, smaller than the scale {scale}")
+        if ch == 4:
+            raise InputError(f"clip {label!r}: frames have an alpha channel (RGBA), which is not supported")
         lr_clip = None
         if lr_base is not None:
             lr_clip = _lr_clip(lr_base, clip, scale)
