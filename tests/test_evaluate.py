@@ -324,3 +324,18 @@ def test_cli_end_to_end(tmp_path):
     data = json.loads((tmp_path / "o" / "report.json").read_text())
     assert len(data["clips"]) == 1 and data["clips"][0]["frames"] == 3
     assert not math.isnan(data["average"]["psnr"])
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "bf16"])
+def test_cuda_precisions_close_to_cpu(tmp_path, precision):
+    from vsrdata.edvr.arch import build_edvr
+
+    split = make_split(tmp_path / "ds", clips=("000",), n=3)
+    torch.manual_seed(0)
+    model = build_edvr("edvr-tiny")
+    cpu = evaluate(split, model=model, out_dir=tmp_path / "c", device="cpu", strips=False)
+    gpu = evaluate(split, model=model, out_dir=tmp_path / "g", device="cuda", precision=precision, strips=False)
+    tol = 0.01 if precision == "fp32" else 0.5
+    assert abs(cpu.average()["psnr"] - gpu.average()["psnr"]) < tol

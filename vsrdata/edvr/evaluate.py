@@ -118,16 +118,13 @@ def load_model(checkpoint: str | os.PathLike, preset: str | None = None,
 
 
 def _stored_config(path: Path):
-    """The EDVRConfig dict a vsrdata training checkpoint carries, if any (else None)."""
-    from vsrdata.edvr import checkpoint as ckpt
-
-    reader = getattr(ckpt, "read_config", None)
-    if reader is None:
-        return None
+    """The EDVRConfig dict a vsrdata training checkpoint carries (`model_config`), else None."""
     try:
-        return reader(str(path))
-    except Exception:  # a checkpoint without a config is fine: fall back to the default preset
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # unreadable here: load_weights reports it properly
         return None
+    cfg = obj.get("model_config") if isinstance(obj, dict) else None
+    return dict(cfg) if isinstance(cfg, dict) else None
 
 
 def _model_meta(model: torch.nn.Module) -> tuple[int, int, int, bool]:
@@ -374,6 +371,8 @@ def evaluate(split_dir: str | os.PathLike, checkpoint: str | os.PathLike | None 
         "crop_border": proto.crop_border, "frames": proto.frames, "padding": setup.padding,
         "num_frame": setup.num_frame, "scale": setup.scale, "average": average,
         "device": str(setup.device), "precision": precision, "degradation": record.get("degradation"),
+        "model_config": (setup.model.config.to_dict() if setup.model is not None
+                         and hasattr(setup.model.config, "to_dict") else None),
     }, clips=report_clips)
     if strip_paths:
         report.paths["strips"] = str(out / "compare")
@@ -394,8 +393,10 @@ def _setup(record, checkpoint, bicubic, model, preset, padding, device, precisio
 
         cfg = get_preset(preset or "edvr-m")
         scale = int(record.get("scale", 4))
-        return _Setup(None, cfg.num_frame, scale, 1, _check_padding(padding, cfg.with_predeblur), dev, ac,
-                      "bicubic", preset or "-")
+        _check_padding(padding, cfg.with_predeblur)
+        # No temporal window for bicubic; num_frame only decides which frames count as border,
+        # so its Center/Border columns line up with the model's.
+        return _Setup(None, cfg.num_frame, scale, 1, "n/a", dev, ac, "bicubic", preset or "-")
     if model is None:
         model = load_model(checkpoint, preset, dev, dcn_backend)
     else:
@@ -526,7 +527,7 @@ def infer(input_path: str | os.PathLike, output: str | os.PathLike, *, checkpoin
         paths = _folder_frames(src)
         names = [p.stem + ".png" for p in paths]
         length: int | None = len(paths)
-        in_fps = None
+        in_fps, approx_count = None, None
 
         def frames_rgb():
             for p in paths:
@@ -536,8 +537,10 @@ def infer(input_path: str | os.PathLike, output: str | os.PathLike, *, checkpoin
                 yield img[..., 2::-1] if img.shape[2] >= 3 else img
         source = frames_rgb()
     else:
-        source, length, in_fps = _video_frames(src)
-        names = None
+        # The container's frame count is often an estimate (duration x fps): use it for the
+        # progress bar only; the real length is found when decoding ends.
+        source, approx_count, in_fps = _video_frames(src)
+        length, names = None, None
 
     if model is None:
         model = load_model(checkpoint, preset, dev, dcn_backend)
@@ -555,8 +558,9 @@ def infer(input_path: str | os.PathLike, output: str | os.PathLike, *, checkpoin
     if not to_video and length is not None and not overwrite and dst.is_dir():
         todo = [t for t in range(length) if not (dst / frame_name(t)).is_file()]
         result.skipped = length - len(todo)
+    total = length if length is not None else approx_count
     if progress:
-        progress(result.skipped, length)
+        progress(result.skipped, total)
 
     def tensors():
         for rgb in source:
@@ -579,6 +583,11 @@ def infer(input_path: str | os.PathLike, output: str | os.PathLike, *, checkpoin
             result.frames = length or 0
             return result
         for t, window in SlidingWindow(tensors(), num_frame, mode, length=length, centers=todo):
+            if writer is None and not overwrite and todo is None and (dst / frame_name(t)).is_file():
+                result.skipped += 1  # video input into an existing frame folder: resume too
+                if progress:
+                    progress(1, total)
+                continue
             out = restore(model, torch.stack(window), scale=scale, multiple=multiple, tile=tile,
                           tile_overlap=tile_overlap, autocast=ac)
             rgb = metrics.tensor_to_uint8(out)
@@ -589,7 +598,7 @@ def infer(input_path: str | os.PathLike, output: str | os.PathLike, *, checkpoin
                 write_image(dst / frame_name(t), np.ascontiguousarray(rgb[..., ::-1]))
             result.written += 1
             if progress:
-                progress(1, length)
+                progress(1, total)
         result.frames = result.written + result.skipped
         if writer is not None:
             writer.close()
