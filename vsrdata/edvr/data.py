@@ -9,7 +9,7 @@ EDVR_SPEC §3, §4, §5; the code is our own):
   an interval is drawn from `interval_list`; when the window would leave the clip, the centre is
   redrawn uniformly among the centres whose window fits. GT = the centre frame only.
   The chosen validation partition (REDS4 = 000, 011, 015, 020; official = 240-269) is removed.
-- Vimeo90K: GT = im4; the n LQ frames are im{i + (9 - n) // 2}, i = 1..n (7 -> 1-7, 5 -> 2-6).
+- Vimeo90K: GT = im4; the n LQ frames are im{i + (9 - n) // 2}, i = 0..n-1 (7 -> 1-7, 5 -> 2-6).
 - Crop: a random LQ patch of gt_size / scale and the GT patch at scale x the same position.
   Augment: hflip, then vflip and transpose (BasicSR's "rot"), each with p = 0.5, identical for
   every frame and the GT. Optional random temporal reverse of the LQ frames (p = 0.5).
@@ -318,7 +318,7 @@ class VimeoDataset(_PairedBase):
         if missing:
             raise InputError(f"{len(missing)} Vimeo90K clip(s) missing in {gt.path} or {lq.path}: "
                              f"{', '.join(missing[:5])}")
-        numbers = [i + (9 - self.num_frame) // 2 for i in range(1, self.num_frame + 1)]
+        numbers = [i + (9 - self.num_frame) // 2 for i in range(self.num_frame)]  # BasicSR: i = 0..n-1
         self.gt_frame: dict[str, str] = {}
         self.lq_frames: dict[str, list[str]] = {}
         for c in ids:
