@@ -201,7 +201,10 @@ def _frame_job(item: dict) -> str:
             if gt is None:
                 gt = read_image(item["gt_src"])
             h, w = geom["gt_hw"]
-            lr = degrade(gt[:h, :w], geom["scale"], geom["degradation"])
+            try:
+                lr = degrade(gt[:h, :w], geom["scale"], geom["degradation"])
+            except InputError as exc:  # degrade leaves naming the file to its caller
+                raise InputError(f"{exc}: {item['gt_src']}") from None
             if tuple(lr.shape[:2]) != tuple(geom["lr_hw"]):  # pragma: no cover - degrade contract
                 raise InputError(f"degrade gave {lr.shape[:2]} for {item['gt_src']}, expected {geom['lr_hw']}")
             write_image(item["lr_dst"], _fit(lr, geom, "lr"))
@@ -319,6 +322,70 @@ def _lr_clip(lr_base: Path, clip: Clip, scale: int) -> Clip:
         raise InputError(f"clip {label!r}: GT and LR frames differ ({what}; "
                          f"{len(clip.frames)} GT vs {len(names)} LR frames)")
     return Clip(name=directory.relative_to(lr_base).as_posix(), root=lr_base, frames=clip.frames)
+
+
+def _plan_clip(clip: Clip, lr_base: Path | None, scale: int, multiple: int, crop: bool,
+               warnings: list[str]) -> tuple[dict, dict, Clip | None]:
+    """Check one clip's frame sizes (and its LR clip's) and work out its sizes and padding.
+
+    Returns (the clip's split.json record, the geometry every frame job of the clip needs,
+    the paired LR clip or None when LR is generated).
+    """
+    label = clip.name or clip.root.name
+    h0, w0, ch, dtype = _clip_shape(clip, "GT")
+    lr_h, lr_w = h0 // scale, w0 // scale
+    if lr_h < 1 or lr_w < 1:
+        raise InputError(f"clip {label!r}: frames are {h0}x{w0}, smaller than the scale {scale}")
+    if ch == 4:
+        raise InputError(f"clip {label!r}: frames have an alpha channel (RGBA), which is not supported")
+    lr_clip = _lr_clip(lr_base, clip, scale) if lr_base is not None else None
+    if lr_clip is not None:
+        lh, lw, lc, ldt = _clip_shape(lr_clip, "LR")
+        if (lh, lw) != (lr_h, lr_w) or (lc, ldt) != (ch, dtype):
+            raise InputError(f"clip {label!r}: GT {h0}x{w0}x{ch} and LR {lh}x{lw}x{lc} disagree with "
+                             f"scale {scale} (expected LR {lr_h}x{lr_w}x{ch})")
+    # GT used = the mod-cropped source (top-left), the region the LR is made from.
+    gt_h, gt_w = lr_h * scale, lr_w * scale
+    if (h0, w0) != (gt_h, gt_w):
+        warnings.append(f"clip {label!r}: GT {h0}x{w0} is not a multiple of the scale {scale}; "
+                        f"using its top-left {gt_h}x{gt_w} (mod-crop)")
+    if crop:
+        lr_crop = (lr_h - lr_h % multiple, lr_w - lr_w % multiple)
+        if 0 in lr_crop:
+            raise InputError(f"clip {label!r}: LR {lr_h}x{lr_w} is smaller than --multiple {multiple}, "
+                             "cannot crop (use padding instead)")
+        gt_crop = (lr_crop[0] * scale, lr_crop[1] * scale)
+        lr_pad = gt_pad = (0, 0)
+        lr_out, gt_out = lr_crop, gt_crop
+        changed = lr_crop != (lr_h, lr_w)
+    else:
+        lr_crop = gt_crop = None
+        lr_pad = (splits.pad_amount(lr_h, multiple), splits.pad_amount(lr_w, multiple))
+        gt_pad = (lr_pad[0] * scale, lr_pad[1] * scale)
+        lr_out = (lr_h + lr_pad[0], lr_w + lr_pad[1])
+        gt_out = (gt_h + gt_pad[0], gt_w + gt_pad[1])
+        changed = lr_pad != (0, 0)
+    geom = {
+        "scale": scale, "gt_hw": (gt_h, gt_w), "lr_hw": (lr_h, lr_w),
+        "gt_pad": gt_pad, "lr_pad": lr_pad, "gt_crop": gt_crop, "lr_crop": lr_crop,
+        "gt_out_hw": gt_out, "lr_out_hw": lr_out,
+        "gt_unchanged": not changed and (gt_h, gt_w) == (h0, w0),  # copy/link the source file
+        "lr_unchanged": not changed,
+    }
+    record = {
+        "source": clip.name,
+        "num_frames": len(clip.frames),
+        "gt_size": [gt_h, gt_w, ch],
+        "lr_size": [lr_h, lr_w, ch],
+        "lr_pad": list(lr_pad),
+        "gt_pad": list(gt_pad),
+        "gt_crop": list(gt_crop) if gt_crop else None,
+        "lr_crop": list(lr_crop) if lr_crop else None,
+        "source_size": [h0, w0, ch],
+        "dtype": dtype,
+        "frames": {splits.frame_name(i): name for i, name in enumerate(clip.frames)},
+    }
+    return record, geom, lr_clip
 
 
 def _check_out(out: Path, sources: list[Path]) -> None:
@@ -456,50 +523,10 @@ def split_test(src: str | os.PathLike, out: str | os.PathLike, *, layout: str = 
         if folder in folders:
             raise InputError(f"clips {folders[folder]!r} and {label!r} would both be written to {folder}")
         folders[folder] = label
-        h0, w0, ch, dtype = _clip_shape(clip, "GT")
-        lr_h, lr_w = h0 // scale, w0 // scale
-        if lr_h < 1 or lr_w < 1:
-            raise InputError(f"clip {label!r}: frames are {h0}x{w0}, smaller than the scale {scale}")
-        if ch == 4:
-            raise InputError(f"clip {label!r}: frames have an alpha channel (RGBA), which is not supported")
-        lr_clip = None
-        if lr_base is not None:
-            lr_clip = _lr_clip(lr_base, clip, scale)
-            lh, lw, lc, ldt = _clip_shape(lr_clip, "LR")
-            if (lh, lw) != (lr_h, lr_w) or (lc, ldt) != (ch, dtype):
-                raise InputError(
-                    f"clip {label!r}: GT {h0}x{w0}x{ch} and LR {lh}x{lw}x{lc} disagree with scale {scale} "
-                    f"(expected LR {lr_h}x{lr_w}x{ch})")
-        gt_h, gt_w = lr_h * scale, lr_w * scale
-        if crop:
-            lr_crop = (lr_h - lr_h % multiple, lr_w - lr_w % multiple)
-            if 0 in lr_crop:
-                raise InputError(f"clip {label!r}: LR {lr_h}x{lr_w} is smaller than --multiple {multiple}, "
-                                 "cannot crop (use padding instead)")
-            gt_crop = (lr_crop[0] * scale, lr_crop[1] * scale)
-            lr_pad = gt_pad = (0, 0)
-            lr_out, gt_out = lr_crop, gt_crop
-            changed = lr_crop != (lr_h, lr_w)
-        else:
-            lr_crop = gt_crop = None
-            lr_pad = (splits.pad_amount(lr_h, multiple), splits.pad_amount(lr_w, multiple))
-            gt_pad = (lr_pad[0] * scale, lr_pad[1] * scale)
-            lr_out = (lr_h + lr_pad[0], lr_w + lr_pad[1])
-            gt_out = (gt_h + gt_pad[0], gt_w + gt_pad[1])
-            changed = lr_pad != (0, 0)
-        padded += bool(changed)
-        geom = {
-            "scale": scale, "degradation": degradation, "pad_mode": pad_mode,
-            "gt_hw": (gt_h, gt_w), "lr_hw": (lr_h, lr_w),
-            "gt_pad": gt_pad, "lr_pad": lr_pad, "gt_crop": gt_crop, "lr_crop": lr_crop,
-            "gt_out_hw": gt_out, "lr_out_hw": lr_out,
-            "gt_unchanged": not changed and (gt_h, gt_w) == (h0, w0),
-            "lr_unchanged": not changed,
-        }
-        frames = {}
-        for index, name in enumerate(clip.frames):
-            new = splits.frame_name(index)
-            frames[new] = name
+        record, geom, lr_clip = _plan_clip(clip, lr_base, scale, multiple, crop, warnings)
+        geom.update(degradation=degradation, pad_mode=pad_mode)
+        padded += not geom["lr_unchanged"]
+        for new, name in record["frames"].items():
             items.append({
                 "gt_src": str(clip.path / name),
                 "lr_src": str(lr_clip.path / name) if lr_clip is not None else None,
@@ -507,23 +534,9 @@ def split_test(src: str | os.PathLike, out: str | os.PathLike, *, layout: str = 
                 "lr_dst": str(out / lr_dir / folder / new),
                 "geom": geom, "link": link, "overwrite": overwrite,
             })
-        records[folder] = {
-            "source": clip.name,
-            "num_frames": len(clip.frames),
-            "gt_size": [gt_h, gt_w, ch],
-            "lr_size": [lr_h, lr_w, ch],
-            "lr_pad": list(lr_pad),
-            "gt_pad": list(gt_pad),
-            "gt_crop": list(gt_crop) if gt_crop else None,
-            "lr_crop": list(lr_crop) if lr_crop else None,
-            "source_size": [h0, w0, ch],
-            "dtype": dtype,
-            "frames": frames,
-        }
-        if (h0, w0) != (gt_h, gt_w):
-            warnings.append(f"clip {label!r}: GT {h0}x{w0} is not a multiple of the scale {scale}; "
-                            f"using its top-left {gt_h}x{gt_w} (mod-crop)")
+        records[folder] = record
         ref = splits.VID4.get(label) if selection.get("name") == "vid4" else None
+        h0, w0 = record["source_size"][:2]
         if ref is not None and (ref.frames, ref.gt_h, ref.gt_w) != (len(clip.frames), h0, w0):
             warnings.append(f"clip {label!r}: {len(clip.frames)} frames of {h0}x{w0}, the standard Vid4 "
                             f"release has {ref.frames} of {ref.gt_h}x{ref.gt_w} (a different release?)")
