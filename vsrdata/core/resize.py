@@ -99,7 +99,7 @@ def contributions(in_len: int, out_len: int, scale: float, antialiasing: bool = 
     return weights, indices
 
 
-class _AxisOp:
+class AxisOp:
     """One axis' resampling as a banded matrix split into dense row blocks (cached per size)."""
 
     def __init__(self, in_len: int, weights: np.ndarray, indices: np.ndarray):
@@ -159,12 +159,12 @@ class _AxisOp:
 
 
 @lru_cache(maxsize=256)
-def _resize_op(in_len: int, out_len: int, scale: float, antialiasing: bool) -> _AxisOp:
+def _resize_op(in_len: int, out_len: int, scale: float, antialiasing: bool) -> AxisOp:
     weights, indices = contributions(in_len, out_len, scale, antialiasing)
-    return _AxisOp(in_len, weights, indices)
+    return AxisOp(in_len, weights, indices)
 
 
-def _apply_axis0(x: np.ndarray, op: _AxisOp) -> np.ndarray:
+def _apply_axis0(x: np.ndarray, op: AxisOp) -> np.ndarray:
     """(in_len, A, B) float64 -> (out_len, A, B): banded product along the first axis."""
     x2 = x.reshape(x.shape[0], -1)
     out = np.empty((op.out_len, x2.shape[1]))
@@ -173,7 +173,7 @@ def _apply_axis0(x: np.ndarray, op: _AxisOp) -> np.ndarray:
     return out.reshape((op.out_len,) + x.shape[1:])
 
 
-def _apply_axis1(x: np.ndarray, op: _AxisOp) -> np.ndarray:
+def _apply_axis1(x: np.ndarray, op: AxisOp) -> np.ndarray:
     """(N, in_len, C) float64 -> (N, out_len, C): banded product along the second axis."""
     n, _, c = x.shape
     x2 = x.reshape(n, -1)
@@ -183,7 +183,7 @@ def _apply_axis1(x: np.ndarray, op: _AxisOp) -> np.ndarray:
     return out.reshape(n, op.out_len, c)
 
 
-def separable_resample(x: np.ndarray, first: tuple[int, _AxisOp], second: tuple[int, _AxisOp]
+def separable_resample(x: np.ndarray, first: tuple[int, AxisOp], second: tuple[int, AxisOp]
                        ) -> np.ndarray:
     """Apply two per-axis resampling operators to an (H, W, C) float64 array, in the given order.
 
@@ -196,7 +196,7 @@ def separable_resample(x: np.ndarray, first: tuple[int, _AxisOp], second: tuple[
 
 
 def _exact_values(img3: np.ndarray, maxval: float, coords: tuple[np.ndarray, ...],
-                  first: tuple[int, _AxisOp], second: tuple[int, _AxisOp]) -> np.ndarray:
+                  first: tuple[int, AxisOp], second: tuple[int, AxisOp]) -> np.ndarray:
     """MATLAB-order float64 values (times ``maxval``) of selected output samples.
 
     ``coords`` = (row, col, channel) output coordinates. Follows MATLAB step by step:
