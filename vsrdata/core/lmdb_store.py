@@ -555,7 +555,15 @@ class LmdbWriter:
 
     def _write_error(self, exc: Exception) -> OutputError:
         kept = self.existing + self.committed
-        return OutputError(f"cannot write LMDB {self.path}: {exc}; the {kept} values committed "
+        hint = ""
+        if "Input/output error" in str(exc) or "No space" in str(exc):  # LMDB's short write = EIO
+            try:
+                import shutil
+
+                hint = f" (disk full? {shutil.disk_usage(self.path).free / _MIB:.0f} MiB free)"
+            except OSError:  # pragma: no cover
+                hint = " (disk full?)"
+        return OutputError(f"cannot write LMDB {self.path}: {exc}{hint}; the {kept} values committed "
                            f"before stay valid: free space / fix the cause and re-run to resume")
 
     def _write_meta(self, key: str, shape: tuple[int, ...]) -> None:
