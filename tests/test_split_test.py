@@ -362,7 +362,7 @@ def test_foreign_or_different_out_is_refused(tmp_path):
     # same options: fine (resume); other options: refused, then redone with --overwrite
     ok(REDS, out, "--lr-root", lr)
     fails(REDS, out, "--lr-root", lr, "--pad", "zero", match="different pad_mode")
-    fails(REDS, out, "--lr-root", lr, "--limit", "1", match="different clips")
+    fails(REDS, out, "--lr-root", lr, "--limit", "1", match="different clip selection (")
     ok(REDS, out, "--lr-root", lr, "--limit", "1", "--overwrite")
     assert sorted(os.listdir(out / "GT")) == ["000"]
     assert (out / "meta_info.txt").read_text() == "000 7 (180,320,3)\n"

@@ -421,7 +421,8 @@ def _prepare_out(out: Path, marker: dict, overwrite: bool, lr_dir: str, check_on
             raise OutputError(f"OUT {out} is not empty and was not made by split-test "
                               "(use --overwrite to write into it anyway, or choose another OUT)")
         if existing is not None and existing != marker:
-            diff = sorted(k for k in set(existing) | set(marker) if existing.get(k) != marker.get(k))
+            diff = sorted({"clip selection" if k.startswith("clips") else k
+                           for k in set(existing) | set(marker) if existing.get(k) != marker.get(k)})
             raise OutputError(f"OUT {out} holds a split-test output made with different "
                               f"{', '.join(diff) or 'options'} (use --overwrite to redo it, or choose another OUT)")
         return
