@@ -450,6 +450,19 @@ def test_truncated_frame_is_named(tmp_path):
     assert not (tmp_path / "out" / "split.json").exists()
 
 
+def test_truncated_frame_is_refused_even_when_it_would_only_be_copied(tmp_path):
+    src = tmp_path / "src"
+    shutil.copytree(REDS / "000", src / "000")
+    data = (src / "000" / "00000001.png").read_bytes()
+    (src / "000" / "00000001.png").write_bytes(data[: len(data) - 100])
+    lr = subsample_tree(REDS / "000", tmp_path / "lr" / "000").parent
+    for extra in ([], ["--link"]):
+        out = tmp_path / f"out{len(extra)}"
+        fails(src, out, "--lr-root", lr, "--multiple", 1, *extra, match="truncated PNG")
+        assert (out / "GT" / "000" / "00000000.png").is_file()  # the other frames were done
+        assert not (out / "GT" / "000" / "00000001.png").exists()
+
+
 def test_library_errors_are_typed(tmp_path):
     with pytest.raises(ConfigError):
         split_test(ODD, tmp_path / "o", scale=1)

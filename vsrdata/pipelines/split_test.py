@@ -73,6 +73,7 @@ __all__ = ["split_test", "SplitResult", "JobsFailed", "LAYOUTS"]
 LAYOUTS = ("auto", "vimeo", "reds", "gt-tree", "clips")
 _TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.\d+\.tmp$")  # image_io.temp_path_for's pattern
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_IEND = b"IEND\xaeB`\x82"
 
 
 @dataclass
@@ -148,7 +149,23 @@ def _ok(path: str, shape: tuple[int, int]) -> bool:
     return (h, w) == tuple(shape)
 
 
+def _check_complete_png(src: str) -> None:
+    """The check `read_image` makes, for files passed on without decoding: a PNG must end with
+    its IEND chunk (a truncated file would otherwise be copied or linked as it is)."""
+    try:
+        with open(src, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - 64))
+            tail = fh.read()
+    except OSError as exc:
+        raise InputError(f"cannot read {src}: {exc.strerror or exc}") from None
+    if not tail.rstrip(b"\0").endswith(_PNG_IEND):
+        raise InputError(f"truncated PNG (no IEND chunk): {src}")
+
+
 def _link_or_copy(src: str, dst: str, link: bool) -> None:
+    """`dst` becomes a hard link to `src` (with `link`, when the filesystem allows) or a copy."""
+    _check_complete_png(src)
     if link:
         tmp = temp_path_for(dst)
         try:
