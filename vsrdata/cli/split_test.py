@@ -26,7 +26,7 @@ _MAX_LISTED_FAILURES = 20
 @click.option("--partition", "-p", type=click.Choice(PARTITION_NAMES, case_sensitive=False),
               help="Named split: reds4 (000,011,015,020), reds-val (240-269), redsofficial4 "
                    "(240,241,246,257), vimeo-t[-fast|-medium|-slow] (Vimeo90K-T lists), vid4.")
-@click.option("--clips", "clip_ids", metavar="A,B,...", help="Comma-separated clip ids.")
+@click.option("--clips", "clip_ids", metavar="A,B,...", help="Comma-separated clip ids, e.g. 000,011 or 00001/0266,00001/0268.")
 @click.option("--limit", type=click.IntRange(min=1), help="Keep only the first N clips, in list order.")
 @click.option("--lr-root", type=click.Path(file_okay=False, path_type=str),
               help="Read LR frames from this tree (same clip and frame names) instead of generating them.")
@@ -49,7 +49,7 @@ _MAX_LISTED_FAILURES = 20
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar (the summary line is still printed).")
 def command(src, out, layout, list_file, partition, clip_ids, limit, lr_root, scale, degradation,
             multiple, pad, crop, link, overwrite, workers, dry_run, quiet):
-    """Extract a test split: GT/<clip> and BIx4/<clip> with integer frame names, padded to x4.
+    """Extract a test split: integer frame names, LR padded to x4.
 
     Writes OUT/GT/<clip>/00000000.png ... and OUT/BIx4/<clip>/... (BDx4 with -d bd), the layout
     the EDVR/BasicSR test scripts read. Frames are renamed to 00000000.png.. in natural order;
