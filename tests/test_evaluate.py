@@ -318,11 +318,12 @@ def test_cli_end_to_end(tmp_path):
     split = make_split(tmp_path / "ds", clips=("000",), n=3)
     _tiny_checkpoint(tmp_path / "tiny.pth")
     res = CliRunner().invoke(main, ["evaluate", str(tmp_path / "tiny.pth"), str(split), "--preset", "edvr-tiny",
-                                    "--device", "cpu", "--out", str(tmp_path / "o"), "--rgb", "-q"])
+                                    "--device", "cpu", "--out", str(tmp_path / "o"), "--rgb", "--frames", "center",
+                                    "-q"])
     assert res.exit_code == 0, res.output
     assert "Average" in res.output and "channel RGB" in res.output
     data = json.loads((tmp_path / "o" / "report.json").read_text())
-    assert len(data["clips"]) == 1 and data["clips"][0]["frames"] == 3
+    assert len(data["clips"]) == 1 and data["clips"][0]["frames"] == 1
     assert not math.isnan(data["average"]["psnr"])
 
 
@@ -339,3 +340,30 @@ def test_cuda_precisions_close_to_cpu(tmp_path, precision):
     gpu = evaluate(split, model=model, out_dir=tmp_path / "g", device="cuda", precision=precision, strips=False)
     tol = 0.01 if precision == "fp32" else 0.5
     assert abs(cpu.average()["psnr"] - gpu.average()["psnr"]) < tol
+
+
+# -- on a real split-test output --------------------------------------------------------------
+
+def test_on_split_test_output_with_odd_sizes(tmp_path):
+    split_test = pytest.importorskip("vsrdata.pipelines.split_test")
+    resize = pytest.importorskip("vsrdata.core.resize")
+    split_test.split_test(FIXTURES / "odd_size", tmp_path / "odd", workers=1, progress=False)
+    rec = json.loads((tmp_path / "odd" / "split.json").read_text())["clips"]["clip"]
+    assert rec["lr_pad"] != [0, 0]  # 150x270 -> mod-crop 148x268 -> LR 37x67, padded to 40x68
+    rep = evaluate(tmp_path / "odd", bicubic=True, out_dir=tmp_path / "b", frames="center")
+    (h, w), (lh, lw) = rec["gt_size"][:2], rec["lr_size"][:2]
+    lr = cv2.imread(str(tmp_path / "odd" / "BIx4" / "clip" / "00000003.png"))[:lh, :lw, ::-1]
+    gt = cv2.imread(str(FIXTURES / "odd_size" / "clip" / "00000003.png"))[:h, :w, ::-1]
+    up = resize.imresize(np.ascontiguousarray(lr), 4)
+    assert rep.clips[0].psnr == pytest.approx(metrics.calculate_psnr(up, np.ascontiguousarray(gt), 0, True),
+                                              abs=1e-9)
+
+    _tiny_checkpoint(tmp_path / "tiny.pth")
+    res = CliRunner().invoke(main, ["evaluate", str(tmp_path / "tiny.pth"), str(tmp_path / "odd"), "--device",
+                                    "cpu", "--out", str(tmp_path / "m"), "--with-bicubic", "--frames", "center", "-q"])
+    assert res.exit_code == 0, res.output
+    assert "preset edvr-tiny" in res.output  # architecture read from the weights, no --preset
+    data = json.loads((tmp_path / "m" / "report.json").read_text())
+    assert data["clips"][0]["frames"] == 1 and data["clips"][0]["per_frame"][0]["index"] == 3
+    assert data["clips"][0]["per_frame"][0]["bicubic_psnr"] == pytest.approx(rep.clips[0].psnr, abs=1e-12)
+    assert (tmp_path / "m" / "compare" / "clip.png").is_file()

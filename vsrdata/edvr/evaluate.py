@@ -99,29 +99,32 @@ def _autocast(dev: torch.device, precision: str):
 
 def load_model(checkpoint: str | os.PathLike, preset: str | None = None,
                device: str | torch.device | None = None, dcn_backend: str | None = None) -> torch.nn.Module:
-    """Build the EDVR of `preset` and load `checkpoint` strictly (any format
-    `checkpoint.load_weights` reads). Without a preset, the config stored in the checkpoint is
-    used when there is one, else 'edvr-m'. Returns the model in eval mode on `device`."""
+    """Build an EDVR and load `checkpoint` strictly (any format `checkpoint.read_checkpoint`
+    reads: BasicSR, vsrdata, mmagic, original EDVR). The architecture is `preset` when given,
+    else the config stored in a vsrdata checkpoint, else the one the weights' shapes imply
+    (`checkpoint.infer_config`). Returns the model in eval mode on `device`."""
     path = Path(checkpoint)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     from vsrdata.edvr import checkpoint as ckpt
     from vsrdata.edvr.arch import build_edvr
 
-    cfg = preset
-    if cfg is None:
-        cfg = _stored_config(path) or "edvr-m"
+    loaded = ckpt.read_checkpoint(path)
+    if preset is not None:
+        cfg = preset
+    else:
+        cfg = loaded.config or _stored_config(path) or ckpt.infer_config(loaded.state_dict, str(path))
     model = build_edvr(cfg, dcn_backend=dcn_backend)
-    ckpt.load_weights(model, str(path), strict=True)
+    ckpt.load_weights(model, loaded, strict=True)
     dev = device if isinstance(device, torch.device) else _device(device)
     return model.to(dev).eval()
 
 
 def _stored_config(path: Path):
-    """The EDVRConfig dict a vsrdata training checkpoint carries (`model_config`), else None."""
+    """The EDVRConfig dict a `vsrdata train` checkpoint carries (`model_config`), else None."""
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # unreadable here: load_weights reports it properly
+    except Exception:  # unreadable here: read_checkpoint already reported real problems
         return None
     cfg = obj.get("model_config") if isinstance(obj, dict) else None
     return dict(cfg) if isinstance(cfg, dict) else None
@@ -371,7 +374,7 @@ def evaluate(split_dir: str | os.PathLike, checkpoint: str | os.PathLike | None 
         "crop_border": proto.crop_border, "frames": proto.frames, "padding": setup.padding,
         "num_frame": setup.num_frame, "scale": setup.scale, "average": average,
         "device": str(setup.device), "precision": precision, "degradation": record.get("degradation"),
-        "model_config": (setup.model.config.to_dict() if setup.model is not None
+        "selection": record.get("selection"), "model_config": (setup.model.config.to_dict() if setup.model is not None
                          and hasattr(setup.model.config, "to_dict") else None),
     }, clips=report_clips)
     if strip_paths:
@@ -406,8 +409,14 @@ def _setup(record, checkpoint, bicubic, model, preset, padding, device, precisio
         raise ConfigError(f"the model upscales x{scale} but the split was made for x{record.get('scale')} "
                           f"(wrong --preset?)")
     name = Path(checkpoint).name if checkpoint else type(model).__name__
-    return _Setup(model, num_frame, scale, multiple, _check_padding(padding, predeblur), dev, ac, name,
-                  preset or "auto")
+    if preset is None:
+        try:
+            from vsrdata.edvr.checkpoint import preset_name
+
+            preset = preset_name(model.config) or "custom"
+        except Exception:  # a stand-in model without a real EDVRConfig
+            preset = "custom"
+    return _Setup(model, num_frame, scale, multiple, _check_padding(padding, predeblur), dev, ac, name, preset)
 
 
 def _restore_clip(s: _Setup, rec: dict, lr_paths: list[Path], centers: list[int], strip_at: int,
