@@ -99,13 +99,19 @@ def test_weights_rows_sum_to_one_and_indices_in_range():
         assert idx.min() >= 0 and idx.max() < in_len
 
 
-def _plain_imresize(img: np.ndarray, scale: float) -> np.ndarray:
+def _plain_imresize(img: np.ndarray, scale: float | None, output_shape=None) -> np.ndarray:
     """Straightforward per-axis port of MATLAB's algorithm (taps gathered and accumulated one at
-    a time), uint8 -> uint8; a regression reference for the blocked-BLAS path."""
+    a time, smaller-scale axis first), uint8 -> uint8; a regression reference for the
+    blocked-BLAS path and its tie handling."""
     x = img.astype(np.float64) / 255.0
-    sizes = [math.ceil(scale * img.shape[0]), math.ceil(scale * img.shape[1])]
-    for axis in (0, 1):
-        w, idx = contributions(x.shape[axis], sizes[axis], scale, True)
+    if output_shape is None:
+        sizes = [math.ceil(scale * img.shape[0]), math.ceil(scale * img.shape[1])]
+        scales = [scale, scale]
+    else:
+        sizes = list(output_shape)
+        scales = [sizes[0] / img.shape[0], sizes[1] / img.shape[1]]
+    for axis in ((0, 1) if scales[0] <= scales[1] else (1, 0)):
+        w, idx = contributions(x.shape[axis], sizes[axis], scales[axis], True)
         moved = np.moveaxis(x, axis, 0)
         acc = np.zeros((sizes[axis],) + moved.shape[1:])
         for p in range(w.shape[1]):
@@ -115,12 +121,26 @@ def _plain_imresize(img: np.ndarray, scale: float) -> np.ndarray:
     return np.clip(np.floor(y + 0.5), 0, 255).astype(np.uint8)
 
 
+def _random_frame(shape, seed=7):
+    rng = np.random.default_rng(seed)
+    img = rng.integers(0, 256, shape, dtype=np.uint8)
+    return cv2.GaussianBlur(img, (5, 5), 1.2)  # smooth, like real footage, plus random detail
+
+
 @pytest.mark.parametrize("scale", [0.37, 1 / 3, 0.1, 1.7, 2.0, 1.0])
 def test_matches_plain_port_on_random_frames(scale):
-    rng = np.random.default_rng(7)
-    img = rng.integers(0, 256, (23, 41, 3), dtype=np.uint8)
-    img = cv2.GaussianBlur(img, (5, 5), 1.2)  # smooth, like real footage, plus random detail
+    img = _random_frame((23, 41, 3))
     assert np.array_equal(imresize(img, scale), _plain_imresize(img, scale))
+
+
+@pytest.mark.parametrize("seed, shape", [(2, (240, 120)), (7, (120, 240)), (2, (120, 120)),
+                                         (3, (37, 250))])
+def test_matches_plain_port_with_unequal_axis_scales(seed, shape):
+    # (240, 120) from 60x60: columns (x2) are resized first, as MATLAB orders them. x2 and x4
+    # have dyadic weights, so these frames hit exact rounding ties (1-7 each with these seeds),
+    # which must resolve as MATLAB's arithmetic order resolves them.
+    img = _random_frame((60, 60, 3), seed=seed)
+    assert np.array_equal(imresize(img, output_shape=shape), _plain_imresize(img, None, shape))
 
 
 # ---------------------------------------------------------------- shapes
