@@ -367,3 +367,19 @@ def test_on_split_test_output_with_odd_sizes(tmp_path):
     assert data["clips"][0]["frames"] == 1 and data["clips"][0]["per_frame"][0]["index"] == 3
     assert data["clips"][0]["per_frame"][0]["bicubic_psnr"] == pytest.approx(rep.clips[0].psnr, abs=1e-12)
     assert (tmp_path / "m" / "compare" / "clip.png").is_file()
+
+
+def test_config_stored_in_a_training_checkpoint_is_used(tmp_path):
+    ckpt = pytest.importorskip("vsrdata.edvr.checkpoint")
+    from vsrdata.edvr.arch import build_edvr
+
+    split = make_split(tmp_path / "ds", clips=("000",), n=3)
+    cfg = get_preset("edvr-tiny", num_frame=3, center_frame_idx=0)  # not visible in the weights
+    torch.manual_seed(0)
+    sd = build_edvr(cfg).state_dict()
+    ckpt.save_atomic({"format": "vsrdata-train/1", "params": sd, "params_ema": sd, "iter": 5,
+                      "model_config": cfg.to_dict()}, tmp_path / "iter_5.pth")
+    rep = evaluate(split, tmp_path / "iter_5.pth", out_dir=tmp_path / "o", device="cpu", frames="center",
+                   strips=False)
+    assert rep.protocol["model_config"]["center_frame_idx"] == 0
+    assert rep.protocol["num_frame"] == 3 and rep.protocol["preset"] == "custom"

@@ -14,7 +14,7 @@ _PROTOCOLS = ("auto", "vid4", "reds4", "vimeo-t", "generic")
 @click.argument("paths", nargs=-1, metavar="[CHECKPOINT] DATASET", type=click.Path())
 @click.option("--bicubic", is_flag=True, help="Score the bicubic baseline (MATLAB imresize x4) instead of a model.")
 @click.option("--preset", default=None, help="EDVR preset of the checkpoint (default: the config stored in "
-              "the checkpoint, else edvr-m).")
+              "the checkpoint, else the one its weight shapes imply).")
 @click.option("--protocol", type=click.Choice(_PROTOCOLS), default="auto", show_default=True,
               help="vid4 = Y; reds4 = RGB; vimeo-t = Y on the centre frame; generic = Y, all frames; "
               "auto = from the split record.")

@@ -13,7 +13,7 @@ _PADDINGS = ("reflection_circle", "replicate", "reflection", "circle")
 @click.option("--checkpoint", "-c", required=True, type=click.Path(), help="EDVR weights (BasicSR, mmagic, "
               "original EDVR or vsrdata format).")
 @click.option("--preset", default=None, help="EDVR preset of the checkpoint (default: the config stored in "
-              "the checkpoint, else edvr-m).")
+              "the checkpoint, else the one its weight shapes imply).")
 @click.option("--tile", type=click.IntRange(min=4), default=None,
               help="Restore in tiles of this many input pixels (rounded up to a multiple of 4).")
 @click.option("--tile-overlap", type=click.IntRange(min=0), default=16, show_default=True,

@@ -109,25 +109,22 @@ def load_model(checkpoint: str | os.PathLike, preset: str | None = None,
     from vsrdata.edvr import checkpoint as ckpt
     from vsrdata.edvr.arch import build_edvr
 
-    loaded = ckpt.read_checkpoint(path)
+    try:  # one read serves both the weights and a stored `model_config` (vsrdata train files)
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # let read_checkpoint produce its detailed message
+        raw = None
+    loaded = ckpt.read_checkpoint(path) if raw is None else ckpt.unwrap_checkpoint(raw, source=str(path))
     if preset is not None:
         cfg = preset
     else:
-        cfg = loaded.config or _stored_config(path) or ckpt.infer_config(loaded.state_dict, str(path))
+        stored = raw.get("model_config") if isinstance(raw, dict) else None
+        cfg = loaded.config or (dict(stored) if isinstance(stored, dict) else None) \
+            or ckpt.infer_config(loaded.state_dict, str(path))
+    del raw
     model = build_edvr(cfg, dcn_backend=dcn_backend)
     ckpt.load_weights(model, loaded, strict=True)
     dev = device if isinstance(device, torch.device) else _device(device)
     return model.to(dev).eval()
-
-
-def _stored_config(path: Path):
-    """The EDVRConfig dict a `vsrdata train` checkpoint carries (`model_config`), else None."""
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # unreadable here: read_checkpoint already reported real problems
-        return None
-    cfg = obj.get("model_config") if isinstance(obj, dict) else None
-    return dict(cfg) if isinstance(cfg, dict) else None
 
 
 def _model_meta(model: torch.nn.Module) -> tuple[int, int, int, bool]:
