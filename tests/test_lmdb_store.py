@@ -230,6 +230,26 @@ def test_writer_grows_the_map_on_demand(tmp_path):
     reader.close()
 
 
+def test_writer_with_refetch_replays_from_sources_not_from_ram(tmp_path):
+    items = dict(_values(120, seed=1))
+    calls = []
+
+    def refetch(source):
+        calls.append(source)
+        return _png1(items[source])
+
+    with LmdbWriter(tmp_path / "s.lmdb", initial_map_size=1 << 20, commit_images=40, refetch=refetch) as w:
+        for k, img in items.items():
+            w.put(k, _png1(img), img.shape, source=k)
+        assert all(isinstance(v, str) for _, v in w._batch)  # only sources are kept
+        w.finish()
+    assert w.map_growths >= 1 and calls  # the batch in flight at the growth was re-created
+    with LmdbReader(tmp_path / "s.lmdb") as reader:
+        assert reader.keys() == list(items)
+        for k, img in items.items():
+            np.testing.assert_array_equal(reader.get(k), img)
+
+
 def test_writer_fixed_map_size_full_is_a_clear_error(tmp_path):
     items = _values(200)
     with pytest.raises(OutputError, match="--map-size"):

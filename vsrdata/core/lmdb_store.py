@@ -19,9 +19,10 @@ the final commit and the atomic `meta_info.txt` rename; readers refuse such a fo
 
 Memory: `LmdbWriter` commits every `commit_images` values or `commit_bytes` bytes, whichever
 comes first (the field commits every 5,000 images, and an LMDB write transaction keeps its dirty
-pages in RAM until it commits), and keeps the uncommitted batch so that a `MapFullError` can be
-answered by growing the map and replaying the batch. Peak memory is therefore about twice
-`commit_bytes`, whatever the size of the dataset.
+pages in RAM until it commits). A `MapFullError` is answered by growing the map and replaying the
+uncommitted batch; with a `refetch` callable the writer remembers only each value's source and
+re-creates the value from it (rare), so peak memory is about `commit_bytes` (otherwise it keeps
+the batch's values too: about twice that), whatever the size of the dataset.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import pickle
 import re
 import struct
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import lmdb
 import numpy as np
@@ -335,7 +336,10 @@ class LmdbWriter:
     - resume: an incomplete DB (our marker present) is continued: `stored_shape_and_depth(key)` tells
       which keys are already committed; a finished DB is refused unless `overwrite`.
 
-    Call `put(key, png_bytes, shape)` for new values and `add_existing(key, shape)` for values a
+    - `refetch(source) -> bytes`: re-creates the value `put(..., source=...)` was given (e.g.
+      re-read and re-encode the frame), so the batch need not be kept in RAM for a replay.
+
+    Call `put(key, png_bytes, shape, source)` for new values and `add_existing(key, shape)` for values a
     previous run committed, in the order `meta_info.txt` should list them.
     """
 
@@ -343,7 +347,7 @@ class LmdbWriter:
                  compress_level: int = 1, map_size: int | None = None,
                  commit_images: int = 1000, commit_bytes: int = 64 * _MIB,
                  overwrite: bool = False, expected_items: int | None = None,
-                 initial_map_size: int = 64 * _MIB):
+                 initial_map_size: int = 64 * _MIB, refetch: Callable[[str], bytes] | None = None):
         if commit_images < 1 or commit_bytes < 1:
             raise ConfigError("commit_images and commit_bytes must be >= 1")
         if map_size is not None and map_size < _MIB:
@@ -358,6 +362,7 @@ class LmdbWriter:
         self.overwrite = overwrite
         self.expected_items = expected_items
         self.initial_map_size = initial_map_size
+        self.refetch = refetch
         self.resumed = False
         self.written = 0          # values put by this run
         self.existing = 0         # values committed by an earlier run and kept
@@ -367,7 +372,7 @@ class LmdbWriter:
         self.map_growths = 0
         self._env = None
         self._txn = None
-        self._batch: list[tuple[bytes, bytes]] = []
+        self._batch: list[tuple[bytes, bytes | str]] = []  # (key, value or its source)
         self._batch_bytes = 0
         self._meta = None
         self._estimated = map_size is not None
@@ -469,10 +474,12 @@ class LmdbWriter:
     def put(self, key: str, value: bytes, shape: tuple[int, ...], source: str = "") -> None:
         """Add one value; commits when the batch reaches `commit_images` or `commit_bytes`."""
         kb = check_key(key, source)
+        if self.refetch is not None and not source:
+            raise ValueError("put() needs `source` when the writer has a refetch callable")
         if not self._estimated:
             self._estimate_map(len(value))
         self._put_one(kb, value, source or key)
-        self._batch.append((kb, value))
+        self._batch.append((kb, value if self.refetch is None else source))
         self._batch_bytes += len(value)
         self._write_meta(key, shape)
         self.written += 1
@@ -495,7 +502,8 @@ class LmdbWriter:
 
     def _replay(self) -> None:
         """Re-put the uncommitted batch into a fresh transaction (after a map growth)."""
-        for kb, value in self._batch:
+        for kb, item in self._batch:
+            value = item if self.refetch is None else self.refetch(item)
             try:
                 self._txn.put(kb, value, overwrite=False)
             except lmdb.MapFullError:

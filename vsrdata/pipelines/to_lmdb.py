@@ -119,6 +119,17 @@ def read_encode(path: str, compress_level: int) -> tuple[bytes, tuple[int, ...],
     return image_io.encode_png(img, compress_level), img.shape, img.dtype.name
 
 
+class _Refetch:
+    """Re-create a value from its frame path (used only to replay a batch after a map growth,
+    so the writer does not keep the batch's PNG bytes in RAM)."""
+
+    def __init__(self, compress_level: int):
+        self.compress_level = compress_level
+
+    def __call__(self, path: str) -> bytes:
+        return read_encode(path, self.compress_level)[0]
+
+
 def _die_with_parent(parent_pid: int) -> None:
     """Linux: the kernel SIGKILLs this worker when the builder dies (kill -9), so no orphan
     lingers (same approach as pipelines/runner.py)."""
@@ -234,7 +245,7 @@ def build_lmdb(src: str | os.PathLike, db: str | os.PathLike, *, vimeo_mode: str
                                 "gotcha); point SRC at the X4 folder to get '000/00000000' keys")
     settings = {"key_style": key_style, "vimeo_mode": vimeo_mode}
     workers = max(1, min(workers or _default_workers(), total))
-    window = workers * 4
+    window = workers * 4 if workers > 1 else 1  # frames in flight (inline: one at a time)
     peak = 0
     last_sample = 0.0
 
@@ -242,7 +253,7 @@ def build_lmdb(src: str | os.PathLike, db: str | os.PathLike, *, vimeo_mode: str
     try:
         with LmdbWriter(db_path, settings=settings, compress_level=compress_level, map_size=map_size,
                         commit_images=commit_images, commit_bytes=commit_bytes, overwrite=overwrite,
-                        expected_items=total) as writer:
+                        expected_items=total, refetch=_Refetch(compress_level)) as writer:
             summary.resumed = writer.resumed
             reference: list = []  # (dtype, channels, path) of the first frame
             pending: deque = deque()

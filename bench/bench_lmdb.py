@@ -1,0 +1,190 @@
+"""Benchmark `vsrdata to-lmdb`: peak memory and throughput against baselines run in the same run.
+
+For each size N (default 1,000 and 10,000 frames; the 448x256 fixture frames of
+fixtures/vimeo_septuplet tiled by hard links into a temporary REDS-like tree), three builders
+run as separate subprocesses, each with the same number of spawn workers:
+
+- ours:  `vsrdata.pipelines.to_lmdb.build_lmdb` (streaming, bounded window, batched commits);
+- naive: BasicSR's `make_lmdb_from_imgs(multiprocessing_read=True)` convention: the pool reads
+         and PNG-encodes every frame into a dict, then the LMDB is opened with map_size =
+         first PNG x N x 10 and written, committing every 5,000 images;
+- floor: the same workers read + PNG-encode the same frames (bytes returned to the parent and
+         dropped): no LMDB at all, the most any builder with one writer can reach.
+
+Memory = peak over the run of RssAnon summed over the builder process and all its children,
+sampled every 50 ms from /proc (MEASUREMENTS.md "LMDB builds": file-backed pages such as the
+LMDB map are left out, the kernel can drop them). Throughput = frames / seconds measured inside
+the builder (pool start-up included for all three).
+
+    python bench/bench_lmdb.py                       # sizes 1000,10000, 2 workers
+    python bench/bench_lmdb.py --sizes 1000 --workers 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from vsrdata.pipelines.to_lmdb import process_tree_anon_bytes  # noqa: E402
+
+FIXTURE = ROOT / "fixtures" / "vimeo_septuplet" / "sequences"
+MIB = 1 << 20
+
+_OURS = """
+import json, sys, time
+from vsrdata.pipelines.to_lmdb import build_lmdb
+src, db, workers, n = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+t = time.perf_counter()
+s = build_lmdb(src, db, workers=workers)
+assert s.written == n, s
+print(json.dumps({"seconds": time.perf_counter() - t, "frames": s.written}))
+"""
+
+_NAIVE = """
+import json, os, sys, time
+import lmdb
+from vsrdata.core.layouts import find_clips
+from vsrdata.pipelines.to_lmdb import make_pool, read_encode
+src, db, workers, n = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+t = time.perf_counter()
+paths = [str(p) for c in find_clips(src) for p in c.frame_paths()]
+keys = [os.path.relpath(p, src)[:-4] for p in paths]
+pool = make_pool(workers)
+dataset, shapes = {}, {}
+for key, (value, shape, _) in zip(keys, pool.imap(read_encode_1, paths, chunksize=4)):
+    dataset[key], shapes[key] = value, shape   # BasicSR: everything in RAM first
+pool.terminate()
+env = lmdb.open(db, map_size=len(dataset[keys[0]]) * len(keys) * 10)
+txn = env.begin(write=True)
+with open(os.path.join(db, "meta_info.txt"), "w") as meta:
+    for idx, key in enumerate(keys):
+        txn.put(key.encode("ascii"), dataset[key])
+        h, w, c = shapes[key]
+        meta.write(f"{key}.png ({h},{w},{c}) 1\\n")
+        if idx % 5000 == 0:
+            txn.commit()
+            txn = env.begin(write=True)
+txn.commit()
+env.close()
+print(json.dumps({"seconds": time.perf_counter() - t, "frames": len(keys)}))
+"""
+
+_FLOOR = """
+import json, sys, time
+from vsrdata.core.layouts import find_clips
+from vsrdata.pipelines.to_lmdb import make_pool, read_encode
+src, db, workers, n = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+t = time.perf_counter()
+paths = [str(p) for c in find_clips(src) for p in c.frame_paths()]
+pool = make_pool(workers)
+count = 0
+for value, shape, _ in pool.imap(read_encode_1, paths, chunksize=4):
+    count += 1   # bytes received, then dropped
+pool.terminate()
+assert count == n
+print(json.dumps({"seconds": time.perf_counter() - t, "frames": count}))
+"""
+
+# read_encode at level 1 as a picklable module-level callable for Pool.imap.
+_PRELUDE = "from functools import partial\nfrom vsrdata.pipelines.to_lmdb import read_encode\n" \
+           "read_encode_1 = partial(read_encode, compress_level=1)\n"
+
+
+def make_tree(root: Path, n: int, per_clip: int = 100) -> Path:
+    sources = sorted(FIXTURE.glob("*/*/im*.png"))
+    if not sources:
+        raise SystemExit(f"no fixture frames under {FIXTURE}")
+    for i in range(n):
+        clip = root / f"{i // per_clip:04d}"
+        if i % per_clip == 0:
+            clip.mkdir(parents=True)
+        dst = clip / f"{i % per_clip:08d}.png"
+        try:
+            os.link(sources[i % len(sources)], dst)
+        except OSError:
+            shutil.copyfile(sources[i % len(sources)], dst)
+    return root
+
+
+def run_builder(name: str, code: str, src: Path, db: Path, workers: int, n: int) -> dict:
+    """Run one builder in a subprocess, sampling its process tree's RssAnon every 50 ms."""
+    proc = subprocess.Popen([sys.executable, "-c", _PRELUDE + code, str(src), str(db), str(workers), str(n)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    peak = 0
+    while proc.poll() is None:
+        peak = max(peak, process_tree_anon_bytes(proc.pid) or 0)
+        time.sleep(0.05)
+    out, err = proc.communicate()
+    if proc.returncode != 0:
+        raise SystemExit(f"{name} builder failed:\n{err}")
+    result = json.loads(out.strip().splitlines()[-1])
+    result["peak_mib"] = peak / MIB
+    result["fps"] = result["frames"] / result["seconds"]
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sizes", default="1000,10000", help="comma-separated frame counts")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--skip-naive-above", type=int, default=None,
+                    help="skip the naive builder above this many frames (it needs RAM ~ dataset)")
+    ap.add_argument("--tmp", default=None, help="scratch folder (default: system temp)")
+    args = ap.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+
+    print(f"LMDB build benchmark: 448x256 frames (fixture tiled), PNG level 1, {args.workers} workers, "
+          f"python {sys.version.split()[0]}, {os.cpu_count()} cpus")
+    rows = []
+    for n in sizes:
+        with tempfile.TemporaryDirectory(dir=args.tmp, prefix="bench_lmdb_") as tmp:
+            src = make_tree(Path(tmp) / "src", n)
+            results = {}
+            for name, code in (("floor", _FLOOR), ("ours", _OURS), ("naive", _NAIVE)):
+                if name == "naive" and args.skip_naive_above and n > args.skip_naive_above:
+                    continue
+                db = Path(tmp) / f"{name}.lmdb"
+                if name == "naive":
+                    db.mkdir()
+                results[name] = run_builder(name, code, src, db, args.workers, n)
+                if db.exists():
+                    results[name]["db_mib"] = sum(f.stat().st_size for f in db.iterdir()) / MIB
+                    shutil.rmtree(db)
+                r = results[name]
+                print(f"  {n:>6} frames  {name:<5}  {r['seconds']:7.1f} s  {r['fps']:7.1f} frames/s  "
+                      f"peak anon RSS {r['peak_mib']:7.1f} MiB", flush=True)
+            rows.append((n, results))
+
+    print()
+    print("| frames | builder | seconds | frames/s | x floor | peak anon RSS (MiB) |")
+    print("|---|---|---|---|---|---|")
+    for n, results in rows:
+        floor = results["floor"]["fps"]
+        for name in ("ours", "naive", "floor"):
+            if name in results:
+                r = results[name]
+                print(f"| {n} | {name} | {r['seconds']:.1f} | {r['fps']:.1f} | {r['fps'] / floor:.2f} | "
+                      f"{r['peak_mib']:.0f} |")
+    if len(rows) >= 2 and all("ours" in r for _, r in rows):
+        (n0, r0), (n1, r1) = rows[0], rows[-1]
+        growth = r1["ours"]["peak_mib"] / r0["ours"]["peak_mib"] - 1
+        print(f"\nours: peak memory {r0['ours']['peak_mib']:.0f} MiB at {n0} -> {r1['ours']['peak_mib']:.0f} MiB "
+              f"at {n1} frames ({growth:+.1%}); throughput {r1['ours']['fps'] / r1['floor']['fps']:.2f}x "
+              f"the read+encode floor at {n1}")
+        if "naive" in r0 and "naive" in r1:
+            print(f"naive: {r0['naive']['peak_mib']:.0f} MiB -> {r1['naive']['peak_mib']:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
