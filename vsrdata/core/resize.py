@@ -344,7 +344,8 @@ def imresize(img: np.ndarray, scale: float | None = None, *,
     # recompute those few samples exactly in MATLAB's order (the BLAS-vs-MATLAB difference is
     # ~1e-13 of the range, far below this tolerance).
     frac -= 0.5
-    near = np.nonzero(np.abs(frac, out=frac) < maxval * 1e-11)
+    mask = np.abs(frac, out=frac) < maxval * 1e-11
+    near = np.nonzero(mask) if mask.any() else (np.empty(0, np.intp),) * 3
     for start in range(0, near[0].size, _FIXUP_CHUNK):
         sel = tuple(c[start:start + _FIXUP_CHUNK] for c in near)
         rounded[sel] = _round_half_up(_exact_values(img3, maxval, sel, *order))
