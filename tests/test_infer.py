@@ -138,6 +138,13 @@ def test_cli_missing_checkpoint_and_bad_input(tmp_path):
                                     str(tmp_path / "w.pth"), "-q"])
     assert res.exit_code == 1 and "no image frames" in res.output
     assert not (tmp_path / "out").exists()
+    (tmp_path / "notes.txt").write_text("not a video")
+    res = CliRunner().invoke(main, ["infer", str(tmp_path / "notes.txt"), str(tmp_path / "out"), "-c",
+                                    str(tmp_path / "w.pth"), "-q"])
+    assert res.exit_code == 1 and "cannot open video" in res.output and "Traceback" not in res.output
+    res = CliRunner().invoke(main, ["infer", str(tmp_path / "in"), str(tmp_path / "in"), "-c",
+                                    str(tmp_path / "w.pth"), "-q"])
+    assert res.exit_code == 1 and "input folder" in res.output
 
 
 def test_cli_end_to_end_with_tiny_checkpoint(tmp_path):

@@ -85,6 +85,20 @@ def test_ssim_y_matches_skimage_with_crop():
     assert abs(metrics.calculate_ssim(out, gt, crop_border=2, test_y_channel=True) - ref) < 1e-9
 
 
+def test_ssim_window_is_cv2_gaussian_and_matches_a_2d_filter2d_reference():
+    np.testing.assert_allclose(metrics.gaussian_kernel_1d(), cv2.getGaussianKernel(11, 1.5), rtol=0, atol=1e-15)
+    # the field's formulation (BasicSR _ssim: 2-D window, cv2.filter2D, [5:-5, 5:-5]) on one channel
+    gt, out = _pair(seed=5)
+    a, b = gt[..., 1].astype(np.float64), out[..., 1].astype(np.float64)
+    win = np.outer(cv2.getGaussianKernel(11, 1.5), cv2.getGaussianKernel(11, 1.5).T)
+    f = lambda x: cv2.filter2D(x, -1, win)[5:-5, 5:-5]  # noqa: E731
+    mu1, mu2 = f(a), f(b)
+    s1, s2, s12 = f(a * a) - mu1 ** 2, f(b * b) - mu2 ** 2, f(a * b) - mu1 * mu2
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    ref = np.mean((2 * mu1 * mu2 + c1) * (2 * s12 + c2) / ((mu1 ** 2 + mu2 ** 2 + c1) * (s1 + s2 + c2)))
+    assert abs(metrics.calculate_ssim(gt[..., 1], out[..., 1]) - ref) < 1e-12
+
+
 def test_ssim_of_identical_images_is_one_and_symmetric():
     gt, out = _pair(seed=4)
     assert metrics.calculate_ssim(gt, gt) == pytest.approx(1.0, abs=1e-12)

@@ -526,6 +526,8 @@ def infer(input_path: str | os.PathLike, output: str | os.PathLike, *, checkpoin
     to_video = dst.suffix.lower() in VIDEO_EXTENSIONS
     if to_video and dst.is_dir():
         raise ConfigError(f"output {dst} is a directory but has a video extension")
+    if src.is_dir() and dst.resolve() == src.resolve():
+        raise ConfigError(f"output {dst} is the input folder; choose another folder")
     if not to_video and dst.exists() and not dst.is_dir():
         raise ConfigError(f"output {dst} exists and is not a directory (use a video extension for video output)")
 

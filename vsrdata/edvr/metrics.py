@@ -15,7 +15,7 @@ here is our own, written from the spec, ../shared/research/EDVR_SPEC.md section 
 - PSNR = 10 log10(255^2 / MSE), no epsilon: identical images give `inf`.
 - SSIM (Wang et al. 2004 as BasicSR computes it): window = outer product of the 1-D Gaussian of
   11 taps, sigma 1.5 (cv2.getGaussianKernel(11, 1.5)); local statistics by 2-D correlation
-  (cv2.filter2D), keeping only the 'valid' part (5 px cropped per side, so the border mode
+  (BasicSR: cv2.filter2D; here the equivalent two 1-D passes), keeping only the 'valid' part (5 px cropped per side, so the border mode
   never matters); C1 = (0.01*255)^2, C2 = (0.03*255)^2; the SSIM map is averaged; a multi-channel
   image scores the mean over channels. No automatic downsampling.
 - Averages over a test set: `aggregate(..., mode="clip")` is the mean of per-clip means (EDVR,
@@ -31,7 +31,8 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 __all__ = [
-    "AVERAGE_MODES", "aggregate", "calculate_psnr", "calculate_ssim", "mean_or_nan", "rgb_to_y",
+    "AVERAGE_MODES", "aggregate", "calculate_psnr", "calculate_ssim", "gaussian_kernel_1d", "mean_or_nan",
+    "rgb_to_y",
     "tensor_to_uint8",
 ]
 
@@ -127,12 +128,12 @@ def calculate_psnr(img: np.ndarray, img2: np.ndarray, crop_border: int = 0,
     return 10.0 * math.log10(255.0 * 255.0 / mse)
 
 
-def _gaussian_window() -> np.ndarray:
-    # Same numbers as cv2.getGaussianKernel(11, 1.5): exp(-(x-5)^2 / (2 sigma^2)), normalised.
+def gaussian_kernel_1d() -> np.ndarray:
+    """The 11-tap, sigma 1.5 Gaussian (11x1 float64), equal to cv2.getGaussianKernel(11, 1.5):
+    exp(-(x-5)^2 / (2 sigma^2)) normalised to sum 1. The SSIM window is its outer product."""
     x = np.arange(_SSIM_WIN, dtype=np.float64) - (_SSIM_WIN - 1) / 2
     g = np.exp(-(x * x) / (2 * _SSIM_SIGMA * _SSIM_SIGMA))
-    g /= g.sum()
-    return np.outer(g, g)
+    return (g / g.sum())[:, None]
 
 
 def _ssim_2d(a: np.ndarray, b: np.ndarray) -> float:
@@ -140,11 +141,14 @@ def _ssim_2d(a: np.ndarray, b: np.ndarray) -> float:
 
     c1 = (_SSIM_K1 * 255) ** 2
     c2 = (_SSIM_K2 * 255) ** 2
-    window = _gaussian_window()
+    g = gaussian_kernel_1d()
     r = _SSIM_WIN // 2
 
-    def filt(x):  # correlation with the window, 'valid' region only
-        return cv2.filter2D(x, -1, window)[r:-r, r:-r]
+    # Correlation with the 11x11 window outer(g, g), kept on the 'valid' region only. Applied as
+    # two 1-D passes (cv2.sepFilter2D): the same sums as BasicSR's cv2.filter2D with the 2-D
+    # window up to float rounding, about twice as fast.
+    def filt(x):
+        return cv2.sepFilter2D(x, -1, g, g)[r:-r, r:-r]
 
     mu1, mu2 = filt(a), filt(b)
     mu1_sq, mu2_sq, mu1_mu2 = mu1 * mu1, mu2 * mu2, mu1 * mu2
