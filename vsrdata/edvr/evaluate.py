@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -339,31 +341,45 @@ def evaluate(split_dir: str | os.PathLike, checkpoint: str | os.PathLike | None 
 
     report_clips, strip_paths = [], []
     half = setup.num_frame // 2
-    for name, rec, names, centers in plan:
-        clip = ClipScores(name)
-        strip_at = centers[len(centers) // 2]
-        lr_paths = [lr_dir / name / n for n in names]
-        for t, out_rgb, bic_rgb in _restore_clip(setup, rec, lr_paths, centers, strip_at, with_bicubic or
-                                                 setup.model is None):
-            gt = _gt_rgb(gt_dir / name / names[t], rec)
-            if out_rgb.shape != gt.shape:
-                raise InputError(f"clip {name!r} frame {names[t]}: restored {out_rgb.shape[0]}x{out_rgb.shape[1]} "
-                                 f"but GT is {gt.shape[0]}x{gt.shape[1]}")
-            psnr, ssim, p_rgb, p_y = _scores(out_rgb, gt, proto)
-            bic_psnr = None
-            if with_bicubic and setup.model is not None and bic_rgb is not None:
-                bic_psnr = metrics.calculate_psnr(bic_rgb, gt, proto.crop_border, proto.channel == "y")
-            border = t < half or t >= len(names) - half
-            clip.frames.append(FrameScore(names[t], t, border, psnr, ssim, p_rgb, p_y, bic_psnr))
-            if save_frames:
-                write_image(out / "frames" / name / names[t], np.ascontiguousarray(out_rgb[..., ::-1]))
-            if strips and t == strip_at:
-                panels = [("bicubic", bic_rgb)] if setup.model is not None and bic_rgb is not None else []
-                panels += [(setup.model_name if setup.model is not None else "bicubic", out_rgb), ("GT", gt)]
-                strip_paths.append(write_strip(out / "compare" / f"{name}.png", panels, strip_crop))
-            if progress:
-                progress(1, total)
-        report_clips.append(clip)
+
+    def score(name, rec, names, t, out_rgb, bic_rgb, strip_here) -> FrameScore:
+        gt = _gt_rgb(gt_dir / name / names[t], rec)
+        if out_rgb.shape != gt.shape:
+            raise InputError(f"clip {name!r} frame {names[t]}: restored {out_rgb.shape[0]}x{out_rgb.shape[1]} "
+                             f"but GT is {gt.shape[0]}x{gt.shape[1]}")
+        psnr, ssim, p_rgb, p_y = _scores(out_rgb, gt, proto)
+        bic_psnr = None
+        if with_bicubic and setup.model is not None and bic_rgb is not None:
+            bic_psnr = metrics.calculate_psnr(bic_rgb, gt, proto.crop_border, proto.channel == "y")
+        if save_frames:
+            write_image(out / "frames" / name / names[t], np.ascontiguousarray(out_rgb[..., ::-1]))
+        if strip_here:
+            panels = [("bicubic", bic_rgb)] if setup.model is not None and bic_rgb is not None else []
+            panels += [(setup.model_name if setup.model is not None else "bicubic", out_rgb), ("GT", gt)]
+            strip_paths.append(write_strip(out / "compare" / f"{name}.png", panels, strip_crop))
+        border = t < half or t >= len(names) - half
+        return FrameScore(names[t], t, border, psnr, ssim, p_rgb, p_y, bic_psnr)
+
+    # Scoring (GT decode, PSNR/SSIM: cv2/numpy, which release the GIL) runs in one worker thread
+    # while the model restores the next frame; at most 2 frames wait, so memory stays bounded.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        for name, rec, names, centers in plan:
+            clip = ClipScores(name)
+            strip_at = centers[len(centers) // 2]
+            lr_paths = [lr_dir / name / n for n in names]
+            pending: deque = deque()
+            for t, out_rgb, bic_rgb in _restore_clip(setup, rec, lr_paths, centers, strip_at,
+                                                     with_bicubic or setup.model is None):
+                pending.append(pool.submit(score, name, rec, names, t, out_rgb, bic_rgb, strips and t == strip_at))
+                while len(pending) > 2 or (pending and pending[0].done()):
+                    clip.frames.append(pending.popleft().result())
+                    if progress:
+                        progress(1, total)
+            while pending:
+                clip.frames.append(pending.popleft().result())
+                if progress:
+                    progress(1, total)
+            report_clips.append(clip)
 
     report = EvalReport(protocol={
         "split": str(split_dir), "protocol": proto_name, "model": setup.model_name, "preset": setup.preset,
