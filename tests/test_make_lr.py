@@ -23,8 +23,9 @@ from click.testing import CliRunner
 from vsrdata.cli import main
 from vsrdata.core.degrade import degrade
 from vsrdata.core.image_io import read_image
-from vsrdata.errors import ConfigError, InputError, OutputError
+from vsrdata.errors import ConfigError, InputError, OutputError, VsrDataError
 from vsrdata.pipelines.make_lr import JobsFailed, Summary, make_lr, plan_make_lr
+from vsrdata.pipelines.runner import SKIPPED, WRITTEN, run_jobs
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 VIMEO = FIXTURES / "vimeo_septuplet"
@@ -394,3 +395,37 @@ def test_help_has_an_example():
     result = CliRunner().invoke(main, ["make-lr", "--help"])
     assert result.exit_code == 0
     assert "vsrdata make-lr" in result.output and "--shard" in result.output
+
+
+# ------------------------------------------------------------------------------ runner helper
+def toy_job(item):
+    """Module-level job for runner tests (spawned workers import it by name)."""
+    kind, value = item
+    if kind == "bad":
+        raise InputError(f"bad item {value}")
+    if kind == "die":
+        os.kill(os.getpid(), signal.SIGKILL)  # a worker killed from outside, e.g. by the OOM killer
+    if kind == "bug":
+        raise ZeroDivisionError("a bug, not bad input")
+    return SKIPPED if kind == "skip" else WRITTEN
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_runner_counts_and_orders_failures(workers):
+    items = [("ok", i) for i in range(20)] + [("bad", 7), ("skip", 0), ("bad", 3)] + [("ok", 0)] * 10
+    summary = run_jobs(toy_job, items, workers=workers, progress=False, chunksize=2)
+    assert (summary.total, summary.written, summary.skipped, summary.failed) == (33, 30, 1, 2)
+    assert summary.errors == ["bad item 7", "bad item 3"]  # input order, whatever finished first
+    assert summary.line().startswith("frames: 30 written, 1 skipped (already done), 2 failed in ")
+
+
+def test_runner_worker_death_is_an_error_not_a_hang():
+    items = [("ok", i) for i in range(6)] + [("die", 0)] + [("ok", i) for i in range(6)]
+    with pytest.raises(VsrDataError, match="worker process died unexpectedly"):
+        run_jobs(toy_job, items, workers=2, progress=False, chunksize=1)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_runner_bugs_propagate(workers):
+    with pytest.raises(ZeroDivisionError):
+        run_jobs(toy_job, [("ok", 1), ("bug", 0), ("ok", 2)], workers=workers, progress=False)

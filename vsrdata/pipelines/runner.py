@@ -12,19 +12,27 @@ The job contract is deliberately small:
   bug: the pool is stopped and the exception propagates.
 
 With `workers == 1` the jobs run in the calling process (no pool, easy to debug). Otherwise a
-`multiprocessing` pool with the *spawn* start method is used (safe next to threads, torch or
-CUDA in the parent, and the same on Linux, macOS and Windows). Each worker is made
-single-threaded before numpy/cv2 are imported (`OMP/OPENBLAS/MKL_NUM_THREADS=1`,
-`cv2.setNumThreads(1)`), so N workers use N cores and do not oversubscribe them.
+`ProcessPoolExecutor` with the *spawn* start method is used (safe next to threads, torch or
+CUDA in the parent, and the same on Linux, macOS and Windows; as always with spawn, a script
+that calls this must guard its entry point with `if __name__ == "__main__":`). Items go to
+the workers in small chunks, at most a few chunks per worker queued at a time. Each worker is
+made single-threaded before numpy/cv2 are imported (`OMP/OPENBLAS/MKL_NUM_THREADS=1`,
+`cv2.setNumThreads(1)`), so N workers use N cores and do not oversubscribe them. On Linux a
+worker is killed by the kernel when its parent dies (`kill -9` of the command), so no orphan
+keeps writing while the user re-runs; a worker that dies (OOM kill) stops the run with an error
+instead of a hang.
 """
 
 from __future__ import annotations
 
 import importlib
+import itertools
 import multiprocessing
 import os
 import sys
 import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -160,10 +168,36 @@ def _call(job: Callable, item) -> tuple[str, str | None]:
     return status, None
 
 
-def _run_in_worker(indexed_item):
-    index, item = indexed_item
-    status, message = _call(_JOB, item)
-    return index, status, message
+def _run_chunk(chunk: list[tuple[int, object]]) -> list[tuple[int, str, str | None]]:
+    return [(index, *_call(_JOB, item)) for index, item in chunk]
+
+
+def _pool_results(job, items: Sequence, workers: int, chunksize: int):
+    """Yield the result lists of chunks of `items` run in a spawn process pool.
+
+    At most `4 * workers` chunks are queued at a time, so memory does not grow with the number
+    of items. A worker that dies (out-of-memory kill, segfault) stops the run with a
+    VsrDataError instead of hanging; finished outputs stay valid for a re-run.
+    """
+    ctx = multiprocessing.get_context("spawn")
+    executor = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                                   initargs=(_job_name(job), os.getpid()))
+    indexed = enumerate(items)
+    pending: set = set()
+    try:
+        while chunk := list(itertools.islice(indexed, chunksize)):
+            pending.add(executor.submit(_run_chunk, chunk))
+            if len(pending) >= 4 * workers:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                yield from (future.result() for future in done)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            yield from (future.result() for future in done)
+    except BrokenProcessPool:
+        raise VsrDataError("a worker process died unexpectedly (killed, e.g. out of memory?); "
+                           "finished outputs are kept, re-run the same command to resume") from None
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
 
 
 # ------------------------------------------------------------------------------------ driver
@@ -217,16 +251,10 @@ def run_jobs(job: str | Callable, items: Sequence, *, workers: int = 1, progress
             if chunksize is None:
                 # Small chunks keep the bar live and the tail balanced; a few per worker round.
                 chunksize = max(1, min(16, len(items) // (workers * 8)))
-            ctx = multiprocessing.get_context("spawn")
-            # The pool is created before the bar, so no tqdm monitor thread exists yet.
-            initargs = (_job_name(job), os.getpid())
-            with ctx.Pool(workers, initializer=_init_worker, initargs=initargs) as pool:
-                bar = _progress_bar(progress, len(items), desc, unit)
-                for index, status, message in pool.imap_unordered(
-                        _run_in_worker, enumerate(items), chunksize=chunksize):
+            bar = _progress_bar(progress, len(items), desc, unit)
+            for results in _pool_results(job, items, workers, chunksize):
+                for index, status, message in results:
                     record(index, status, message)
-                pool.close()
-                pool.join()
     finally:
         if bar is not None:
             bar.close()
