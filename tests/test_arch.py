@@ -31,6 +31,15 @@ def _pure_dcn(monkeypatch):
     monkeypatch.delenv("VSRDATA_DCN", raising=False)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # Tiny tensors: intra-op threads only add overhead (and contention on shared CI cores).
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _meta_model(preset: str) -> EDVR:
     with torch.device("meta"):  # shapes only, no memory, no init cost
         return build_edvr(preset)

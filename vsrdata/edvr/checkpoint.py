@@ -208,6 +208,10 @@ def _numpy_globals_if_only_numpy(path: Path) -> list | None:
             if obj is None:
                 return None
         objs.append(obj)
+    if objs:  # arrays and scalars also name their dtype's class (numpy >= 1.25: numpy.dtypes.*)
+        for name in ("bool_", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64",
+                     "float16", "float32", "float64", "complex64", "complex128"):
+            objs.append(type(np.dtype(getattr(np, name))))
     return objs
 
 
