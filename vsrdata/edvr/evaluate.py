@@ -33,7 +33,7 @@ import os
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -471,11 +471,11 @@ class InferResult:
     fps: float | None = None
     seconds: float = 0.0
     to_video: bool = False
-    notes: list[str] = field(default_factory=list)
 
 
-def _video_frames(path: Path) -> tuple[Iterator[np.ndarray], int | None, float | None]:
-    """Lazy RGB uint8 frames of a video (imageio + imageio-ffmpeg), frame count if stated, fps."""
+def _video_frames(path: Path):
+    """(lazy RGB uint8 frames, frame count if the container states one, fps, reader) of a video
+    (imageio + imageio-ffmpeg). The caller closes the reader."""
     import imageio.v2 as imageio
 
     try:
@@ -488,16 +488,13 @@ def _video_frames(path: Path) -> tuple[Iterator[np.ndarray], int | None, float |
     count = int(n) if isinstance(n, (int, float)) and np.isfinite(n) and n > 0 else None
 
     def gen():
-        try:
-            for frame in reader:
-                frame = np.asarray(frame)
-                if frame.ndim == 2:
-                    frame = np.repeat(frame[..., None], 3, axis=2)
-                yield np.ascontiguousarray(frame[..., :3])
-        finally:
-            reader.close()
+        for frame in reader:
+            frame = np.asarray(frame)
+            if frame.ndim == 2:
+                frame = np.repeat(frame[..., None], 3, axis=2)
+            yield np.ascontiguousarray(frame[..., :3])
 
-    return gen(), count, (float(fps) if fps else None)
+    return gen(), count, (float(fps) if fps else None), reader
 
 
 def _folder_frames(path: Path) -> list[Path]:
@@ -551,7 +548,7 @@ def infer(input_path: str | os.PathLike, output: str | os.PathLike, *, checkpoin
         paths = _folder_frames(src)
         names = [p.stem + ".png" for p in paths]
         length: int | None = len(paths)
-        in_fps, approx_count = None, None
+        in_fps, approx_count, reader = None, None, None
 
         def frames_rgb():
             for p in paths:
@@ -563,15 +560,20 @@ def infer(input_path: str | os.PathLike, output: str | os.PathLike, *, checkpoin
     else:
         # The container's frame count is often an estimate (duration x fps): use it for the
         # progress bar only; the real length is found when decoding ends.
-        source, approx_count, in_fps = _video_frames(src)
+        source, approx_count, in_fps, reader = _video_frames(src)
         length, names = None, None
 
-    if model is None:
-        model = load_model(checkpoint, preset, dev, dcn_backend)
-    else:
-        model = model.to(dev).eval()
-    num_frame, scale, multiple, predeblur = _model_meta(model)
-    mode = _check_padding(padding, predeblur)
+    try:
+        if model is None:
+            model = load_model(checkpoint, preset, dev, dcn_backend)
+        else:
+            model = model.to(dev).eval()
+        num_frame, scale, multiple, predeblur = _model_meta(model)
+        mode = _check_padding(padding, predeblur)
+    except BaseException:
+        if reader is not None:
+            reader.close()
+        raise
 
     result = InferResult(output=dst, to_video=to_video, fps=(fps or in_fps or 25.0) if to_video else in_fps)
 
@@ -637,5 +639,7 @@ def infer(input_path: str | os.PathLike, output: str | os.PathLike, *, checkpoin
                 pass
         if tmp is not None and tmp.exists():
             tmp.unlink()
+        if reader is not None:
+            reader.close()
         result.seconds = time.perf_counter() - start
     return result

@@ -24,7 +24,7 @@ length known up front or discovered when the iterable ends.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 __all__ = ["PADDING_MODES", "SlidingWindow", "temporal_indices"]
 
@@ -140,8 +140,3 @@ class SlidingWindow:
             if centers is None:
                 t += 1
 
-
-def lazy_map(fn: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
-    """`map` spelled out as a generator (frames are decoded only when the window asks)."""
-    for item in items:
-        yield fn(item)
