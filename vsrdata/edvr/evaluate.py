@@ -516,7 +516,8 @@ def infer(input_path: str | os.PathLike, output: str | os.PathLike, *, checkpoin
 
     INPUT: a directory of frames (natural order) or a video file (decoded with imageio-ffmpeg).
     OUTPUT: a video file when its extension is one of VIDEO_EXTENSIONS (fps from the input video,
-    else `fps`, else 25; written to a temporary name and renamed at the end), otherwise a
+    else `fps`, else 25; H.264 via imageio-ffmpeg; audio is not copied; written to a temporary
+    name and renamed at the end), otherwise a
     directory of PNG frames (named like the input frames, or 00000000.png... for a video input).
     Frame outputs are resumable: frames already present are skipped unless `overwrite`.
 
