@@ -383,3 +383,11 @@ def test_config_stored_in_a_training_checkpoint_is_used(tmp_path):
                    strips=False)
     assert rep.protocol["model_config"]["center_frame_idx"] == 0
     assert rep.protocol["num_frame"] == 3 and rep.protocol["preset"] == "custom"
+
+
+def test_cli_crop_border_too_large_is_a_one_line_error(tmp_path):
+    split = make_split(tmp_path / "ds", clips=("000",), n=3)
+    res = CliRunner().invoke(main, ["evaluate", "--bicubic", str(split), "--crop-border", "30", "--out",
+                                    str(tmp_path / "o"), "-q"])
+    line = _one_line_error(res)
+    assert "crop_border 30" in line and "000" in line

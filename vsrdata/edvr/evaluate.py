@@ -347,10 +347,13 @@ def evaluate(split_dir: str | os.PathLike, checkpoint: str | os.PathLike | None 
         if out_rgb.shape != gt.shape:
             raise InputError(f"clip {name!r} frame {names[t]}: restored {out_rgb.shape[0]}x{out_rgb.shape[1]} "
                              f"but GT is {gt.shape[0]}x{gt.shape[1]}")
-        psnr, ssim, p_rgb, p_y = _scores(out_rgb, gt, proto)
-        bic_psnr = None
-        if with_bicubic and setup.model is not None and bic_rgb is not None:
-            bic_psnr = metrics.calculate_psnr(bic_rgb, gt, proto.crop_border, proto.channel == "y")
+        try:
+            psnr, ssim, p_rgb, p_y = _scores(out_rgb, gt, proto)
+            bic_psnr = None
+            if with_bicubic and setup.model is not None and bic_rgb is not None:
+                bic_psnr = metrics.calculate_psnr(bic_rgb, gt, proto.crop_border, proto.channel == "y")
+        except ValueError as exc:  # e.g. a frame smaller than the SSIM window, crop_border too large
+            raise InputError(f"clip {name!r} frame {names[t]}: {exc}") from None
         if save_frames:
             write_image(out / "frames" / name / names[t], np.ascontiguousarray(out_rgb[..., ::-1]))
         if strip_here:
