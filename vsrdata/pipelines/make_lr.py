@@ -133,7 +133,11 @@ def _make_one(item: tuple[str, str, int, str, bool]) -> str:
     height, width = img.shape[:2]
     if height < scale or width < scale:
         raise InputError(f"frame is {width}x{height}, smaller than the scale {scale}: {src}")
-    write_image(dst, degrade(img, scale, kind))
+    try:
+        lr = degrade(img, scale, kind)
+    except InputError as exc:  # degrade does not know the file name
+        raise InputError(f"{exc}: {src}") from None
+    write_image(dst, lr)
     return WRITTEN
 
 
