@@ -27,6 +27,10 @@ replicate border, subsample from offset 1 with step 4):
   Frames are mod-cropped first (as every BD generation script does), so the LR size is
   exactly ``(H // s, W // s)``.
 
+Other "BD" variants exist and are NOT this one: BasicSR/EDVR's ``duf_downsample`` (13 taps,
+sigma 0.4*scale, reflect padding) and e.g. SOF-VSR's script (13 taps, symmetric border, offset
+0). Models trained on one do badly on another, so LR sets should record which was used.
+
 Arithmetic: float64 throughout (the Gaussian is applied separably -- fspecial's 2-D Gaussian
 is the outer product of two 1-D ones -- and only at the sampled positions), rounded ONCE at the
 end: round half away from zero, saturate to the dtype's range (MATLAB's uint8/uint16
