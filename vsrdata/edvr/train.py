@@ -58,7 +58,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from vsrdata.core.image_io import read_image, temp_path_for, write_bytes_atomic, write_image
+from vsrdata.core.image_io import read_image, write_bytes_atomic, write_image
 from vsrdata.edvr.data import (ClipDataset, FrameStore, TrainSampler, VimeoDataset, load_val_clips,
                                temporal_indices, to_tensor, worker_init)
 from vsrdata.edvr.optim import (CharbonnierLoss, CosineAnnealingRestartLR, ModelEMA, build_optimizer,
@@ -107,15 +107,12 @@ def _pick_device(cfg: TrainConfig, local_rank: int) -> torch.device:
 
 
 def _save_atomic(obj, path: Path) -> None:
-    """torch.save to a temporary sibling, then rename (a reader never sees half a checkpoint)."""
-    tmp = temp_path_for(path)
+    """checkpoint.save_atomic (temporary sibling + fsync + rename), OSError -> OutputError."""
+    from vsrdata.edvr.checkpoint import save_atomic
+
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
+        save_atomic(obj, path)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
         raise OutputError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from None
 
 
@@ -130,26 +127,13 @@ def _load(path: Path) -> dict:
 
 
 def _read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Weights of any supported checkpoint (ours, BasicSR, mmagic, original EDVR)."""
+    """Weights of any supported checkpoint (ours, BasicSR, mmagic, original EDVR), BasicSR names;
+    EMA weights are preferred when present (BasicSR's params_ema -> params order)."""
+    from vsrdata.edvr.checkpoint import read_state_dict
+
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        from vsrdata.edvr.checkpoint import read_state_dict
-    except ImportError:  # adapter until edvr/checkpoint.py is available
-        obj = _load(path)
-        for key in ("params_ema", "params", "state_dict"):
-            if isinstance(obj.get(key), dict):
-                obj = obj[key]
-                break
-        out = {}
-        for k, v in obj.items():
-            if torch.is_tensor(v):
-                for prefix in ("module.", "generator."):
-                    if k.startswith(prefix):
-                        k = k[len(prefix):]
-                out[k] = v
-        return out
     return read_state_dict(path)
 
 
@@ -552,6 +536,7 @@ def _train(cfg: TrainConfig, emit, rank: int, world: int, device: torch.device) 
           "global_batch": cfg.batch_size * world, "samples": len(dataset), "device": str(device)})
     t_data = t_total = 0.0
     n_timed = 0
+    step_times: list[float] = []
     last_loss = float("nan")
     last_val = None
     last_ckpt = list_checkpoints(run_dir)[0][1] if master and list_checkpoints(run_dir) else None
@@ -636,9 +621,11 @@ def _train(cfg: TrainConfig, emit, rank: int, world: int, device: torch.device) 
             ema.update(model)
         state["iter"] = it
         t2 = time.perf_counter()
-        t_data += t1 - t0
-        t_total += t2 - t0
-        n_timed += 1
+        if it > start_iter + 1:  # the first iteration (allocator / thread-pool warm-up) is not timed
+            t_data += t1 - t0
+            t_total += t2 - t0
+            n_timed += 1
+            step_times.append(t2 - t0)
         last_loss = loss_value
         emit({"kind": "step", "iter": it, "loss": loss_value, "lr": lr_used})
 
@@ -689,7 +676,8 @@ def _train(cfg: TrainConfig, emit, rank: int, world: int, device: torch.device) 
                "rollbacks": state["rollbacks"], "dcn_lr_scale": state["dcn_lr_scale"],
                "data_time_share": (t_data / t_total) if t_total else None,
                "iters_per_s": (n_timed / t_total) if t_total else None,
-               "samples_per_s": (n_timed * cfg.batch_size * world / t_total) if t_total else None}
+               "samples_per_s": (n_timed * cfg.batch_size * world / t_total) if t_total else None,
+               "iter_time_median": float(np.median(step_times)) if step_times else None}
     return TrainResult(run_dir=run_dir, last_checkpoint=last_ckpt, best_checkpoint=best if best.exists() else None,
                        curve_png=curve_path if curve_path.exists() else None, log_path=log_path,
                        config_path=config_path, iterations=state["iter"], metrics=metrics)
