@@ -47,11 +47,12 @@ def data(tmp_path_factory):
         img = cv2.imread(str(REDS_GT / "001" / f"{k:08d}.png"))[60:92, 140:172]
         cv2.imwrite(str(fixed_gt / f"{k:08d}.png"), img)
         cv2.imwrite(str(fixed_lq / f"{k:08d}.png"), imresize(img, 0.25))
-    # validation set laid out as a split-test output (GT/ and BIx4/), 2 clips of 3 frames, 64x48
+    # validation set laid out as a split-test output (GT/ and BIx4/), 2 clips of 3 frames; clip 002
+    # is 60x44 (LR 15x11, not a multiple of 4: validation pads it and crops the output back)
     val = root / "val"
-    for clip in ("000", "002"):
+    for clip, (h, w) in (("000", (48, 64)), ("002", (44, 60))):
         for k in range(3):
-            gt = cv2.imread(str(REDS_GT / clip / f"{k:08d}.png"))[40:88, 100:164]
+            gt = cv2.imread(str(REDS_GT / clip / f"{k:08d}.png"))[40:40 + h, 100:100 + w]
             for d, img in (("GT", gt), ("BIx4", imresize(gt, 0.25))):
                 (val / d / clip).mkdir(parents=True, exist_ok=True)
                 cv2.imwrite(str(val / d / clip / f"{k:08d}.png"), img)
@@ -239,3 +240,28 @@ def test_cli_config_file_errors_and_woTSA_to_TSA_init(data, tmp_path):
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     init = next(r for r in log if r.get("event") == "init")
     assert init["unexpected"] == 2 and init["missing"] > 0  # fusion.weight/bias dropped, TSA keeps its init
+
+
+def test_validation_psnr_matches_scikit_image(data):
+    from skimage.metrics import peak_signal_noise_ratio
+
+    from vsrdata.edvr.config import get_preset
+    from vsrdata.edvr.data import load_val_clips
+    from vsrdata.edvr.train import validate
+
+    class Bilinear(torch.nn.Module):  # a "model": x4 bilinear of the centre frame
+        config = get_preset("edvr-tiny", num_frame=3)
+
+        def forward(self, x):
+            return torch.nn.functional.interpolate(x[:, 1], scale_factor=4, mode="bilinear", align_corners=False)
+
+    clips = [c for c in load_val_clips(data["val"]) if c.name == "000"]
+    got = validate(Bilinear(), clips, 3, torch.device("cpu"))
+    want = []
+    for lq_path, gt_path in zip(clips[0].lq_paths, clips[0].gt_paths):
+        lq = torch.from_numpy(cv2.imread(str(lq_path))[:, :, ::-1].transpose(2, 0, 1) / 255.0).float()[None]
+        sr = torch.nn.functional.interpolate(lq, scale_factor=4, mode="bilinear", align_corners=False)[0]
+        sr = (sr.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+        want.append(peak_signal_noise_ratio(cv2.imread(str(gt_path))[:, :, ::-1], sr, data_range=255))
+    assert got["psnr"] == pytest.approx(np.mean(want), abs=1e-9)
+    assert got["per_clip"] == {"000": pytest.approx(np.mean(want), abs=1e-9)}

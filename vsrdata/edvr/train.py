@@ -294,6 +294,8 @@ def validate(model: torch.nn.Module, clips, num_frame: int, device: torch.device
     """PSNR (RGB, crop 0; mean of per-clip means, EDVR/BasicSR) of `model` on validation clips."""
     from vsrdata.edvr.metrics import calculate_psnr, tensor_to_uint8
 
+    base = model.module if hasattr(model, "module") else model
+    size_multiple, scale = base.config.size_multiple, base.config.scale
     was_training = model.training
     model.eval()
     per_clip = {}
@@ -305,9 +307,14 @@ def validate(model: torch.nn.Module, clips, num_frame: int, device: torch.device
             scores = []
             for i in range(count):
                 idx = temporal_indices(i, n, num_frame, pad_mode)
+                x = lqs[idx][None].to(device)
+                h, w = x.shape[-2:]
+                ph, pw = -h % size_multiple, -w % size_multiple
+                if ph or pw:  # frames not padded by split-test: replicate-pad bottom/right, crop after
+                    x = torch.nn.functional.pad(x[0], (0, pw, 0, ph), mode="replicate")[None]
                 with autocast():
-                    out = model(lqs[idx][None].to(device))
-                sr = tensor_to_uint8(out[0].float())
+                    out = model(x)
+                sr = tensor_to_uint8(out[0, :, :h * scale, :w * scale].float())
                 gt = read_image(clip.gt_paths[i])[:, :, ::-1]
                 if clip.gt_hw:
                     h, w = clip.gt_hw
@@ -435,6 +442,11 @@ def _train(cfg: TrainConfig, emit, rank: int, world: int, device: torch.device) 
     # ---- data (every input error surfaces here) ------------------------------------------------
     dataset = build_train_dataset(cfg, mcfg.num_frame, scale)
     val_clips = load_val_clips(cfg.val_path) if cfg.val_path else None
+    for clip in val_clips or ():
+        (gh, gw), (lh, lw) = read_image(clip.gt_paths[0]).shape[:2], read_image(clip.lq_paths[0]).shape[:2]
+        if (gh, gw) != (lh * scale, lw * scale):
+            raise InputError(f"validation clip {clip.name}: GT {gw}x{gh} is not {scale}x the LR {lw}x{lh} "
+                             f"({cfg.val_path})")
 
     # ---- model -------------------------------------------------------------------------------
     _seed_everything(cfg.seed)
