@@ -112,18 +112,23 @@ def test_resume_is_exact(data, tmp_path):
 
 def test_ddp_two_gloo_processes_match_one_process(data, tmp_path):
     common = ["--preset", "edvr-tiny", "--dataset", "clips", "--gt", str(data["gt"]), "--lq", str(data["lq"]),
-              "--gt-size", "32", "--num-workers", "0", "--total-iter", "3", "--periods", "1000", "--lr", "1e-3",
-              "--ema-decay", "0", "--save-freq", "3", "--loss-reduction", "mean", "--seed", "5", "-q"]
+              "--gt-size", "32", "--num-workers", "0", "--total-iter", "4", "--periods", "1000", "--lr", "1e-3",
+              "--ema-decay", "0", "--save-freq", "2", "--loss-reduction", "mean", "--seed", "5", "-q",
+              # also exercise the DDP wrapper rebuild at the end of the TSA-only phase, and a
+              # rollback (checkpoint path broadcast from rank 0) in both runs
+              "--tsa-iter", "2", "--inject-nan-at", "3"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "vsrdata",
            "train", *common, "--batch-size", "1", "--run-dir", str(tmp_path / "ddp")]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-    assert proc.stdout.count("done: 3 iterations") == 1  # rank 0 alone reports
+    assert proc.stdout.count("done: 4 iterations") == 1  # rank 0 alone reports
+    assert "1 rollback(s)" in proc.stdout
     res = CliRunner().invoke(main, ["train", *common, "--batch-size", "2", "--run-dir", str(tmp_path / "one")])
     assert res.exit_code == 0, res.output
-    a = weights(tmp_path / "ddp" / "checkpoints" / "iter_00000003.pth")["params"]
-    b = weights(tmp_path / "one" / "checkpoints" / "iter_00000003.pth")["params"]
+    assert "1 rollback(s)" in res.output
+    a = weights(tmp_path / "ddp" / "checkpoints" / "iter_00000004.pth")["params"]
+    b = weights(tmp_path / "one" / "checkpoints" / "iter_00000004.pth")["params"]
     init = build_edvr("edvr-tiny").state_dict()
     moved = 0
     for name in a:
