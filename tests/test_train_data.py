@@ -310,3 +310,75 @@ def test_val_loader_reads_split_record(tmp_path):
     assert load_val_clips(tmp_path)[0].gt_hw == (30, 45)
     with pytest.raises(InputError, match="GT/ and BIx4/"):
         load_val_clips(tmp_path / "GT")
+
+
+def test_basicsr_options_are_mapped(tmp_path):
+    # the schema of BasicSR options/train/EDVR/train_EDVR_M_x4_SR_REDS.yml (run 102, EDVR_SPEC §3),
+    # written as TOML because PyYAML is optional
+    (tmp_path / "edvr_m.toml").write_text("""
+name = "102_EDVR_M_x4_SR_REDS_600k_B4G8_valREDS4_101pretrain_wandb"
+manual_seed = 10
+[datasets.train]
+type = "REDSDataset"
+dataroot_gt = "datasets/REDS/train_sharp_with_val.lmdb"
+dataroot_lq = "datasets/REDS/train_sharp_bicubic_with_val.lmdb"
+val_partition = "REDS4"
+num_frame = 5
+gt_size = 256
+interval_list = [1]
+random_reverse = false
+use_hflip = true
+use_rot = true
+num_worker_per_gpu = 3
+batch_size_per_gpu = 4
+[network_g]
+type = "EDVR"
+num_in_ch = 3
+num_out_ch = 3
+num_feat = 64
+num_frame = 5
+deformable_groups = 8
+num_extract_block = 5
+num_reconstruct_block = 10
+with_tsa = true
+[path]
+pretrain_network_g = "experiments/101/models/net_g_600000.pth"
+strict_load_g = false
+[train]
+ema_decay = 0.999
+total_iter = 600000
+warmup_iter = -1
+tsa_iter = 50000
+dcn_lr_mul = 1
+[train.optim_g]
+type = "Adam"
+lr = 4e-4
+weight_decay = 0
+betas = [0.9, 0.99]
+[train.scheduler]
+type = "CosineAnnealingRestartLR"
+periods = [50000, 100000, 150000, 150000, 150000]
+restart_weights = [1, 1, 1, 1, 1]
+eta_min = 1e-7
+[train.pixel_opt]
+type = "CharbonnierLoss"
+loss_weight = 1.0
+reduction = "sum"
+[val]
+val_freq = 5e3
+[logger]
+print_freq = 100
+save_checkpoint_freq = 5e3
+""")
+    cfg = load_config(tmp_path / "edvr_m.toml")
+    assert cfg.preset == "edvr-m" and cfg.dataset == "reds" and cfg.val_partition == "REDS4"
+    assert (cfg.gt_path, cfg.lq_path) == ("datasets/REDS/train_sharp_with_val.lmdb",
+                                          "datasets/REDS/train_sharp_bicubic_with_val.lmdb")
+    assert (cfg.batch_size, cfg.num_workers, cfg.gt_size, cfg.seed) == (4, 3, 256, 10)
+    assert (cfg.tsa_iter, cfg.warmup_iter, cfg.total_iter, cfg.val_freq, cfg.save_freq) == (50000, 0, 600000, 5000, 5000)
+    assert cfg.init == "experiments/101/models/net_g_600000.pth" and cfg.loss_reduction == "sum"
+    assert cfg.periods == [50000, 100000, 150000, 150000, 150000] and cfg.eta_min == 1e-7
+    assert cfg.run_dir.endswith("102_EDVR_M_x4_SR_REDS_600k_B4G8_valREDS4_101pretrain_wandb")
+    defaults = TrainConfig(gt_path=cfg.gt_path, lq_path=cfg.lq_path, init=cfg.init, run_dir=cfg.run_dir,
+                           model=cfg.model, tsa_iter=50000, periods=cfg.periods, restart_weights=cfg.restart_weights)
+    assert cfg.to_dict() == {**defaults.to_dict(), "num_frame": 5}  # our defaults are this recipe

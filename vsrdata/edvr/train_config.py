@@ -17,7 +17,9 @@ Three values depend on the model and are resolved by `resolved()` when left at N
   frozen layers would keep their random init).
 
 Loading: `load_config(path)` reads TOML (tomllib) or YAML (only when PyYAML is installed) with
-the field names below as keys, either at top level or under a `[train]` table.
+the field names below as keys, either at top level or under a `[train]` table. A BasicSR
+training YAML (`options/train/EDVR/*.yml`: `network_g`, `datasets`, `train`, ...) is recognised
+and mapped by `from_basicsr`.
 No torch import here: the CLI imports this module lazily but it stays cheap.
 """
 
@@ -232,6 +234,88 @@ def from_dict(data: dict[str, Any], base: TrainConfig | None = None, source: str
     return dataclasses.replace(base or TrainConfig(), **clean)
 
 
+_BASICSR_PRESETS = {  # (num_feat, num_reconstruct_block, with_tsa, num_frame) -> preset
+    (64, 10, False, 5): "edvr-m-wotsa", (64, 10, True, 5): "edvr-m", (128, 40, True, 5): "edvr-l",
+    (128, 40, True, 7): "edvr-l-vimeo",
+}
+
+
+def from_basicsr(opt: dict[str, Any]) -> dict[str, Any]:
+    """Map a BasicSR EDVR training YAML (`options/train/EDVR/*.yml` schema) to TrainConfig fields.
+
+    Read: name, manual_seed, network_g (EDVR fields; `ema_decay` misplaced there in BasicSR's L
+    YAMLs is treated as a train option), datasets.train (type, dataroot_gt/lq, meta_info_file,
+    val_partition, num_frame, gt_size, interval_list, random_reverse, use_hflip, use_rot,
+    batch_size_per_gpu, num_worker_per_gpu), path (pretrain_network_g, resume_state), train
+    (ema_decay, optim_g, scheduler, total_iter, warmup_iter, tsa_iter, dcn_lr_mul, pixel_opt),
+    val.val_freq, logger (print_freq, save_checkpoint_freq). Everything else is ignored.
+    """
+    out: dict[str, Any] = {}
+    if opt.get("name"):
+        out["run_dir"] = f"experiments/{opt['name']}"
+    if opt.get("manual_seed") is not None:
+        out["seed"] = int(opt["manual_seed"])
+    net = dict(opt.get("network_g") or {})
+    net.pop("type", None)
+    if "ema_decay" in net:
+        out["ema_decay"] = float(net.pop("ema_decay"))
+    model = {k: v for k, v in net.items() if k in _EDVR_FIELDS}
+    key = (model.get("num_feat", 64), model.get("num_reconstruct_block", 10), model.get("with_tsa", True),
+           model.get("num_frame", 5))
+    out["preset"] = _BASICSR_PRESETS.get(key, "edvr-m")
+    out["model"] = model
+    train_ds = (opt.get("datasets") or {}).get("train") or {}
+    kind = str(train_ds.get("type", "")).lower()
+    out["dataset"] = "vimeo" if "vimeo" in kind else "reds"
+    for src, dst in (("dataroot_gt", "gt_path"), ("dataroot_lq", "lq_path"), ("gt_size", "gt_size"),
+                     ("interval_list", "interval_list"), ("random_reverse", "random_reverse"),
+                     ("use_hflip", "use_hflip"), ("use_rot", "use_rot"), ("batch_size_per_gpu", "batch_size"),
+                     ("num_worker_per_gpu", "num_workers"), ("num_frame", "num_frame")):
+        if train_ds.get(src) is not None:
+            out[dst] = train_ds[src]
+    if train_ds.get("val_partition") is not None:
+        out["val_partition"] = "REDS4" if str(train_ds["val_partition"]).upper() == "REDS4" else "official"
+    if out["dataset"] == "vimeo" and train_ds.get("meta_info_file"):
+        out["train_list"] = train_ds["meta_info_file"]
+    path = opt.get("path") or {}
+    if path.get("pretrain_network_g"):
+        out["init"] = path["pretrain_network_g"]
+    if path.get("resume_state"):
+        out["resume"] = path["resume_state"]
+    tr = opt.get("train") or {}
+    if tr.get("ema_decay") is not None:
+        out["ema_decay"] = float(tr["ema_decay"])
+    optim = tr.get("optim_g") or {}
+    for src, dst in (("lr", "lr"), ("betas", "betas"), ("weight_decay", "weight_decay")):
+        if optim.get(src) is not None:
+            out[dst] = optim[src]
+    sched = tr.get("scheduler") or {}
+    for src, dst in (("periods", "periods"), ("restart_weights", "restart_weights"), ("eta_min", "eta_min")):
+        if sched.get(src) is not None:
+            out[dst] = sched[src]
+    for src in ("total_iter", "tsa_iter", "dcn_lr_mul"):
+        if tr.get(src) is not None:
+            out[src] = tr[src]
+    if tr.get("warmup_iter") is not None:
+        out["warmup_iter"] = max(0, int(tr["warmup_iter"]))
+    pix = tr.get("pixel_opt") or {}
+    if pix.get("reduction"):
+        out["loss_reduction"] = pix["reduction"]
+    if pix.get("eps") is not None:
+        out["loss_eps"] = pix["eps"]
+    if (opt.get("val") or {}).get("val_freq") is not None:
+        out["val_freq"] = int(float(opt["val"]["val_freq"]))
+    logger = opt.get("logger") or {}
+    if logger.get("print_freq") is not None:
+        out["print_freq"] = int(logger["print_freq"])
+    if logger.get("save_checkpoint_freq") is not None:
+        out["save_freq"] = int(float(logger["save_checkpoint_freq"]))
+    for k in ("total_iter", "tsa_iter", "val_freq", "save_freq", "print_freq"):
+        if k in out:
+            out[k] = int(float(out[k]))
+    return out
+
+
 def load_config(path: str | os.PathLike, base: TrainConfig | None = None) -> TrainConfig:
     """Read a TOML (`.toml`) or YAML (`.yml`/`.yaml`, needs PyYAML) file into a TrainConfig.
 
@@ -265,4 +349,6 @@ def load_config(path: str | os.PathLike, base: TrainConfig | None = None) -> Tra
         raise ConfigError(f"cannot parse config file {path}: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} does not hold a mapping of options")
+    if "network_g" in data or "datasets" in data:  # a BasicSR options file
+        data = from_basicsr(data)
     return from_dict(data, base, source=str(path))
