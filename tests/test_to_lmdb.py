@@ -358,3 +358,25 @@ def test_lmdb_verify_on_an_original_edvr_db_and_on_a_non_db(tmp_path):
     assert result.exit_code == 0 and "(edvr-old): OK" in result.output
     result = run("lmdb-verify", tmp_path)
     assert result.exit_code == 1 and result.output.startswith("Error: not an LMDB folder")
+
+
+def test_lmdb_verify_with_worker_processes_finds_a_bad_value(tmp_path):
+    src = tile_frames(tmp_path / "src", n_clips=3, per_clip=50)  # 150 keys: verified in chunks by 2 workers
+    db = tmp_path / "w.lmdb"
+    build_lmdb(src, db, workers=1)
+    env = lmdb.open(str(db), map_size=1 << 30)
+    with env.begin(write=True) as txn:
+        txn.put(b"002/00000049", b"not a png")
+    env.close()
+    report = verify_lmdb(db, workers=2)
+    assert report.checked == 150 and report.key_style == "basicsr"
+    assert len(report.problems) == 1 and "002/00000049" in report.problems[0]
+
+
+def test_reds_x4_subfolder_gotcha_is_warned(tmp_path):
+    src = tmp_path / "train_sharp_bicubic"
+    shutil.copytree(REDS / "000", src / "X4" / "000")
+    result = CliRunner().invoke(main, ["to-lmdb", str(src), str(tmp_path / "lr.lmdb"), "-j", "1", "-q"])
+    assert result.exit_code == 0, result.output
+    assert "Warning: all clips are under X4/" in result.output
+    assert (tmp_path / "lr.lmdb" / "meta_info.txt").read_text().startswith("X4/000/00000000.png")

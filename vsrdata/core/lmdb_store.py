@@ -586,6 +586,7 @@ class LmdbWriter:
         self.commit()
         self._txn.abort()
         self._txn = None
+        self._final_map_size = self._env.info()["map_size"]
         try:
             self._env.sync(True)
         except lmdb.Error as exc:
@@ -606,7 +607,10 @@ class LmdbWriter:
 
     @property
     def map_size(self) -> int | None:
-        return self._env.info()["map_size"] if self._env is not None else None
+        """The current map size in bytes (after `finish()`: the final one)."""
+        if self._env is not None:
+            return self._env.info()["map_size"]
+        return getattr(self, "_final_map_size", None)
 
 
 def _open_for_write(path: Path, map_size: int):

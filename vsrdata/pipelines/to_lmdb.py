@@ -303,8 +303,8 @@ def build_lmdb(src: str | os.PathLike, db: str | os.PathLike, *, vimeo_mode: str
             while pending:
                 handle(pending.popleft())
             peak = max(peak, process_tree_anon_bytes() or 0)
-            summary.map_size = writer.map_size or 0
             writer.finish()
+            summary.map_size = writer.map_size or 0
             summary.written = writer.written
             summary.skipped = writer.existing
             summary.bytes_written = writer.bytes_written
