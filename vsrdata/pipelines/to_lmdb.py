@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from vsrdata.core import image_io
-from vsrdata.core.layouts import (Clip, clip_root, clips_from_list, detect_layout, find_clips,
+from vsrdata.core.layouts import (Clip, clips_from_list, detect_layout, find_clips,
                                   read_clip_list)
 from vsrdata.core.lmdb_store import KEY_STYLES, LmdbWriter, make_key
 from vsrdata.errors import ConfigError, InputError, VsrDataError
