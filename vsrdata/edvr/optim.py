@@ -53,8 +53,9 @@ class CharbonnierLoss(nn.Module):
 
 
 def cosine_restart_factor(t: int, periods: list[int], restart_weights: list[float]) -> tuple[float, int]:
-    """(weight * 0.5 * (1 + cos(pi * progress)), cycle index) for iteration t (0-based count of
-    finished scheduler steps). Past the last period the last cycle's end value is kept."""
+    """(weight * 0.5 * (1 + cos(pi * progress)), cycle index) for iteration t (1-based): cycle i
+    is the first with t <= cumsum(periods)[i]. Past the last period the last cycle's end value
+    (0) is kept."""
     cumulative = 0
     for i, period in enumerate(periods):
         start = cumulative

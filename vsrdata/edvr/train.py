@@ -487,6 +487,12 @@ def _train(cfg: TrainConfig, emit, rank: int, world: int, device: torch.device) 
             model.load_state_dict(ckpt["params"], strict=True)
             optimizer.load_state_dict(ckpt["optimizer"])
             scheduler.load_state_dict(ckpt["scheduler"])
+            # the schedule's shape follows the current config (it may extend total_iter); the peak
+            # lrs (base_lrs, incl. a rolled-back DCN lr) and the step count come from the checkpoint
+            scheduler.periods, scheduler.restart_weights = list(cfg.periods), list(cfg.restart_weights)
+            scheduler.eta_min, scheduler.warmup_iter = cfg.eta_min, max(0, cfg.warmup_iter)
+            for group, lr in zip(optimizer.param_groups, scheduler.get_lr()):
+                group["lr"] = lr
             if ckpt.get("scaler"):
                 scaler.load_state_dict(ckpt["scaler"])
             if ema is not None:
