@@ -438,6 +438,7 @@ def _train(cfg: TrainConfig, emit, rank: int, world: int, device: torch.device) 
     elif list_checkpoints(run_dir):
         raise OutputError(f"run directory {run_dir} already holds checkpoints: continue it with --resume auto "
                           "or choose another --run-dir")
+    _barrier(world)  # every rank decided before rank 0 writes anything into the run directory
 
     # ---- data (every input error surfaces here) ------------------------------------------------
     dataset = build_train_dataset(cfg, mcfg.num_frame, scale)
