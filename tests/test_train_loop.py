@@ -270,3 +270,22 @@ def test_validation_psnr_matches_scikit_image(data):
         want.append(peak_signal_noise_ratio(cv2.imread(str(gt_path))[:, :, ::-1], sr, data_range=255))
     assert got["psnr"] == pytest.approx(np.mean(want), abs=1e-9)
     assert got["per_clip"] == {"000": pytest.approx(np.mean(want), abs=1e-9)}
+
+
+def test_vimeo_training_with_deep_from_shallow_init(tmp_path):
+    from test_train_data import VIMEO_GT
+
+    lq = make_lq_tree(VIMEO_GT / "sequences", tmp_path / "lq" / "sequences").parent
+    shallow = build_edvr("edvr-tiny", num_frame=7)
+    torch.save({"params": shallow.state_dict()}, tmp_path / "shallow.pth")
+    cfg = TrainConfig(run_dir=str(tmp_path / "run"), preset="edvr-tiny", num_frame=7, model={"num_reconstruct_block": 4},
+                      dataset="vimeo", gt_path=str(VIMEO_GT), lq_path=str(lq),
+                      train_list=str(VIMEO_GT / "sep_trainlist.txt"), gt_size=64, batch_size=1, num_workers=0,
+                      total_iter=1, ema_decay=0, init_deep_from_shallow=str(tmp_path / "shallow.pth"))
+    result = train(cfg)
+    ck = weights(result.last_checkpoint)
+    assert ck["model_config"]["num_frame"] == 7 and ck["model_config"]["num_reconstruct_block"] == 4
+    init = weights(tmp_path / "run" / "checkpoints" / "iter_00000000.pth")["params"]
+    src = shallow.state_dict()
+    assert torch.equal(init["reconstruction.3.conv2.weight"], src["reconstruction.1.conv2.weight"])
+    assert all(torch.isfinite(t).all() for t in ck["params"].values())
