@@ -18,7 +18,6 @@ import pytest
 import torch
 
 from vsrdata.core.layouts import find_clips
-from vsrdata.core.resize import imresize
 from vsrdata.edvr.data import (ClipDataset, FrameStore, TrainSampler, VimeoDataset, augment, load_val_clips,
                                temporal_indices)
 from vsrdata.edvr.optim import (CharbonnierLoss, CosineAnnealingRestartLR, ModelEMA, build_optimizer,
@@ -36,13 +35,15 @@ VIMEO_GT = FIXTURES / "vimeo_septuplet"
 
 
 def make_lq_tree(gt_root: Path, out: Path) -> Path:
-    """BI x4 LR (MATLAB-exact imresize) of every clip under gt_root, same relative layout."""
+    """BI x4 LR (core.degrade: mod-crop + MATLAB-exact imresize) of every clip under gt_root."""
+    from vsrdata.core.degrade import degrade
+
     for clip in find_clips(gt_root):
         rel = clip.path.relative_to(gt_root)
         for f in clip.frames:
             img = cv2.imread(str(clip.path / f), cv2.IMREAD_UNCHANGED)
             (out / rel).mkdir(parents=True, exist_ok=True)
-            cv2.imwrite(str(out / rel / f), imresize(img, 0.25))
+            cv2.imwrite(str(out / rel / f), degrade(img, 4, "bi"))
     return out
 
 
