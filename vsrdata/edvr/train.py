@@ -32,11 +32,12 @@ loop (TSA-only phase, forward, divergence guard, backward, step, log, validate, 
 - Precision: fp32 on CPU. On CUDA `amp` = bf16 / fp16 autocast (fp16 with a GradScaler) and
   optional channels_last.
 
-Minimal CPU demo config (about 2-3 minutes on 2 cores, edvr-tiny, fixtures):
+Minimal CPU demo config (edvr-tiny on the REDS fixture: ~0.1 s per iteration on 2 cores, so about
+2.5 minutes plus validation; measured 300 iterations in 34 s, val PSNR rising 25.66 -> 25.77 dB):
     TrainConfig(run_dir="demo_out/train", preset="edvr-tiny", dataset="clips",
-                gt_path="fixtures/reds/train_sharp", lq_path=<BIx4 of it>, val_partition="none",
-                gt_size=64, batch_size=4, num_workers=0, total_iter=300, lr=1e-3,
-                ema_decay=0, val_path=<split-test output>, val_freq=100, save_freq=100,
+                gt_path="fixtures/reds/train_sharp", lq_path=<its BIx4 LR (make-lr)>,
+                gt_size=64, batch_size=4, num_workers=0, total_iter=1500, periods=[1500], lr=1e-3,
+                ema_decay=0, val_path=<a split-test output>, val_freq=500, save_freq=500,
                 print_freq=10, val_max_frames=3)
 """
 
@@ -340,7 +341,7 @@ def plot_curves(records: list[dict], path: Path) -> None:
                                 if "loss" in r and r["loss"] > 0 and math.isfinite(r["loss"])]),
               ("val PSNR (dB)", [(r["iter"], r["psnr"]) for r in records if "psnr" in r and math.isfinite(r["psnr"])]),
               ("lr", [(r["iter"], r["lr"]) for r in records if "lr" in r])]
-    W, H, pad = 720, 200, 50
+    W, H, pad = 720, 200, 64
     img = np.full((H * len(panels), W, 3), 255, np.uint8)
     all_x = [x for _, pts in panels for x, _ in pts] or [0, 1]
     x0, x1 = min(all_x), max(max(all_x), min(all_x) + 1)
@@ -355,7 +356,7 @@ def plot_curves(records: list[dict], path: Path) -> None:
         if y1 - y0 < 1e-12:
             y0, y1 = y0 - 0.5 * (abs(y0) or 1), y1 + 0.5 * (abs(y1) or 1)
         for val, ypix in ((y1, top + 20), (y0, top + H - 30)):
-            cv2.putText(img, f"{val:.4g}", (2, ypix + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.33, (0, 0, 0), 1, cv2.LINE_AA)
+            cv2.putText(img, f"{val:.3g}", (2, ypix + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.33, (0, 0, 0), 1, cv2.LINE_AA)
         cv2.putText(img, f"iter {x0}..{x1}", (W - 170, top + H - 12), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (0, 0, 0), 1,
                     cv2.LINE_AA)
         poly = np.array([[pad + (x - x0) / (x1 - x0) * (W - 20 - pad),
