@@ -10,8 +10,8 @@ spent waiting for data. Baselines measured in the same run:
 GPU section (when CUDA is available): EDVR-L with gt_size 256, fp32 vs AMP bf16 (+ channels_last),
 same ratios.
 
-    python bench/bench_train.py                 # defaults: a few minutes on a 2-core box
-    python bench/bench_train.py --iters 20 --gt-size 128 --batch 4 --workers 2
+    python bench/bench_train.py                 # defaults (b4, gt 128, 10 it): ~40 s on 2 idle cores
+    python bench/bench_train.py --iters 20 --gt-size 256 --batch 4 --workers 2
 """
 
 from __future__ import annotations
@@ -108,9 +108,9 @@ def report(title: str, m: dict, bare_s: float, loader: float, batch: int) -> Non
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--iters", type=int, default=8)
-    ap.add_argument("--gt-size", type=int, default=64)
-    ap.add_argument("--batch", type=int, default=2)
+    ap.add_argument("--iters", type=int, default=10)
+    ap.add_argument("--gt-size", type=int, default=128)
+    ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--preset", default="edvr-m")
     ap.add_argument("--gpu-iters", type=int, default=30)
