@@ -39,12 +39,21 @@ from vsrdata.edvr.train import build_train_dataset, train  # noqa: E402
 from vsrdata.edvr.train_config import TrainConfig  # noqa: E402
 
 
-def make_lq(gt_root: Path, out: Path) -> Path:
+def make_data(gt_root: Path, tmp: Path, gt_size: int) -> tuple[Path, Path]:
+    """(GT, LQ) folders: the REDS fixture (320x180), enlarged x2, x3... (bicubic) when gt_size needs
+    bigger frames; LQ = MATLAB-exact bicubic x1/4."""
+    factor = -(-gt_size // 180)
+    gt_out, lq_out = (tmp / "gt", tmp / "lq")
     for clip in find_clips(gt_root):
-        (out / clip.name).mkdir(parents=True, exist_ok=True)
+        (gt_out / clip.name).mkdir(parents=True, exist_ok=True)
+        (lq_out / clip.name).mkdir(parents=True, exist_ok=True)
         for f in clip.frames:
-            cv2.imwrite(str(out / clip.name / f), imresize(cv2.imread(str(clip.path / f)), 0.25))
-    return out
+            img = cv2.imread(str(clip.path / f))
+            if factor > 1:
+                img = cv2.resize(img, None, fx=factor, fy=factor, interpolation=cv2.INTER_CUBIC)
+            cv2.imwrite(str(gt_out / clip.name / f), img)
+            cv2.imwrite(str(lq_out / clip.name / f), imresize(img, 0.25))
+    return gt_out, lq_out
 
 
 def bare_step_time(preset: str, batch: int, gt_size: int, iters: int, device: torch.device, amp: str = "none",
@@ -118,8 +127,7 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_train_"))
     try:
-        gt = ROOT / "fixtures" / "reds" / "train_sharp"
-        lq = make_lq(gt, tmp / "lq")
+        gt, lq = make_data(ROOT / "fixtures" / "reds" / "train_sharp", tmp / "cpu_data", args.gt_size)
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.preset}, batch {args.batch}, "
               f"gt_size {args.gt_size} (LQ {args.gt_size // 4}), {args.iters} iterations, {args.workers} loader worker(s)")
         cfg = TrainConfig(run_dir=str(tmp / "cpu"), preset=args.preset, dataset="clips", gt_path=str(gt),
@@ -137,7 +145,9 @@ def main() -> None:
         if torch.cuda.is_available():
             dev = torch.device("cuda")
             print(f"\nGPU: {torch.cuda.get_device_name(0)}")
+            ggt, glq = make_data(ROOT / "fixtures" / "reds" / "train_sharp", tmp / "gpu_data", 256)
             gcfg = TrainConfig(**{**cfg.to_dict(), "run_dir": str(tmp / "gpu"), "preset": "edvr-l", "gt_size": 256,
+                                  "gt_path": str(ggt), "lq_path": str(glq),
                                   "batch_size": 4, "num_workers": 4, "total_iter": args.gpu_iters, "device": "cuda",
                                   "amp": "bf16", "channels_last": True})
             fp32 = bare_step_time("edvr-l", 4, 256, 10, dev)
