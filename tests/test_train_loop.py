@@ -149,6 +149,11 @@ def test_divergence_guard_rolls_back_and_lowers_dcn_lr(data, tmp_path):
     groups = {g["name"]: g["lr"] for g in ck["optimizer"]["param_groups"]}
     assert groups["dcn"] == pytest.approx(0.5 * groups["other"])
     assert all(torch.isfinite(t).all() for t in ck["params"].values())
+    # diverging again right after a rollback (no step succeeded): go one checkpoint further back
+    events = []
+    result = train(cfg_for(data, tmp_path / "run3", total_iter=5, inject_nan_at=[3, 3]), on_event=events.append)
+    assert [e["to_iter"] for e in events if e["kind"] == "rollback"] == [2, 0]
+    assert result.metrics["rollbacks"] == 2 and result.metrics["dcn_lr_scale"] == 0.25
     # a threshold no forward can meet: every iteration diverges -> clear stop after max_rollbacks
     with pytest.raises(DivergenceError, match="after 2 rollback"):
         train(cfg_for(data, tmp_path / "run2", offset_threshold=1e-12, max_rollbacks=2))

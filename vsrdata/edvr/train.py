@@ -18,9 +18,10 @@ loop (TSA-only phase, forward, divergence guard, backward, step, log, validate, 
   phase change, so frozen parameters are simply not registered (no find_unused_parameters).
 - Divergence guard (xinntao/EDVR #16, #22: "Offset mean is larger than 100"): when the loss is
   NaN/inf or the mean |offset| of any DCN exceeds `offset_threshold`, the step is not applied;
-  the run rolls back to the newest checkpoint, multiplies the DCN learning rate by
-  `rollback_dcn_lr_factor`, reshuffles the data stream (a new salt) and goes on; after
-  `max_rollbacks` rollbacks it stops with DivergenceError.
+  the run rolls back to the newest checkpoint (an older one if no step succeeded since the last
+  rollback), deletes the checkpoints of the abandoned timeline, multiplies the DCN learning rate
+  by `rollback_dcn_lr_factor`, reshuffles the data stream (a new salt) and goes on; after
+  `max_rollbacks` rollbacks it stops with DivergenceError. Every event is logged.
 - Initialisation: `init` loads a checkpoint non-strictly (woTSA -> TSA: `fusion.weight/bias` are
   dropped, the TSA module keeps its init), refusing tensors whose shape differs.
   `init_deep_from_shallow` seeds a model with more reconstruction blocks from one with fewer by
@@ -147,9 +148,12 @@ def list_checkpoints(run_dir: str | os.PathLike) -> list[tuple[int, Path]]:
     return sorted(found, reverse=True)
 
 
-def find_resume_checkpoint(run_dir: str | os.PathLike) -> tuple[Path, dict] | None:
-    """The newest checkpoint of the run that loads and is ours, with its content."""
-    for _, path in list_checkpoints(run_dir):
+def find_resume_checkpoint(run_dir: str | os.PathLike, before: int | None = None) -> tuple[Path, dict] | None:
+    """The newest checkpoint of the run (older than iteration `before` if given) that loads and is
+    ours, with its content."""
+    for iteration, path in list_checkpoints(run_dir):
+        if before is not None and iteration >= before:
+            continue
         try:
             state = _load(path)
         except CheckpointError:
@@ -548,7 +552,8 @@ def _train(cfg: TrainConfig, emit, rank: int, world: int, device: torch.device) 
 
     # ---- loop ----------------------------------------------------------------------------------
     total = cfg.total_iter
-    pending_nan = set(int(i) for i in cfg.inject_nan_at)
+    pending_nan = [int(i) for i in cfg.inject_nan_at]  # each entry fires once
+    stuck_at = None  # iteration of the last rollback target while no step has succeeded since
     net, frozen = None, None
     data_iter = None
     start_iter = state["iter"]
@@ -588,7 +593,7 @@ def _train(cfg: TrainConfig, emit, rank: int, world: int, device: torch.device) 
             out = net(lq)
         loss = criterion(out.float(), gt)
         if it in pending_nan:
-            pending_nan.discard(it)
+            pending_nan.remove(it)
             loss = loss * float("nan")
 
         # ---- divergence guard (before any weight changes) ----
@@ -604,13 +609,15 @@ def _train(cfg: TrainConfig, emit, rank: int, world: int, device: torch.device) 
             dist.all_reduce(flags, op=dist.ReduceOp.MAX)
         if flags.any():
             reason = "non-finite loss" if flags[0] else f"DCN offset mean {offset_max:.3g} > {cfg.offset_threshold:g}"
-            found = find_resume_checkpoint(run_dir) if master else None
+            # newest checkpoint; an older one when nothing trained since the last rollback (the
+            # newest then holds weights that diverge again at once)
+            found = find_resume_checkpoint(run_dir, before=stuck_at) if master else None
             paths = [str(found[0]) if found else ""]
             if world > 1:
                 dist.broadcast_object_list(paths, src=0)
             rollbacks = state["rollbacks"] + 1
             if rollbacks > cfg.max_rollbacks or not paths[0]:
-                why = (f"after {cfg.max_rollbacks} rollback(s)" if paths[0] else "and no checkpoint to roll back to")
+                why = (f"after {cfg.max_rollbacks} rollback(s)" if paths[0] else "and no older checkpoint to roll back to")
                 raise DivergenceError(f"training diverged at iteration {it} ({reason}) {why}; lower --lr or "
                                       f"--dcn-lr-mul, or start from a pretrained --init")
             ckpt = _load(Path(paths[0]))
@@ -620,6 +627,12 @@ def _train(cfg: TrainConfig, emit, rank: int, world: int, device: torch.device) 
             if "dcn" in group_index:
                 scheduler.scale_group(group_index["dcn"], scale_now / state["dcn_lr_scale"])
             state["dcn_lr_scale"] = scale_now
+            stuck_at = state["iter"]
+            if master:  # checkpoints of the abandoned timeline must never be picked again
+                for iteration, path in list_checkpoints(run_dir):
+                    if iteration > stuck_at:
+                        with contextlib.suppress(OSError):
+                            path.unlink()
             event = {"iter": it, "event": "rollback", "reason": reason, "to_iter": state["iter"],
                      "rollbacks": rollbacks, "dcn_lr_scale": scale_now}
             log(event)
@@ -640,6 +653,7 @@ def _train(cfg: TrainConfig, emit, rank: int, world: int, device: torch.device) 
         if ema is not None:
             ema.update(model)
         state["iter"] = it
+        stuck_at = None
         t2 = time.perf_counter()
         if it > start_iter + 1:  # the first iteration (allocator / thread-pool warm-up) is not timed
             t_data += t1 - t0
