@@ -129,7 +129,8 @@ def main() -> None:
     try:
         gt, lq = make_data(ROOT / "fixtures" / "reds" / "train_sharp", tmp / "cpu_data", args.gt_size)
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.preset}, batch {args.batch}, "
-              f"gt_size {args.gt_size} (LQ {args.gt_size // 4}), {args.iters} iterations, {args.workers} loader worker(s)")
+              f"gt_size {args.gt_size} (LQ {args.gt_size // 4}), {args.iters} iterations, "
+              f"{args.workers} loader worker(s)")
         cfg = TrainConfig(run_dir=str(tmp / "cpu"), preset=args.preset, dataset="clips", gt_path=str(gt),
                           lq_path=str(lq), gt_size=args.gt_size, batch_size=args.batch, num_workers=args.workers,
                           total_iter=args.iters, periods=[1000], save_freq=10**6, print_freq=10**6, ema_decay=0.999,
@@ -153,7 +154,8 @@ def main() -> None:
             fp32 = bare_step_time("edvr-l", 4, 256, 10, dev)
             bf16 = bare_step_time("edvr-l", 4, 256, 10, dev, amp="bf16")
             bf16_cl = bare_step_time("edvr-l", 4, 256, 10, dev, amp="bf16", channels_last=True)
-            print(f"  bare step edvr-l b4 256: fp32 {1 / fp32:.2f} it/s, bf16 {1 / bf16:.2f} it/s ({fp32 / bf16:.2f}x), "
+            print(f"  bare step edvr-l b4 256: fp32 {1 / fp32:.2f} it/s, "
+                  f"bf16 {1 / bf16:.2f} it/s ({fp32 / bf16:.2f}x), "
                   f"bf16+channels_last {1 / bf16_cl:.2f} it/s ({fp32 / bf16_cl:.2f}x)")
             gm = loop_rate(gcfg)
             load = loader_rate(TrainConfig(**{**gcfg.to_dict(), "num_workers": 0}), 5)

@@ -376,7 +376,8 @@ save_checkpoint_freq = 5e3
     assert (cfg.gt_path, cfg.lq_path) == ("datasets/REDS/train_sharp_with_val.lmdb",
                                           "datasets/REDS/train_sharp_bicubic_with_val.lmdb")
     assert (cfg.batch_size, cfg.num_workers, cfg.gt_size, cfg.seed) == (4, 3, 256, 10)
-    assert (cfg.tsa_iter, cfg.warmup_iter, cfg.total_iter, cfg.val_freq, cfg.save_freq) == (50000, 0, 600000, 5000, 5000)
+    assert (cfg.tsa_iter, cfg.warmup_iter, cfg.total_iter) == (50000, 0, 600000)
+    assert (cfg.val_freq, cfg.save_freq) == (5000, 5000)
     assert cfg.init == "experiments/101/models/net_g_600000.pth" and cfg.loss_reduction == "sum"
     assert cfg.periods == [50000, 100000, 150000, 150000, 150000] and cfg.eta_min == 1e-7
     assert cfg.run_dir.endswith("102_EDVR_M_x4_SR_REDS_600k_B4G8_valREDS4_101pretrain_wandb")

@@ -283,7 +283,8 @@ def test_vimeo_training_with_deep_from_shallow_init(tmp_path):
     lq = make_lq_tree(VIMEO_GT / "sequences", tmp_path / "lq" / "sequences").parent
     shallow = build_edvr("edvr-tiny", num_frame=7)
     torch.save({"params": shallow.state_dict()}, tmp_path / "shallow.pth")
-    cfg = TrainConfig(run_dir=str(tmp_path / "run"), preset="edvr-tiny", num_frame=7, model={"num_reconstruct_block": 4},
+    cfg = TrainConfig(run_dir=str(tmp_path / "run"), preset="edvr-tiny", num_frame=7,
+                      model={"num_reconstruct_block": 4},
                       dataset="vimeo", gt_path=str(VIMEO_GT), lq_path=str(lq),
                       train_list=str(VIMEO_GT / "sep_trainlist.txt"), gt_size=64, batch_size=1, num_workers=0,
                       total_iter=1, ema_decay=0, init_deep_from_shallow=str(tmp_path / "shallow.pth"))

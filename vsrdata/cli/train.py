@@ -52,8 +52,10 @@ def _model_opts(pairs: tuple[str, ...]) -> dict | None:
 @click.command("train", context_settings={"max_content_width": 100})
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
               help="TOML or YAML file with TrainConfig fields (command-line options win).")
-@click.option("--run-dir", default=None, help="Output directory (checkpoints, log.jsonl, curves.png). [experiments/edvr]")
-@click.option("--preset", default=None, help="Model preset: edvr-m, edvr-m-wotsa, edvr-l, edvr-l-vimeo, edvr-tiny, ... [edvr-m]")
+@click.option("--run-dir", default=None,
+              help="Output directory (checkpoints, log.jsonl, curves.png). [experiments/edvr]")
+@click.option("--preset", default=None,
+              help="Model preset: edvr-m, edvr-m-wotsa, edvr-l, edvr-l-vimeo, edvr-tiny, ... [edvr-m]")
 @click.option("--model-opt", multiple=True, metavar="KEY=VALUE",
               help="Override an EDVR field, e.g. num_reconstruct_block=40 (repeatable).")
 @click.option("--num-frame", type=int, default=None, help="Input frames (default: the preset's).")

@@ -122,7 +122,8 @@ def _load(path: Path) -> dict:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise CheckpointError(f"cannot read checkpoint {path}: {str(exc).splitlines()[0] if str(exc) else exc}") from None
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"cannot read checkpoint {path}: {first}") from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"checkpoint {path} does not hold a dict")
     return obj
@@ -487,7 +488,8 @@ def _train(cfg: TrainConfig, emit, rank: int, world: int, device: torch.device) 
 
     def restore(ckpt: dict, source: str) -> None:
         if ckpt.get("model_config") != mcfg.to_dict():
-            raise CheckpointError(f"{source} was trained with another model ({_diff(ckpt.get('model_config'), mcfg.to_dict())}); "
+            diff = _diff(ckpt.get("model_config"), mcfg.to_dict())
+            raise CheckpointError(f"{source} was trained with another model ({diff}); "
                                   f"it does not match preset {cfg.preset}")
         try:
             model.load_state_dict(ckpt["params"], strict=True)
@@ -617,7 +619,8 @@ def _train(cfg: TrainConfig, emit, rank: int, world: int, device: torch.device) 
                 dist.broadcast_object_list(paths, src=0)
             rollbacks = state["rollbacks"] + 1
             if rollbacks > cfg.max_rollbacks or not paths[0]:
-                why = (f"after {cfg.max_rollbacks} rollback(s)" if paths[0] else "and no older checkpoint to roll back to")
+                why = (f"after {cfg.max_rollbacks} rollback(s)" if paths[0]
+                       else "and no older checkpoint to roll back to")
                 raise DivergenceError(f"training diverged at iteration {it} ({reason}) {why}; lower --lr or "
                                       f"--dcn-lr-mul, or start from a pretrained --init")
             ckpt = _load(Path(paths[0]))
