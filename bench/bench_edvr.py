@@ -97,9 +97,14 @@ def bench_dcn_op(n: int, c: int, size: int, groups: int, repeat: int, device: st
             out.sum().backward()
         return step
 
-    results = {}
-    for name in ["conv2d"] + backends():
-        results[name] = statistics.median(timed(run(name), repeat, sync=sync))
+    names = ["conv2d"] + backends()
+    samples = {name: [] for name in names}
+    for name in names:  # warm-up
+        timed(run(name), 0, warmup=1, sync=sync)
+    for _ in range(repeat):  # round-robin, so changing machine load hits every backend alike
+        for name in names:
+            samples[name] += timed(run(name), 1, warmup=0, sync=sync)
+    results = {name: statistics.median(samples[name]) for name in names}
     rows = [[name, f"{t * 1000:.1f}", fmt_ratio(t, results["conv2d"]),
              fmt_ratio(t, results.get("torchvision")) if name != "conv2d" else ""]
             for name, t in results.items()]
@@ -136,30 +141,54 @@ def bench_edvr_step(preset: str, batch: int, size: int, repeat: int, device: str
     gt = torch.rand(batch, 3, out_size, out_size, generator=gen).to(device)
     sync = torch.cuda.synchronize if device == "cuda" else None
 
-    rows, times, outputs = [], {}, {}
+    # Build every (backend, variant) first, then interleave the timed runs (round-robin), so a
+    # machine whose load changes during the run (shared CI cores) affects all of them alike.
+    runs, outputs, failed = {}, {}, {}
     for backend in backends():
         for variant in variants:
             model = copy.deepcopy(base).to(device)
             model.set_dcn_backend(backend)
-            amp = torch.bfloat16 if "bf16" in variant else None
-            xin = x
             if "channels_last" in variant:
                 model = model.to(memory_format=torch.channels_last)
             if variant == variants[0]:
                 with torch.no_grad():
-                    outputs[backend] = model(xin).float().cpu()
+                    outputs[backend] = model(x).float().cpu()
             opt = torch.optim.Adam(model.parameters(), lr=4e-4, betas=(0.9, 0.99))
+            amp = torch.bfloat16 if "bf16" in variant else None
+            runs[(backend, variant)] = make_step(model, x, gt, opt, amp, device)
+    samples = {key: [] for key in runs}
+    peaks = {key: 0.0 for key in runs}
+    for i in range(warmup + repeat):
+        for key, step in runs.items():
+            if key in failed:
+                continue
             if device == "cuda":
+                torch.cuda.synchronize()
                 torch.cuda.reset_peak_memory_stats()
             try:
-                t = statistics.median(timed(make_step(model, xin, gt, opt, amp, device), repeat, warmup, sync))
+                t0 = time.perf_counter()
+                step()
+                if sync:
+                    sync()
+                elapsed = time.perf_counter() - t0
             except RuntimeError as exc:  # e.g. out of memory: report and go on
-                rows.append([backend, variant, "failed", str(exc).splitlines()[0][:60], "", ""])
+                failed[key] = str(exc).splitlines()[0][:60]
+                if device == "cuda":
+                    torch.cuda.empty_cache()
                 continue
-            times[(backend, variant)] = t
-            peak = f"{torch.cuda.max_memory_allocated() / 2**30:.1f}" if device == "cuda" else "-"
-            rows.append([backend, variant, f"{t * 1000:.0f}", f"{batch / t:.2f}", peak, ""])
-            del model, opt
+            if i >= warmup:
+                samples[key].append(elapsed)
+            if device == "cuda":
+                peaks[key] = max(peaks[key], torch.cuda.max_memory_allocated() / 2**30)
+    rows, times = [], {}
+    for (backend, variant) in runs:
+        if (backend, variant) in failed:
+            rows.append([backend, variant, "failed", failed[(backend, variant)], "", ""])
+            continue
+        t = statistics.median(samples[(backend, variant)])
+        times[(backend, variant)] = t
+        peak = f"{peaks[(backend, variant)]:.1f}" if device == "cuda" else "-"
+        rows.append([backend, variant, f"{t * 1000:.0f}", f"{batch / t:.2f}", peak, ""])
     for r in rows:
         if r[2] != "failed" and r[0] == "torch":
             r[5] = fmt_ratio(times.get(("torch", r[1])), times.get(("torchvision", r[1])))
