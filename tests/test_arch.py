@@ -225,3 +225,20 @@ def test_trainer_interface_and_offset_monitor():
     assert model.offset_stats() == {}
     assert not build_edvr("edvr-tiny", with_tsa=False).with_tsa
     assert isinstance(build_edvr("edvr-tiny", with_tsa=False).fusion, torch.nn.Conv2d)
+
+
+def test_edvr_same_output_with_torchvision_backend():
+    from vsrdata.edvr.dcn import torchvision_available
+
+    if not torchvision_available():
+        pytest.skip("torchvision.ops.deform_conv2d does not import")
+    torch.manual_seed(6)
+    model = build_edvr("edvr-tiny", dcn_backend="torch")
+    with torch.no_grad():
+        for m in model.dcn_modules().values():
+            m.conv_offset.weight.normal_(0, 0.05)
+            m.conv_offset.bias.normal_(0, 0.5)
+        x = torch.rand(1, 5, 3, 8, 12)
+        pure = model(x)
+        model.set_dcn_backend("torchvision")
+        torch.testing.assert_close(model(x), pure, rtol=1e-5, atol=1e-5)
