@@ -321,3 +321,11 @@ def test_cli_convert_refuses_bad_input(tmp_path):
     result = runner.invoke(main, ["convert-checkpoint", str(notedvr), str(out), "--preset", "edvr-q"])
     assert result.exit_code == 1 and "unknown EDVR preset 'edvr-q'" in result.output
     assert list(tmp_path.iterdir()) and not out.exists()
+
+
+def test_training_checkpoint_model_config_is_read(tmp_path):
+    model = _random_model(0, num_frame=3, center_frame_idx=0)
+    path = tmp_path / "iter_10.pth"
+    torch.save({"params": model.state_dict(), "iter": 10, "model_config": model.config.to_dict()}, path)
+    ckpt = read_checkpoint(path)
+    assert ckpt.config == model.config and ckpt.config.center_frame_idx == 0

@@ -267,6 +267,11 @@ def unwrap_checkpoint(obj: Any, *, param_key: str | None = None, source: str = "
             config = EDVRConfig.from_dict(dict(obj["config"]))
         except (KeyError, TypeError, ConfigError) as exc:
             raise CheckpointError(f"{source}: invalid vsrdata config ({exc})") from None
+    elif isinstance(obj.get("model_config"), Mapping):  # vsrdata training checkpoints
+        try:
+            config = EDVRConfig.from_dict(dict(obj["model_config"]))
+        except (TypeError, ConfigError):
+            config = None  # not ours to judge: fall back to the weights' shapes
 
     stripped: dict[str, torch.Tensor] = {}
     for k, v in sd.items():
