@@ -48,7 +48,6 @@ def reference_dcn(x, offset, mask, weight, bias, stride=1, padding=1, dilation=1
         pix = []
         for oy in range(ho):
             for ox in range(wo):
-                col = torch.zeros(cin, kh, kw, dtype=x.dtype)
                 col_list = []
                 for g in range(groups):
                     taps = []
