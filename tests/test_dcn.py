@@ -312,3 +312,17 @@ def test_pure_equals_torchvision():
     (modulated_deform_conv2d(*b64, backend="torchvision") * gout.double()).sum().backward()
     for name, ta, tb in zip(("input", "offset", "mask", "weight", "bias"), a64, b64):
         torch.testing.assert_close(ta.grad, tb.grad, rtol=1e-7, atol=1e-7, msg=f"float64 grad wrt {name}")
+
+
+@pytest.mark.parametrize("backend", ["torch", "torchvision"])
+def test_bf16_autocast_and_mixed_dtypes(backend):
+    if backend == "torchvision" and not dcn.torchvision_available():
+        pytest.skip("torchvision.ops.deform_conv2d does not import")
+    x, offset, mask, weight, bias = _inputs(n=1, cin=8, groups=4, h=6, w=6, seed=13, dtype=torch.float32)
+    ref = modulated_deform_conv2d(x, offset, mask, weight, bias, backend="torch")
+    out = modulated_deform_conv2d(x.bfloat16(), offset.bfloat16(), mask, weight, bias, backend=backend)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), ref, rtol=0.05, atol=0.25)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = modulated_deform_conv2d(x, offset, mask, weight, bias, backend=backend)
+    torch.testing.assert_close(out.float(), ref, rtol=0.05, atol=0.25)

@@ -179,6 +179,19 @@ def _deform_conv2d_torch(x, offset, mask, weight, bias, stride, padding, dilatio
     return out if out.dtype == out_dtype else out.to(out_dtype)
 
 
+def _deform_conv2d_torchvision(x, offset, mask, weight, bias, stride, padding, dilation):
+    """torchvision's kernel, always run in float32 (float64 stays float64) with autocast off:
+    its CPU kernel has no bf16/fp16 and it needs one dtype for all arguments. The result is cast
+    back to x's dtype, as the pure path does (and as torchvision's own CUDA autocast rule does)."""
+    op = _torchvision_op()
+    dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    args = [t if t is None or t.dtype == dtype else t.to(dtype) for t in (x, offset, mask, weight, bias)]
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        out = op(args[0], args[1], args[3], args[4], stride=stride, padding=padding, dilation=dilation,
+                 mask=args[2])
+    return out if out.dtype == x.dtype else out.to(x.dtype)
+
+
 def modulated_deform_conv2d(x: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor | None,
                             weight: torch.Tensor, bias: torch.Tensor | None = None, stride=1,
                             padding=1, dilation=1, backend: str | None = None) -> torch.Tensor:
@@ -198,8 +211,7 @@ def modulated_deform_conv2d(x: torch.Tensor, offset: torch.Tensor, mask: torch.T
                                                             padding, dilation)
     backend = resolve_backend(backend, x.device)
     if backend == "torchvision":
-        op = _torchvision_op()
-        return op(x, offset, weight, bias, stride=stride, padding=padding, dilation=dilation, mask=mask)
+        return _deform_conv2d_torchvision(x, offset, mask, weight, bias, stride, padding, dilation)
     return _deform_conv2d_torch(x, offset, mask, weight, bias, stride, padding, dilation, groups, out_hw)
 
 
