@@ -6,6 +6,7 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 DEMO_DIR ?= demo_out
+DEMO_ITERS ?= 1200
 
 .PHONY: demo test venv clean
 
@@ -21,7 +22,7 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 venv: $(VENV)/.installed
 
 demo: venv
-	$(BIN)/python -m vsrdata.demo --out $(DEMO_DIR)
+	$(BIN)/python -m vsrdata.demo --out $(DEMO_DIR) --iterations $(DEMO_ITERS)
 
 test: venv
 	$(BIN)/python -m pytest -q
