@@ -3,7 +3,6 @@ meta files, links, resume after SIGKILL, and every bad-input error of issue 3.""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal

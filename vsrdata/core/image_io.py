@@ -11,7 +11,9 @@ Contract (matches BasicSR / cv2 conventions):
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+from typing import Collection
 
 import numpy as np
 
@@ -20,6 +22,7 @@ from vsrdata.errors import InputError, OutputError
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_IEND = b"IEND\xaeB`\x82"
+TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.\d+\.tmp$")  # the pattern of `temp_path_for`
 
 
 def _cv2():
@@ -78,6 +81,25 @@ def temp_path_for(path: str | os.PathLike) -> Path:
     """Temporary sibling name used while writing `path` (hidden, process-unique)."""
     path = Path(path)
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def remove_stale_temps(directory: str | os.PathLike, names: Collection[str] | None = None) -> int:
+    """Delete temporary files left in `directory` by a killed writer (see `temp_path_for`);
+    with `names`, only those of these final file names. Returns how many were removed."""
+    try:
+        entries = list(os.scandir(directory))
+    except (FileNotFoundError, NotADirectoryError):
+        return 0
+    removed = 0
+    for entry in entries:
+        match = TEMP_NAME.match(entry.name)
+        if match and (names is None or match.group("name") in names):
+            try:
+                os.unlink(entry.path)
+                removed += 1
+            except FileNotFoundError:
+                pass
+    return removed
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:

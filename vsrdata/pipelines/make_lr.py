@@ -32,11 +32,10 @@ carrying the `Summary`. A re-run after fixing the inputs only does the missing f
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 from vsrdata.core.degrade import degrade
-from vsrdata.core.image_io import read_image, write_image
+from vsrdata.core.image_io import read_image, remove_stale_temps, write_image
 from vsrdata.core.layouts import find_clips
 from vsrdata.errors import ConfigError, InputError, OutputError
 from vsrdata.pipelines.runner import SKIPPED, WRITTEN, JobsFailed, Summary, available_cores, run_jobs
@@ -44,7 +43,6 @@ from vsrdata.pipelines.runner import SKIPPED, WRITTEN, JobsFailed, Summary, avai
 __all__ = ["make_lr", "plan_make_lr", "Summary", "JobsFailed", "DEGRADATIONS"]
 
 DEGRADATIONS = ("bi", "bd")
-_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.\d+\.tmp$")  # image_io.temp_path_for's pattern
 _EXAMPLES = 5
 
 
@@ -107,21 +105,7 @@ def _remove_stale_temps(pairs: list[tuple[str, str]]) -> int:
     for _, out in pairs:
         directory, name = os.path.split(out)
         wanted.setdefault(directory, set()).add(name)
-    removed = 0
-    for directory, names in wanted.items():
-        try:
-            entries = list(os.scandir(directory))
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        for entry in entries:
-            match = _TEMP_NAME.match(entry.name)
-            if match and match.group("name") in names:
-                try:
-                    os.unlink(entry.path)
-                    removed += 1
-                except FileNotFoundError:
-                    pass
-    return removed
+    return sum(remove_stale_temps(directory, names) for directory, names in wanted.items())
 
 
 def _make_one(item: tuple[str, str, int, str, bool]) -> str:

@@ -138,21 +138,21 @@ def _die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
-def _init_worker(job_name: str, parent_pid: int) -> None:
+def prepare_worker(parent_pid: int) -> None:
+    """Worker-process set-up shared by every pool of the package: die with the parent and run
+    single-threaded (thread variables set before numpy/cv2 load; `cv2.setNumThreads(1)`)."""
     _die_with_parent(parent_pid)
-    # Single-threaded numerics before numpy/cv2 get imported (the job module imports them).
     for var in _THREAD_ENV:
         os.environ[var] = "1"
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
+def _init_worker(job_name: str, parent_pid: int) -> None:
+    prepare_worker(parent_pid)
     global _JOB
     _JOB = _resolve(job_name)
-    cv2 = sys.modules.get("cv2")
-    if cv2 is None:
-        try:
-            import cv2  # noqa: F811
-        except ImportError:  # pragma: no cover - cv2 is a dependency
-            cv2 = None
-    if cv2 is not None:
-        cv2.setNumThreads(1)
 
 
 def _call(job: Callable, item) -> tuple[str, str | None]:

@@ -61,8 +61,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vsrdata.core import splits
-from vsrdata.core.image_io import (is_image_file, read_image, temp_path_for, write_bytes_atomic,
-                                   write_image)
+from vsrdata.core.image_io import (is_image_file, read_image, remove_stale_temps, temp_path_for,
+                                   write_bytes_atomic, write_image)
 from vsrdata.core.layouts import (Clip, clip_root, clips_from_list, detect_layout, find_clips,
                                   read_clip_list, validate_clip_id)
 from vsrdata.errors import ConfigError, InputError, OutputError
@@ -71,7 +71,6 @@ from vsrdata.pipelines.runner import SKIPPED, WRITTEN, JobsFailed, Summary, avai
 __all__ = ["split_test", "SplitResult", "JobsFailed", "LAYOUTS"]
 
 LAYOUTS = ("auto", "vimeo", "reds", "gt-tree", "clips")
-_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.\d+\.tmp$")  # image_io.temp_path_for's pattern
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_IEND = b"IEND\xaeB`\x82"
 
@@ -457,23 +456,6 @@ def _prepare_out(out: Path, marker: dict, overwrite: bool, lr_dir: str, check_on
             pass
 
 
-def _remove_stale_temps(directories) -> int:
-    removed = 0
-    for directory in directories:
-        try:
-            entries = list(os.scandir(directory))
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        for entry in entries:
-            if _TEMP_NAME.match(entry.name):
-                try:
-                    os.unlink(entry.path)
-                    removed += 1
-                except FileNotFoundError:
-                    pass
-    return removed
-
-
 _FLAT_LIST = re.compile(r"\[\s+([^\[\]{}\"]*?)\s+\]")
 
 
@@ -587,7 +569,8 @@ def split_test(src: str | os.PathLike, out: str | os.PathLike, *, layout: str = 
 
     _prepare_out(out, marker, overwrite, lr_dir)
     write_bytes_atomic(out / splits.MARKER_FILE, _json_text(marker))  # first: OUT is ours now
-    _remove_stale_temps(out / sub / folder for sub in ("GT", lr_dir) for folder in records)
+    for directory in (out / sub / folder for sub in ("GT", lr_dir) for folder in records):
+        remove_stale_temps(directory)
 
     summary = run_jobs(_frame_job, items, workers=workers, progress=progress, desc="split-test",
                        unit="frame")

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from vsrdata.core.layouts import (Clip, clips_from_list, detect_layout, find_cli
                                   read_clip_list)
 from vsrdata.core.lmdb_store import KEY_STYLES, LmdbWriter, make_key
 from vsrdata.errors import ConfigError, InputError, VsrDataError
+from vsrdata.pipelines.runner import prepare_worker
 
 VIMEO_MODES = ("gt4", "lr7")
 _MIB = 1 << 20
@@ -130,28 +130,8 @@ class _Refetch:
         return read_encode(path, self.compress_level)[0]
 
 
-def _die_with_parent(parent_pid: int) -> None:
-    """Linux: the kernel SIGKILLs this worker when the builder dies (kill -9), so no orphan
-    lingers (same approach as pipelines/runner.py)."""
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-            import signal
-
-            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):  # pragma: no cover
-            pass
-        if os.getppid() != parent_pid:
-            os._exit(1)
-
-
 def _init_worker(parent_pid: int) -> None:
-    _die_with_parent(parent_pid)
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = "1"
-    import cv2
-
-    cv2.setNumThreads(1)
+    prepare_worker(parent_pid)
 
 
 class _Inline:
