@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from vsrdata.cli._common import ProgressBar
 from vsrdata.errors import ConfigError
 
 _PADDINGS = ("reflection_circle", "replicate", "reflection", "circle")
@@ -65,26 +66,14 @@ def command(paths, bicubic, preset, protocol, channel, crop_border, frames, padd
     if precision != "fp32" and bicubic:
         raise ConfigError("--precision applies to models, not to --bicubic")
 
-    from tqdm import tqdm
-
     from vsrdata.edvr.evaluate import evaluate
 
-    bar = tqdm(desc="evaluate", unit="frame", disable=quiet, dynamic_ncols=True)
-
-    def progress(n, total):
-        if total is not None and bar.total != total:
-            bar.total = total
-            bar.refresh()
-        bar.update(n)
-
-    try:
+    with ProgressBar("evaluate", "frame", quiet=quiet) as progress:
         report = evaluate(dataset, checkpoint, bicubic=bicubic, preset=preset, protocol=protocol,
                           channel=channel, crop_border=crop_border, frames=frames, padding=padding,
                           average=average, device=device, precision=precision, out_dir=out_dir,
                           save_frames=save_frames, strips=not no_strips, with_bicubic=with_bicubic,
                           dcn_backend=None if dcn_backend == "auto" else dcn_backend, progress=progress)
-    finally:
-        bar.close()
     click.echo(report.table())
     click.echo(f"report: {report.paths['table']}, {report.paths['json']}, {report.paths['csv']}")
     if "strips" in report.paths:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from vsrdata.cli._common import ProgressBar
+
 _PADDINGS = ("reflection_circle", "replicate", "reflection", "circle")
 
 
@@ -43,25 +45,13 @@ def command(input_path, output, checkpoint, preset, tile, tile_overlap, padding,
       vsrdata infer my_clip/ my_clip_x4/ -c EDVR_M_x4_SR_REDS.pth --preset edvr-m
       vsrdata infer video.mp4 video_x4.mp4 -c net_g.pth --tile 128 --tile-overlap 32
     """
-    from tqdm import tqdm
-
     from vsrdata.edvr.evaluate import infer
 
-    bar = tqdm(desc="infer", unit="frame", disable=quiet, dynamic_ncols=True)
-
-    def progress(n, total):
-        if total is not None and bar.total != total:
-            bar.total = total
-            bar.refresh()
-        bar.update(n)
-
-    try:
+    with ProgressBar("infer", "frame", quiet=quiet) as progress:
         result = infer(input_path, output, checkpoint=checkpoint, preset=preset, device=device,
                        padding=padding, tile=tile, tile_overlap=tile_overlap, precision=precision, fps=fps,
                        overwrite=overwrite, dcn_backend=None if dcn_backend == "auto" else dcn_backend,
                        progress=progress)
-    finally:
-        bar.close()
     size = ""
     if result.in_size and result.out_size:
         size = (f", {result.in_size[1]}x{result.in_size[0]} -> {result.out_size[1]}x{result.out_size[0]}")

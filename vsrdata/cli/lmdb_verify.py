@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 
 import click
 
-from vsrdata.cli._common import workers_option
+from vsrdata.cli._common import ProgressBar, workers_option
 
 _MAX_LISTED = 20
 
@@ -26,25 +25,10 @@ def command(db, workers, quiet):
     Example:
       vsrdata lmdb-verify REDS/train_sharp_with_val.lmdb
     """
-    from tqdm import tqdm
-
     from vsrdata.pipelines.to_lmdb import verify_lmdb
 
-    bar = None
-
-    def progress(done: int, total: int) -> None:
-        nonlocal bar
-        if quiet:
-            return
-        if bar is None:
-            bar = tqdm(total=total, desc="lmdb-verify", unit="key", file=sys.stderr, dynamic_ncols=True)
-        bar.update(done - bar.n)
-
-    try:
+    with ProgressBar("lmdb-verify", "key", quiet=quiet, absolute=True) as progress:
         report = verify_lmdb(db, workers=workers, progress=progress)
-    finally:
-        if bar is not None:
-            bar.close()
     for problem in report.problems[:_MAX_LISTED]:
         click.echo(f"bad: {problem}", err=True)
     if len(report.problems) > _MAX_LISTED:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import re
-import sys
 
 import click
 
-from vsrdata.cli._common import overwrite_option, workers_option
+from vsrdata.cli._common import ProgressBar, overwrite_option, workers_option
 
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
@@ -60,28 +59,13 @@ def command(src, db, vimeo_mode, list_path, key_style, compress_level, workers, 
       vsrdata to-lmdb vimeo_septuplet vimeo90k_train_GT_only4th.lmdb --vimeo-mode gt4 \\
           --list vimeo_septuplet/sep_trainlist.txt
     """
-    from tqdm import tqdm
-
     from vsrdata.pipelines.to_lmdb import build_lmdb, verify_lmdb
 
-    bar = None
-
-    def progress(done: int, total: int) -> None:
-        nonlocal bar
-        if quiet:
-            return
-        if bar is None:
-            bar = tqdm(total=total, desc="to-lmdb", unit="img", file=sys.stderr, dynamic_ncols=True)
-        bar.update(done - bar.n)
-
-    try:
+    with ProgressBar("to-lmdb", "img", quiet=quiet, absolute=True) as progress:
         summary = build_lmdb(src, db, vimeo_mode=vimeo_mode, list_path=list_path, key_style=key_style,
                              compress_level=compress_level, workers=workers, map_size=map_size,
                              commit_images=commit_images, commit_bytes=commit_bytes, overwrite=overwrite,
                              allow_mixed=allow_mixed, progress=progress)
-    finally:
-        if bar is not None:
-            bar.close()
     for warning in summary.warnings:
         click.echo(f"Warning: {warning}", err=True)
     click.echo(summary.line())
