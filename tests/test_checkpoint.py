@@ -26,18 +26,7 @@ ORIGINAL_MAP = json.loads((REF / "keymap_original_to_basicsr.json").read_text())
 MMAGIC_MAP = json.loads((REF / "keymap_mmagic_to_basicsr.json").read_text())
 
 
-@pytest.fixture(autouse=True)
-def _pure_dcn(monkeypatch):
-    monkeypatch.delenv("VSRDATA_DCN", raising=False)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny tensors: intra-op threads only add overhead (and contention on shared CI cores).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("pure_dcn", "one_torch_thread")
 
 
 # -- key maps ---------------------------------------------------------------------------------------

@@ -1,0 +1,22 @@
+"""Shared pytest fixtures (opt-in: a test module lists the ones it wants in `pytestmark`)."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture
+def pure_dcn(monkeypatch):
+    """Automatic DCN backend selection, whatever VSRDATA_DCN the caller's shell has set."""
+    monkeypatch.delenv("VSRDATA_DCN", raising=False)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny tensors: intra-op threads only add overhead (and contention on shared CI cores)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
