@@ -111,18 +111,10 @@ def load_model(checkpoint: str | os.PathLike, preset: str | None = None,
     from vsrdata.edvr import checkpoint as ckpt
     from vsrdata.edvr.arch import build_edvr
 
-    try:  # one read serves both the weights and a stored `model_config` (vsrdata train files)
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # let read_checkpoint produce its detailed message
-        raw = None
-    loaded = ckpt.read_checkpoint(path) if raw is None else ckpt.unwrap_checkpoint(raw, source=str(path))
-    if preset is not None:
-        cfg = preset
-    else:
-        stored = raw.get("model_config") if isinstance(raw, dict) else None
-        cfg = loaded.config or (dict(stored) if isinstance(stored, dict) else None) \
-            or ckpt.infer_config(loaded.state_dict, str(path))
-    del raw
+    # read_checkpoint also picks up the config stored in vsrdata files (`config` of converted
+    # weights, `model_config` of training checkpoints).
+    loaded = ckpt.read_checkpoint(path)
+    cfg = preset or loaded.config or ckpt.infer_config(loaded.state_dict, str(path))
     model = build_edvr(cfg, dcn_backend=dcn_backend)
     ckpt.load_weights(model, loaded, strict=True)
     dev = device if isinstance(device, torch.device) else _device(device)
