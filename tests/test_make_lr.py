@@ -7,6 +7,7 @@ for every layout, bit depth and channel count, and that it survives `kill -9`.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -94,7 +95,7 @@ def test_reds_layout_pool_workers(tmp_path, kind):
     assert isinstance(summary, Summary)
     assert (summary.total, summary.written, summary.skipped, summary.failed) == (21, 21, 0, 0)
     written = sorted(p.relative_to(dst).as_posix() for p in dst.rglob("*"))
-    expected = sorted([f"{c:03d}" for c in range(3)]
+    expected = sorted([f"{c:03d}" for c in range(3)] + ["make_lr.json"]
                       + [f"{c:03d}/{f:08d}.png" for c in range(3) for f in range(7)])
     assert written == expected
     assert cv2.imread(str(dst / "001/00000003.png")).shape == (45, 80, 3)
@@ -429,3 +430,20 @@ def test_runner_worker_death_is_an_error_not_a_hang():
 def test_runner_bugs_propagate(workers):
     with pytest.raises(ZeroDivisionError):
         run_jobs(toy_job, [("ok", 1), ("bug", 0), ("ok", 2)], workers=workers, progress=False)
+
+
+def test_manifest_records_the_degradation_and_refuses_mixing(tmp_path):
+    dst = tmp_path / "lr"
+    make_lr(ODD, dst, scale=4, degradation="bd", workers=1, progress=False)
+    record = json.loads((dst / "make_lr.json").read_text())
+    assert (record["format"], record["scale"], record["degradation"]) == ("vsrdata-make-lr/1", 4, "bd")
+    # A re-run with the same settings resumes; another degradation or scale is refused.
+    assert make_lr(ODD, dst, scale=4, degradation="bd", workers=1, progress=False).skipped == 7
+    result = CliRunner().invoke(main, ["make-lr", str(ODD), str(dst), "-d", "bi", "-j", "1", "-q"])
+    assert result.exit_code == 1
+    assert "already holds x4 'bd' frames (make_lr.json); refusing to mix in x4 'bi'" in result.output
+    with pytest.raises(OutputError, match="refusing to mix in x2 'bd'"):
+        make_lr(ODD, dst, scale=2, degradation="bd", workers=1, progress=False, dry_run=True)
+    # --overwrite replaces the frames and the record.
+    make_lr(ODD, dst, scale=4, degradation="bi", workers=1, progress=False, overwrite=True)
+    assert json.loads((dst / "make_lr.json").read_text())["degradation"] == "bi"

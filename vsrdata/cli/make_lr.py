@@ -29,6 +29,8 @@ def command(src, dst, scale, degradation, workers, overwrite, shard, dry_run, qu
     clips), mirrors its structure under DST and writes one PNG per frame, keeping bit depth
     (8/16) and channel count. Outputs are written atomically, so an interrupted run is finished
     by running the same command again (existing outputs are skipped unless --overwrite).
+    DST/make_lr.json records the scale and degradation; a DST made with other settings is
+    refused, so BI and BD frames never mix in one tree.
 
     A bad frame (unreadable, truncated, alpha channel, smaller than the scale) is reported and
     skipped; the other frames are still written, then the command exits with status 1.

@@ -23,6 +23,10 @@ left for *this shard's* outputs are deleted (those of other shards are left alon
 machine may be writing them). A re-run after `kill -9` therefore completes the tree, and the
 result is byte-identical to an uninterrupted run (PNG encoding is deterministic).
 
+Manifest: `DST/make_lr.json` records the scale and degradation (written before the frames);
+a DST made with another scale or degradation is refused unless `overwrite`, so BI and BD
+frames never mix in one tree.
+
 Bad frames (unreadable, truncated, alpha channel, smaller than the scale): the frame fails with
 a one-line message naming the file and nothing is written for it; the other frames are still
 processed; at the end `JobsFailed` (an `InputError`) is raised, naming the first bad file and
@@ -31,11 +35,12 @@ carrying the `Summary`. A re-run after fixing the inputs only does the missing f
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 from vsrdata.core.degrade import degrade
-from vsrdata.core.image_io import read_image, remove_stale_temps, write_image
+from vsrdata.core.image_io import read_image, remove_stale_temps, write_bytes_atomic, write_image
 from vsrdata.core.layouts import find_clips
 from vsrdata.errors import ConfigError, InputError, OutputError
 from vsrdata.pipelines.runner import SKIPPED, WRITTEN, JobsFailed, Summary, available_cores, run_jobs
@@ -44,6 +49,34 @@ __all__ = ["make_lr", "plan_make_lr", "Summary", "JobsFailed", "DEGRADATIONS"]
 
 DEGRADATIONS = ("bi", "bd")
 _EXAMPLES = 5
+MANIFEST = "make_lr.json"
+MANIFEST_FORMAT = "vsrdata-make-lr/1"
+_METHODS = {
+    "bi": "mod-crop to a multiple of the scale, then MATLAB imresize(I, 1/scale, 'bicubic') with "
+          "antialiasing, rounded once (vsrdata.core.degrade, BI)",
+    "bd": "Gaussian blur sigma 1.6 with replicated borders, then every scale-th pixel "
+          "(MATLAB imresize_BD convention; vsrdata.core.degrade, BD)",
+}
+
+
+def _check_manifest(dst: Path, scale: int, degradation: str, overwrite: bool, write: bool) -> None:
+    """DST/make_lr.json records how the frames under DST were made (the field's LR sets are
+    otherwise indistinguishable: BI vs BD mix-ups are a known cause of "the model does not
+    work"). A DST made with another scale or degradation is refused unless `overwrite`."""
+    path = dst / MANIFEST
+    if path.is_file() and not overwrite:
+        try:
+            old = json.loads(path.read_text())
+            old_key = (int(old["scale"]), str(old["degradation"]))
+        except (ValueError, KeyError, TypeError, OSError):
+            raise OutputError(f"unreadable {path}: remove it or use --overwrite") from None
+        if old_key != (scale, degradation):
+            raise OutputError(f"{dst} already holds x{old_key[0]} '{old_key[1]}' frames ({MANIFEST}); "
+                              f"refusing to mix in x{scale} '{degradation}' (choose another DST or --overwrite)")
+    if write:
+        record = {"format": MANIFEST_FORMAT, "scale": scale, "degradation": degradation,
+                  "method": _METHODS[degradation]}
+        write_bytes_atomic(path, (json.dumps(record, indent=1) + "\n").encode())
 
 
 def _check_folders(src: Path, dst: Path) -> None:
@@ -148,6 +181,7 @@ def make_lr(src: str | os.PathLike, dst: str | os.PathLike, scale: int = 4, degr
 
     pairs = plan_make_lr(src, dst, shard)
     examples = pairs[:_EXAMPLES]
+    _check_manifest(Path(dst), scale, degradation, overwrite, write=not dry_run)
     if dry_run:
         existing = 0 if overwrite else sum(1 for _, out in pairs if os.path.exists(out))
         return Summary(total=len(pairs), written=len(pairs) - existing, skipped=existing,
