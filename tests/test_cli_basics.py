@@ -11,7 +11,7 @@ import vsrdata
 from vsrdata.cli import main
 
 EXPECTED_COMMANDS = {"make-lr", "split-test", "to-lmdb", "lmdb-verify", "train", "evaluate", "infer",
-                     "convert-checkpoint"}
+                     "convert-checkpoint", "doctor"}
 
 
 def test_version():
