@@ -18,8 +18,7 @@ import pytest
 import torch
 
 from vsrdata.core.layouts import find_clips
-from vsrdata.edvr.data import (ClipDataset, FrameStore, TrainSampler, VimeoDataset, augment, load_val_clips,
-                               temporal_indices)
+from vsrdata.edvr.data import ClipDataset, FrameStore, TrainSampler, VimeoDataset, augment, load_val_clips
 from vsrdata.edvr.optim import (CharbonnierLoss, CosineAnnealingRestartLR, ModelEMA, build_optimizer,
                                 split_parameters)
 from vsrdata.edvr.train_config import TrainConfig, from_dict, load_config
@@ -184,20 +183,6 @@ def test_ema_update():
 
 # ---------------------------------------------------------------------------------------------
 # datasets
-
-
-def test_temporal_padding_matches_spec_examples():
-    assert temporal_indices(0, 10, 5, "reflection_circle") == [4, 3, 0, 1, 2]
-    assert temporal_indices(0, 10, 5, "circle") == [3, 4, 0, 1, 2]
-    assert temporal_indices(0, 10, 5, "replicate") == [0, 0, 0, 1, 2]
-    assert temporal_indices(9, 10, 5, "reflection") == [7, 8, 9, 8, 7]
-    try:
-        from vsrdata.edvr.test_clips import temporal_indices as other
-    except ImportError:
-        return
-    for mode in ("reflection_circle", "circle", "replicate", "reflection"):
-        for c in range(7):
-            assert temporal_indices(c, 7, 5, mode) == other(c, 7, 5, mode)
 
 
 def test_crops_are_aligned_and_frames_in_order(tmp_path):

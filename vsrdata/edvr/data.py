@@ -400,34 +400,6 @@ def worker_init(_worker_id: int) -> None:
 # Validation data (a split-test output: OUT/GT/<clip>/, OUT/BIx4/<clip>/, OUT/split.json)
 
 
-def temporal_indices(centre: int, num_frames_total: int, window: int, mode: str = "reflection_circle") -> list[int]:
-    """Frame indices of a `window`-frame window around `centre`, padded at the clip ends.
-
-    Matches BasicSR `generate_frame_indices` (EDVR_SPEC §5): replicate clamps; reflection mirrors
-    about the end frame; reflection_circle (= EDVR-old new_info) uses centre + half - i before the
-    start and (centre - half) - (i - last) after the end; circle wraps by the window length.
-    """
-    last = num_frames_total - 1
-    half = window // 2
-    out = []
-    for i in range(centre - half, centre + half + 1):
-        if 0 <= i <= last:
-            out.append(i)
-            continue
-        if mode == "replicate":
-            j = 0 if i < 0 else last
-        elif mode == "reflection":
-            j = -i if i < 0 else 2 * last - i
-        elif mode == "reflection_circle":
-            j = centre + half - i if i < 0 else (centre - half) - (i - last)
-        elif mode == "circle":
-            j = window + i if i < 0 else i - window
-        else:
-            raise InputError(f"unknown temporal padding {mode!r}")
-        out.append(min(max(j, 0), last))
-    return out
-
-
 @dataclass
 class ValClip:
     name: str

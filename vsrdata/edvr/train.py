@@ -62,9 +62,10 @@ import torch.distributed as dist
 
 from vsrdata.core.image_io import read_image, write_bytes_atomic, write_image
 from vsrdata.edvr.data import (ClipDataset, FrameStore, TrainSampler, VimeoDataset, load_val_clips,
-                               temporal_indices, to_tensor, worker_init)
+                               to_tensor, worker_init)
 from vsrdata.edvr.optim import (CharbonnierLoss, CosineAnnealingRestartLR, ModelEMA, build_optimizer,
                                 set_tsa_only)
+from vsrdata.edvr.test_clips import temporal_indices
 from vsrdata.edvr.train_config import REDS_VAL_CLIPS, TrainConfig
 from vsrdata.errors import CheckpointError, ConfigError, InputError, OutputError, VsrDataError
 
