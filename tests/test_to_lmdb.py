@@ -59,6 +59,16 @@ def raw_items(db: Path) -> dict[bytes, bytes]:
     return items
 
 
+def assert_resume_completes(cmd: list[str], db: Path, src: Path, tmp_path: Path, timeout: int) -> None:
+    """Re-run the killed/failed build: it must finish and equal an uninterrupted build byte for byte."""
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr
+    ref = tmp_path / "ref.lmdb"
+    build_lmdb(src, ref, workers=1)
+    assert raw_items(db) == raw_items(ref)
+    assert (db / "meta_info.txt").read_bytes() == (ref / "meta_info.txt").read_bytes()
+
+
 def tile_frames(dst: Path, n_clips: int, per_clip: int) -> Path:
     """REDS-like tree of hard links to the fixture frames (no new image data)."""
     sources = sorted(REDS.glob("*/*.png"))
@@ -231,12 +241,7 @@ def test_disk_full_is_a_clear_error_and_the_db_stays_resumable(tmp_path):
     assert (db / INCOMPLETE_MARKER).exists()
     partial = raw_items(db)
     assert 0 < len(partial) < 21
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    ref = tmp_path / "ref.lmdb"
-    build_lmdb(REDS, ref, workers=1)
-    assert raw_items(db) == raw_items(ref)
-    assert (db / "meta_info.txt").read_bytes() == (ref / "meta_info.txt").read_bytes()
+    assert_resume_completes(cmd, db, REDS, tmp_path, timeout=120)
 
 
 # ----------------------------------------------------------------------------------- kill -9
@@ -312,12 +317,7 @@ def test_sigkill_of_a_parallel_cli_build_then_resume(tmp_path):
     if (db / "meta_info.txt").exists():  # pragma: no cover - finished before the kill
         pytest.skip("the build finished before it could be killed")
     assert 20 <= len(raw_items(db)) < 400
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    ref = tmp_path / "ref.lmdb"
-    build_lmdb(src, ref, workers=1)
-    assert raw_items(db) == raw_items(ref)
-    assert (db / "meta_info.txt").read_bytes() == (ref / "meta_info.txt").read_bytes()
+    assert_resume_completes(cmd, db, src, tmp_path, timeout=300)
 
 
 # --------------------------------------------------------------------------------- lmdb-verify

@@ -8,22 +8,15 @@ import click
 
 
 
-def _floats(value: str | None, name: str):
+def _numbers(value: str | None, name: str, kind: type = float):
+    """Parse a comma-separated option value ('0.9,0.99', '1,2,3') into a list of `kind`."""
     if value is None:
         return None
     try:
-        return [float(v) for v in value.replace(" ", "").split(",") if v]
+        return [kind(v) for v in value.replace(" ", "").split(",") if v]
     except ValueError:
-        raise click.BadParameter(f"expected comma-separated numbers, got {value!r}", param_hint=name) from None
-
-
-def _ints(value: str | None, name: str):
-    if value is None:
-        return None
-    try:
-        return [int(v) for v in value.replace(" ", "").split(",") if v]
-    except ValueError:
-        raise click.BadParameter(f"expected comma-separated integers, got {value!r}", param_hint=name) from None
+        what = "integers" if kind is int else "numbers"
+        raise click.BadParameter(f"expected comma-separated {what}, got {value!r}", param_hint=name) from None
 
 
 def _model_opts(pairs: tuple[str, ...]) -> dict | None:
@@ -137,11 +130,11 @@ def command(config_file, quiet, **options):
     from vsrdata.edvr.train_config import TrainConfig, from_dict, load_config
 
     cfg = load_config(config_file) if config_file else TrainConfig()
-    options["betas"] = _floats(options["betas"], "--betas")
-    options["restart_weights"] = _floats(options["restart_weights"], "--restart-weights")
-    options["periods"] = _ints(options["periods"], "--periods")
-    options["interval_list"] = _ints(options["interval_list"], "--interval-list")
-    options["inject_nan_at"] = _ints(options["inject_nan_at"], "--inject-nan-at")
+    options["betas"] = _numbers(options["betas"], "--betas")
+    options["restart_weights"] = _numbers(options["restart_weights"], "--restart-weights")
+    options["periods"] = _numbers(options["periods"], "--periods", int)
+    options["interval_list"] = _numbers(options["interval_list"], "--interval-list", int)
+    options["inject_nan_at"] = _numbers(options["inject_nan_at"], "--inject-nan-at", int)
     model_opts = _model_opts(options.pop("model_opt"))
     if model_opts is not None:
         options["model"] = {**cfg.model, **model_opts}
