@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 DEMO_DIR ?= demo_out
 DEMO_ITERS ?= 1200
 
-.PHONY: demo test venv clean
+.PHONY: demo test venv clean gpu-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,5 +27,10 @@ demo: venv
 test: venv
 	$(BIN)/python -m pytest -q
 
+# Everything we want to know the first time a CUDA machine is available (under 8 minutes);
+# without CUDA it says so and exits 0.
+gpu-check: venv
+	$(BIN)/python bench/gpu_check.py
+
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache gpu_check_out

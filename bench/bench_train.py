@@ -69,7 +69,7 @@ def bare_step_time(preset: str, batch: int, gt_size: int, iters: int, device: to
     dtype = torch.bfloat16 if amp == "bf16" else torch.float16
 
     def step():
-        ctx = torch.autocast("cuda", dtype=dtype) if amp != "none" else contextlib.nullcontext()
+        ctx = torch.autocast(device.type, dtype=dtype) if amp != "none" else contextlib.nullcontext()
         with ctx:
             out = model(lq)
         loss = crit(out.float(), gt)
@@ -115,6 +115,29 @@ def report(title: str, m: dict, bare_s: float, loader: float, batch: int) -> Non
     print(f"  loader alone  : {loader:.2f} samples/s -> {loader * bare_s / batch:.1f}x what the bare step consumes")
 
 
+def gpu_section(base: TrainConfig, tmp: Path, device: str, preset: str, gt_size: int, batch: int, iters: int,
+                bare_iters: int) -> None:
+    """EDVR-L (default) training on `device`: bare step fp32 vs bf16 (+ channels_last), then the loop."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        print(f"\nGPU: {torch.cuda.get_device_name(0)}")
+    ggt, glq = make_data(ROOT / "fixtures" / "reds" / "train_sharp", tmp / "gpu_data", gt_size)
+    gcfg = TrainConfig(**{**base.to_dict(), "run_dir": str(tmp / "gpu"), "preset": preset, "gt_size": gt_size,
+                          "gt_path": str(ggt), "lq_path": str(glq), "batch_size": batch,
+                          "num_workers": 4 if dev.type == "cuda" else 0, "total_iter": iters, "device": device,
+                          "amp": "bf16", "channels_last": True})
+    fp32 = bare_step_time(preset, batch, gt_size, bare_iters, dev)
+    bf16 = bare_step_time(preset, batch, gt_size, bare_iters, dev, amp="bf16")
+    bf16_cl = bare_step_time(preset, batch, gt_size, bare_iters, dev, amp="bf16", channels_last=True)
+    print(f"  bare step {preset} b{batch} {gt_size}: fp32 {1 / fp32:.2f} it/s, "
+          f"bf16 {1 / bf16:.2f} it/s ({fp32 / bf16:.2f}x), "
+          f"bf16+channels_last {1 / bf16_cl:.2f} it/s ({fp32 / bf16_cl:.2f}x)")
+    gm = loop_rate(gcfg)
+    load = loader_rate(TrainConfig(**{**gcfg.to_dict(), "num_workers": 0}), 5 if dev.type == "cuda" else 1)
+    report(f"{dev.type.upper()} {preset} AMP bf16 + channels_last, batch {batch}, gt {gt_size}", gm, bf16_cl, load,
+           batch)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--iters", type=int, default=10)
@@ -123,6 +146,9 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--preset", default="edvr-m")
     ap.add_argument("--gpu-iters", type=int, default=30)
+    ap.add_argument("--gpu-only", action="store_true", help="skip the CPU section")
+    ap.add_argument("--smoke", action="store_true",
+                    help="run the GPU section on the CPU with edvr-tiny, 2 iterations (checks this script)")
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_train_"))
@@ -135,31 +161,20 @@ def main() -> None:
                           lq_path=str(lq), gt_size=args.gt_size, batch_size=args.batch, num_workers=args.workers,
                           total_iter=args.iters, periods=[1000], save_freq=10**6, print_freq=10**6, ema_decay=0.999,
                           device="cpu")
-        # bare step, loop, bare step again: the box may be shared, take the faster bare figure
-        bare = bare_step_time(args.preset, args.batch, args.gt_size, max(3, args.iters // 2), torch.device("cpu"))
-        m = loop_rate(cfg)
-        bare = min(bare, bare_step_time(args.preset, args.batch, args.gt_size, max(3, args.iters // 2),
-                                        torch.device("cpu")))
-        load = loader_rate(TrainConfig(**{**cfg.to_dict(), "num_workers": 0}), 10)
-        report(f"CPU {args.preset} (fp32)", m, bare, load, args.batch)
+        if not args.gpu_only:
+            # bare step, loop, bare step again: the box may be shared, take the faster bare figure
+            bare = bare_step_time(args.preset, args.batch, args.gt_size, max(3, args.iters // 2),
+                                  torch.device("cpu"))
+            m = loop_rate(cfg)
+            bare = min(bare, bare_step_time(args.preset, args.batch, args.gt_size, max(3, args.iters // 2),
+                                            torch.device("cpu")))
+            load = loader_rate(TrainConfig(**{**cfg.to_dict(), "num_workers": 0}), 10)
+            report(f"CPU {args.preset} (fp32)", m, bare, load, args.batch)
 
-        if torch.cuda.is_available():
-            dev = torch.device("cuda")
-            print(f"\nGPU: {torch.cuda.get_device_name(0)}")
-            ggt, glq = make_data(ROOT / "fixtures" / "reds" / "train_sharp", tmp / "gpu_data", 256)
-            gcfg = TrainConfig(**{**cfg.to_dict(), "run_dir": str(tmp / "gpu"), "preset": "edvr-l", "gt_size": 256,
-                                  "gt_path": str(ggt), "lq_path": str(glq),
-                                  "batch_size": 4, "num_workers": 4, "total_iter": args.gpu_iters, "device": "cuda",
-                                  "amp": "bf16", "channels_last": True})
-            fp32 = bare_step_time("edvr-l", 4, 256, 10, dev)
-            bf16 = bare_step_time("edvr-l", 4, 256, 10, dev, amp="bf16")
-            bf16_cl = bare_step_time("edvr-l", 4, 256, 10, dev, amp="bf16", channels_last=True)
-            print(f"  bare step edvr-l b4 256: fp32 {1 / fp32:.2f} it/s, "
-                  f"bf16 {1 / bf16:.2f} it/s ({fp32 / bf16:.2f}x), "
-                  f"bf16+channels_last {1 / bf16_cl:.2f} it/s ({fp32 / bf16_cl:.2f}x)")
-            gm = loop_rate(gcfg)
-            load = loader_rate(TrainConfig(**{**gcfg.to_dict(), "num_workers": 0}), 5)
-            report("GPU edvr-l AMP bf16 + channels_last, batch 4, gt 256", gm, bf16_cl, load, 4)
+        if args.smoke:
+            gpu_section(cfg, tmp, "cpu", "edvr-tiny", 64, 1, 2, 1)
+        elif torch.cuda.is_available():
+            gpu_section(cfg, tmp, "cuda", "edvr-l", 256, 4, args.gpu_iters, 10)
         else:
             print("\n(no CUDA device: GPU section skipped)")
     finally:
