@@ -35,7 +35,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from vsrdata.core.image_io import read_image
-from vsrdata.core.layouts import find_clips, natural_key
+from vsrdata.core.layouts import clip_shape, find_clips, natural_key
 from vsrdata.errors import InputError
 
 # ---------------------------------------------------------------------------------------------
@@ -111,7 +111,8 @@ class FrameStore:
             frames.sort(key=natural_key)
 
     def _index_folder(self) -> None:
-        for clip in find_clips(self.path):
+        for clip in find_clips(self.path):  # links followed, cycles skipped with a warning
+            clip_shape(clip)  # a clip mixing sizes / depths / channels is refused here, not mid-run
             cid = canonical_clip(clip.name)
             names = []
             for fname in clip.frames:
