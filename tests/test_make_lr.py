@@ -294,30 +294,32 @@ def test_truncated_frame_fails_others_are_written(tmp_path):
 
 def test_library_raises_jobs_failed_with_summary(tmp_path):
     src = small_tree(tmp_path)
-    (src / "000/00000001.png").write_bytes(b"this is not an image")
+    bad = src / "000/00000001.png"
+    bad.write_bytes(bad.read_bytes()[:-20])  # header intact (the plan accepts it), IEND cut off
     with pytest.raises(JobsFailed) as info:
         make_lr(src, tmp_path / "lr", workers=1, progress=False)
     assert isinstance(info.value, InputError)
-    assert str(info.value) == f"cannot decode image: {src / '000/00000001.png'}"
+    assert str(info.value) == f"truncated PNG (no IEND chunk): {bad}"
     assert (info.value.summary.written, info.value.summary.failed) == (5, 1)
 
 
 def test_alpha_and_too_small_frames(tmp_path):
-    src = small_tree(tmp_path)
-    alpha = src / "000/00000000.png"
-    img = cv2.imread(str(alpha))
-    cv2.imwrite(str(alpha), np.dstack([img, np.full(img.shape[:2], 255, np.uint8)]))
-    tiny = src / "001/00000002.png"
-    cv2.imwrite(str(tiny), img[:3, :40])
+    src = small_tree(tmp_path, n_clips=3, n_frames=2)  # a clip is uniform: whole clips are bad
+    alpha, tiny = src / "000/00000000.png", src / "002/00000001.png"
+    for i in range(2):
+        img = cv2.imread(str(src / f"000/{i:08d}.png"))
+        cv2.imwrite(str(src / f"000/{i:08d}.png"), np.dstack([img, np.full(img.shape[:2], 255, np.uint8)]))
+        cv2.imwrite(str(src / f"002/{i:08d}.png"), img[:3, :40])
     dst = tmp_path / "lr"
     result = run_cli(src, dst, "-j", 1, "-q")
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
-    assert lines[-1] == ("Error: 2 frames failed; first: image has an alpha channel (RGBA), "
+    assert lines[-1] == ("Error: 4 frames failed; first: image has an alpha channel (RGBA), "
                          f"which is not supported: {alpha}")
     assert f"failed: frame is 40x3, smaller than the scale 4: {tiny}" in lines
-    assert "frames: 4 written, 0 skipped (already done), 2 failed" in result.output
-    assert not (dst / "000/00000000.png").exists() and not (dst / "001/00000002.png").exists()
+    assert "frames: 2 written, 0 skipped (already done), 4 failed" in result.output
+    assert sorted(p.relative_to(dst).as_posix() for p in dst.rglob("*.png")) == [
+        "001/00000000.png", "001/00000001.png"]
     assert not [p for p in dst.rglob(".*")]  # no temp files left behind
 
 

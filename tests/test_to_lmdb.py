@@ -206,20 +206,27 @@ def test_truncated_frame_stops_with_its_name_then_resumes_after_the_fix(tmp_path
 
 @pytest.mark.parametrize("odd_one", ["uint16", "gray"])
 def test_mixed_depth_or_channels_refused_unless_allowed(tmp_path, odd_one):
+    # --allow-mixed is about clips of different formats in one DB; inside a clip frames must
+    # agree whatever the flag (one rule for every command: layouts.clip_shape).
     src = copy_tree(ODD, tmp_path / "src")
-    img = cv2.imread(str(src / "clip" / "00000003.png"), cv2.IMREAD_UNCHANGED)
-    img = img.astype(np.uint16) * 257 if odd_one == "uint16" else cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
-    cv2.imwrite(str(src / "clip" / "00000003.png"), img)
+    shutil.copytree(src / "clip", src / "odd")
+    for path in sorted((src / "odd").glob("*.png")):
+        img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        img = img.astype(np.uint16) * 257 if odd_one == "uint16" else cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+        cv2.imwrite(str(path), img)
     result = run("to-lmdb", src, tmp_path / "m.lmdb", "-j", "1")
     assert result.exit_code == 1
-    assert "00000003.png" in result.output and "--allow-mixed" in result.output
+    assert "00000000.png" in result.output and "--allow-mixed" in result.output
     result = run("to-lmdb", src, tmp_path / "m.lmdb", "-j", "1", "--allow-mixed")
     assert result.exit_code == 0, result.output
     got = field_read(tmp_path / "m.lmdb")
-    np.testing.assert_array_equal(got["clip/00000003"], img)
-    assert got["clip/00000003"].dtype == img.dtype
+    np.testing.assert_array_equal(got["odd/00000006"], img)
+    assert got["odd/00000006"].dtype == img.dtype
     c = 1 if odd_one == "gray" else 3
-    assert f"clip/00000003.png (150,270,{c}) 1" in (tmp_path / "m.lmdb" / "meta_info.txt").read_text()
+    assert f"odd/00000006.png (150,270,{c}) 1" in (tmp_path / "m.lmdb" / "meta_info.txt").read_text()
+    cv2.imwrite(str(src / "clip" / "00000003.png"), img)  # now a mixed clip
+    result = run("to-lmdb", src, tmp_path / "n.lmdb", "-j", "1", "--allow-mixed")
+    assert result.exit_code == 1 and f"clip {src / 'clip'} mixes frame formats" in result.output
 
 
 def _limit_file_size():

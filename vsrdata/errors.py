@@ -23,3 +23,8 @@ class ConfigError(VsrDataError):
 
 class CheckpointError(VsrDataError):
     """A checkpoint cannot be read or does not match the model."""
+
+
+class VsrDataWarning(UserWarning):
+    """Something the user should know that does not stop the job (e.g. a symlink loop skipped).
+    Library code issues it with `warnings.warn`; the CLI prints it as one `Warning: ...` line."""

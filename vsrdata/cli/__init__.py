@@ -8,18 +8,49 @@ top; torch, cv2 and lmdb are imported inside the command body, so `vsrdata --hel
 
 Errors: library code raises `vsrdata.errors.VsrDataError`; the group turns it (and plain
 OSError such as "No space left on device") into a one-line `Error: ...` and exit status 1.
+A VsrDataError raised inside a torch DataLoader worker comes back re-raised with the same type
+but a message of "Caught InputError in DataLoader worker process 0." plus the worker's traceback;
+`one_line` keeps only the original message. `VsrDataWarning`s print as one `Warning: ...` line.
 """
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
+import re
 import sys
+import warnings
 
 import click
 
 from vsrdata import __version__
-from vsrdata.errors import VsrDataError
+from vsrdata.errors import VsrDataError, VsrDataWarning
+
+# The last line of a formatted traceback: "vsrdata.errors.InputError: <message>".
+_TRACEBACK_TAIL = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?(?P<type>[A-Za-z_]\w*): (?P<message>.*)$")
+
+
+def one_line(exc: BaseException) -> str:
+    """The user-facing message of `exc`. torch's DataLoader re-raises a worker's exception as
+    `type(exc)("Caught <Type> in DataLoader worker process N.\\nOriginal Traceback ...")`; for
+    that form the original message (the traceback's last line, without the type) is returned."""
+    text = str(exc)
+    if text.startswith("Caught ") and "\nOriginal Traceback" in text:
+        lines = [ln for ln in text.splitlines() if ln.strip()]
+        match = _TRACEBACK_TAIL.match(lines[-1])
+        if match and match.group("type") == type(exc).__name__:
+            return match.group("message")
+    return text
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    if issubclass(category, VsrDataWarning):
+        click.echo(f"Warning: {message}", err=True)
+    else:
+        _python_show_warning(message, category, filename, lineno, file, line)
+
+
+_python_show_warning = warnings.showwarning
 
 
 class _VsrGroup(click.Group):
@@ -27,9 +58,11 @@ class _VsrGroup(click.Group):
 
     def invoke(self, ctx: click.Context):
         try:
-            return super().invoke(ctx)
+            with warnings.catch_warnings():
+                warnings.showwarning = _show_warning
+                return super().invoke(ctx)
         except VsrDataError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(one_line(exc)) from None
         except OSError as exc:
             where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
             raise click.ClickException(f"{exc.strerror or exc}{where}") from None

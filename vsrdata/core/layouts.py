@@ -10,17 +10,27 @@ Layouts recognised by `find_clips`:
   ROOT/sequences; ROOT may also be the `sequences` folder itself).
 - REDS: ROOT/<clip>/00000000.png.. (e.g. ROOT = train_sharp).
 - Vid4 / any folder of clips: ROOT/<clip>/<frames>, at any depth.
+
+Symbolic links are followed, to folders and to frames alike (`walk_folders`): a dataset assembled
+from links (`train/clip_a -> /disk2/clip_a`) is read like a real tree. A link that leads back to
+a folder above it (a cycle) is skipped with a `VsrDataWarning`, so a walk always ends.
+
+A clip is *uniform*: every frame has the size, channel count and bit depth of its first frame
+(`clip_shape`); every command refuses a clip that is not, naming the first odd frame.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from vsrdata.core.image_io import is_image_file
-from vsrdata.errors import InputError
+from typing import Iterator
+
+from vsrdata.core.image_io import format_shape, frame_shape, is_image_file
+from vsrdata.errors import InputError, VsrDataWarning
 
 _DIGITS = re.compile(r"(\d+)")
 _VIMEO_ID = re.compile(r"^\d{5}/\d{4}$")
@@ -69,24 +79,86 @@ def detect_layout(root: str | os.PathLike) -> str:
     return "clips"
 
 
+def _is_frame(entry: os.DirEntry) -> bool:
+    """A visible image file; a link to one counts, and so does a dangling link with an image
+    name (reading it then fails loudly instead of the frame vanishing from the clip)."""
+    if entry.name.startswith(".") or not is_image_file(entry.name):
+        return False
+    return entry.is_file() or (entry.is_symlink() and not os.path.exists(entry.path))
+
+
 def _list_frames(directory: Path) -> tuple[str, ...]:
-    names = [e.name for e in os.scandir(directory) if e.is_file() and is_image_file(e.name)
-             and not e.name.startswith(".")]
+    names = [e.name for e in os.scandir(directory) if _is_frame(e)]
     return tuple(sorted(names, key=natural_key))
+
+
+def walk_folders(root: str | os.PathLike) -> Iterator[tuple[Path, tuple[str, ...]]]:
+    """(folder, its frame names in natural order) for `root` and every visible folder below it,
+    depth first, sub-folders in natural order; the only directory walk of the package.
+
+    Links to folders are followed (`os.walk` does not by default, which silently dropped linked
+    clips). A folder whose real identity (st_dev, st_ino) is already on the path from `root`
+    is a link cycle: it is skipped with a `VsrDataWarning` naming the link and its target.
+    Paths are yielded as reached (through the link name), never resolved.
+    """
+    root = Path(root)
+    stack = [(root, ())]  # (folder, identities of its ancestors including itself)
+    first = True
+    while stack:
+        folder, seen = stack.pop()
+        try:
+            st = folder.stat()
+            entries = sorted(os.scandir(folder), key=lambda e: natural_key(e.name))
+        except OSError as exc:
+            if first:
+                raise InputError(f"cannot list {folder}: {exc.strerror or exc}") from None
+            warnings.warn(f"cannot list {folder}: {exc.strerror or exc}; skipped", VsrDataWarning, 2)
+            continue
+        first = False
+        ident = (st.st_dev, st.st_ino)
+        if ident in seen:
+            warnings.warn(f"symlink loop: {folder} leads back to {os.path.realpath(folder)}; skipped",
+                          VsrDataWarning, 2)
+            continue
+        seen = seen + (ident,)
+        yield folder, tuple(e.name for e in entries if _is_frame(e))
+        subdirs = [Path(e.path) for e in entries if not e.name.startswith(".") and e.is_dir()]
+        stack.extend((d, seen) for d in reversed(subdirs))
+
+
+def clip_shape(clip: "Clip", label: str = "") -> tuple[int, int, int, str]:
+    """(h, w, c, dtype) shared by every frame of `clip` (from PNG headers; see
+    `image_io.frame_shape`). Raises InputError naming the first frame that differs from the
+    first frame in size, channel count or bit depth, with both shapes. `label` ('GT', 'LR')
+    prefixes the clip in the message."""
+    paths = clip.frame_paths()
+    if not paths:
+        raise InputError(f"{label + ' ' if label else ''}clip {clip.path} holds no frames")
+    first = frame_shape(paths[0])
+    for path in paths[1:]:
+        shape = frame_shape(path)
+        if shape != first:
+            raise InputError(f"{label + ' ' if label else ''}clip {clip.path} mixes frame formats: {path} is "
+                             f"{format_shape(shape)}, its first frame {paths[0].name} is {format_shape(first)}")
+    return first
+
+
+def check_uniform(clips: list["Clip"]) -> list["Clip"]:
+    """`clips`, after `clip_shape` has checked each one (InputError on the first mixed clip)."""
+    for clip in clips:
+        clip_shape(clip)
+    return clips
 
 
 def find_clips(root: str | os.PathLike) -> list[Clip]:
     """All clips under `root` (see module docstring), sorted by natural order of their names.
 
     Hidden entries (starting with '.') are ignored, so temporary files of an interrupted job
-    never count as frames.
+    never count as frames. Links are followed (`walk_folders`).
     """
     base = clip_root(root)
     clips: list[Clip] = []
-    for dirpath, dirnames, _ in os.walk(base):
-        dirnames[:] = sorted((d for d in dirnames if not d.startswith(".")), key=natural_key)
-        directory = Path(dirpath)
-        frames = _list_frames(directory)
+    for directory, frames in walk_folders(base):
         if frames:
             rel = directory.relative_to(base).as_posix()
             clips.append(Clip(name="" if rel == "." else rel, root=base, frames=frames))

@@ -35,8 +35,8 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from vsrdata.core.image_io import read_image
-from vsrdata.core.layouts import find_clips, natural_key
-from vsrdata.errors import InputError
+from vsrdata.core.layouts import clip_shape, find_clips, natural_key
+from vsrdata.errors import InputError, VsrDataError
 
 # ---------------------------------------------------------------------------------------------
 # Frame stores
@@ -72,7 +72,9 @@ class FrameStore:
 
     `clips`: {canonical clip id: [frame names in temporal order]}; `get(clip, frame)` returns the
     frame as cv2 decodes it (HxWxC BGR, uint8/uint16). Picklable: an LMDB reader is created lazily
-    in each process.
+    in each process. Every failure is an InputError whose one-line message names the DB (or file)
+    and the key, so it reads the same when raised inside a DataLoader worker. Clips must be
+    uniform (checked when indexing: PNG headers of a folder, the meta info of an LMDB).
     """
 
     def __init__(self, path: str | os.PathLike, what: str = "frames"):
@@ -107,11 +109,27 @@ class FrameStore:
             cid = canonical_clip(clip)
             self.clips.setdefault(cid, []).append(frame)
             self._keys[(cid, frame)] = key
-        for frames in self.clips.values():
+        for cid, frames in self.clips.items():
             frames.sort(key=natural_key)
+            self._check_lmdb_clip(cid, frames)
+
+    def _check_lmdb_clip(self, cid: str, frames: list[str]) -> None:
+        """The uniform-clip rule (`layouts.clip_shape`) on the shapes of the meta info."""
+        if not hasattr(self.reader, "shape"):
+            return
+        try:
+            shapes = [tuple(self.reader.shape(self._keys[(cid, f)])) for f in frames]
+        except InputError:
+            return  # no per-key shapes (e.g. a pickled meta): checked per sample instead
+        for frame, shape in zip(frames, shapes):
+            if shape != shapes[0]:
+                raise InputError(f"clip {cid} of {self.what} {self.path} mixes frame formats: key "
+                                 f"{self._keys[(cid, frame)]} is {shape}, its first frame "
+                                 f"{self._keys[(cid, frames[0])]} is {shapes[0]} (meta info)")
 
     def _index_folder(self) -> None:
-        for clip in find_clips(self.path):
+        for clip in find_clips(self.path):  # links followed, cycles skipped with a warning
+            clip_shape(clip)  # a clip mixing sizes / depths / channels is refused here, not mid-run
             cid = canonical_clip(clip.name)
             names = []
             for fname in clip.frames:
@@ -137,10 +155,14 @@ class FrameStore:
         key = self._keys.get((clip, frame))
         if key is None:
             raise InputError(f"frame {clip}/{frame} missing in {self.what} {self.path}")
-        if self.kind == "lmdb":
-            img = self.reader.get(key)
-        else:
-            img = read_image(key)
+        try:
+            img = self.reader.get(key) if self.kind == "lmdb" else read_image(key)
+        except VsrDataError:
+            raise  # already one line naming the DB (or file) and the key
+        except Exception as exc:  # e.g. lmdb.Error: still one line, whatever process reads it
+            where = f"key {key!r} of {self.what} {self.path}" if self.kind == "lmdb" else key
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise InputError(f"cannot read {where}: {reason}") from None
         if img.ndim == 2:
             img = img[:, :, None].repeat(3, axis=2)
         elif img.shape[2] == 4:
@@ -237,7 +259,13 @@ class _PairedBase(Dataset):
             lq_frames = lq_frames[::-1]
         gt = self.gt.get(clip, gt_frame)
         lqs = [self.lq.get(clip, f) for f in lq_frames]
-        gt, lqs = paired_random_crop(gt, lqs, self.gt_size, self.scale, rng, name=f" (clip {clip})")
+        for name, im in zip(lq_frames, lqs):  # values may disagree with the meta info
+            if im.shape != lqs[0].shape:
+                raise InputError(f"clip {clip} of {self.lq.what} {self.lq.path}: frame {name} is "
+                                 f"{im.shape[1]}x{im.shape[0]}, frame {lq_frames[0]} is "
+                                 f"{lqs[0].shape[1]}x{lqs[0].shape[0]}")
+        where = f" (clip {clip}, frame {gt_frame} of {self.gt.path} and {self.lq.path})"
+        gt, lqs = paired_random_crop(gt, lqs, self.gt_size, self.scale, rng, name=where)
         *lqs, gt = augment(lqs + [gt], rng, self.use_hflip, self.use_rot)
         return {"lq": torch.stack([to_tensor(im) for im in lqs]), "gt": to_tensor(gt)}
 

@@ -3,7 +3,9 @@
 What it does, in order:
 
 1. **Plan.** `find_clips(SRC)` lists every clip (Vimeo90K septuplet `sequences/...`, REDS
-   `<clip>/<frame>`, Vid4 or any folder of clips at any depth). Each frame `SRC/<rel>` maps to
+   `<clip>/<frame>`, Vid4 or any folder of clips at any depth; symlinks followed). A clip must
+   be uniform (`layouts.clip_shape`: every frame of the size, channels and bit depth of its
+   first), or the run is refused before anything is written. Each frame `SRC/<rel>` maps to
    `DST/<rel>` with the extension replaced by `.png`, so the relative structure is mirrored
    (a Vimeo90K tree gives `DST/sequences/00001/0001/im1.png`, as BasicSR's
    `vimeo_septuplet_matlabLRx4/sequences/...`). Frames are in a fixed order: clips by natural
@@ -41,7 +43,7 @@ from pathlib import Path
 
 from vsrdata.core.degrade import degrade
 from vsrdata.core.image_io import read_image, remove_stale_temps, write_bytes_atomic, write_image
-from vsrdata.core.layouts import find_clips
+from vsrdata.core.layouts import clip_shape, find_clips
 from vsrdata.errors import ConfigError, InputError, OutputError
 from vsrdata.pipelines.runner import SKIPPED, WRITTEN, JobsFailed, Summary, available_cores, run_jobs
 
@@ -98,8 +100,9 @@ def plan_make_lr(src: str | os.PathLike, dst: str | os.PathLike,
     """The (source frame, output PNG) path pairs of this shard, in processing order (module doc).
 
     Paths are plain strings (a few hundred bytes per frame, so Vimeo90K's 640k frames plan in
-    a few hundred MB at most). Raises InputError for a missing/empty source or two sources
-    mapping to one output (e.g. `im1.png` and `im1.jpg`), OutputError when DST is SRC or lies
+    a few hundred MB at most). Raises InputError for a missing/empty source, a clip whose frames
+    differ in size, channel count or bit depth (`layouts.clip_shape`, read from PNG headers), or
+    two sources mapping to one output (e.g. `im1.png` and `im1.jpg`), OutputError when DST is SRC or lies
     inside it (symlinks resolved) or an output would land inside SRC, ConfigError for a bad shard.
     """
     if shard is not None:
@@ -113,6 +116,7 @@ def plan_make_lr(src: str | os.PathLike, dst: str | os.PathLike,
     src_in_dst = src_real.relative_to(dst_real).parts if dst_real in src_real.parents else None
     pairs: list[tuple[str, str]] = []
     for clip in find_clips(src):
+        clip_shape(clip)  # a clip mixing sizes/depths/channels is refused before anything is written
         rel_dir = clip.path.relative_to(src)
         src_dir, out_dir = str(clip.path), str(dst / rel_dir)
         seen: dict[str, str] = {}

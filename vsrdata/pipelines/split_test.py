@@ -19,9 +19,10 @@ What happens, in order:
    order. Ids are checked against path tricks (`..`, absolute paths); all missing ids are
    reported in one error (first 10 and the count) before anything is written. Clip `00001/0266`
    is written to folder `00001_0266`.
-2. **Check sizes** (PNG headers only, so it is quick): every frame of a clip must have the same
-   size and channel count; a given LR clip must have the same frame names and the size
-   `GT // scale`. Any disagreement is one error naming the clip, before anything is written.
+2. **Check sizes** (PNG headers only, so it is quick): every clip must be uniform (same size,
+   channel count and bit depth as its first frame: `layouts.clip_shape`, the rule of every
+   command); a given LR clip must have the same frame names and the size `GT // scale`. Any
+   disagreement is one error naming the clip and the odd frame, before anything is written.
 3. **Sizes and padding.** GT sides that are not a multiple of the scale are first cut at the
    bottom/right to the nearest multiple (mod-crop), because that is what the field's LR is made
    from (MATLAB `generate_LR_Vimeo90K.m`, BasicSR `mod_crop`); the recorded `gt_size` is that
@@ -56,23 +57,20 @@ import json
 import os
 import re
 import shutil
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from vsrdata.core import splits
-from vsrdata.core.image_io import (is_image_file, read_image, remove_stale_temps, temp_path_for,
-                                   write_bytes_atomic, write_image)
-from vsrdata.core.layouts import (Clip, clip_root, clips_from_list, detect_layout, find_clips,
-                                  read_clip_list, validate_clip_id)
+from vsrdata.core.image_io import (PNG_IEND, frame_shape, is_image_file, read_image, remove_stale_temps,
+                                   temp_path_for, write_bytes_atomic, write_image)
+from vsrdata.core.layouts import (Clip, clip_root, clip_shape, clips_from_list, detect_layout,
+                                  find_clips, read_clip_list, validate_clip_id)
 from vsrdata.errors import ConfigError, InputError, OutputError
 from vsrdata.pipelines.runner import SKIPPED, WRITTEN, JobsFailed, Summary, available_cores, run_jobs
 
 __all__ = ["split_test", "SplitResult", "JobsFailed", "LAYOUTS"]
 
 LAYOUTS = ("auto", "vimeo", "reds", "gt-tree", "clips")
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_PNG_IEND = b"IEND\xaeB`\x82"
 
 
 @dataclass
@@ -102,42 +100,6 @@ class SplitResult:
         return f"{head}; {tail}"
 
 
-# ------------------------------------------------------------------------------ frame sizes
-def frame_shape(path: Path) -> tuple[int, int, int, str]:
-    """(h, w, c, dtype) of a frame as `read_image` would return it, from the PNG header when
-    possible (8/16-bit gray, RGB, RGBA), else by decoding the image."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(26)
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if len(head) == 26 and head[:8] == _PNG_SIGNATURE and head[12:16] == b"IHDR":
-        width, height = struct.unpack(">II", head[16:24])
-        depth, color = head[24], head[25]
-        channels = {0: 1, 2: 3, 6: 4}.get(color)
-        if channels is not None and depth in (8, 16):
-            return height, width, channels, "uint8" if depth == 8 else "uint16"
-    img = read_image(path)
-    return img.shape[0], img.shape[1], (img.shape[2] if img.ndim == 3 else 1), str(img.dtype)
-
-
-def _clip_shape(clip: Clip, label: str) -> tuple[int, int, int, str]:
-    first = None
-    for name in clip.frames:
-        shape = frame_shape(clip.path / name)
-        if first is None:
-            first = (name, shape)
-        elif shape != first[1]:
-            raise InputError(
-                f"{label} clip {clip.name or clip.root.name!r}: frames differ in size: {first[0]} is "
-                f"{_fmt(first[1])}, {name} is {_fmt(shape)}")
-    return first[1]
-
-
-def _fmt(shape) -> str:
-    return f"{shape[0]}x{shape[1]}x{shape[2]} {shape[3]}"
-
-
 # ------------------------------------------------------------------------------ frame job
 def _ok(path: str, shape: tuple[int, int]) -> bool:
     """An existing output of the expected size (writes are atomic, so it is complete)."""
@@ -158,7 +120,7 @@ def _check_complete_png(src: str) -> None:
             tail = fh.read()
     except OSError as exc:
         raise InputError(f"cannot read {src}: {exc.strerror or exc}") from None
-    if not tail.rstrip(b"\0").endswith(_PNG_IEND):
+    if not tail.rstrip(b"\0").endswith(PNG_IEND):
         raise InputError(f"truncated PNG (no IEND chunk): {src}")
 
 
@@ -348,7 +310,7 @@ def _plan_clip(clip: Clip, lr_base: Path | None, scale: int, multiple: int, crop
     the paired LR clip or None when LR is generated).
     """
     label = clip.name or clip.root.name
-    h0, w0, ch, dtype = _clip_shape(clip, "GT")
+    h0, w0, ch, dtype = clip_shape(clip, "GT")
     lr_h, lr_w = h0 // scale, w0 // scale
     if lr_h < 1 or lr_w < 1:
         raise InputError(f"clip {label!r}: frames are {h0}x{w0}, smaller than the scale {scale}")
@@ -356,7 +318,7 @@ def _plan_clip(clip: Clip, lr_base: Path | None, scale: int, multiple: int, crop
         raise InputError(f"clip {label!r}: frames have an alpha channel (RGBA), which is not supported")
     lr_clip = _lr_clip(lr_base, clip, scale) if lr_base is not None else None
     if lr_clip is not None:
-        lh, lw, lc, ldt = _clip_shape(lr_clip, "LR")
+        lh, lw, lc, ldt = clip_shape(lr_clip, "LR")
         if (lh, lw) != (lr_h, lr_w) or (lc, ldt) != (ch, dtype):
             raise InputError(f"clip {label!r}: GT {h0}x{w0}x{ch} and LR {lh}x{lw}x{lc} disagree with "
                              f"scale {scale} (expected LR {lr_h}x{lr_w}x{ch})")

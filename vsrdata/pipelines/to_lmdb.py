@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from vsrdata.core import image_io
-from vsrdata.core.layouts import (Clip, clips_from_list, detect_layout, find_clips,
+from vsrdata.core.layouts import (Clip, check_uniform, clips_from_list, detect_layout, find_clips,
                                   read_clip_list)
 from vsrdata.core.lmdb_store import KEY_STYLES, LmdbWriter, make_key
 from vsrdata.errors import ConfigError, InputError, VsrDataError
@@ -87,7 +87,7 @@ def plan_clips(src: str | os.PathLike, *, vimeo_mode: str | None = None,
     if not clips:
         raise InputError(f"no image frames found under {src}")
     if layout != "vimeo":
-        return layout, clips
+        return layout, check_uniform(clips)
     wanted = ("im4",) if vimeo_mode == "gt4" else tuple(f"im{i}" for i in range(1, 8))
     selected = []
     for clip in clips:
@@ -96,7 +96,7 @@ def plan_clips(src: str | os.PathLike, *, vimeo_mode: str | None = None,
         if missing:
             raise InputError(f"Vimeo90K clip {clip.path} lacks {', '.join(m + '.png' for m in missing)}")
         selected.append(Clip(name=clip.name, root=clip.root, frames=tuple(by_stem[s] for s in wanted)))
-    return layout, selected
+    return layout, check_uniform(selected)
 
 
 def _items(clips: list[Clip], key_style: str, vimeo: bool) -> Iterator[tuple[str, Path]]:
