@@ -12,6 +12,8 @@ loop (TSA-only phase, forward, divergence guard, backward, step, log, validate, 
   (python, numpy, torch, cuda), iteration, best PSNR, rollback count and the resolved config.
   `resume="auto"` continues from the newest checkpoint that loads. Data order depends only on the
   seed and the iteration (see `vsrdata.edvr.data.TrainSampler`), so a resumed run is exact.
+- `RUN/log.jsonl`: one JSON object per line. `lr` logged at iteration k is the rate iteration k's
+  update used: BasicSR's count, the schedule after k - 1 scheduler steps (`optim._IterationLR`).
 - TSA-only phase (BasicSR `tsa_iter`): iterations 1 .. tsa_iter-1 train only `model.fusion`; the
   other parameters have requires_grad=False (no gradient, Adam leaves them and their moments
   alone); from iteration tsa_iter on everything trains. Under DDP the wrapper is rebuilt at the
