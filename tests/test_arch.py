@@ -54,7 +54,7 @@ def test_tensor_and_parameter_counts_equal_official(name):
 
 def test_presets_cover_the_official_models():
     assert set(OFFICIAL.values()) == set(OFFICIAL_PRESETS)
-    assert set(PRESETS) == set(OFFICIAL_PRESETS) | {"edvr-tiny"}
+    assert set(PRESETS) == set(OFFICIAL_PRESETS) | {"edvr-tiny", "edvr-l-wotsa"}
     vimeo = _meta_model("edvr-l-vimeo")
     assert vimeo.center_frame_idx == 3
     assert vimeo.fusion.feat_fusion.weight.shape == (128, 896, 1, 1)

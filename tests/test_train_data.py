@@ -144,12 +144,14 @@ def _lrs(periods, weights, steps, warmup=0, base=4e-4, eta_min=1e-7):
 def test_cosine_restart_schedule_follows_the_spec_formula():
     base, eta = 4e-4, 1e-7
     lrs = _lrs([10, 20], [1, 0.5], 30)
-    for t in range(1, 31):  # iteration t is 1-based, cycle i is the first with t <= cumsum(periods)[i]
-        start, period, w = (0, 10, 1.0) if t <= 10 else (10, 20, 0.5)
-        want = eta + w * 0.5 * (base - eta) * (1 + math.cos(math.pi * (t - start) / period))
+    for t in range(1, 31):  # iteration t (1-based) runs after s = t - 1 steps (BasicSR's count);
+        s = t - 1  # cycle i is the first with s <= cumsum(periods)[i]
+        start, period, w = (0, 10, 1.0) if s <= 10 else (10, 20, 0.5)
+        want = eta + w * 0.5 * (base - eta) * (1 + math.cos(math.pi * (s - start) / period))
         assert lrs[t - 1] == pytest.approx(want, rel=1e-12), t
-    assert lrs[9] == pytest.approx(eta)  # the end of a cycle is eta_min
-    assert lrs[10] > 0.49 * base  # restart at weight 0.5
+    assert lrs[0] == base  # the first iteration runs at the peak
+    assert lrs[10] == pytest.approx(eta)  # the end of a cycle is eta_min
+    assert lrs[11] > 0.49 * base  # restart at weight 0.5
     warm = _lrs([100], [1], 6, warmup=4)
     assert warm[:3] == pytest.approx([base / 4, base / 2, 3 * base / 4])  # BasicSR: base * t / warmup_iter
 
@@ -367,5 +369,6 @@ save_checkpoint_freq = 5e3
     assert cfg.periods == [50000, 100000, 150000, 150000, 150000] and cfg.eta_min == 1e-7
     assert cfg.run_dir.endswith("102_EDVR_M_x4_SR_REDS_600k_B4G8_valREDS4_101pretrain_wandb")
     defaults = TrainConfig(gt_path=cfg.gt_path, lq_path=cfg.lq_path, init=cfg.init, run_dir=cfg.run_dir,
-                           model=cfg.model, tsa_iter=50000, periods=cfg.periods, restart_weights=cfg.restart_weights)
+                           model=cfg.model, tsa_iter=50000, periods=cfg.periods, restart_weights=cfg.restart_weights,
+                           ema_decay=0.999)  # the file sets it; our default is 0 (no EMA)
     assert cfg.to_dict() == {**defaults.to_dict(), "num_frame": 5}  # our defaults are this recipe

@@ -12,7 +12,16 @@ _PROTOCOLS = ("auto", "vid4", "reds4", "vimeo-t", "generic")
 
 
 @click.command("evaluate")
-@click.argument("paths", nargs=-1, metavar="[CHECKPOINT] DATASET", type=click.Path())
+@click.argument("paths", nargs=-1, metavar="[CHECKPOINT] [DATASET]", type=click.Path())
+@click.option("--gt", "gt_root", type=click.Path(file_okay=False), default=None,
+              help="GT root of a BasicSR-style test set (REDS4 train_sharp, Vid4 GT) instead of DATASET.")
+@click.option("--lq", "lq_root", type=click.Path(file_okay=False), default=None,
+              help="LQ root (REDS4 train_sharp_bicubic[/X4], Vid4 BIx4), with --gt.")
+@click.option("--meta-info", type=click.Path(dir_okay=False), default=None,
+              help="BasicSR meta info file listing the clips (e.g. meta_info_REDS4_test_GT.txt).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
+              help="A BasicSR test option file (options/test/EDVR/*.yml): scores its datasets.test_* "
+              "sets with its val.metrics; CHECKPOINT defaults to its path.pretrain_network_g.")
 @click.option("--bicubic", is_flag=True, help="Score the bicubic baseline (MATLAB imresize x4) instead of a model.")
 @click.option("--preset", default=None, help="EDVR preset of the checkpoint (default: the config stored in "
               "the checkpoint, else the one its weight shapes imply).")
@@ -40,7 +49,7 @@ _PROTOCOLS = ("auto", "vid4", "reds4", "vimeo-t", "generic")
 @click.option("--dcn-backend", type=click.Choice(["auto", "torch", "torchvision"]), default="auto",
               show_default=True, help="Deformable-convolution implementation.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def command(paths, bicubic, preset, protocol, channel, crop_border, frames, padding, average, with_bicubic,
+def command(paths, gt_root, lq_root, meta_info, config_file, bicubic, preset, protocol, channel, crop_border, frames, padding, average, with_bicubic,
             device, precision, out_dir, save_frames, no_strips, dcn_backend, quiet):
     """Score EDVR (or bicubic) on a split-test dataset: per-clip PSNR/SSIM table, JSON, CSV.
 
@@ -54,15 +63,26 @@ def command(paths, bicubic, preset, protocol, channel, crop_border, frames, padd
       vsrdata evaluate net_g_latest.pth datasets/reds4 --preset edvr-m
       vsrdata evaluate --bicubic datasets/vid4
       vsrdata evaluate EDVR_L_x4_SR_Vimeo90K.pth datasets/vid4 --preset edvr-l-vimeo --protocol vid4
+    \b
+    A BasicSR-prepared set, read in place (frames in natural order, padding in memory):
+      vsrdata evaluate EDVR_M.pth --gt datasets/REDS/train_sharp \\
+          --lq datasets/REDS/train_sharp_bicubic/X4 --meta-info meta_info_REDS4_test_GT.txt
+      vsrdata evaluate EDVR_L_x4_SR_Vimeo90K.pth --gt datasets/Vid4/GT --lq datasets/Vid4/BIx4
+      vsrdata evaluate --config options/test/EDVR/test_EDVR_M_x4_SR_REDS.yml
     """
+    if config_file:
+        return _evaluate_config(config_file, paths, locals())
+    want = 0 if gt_root or lq_root else 1
     if bicubic:
-        if len(paths) != 1:
-            raise click.UsageError("with --bicubic give only DATASET")
-        checkpoint, dataset = None, paths[0]
+        if len(paths) != want:
+            raise click.UsageError("with --bicubic give only DATASET (or --gt/--lq)")
+        checkpoint, dataset = None, (paths[0] if want else None)
     else:
-        if len(paths) != 2:
-            raise click.UsageError("give CHECKPOINT DATASET (or --bicubic DATASET)")
-        checkpoint, dataset = paths
+        if len(paths) != want + 1:
+            raise click.UsageError("give CHECKPOINT DATASET, CHECKPOINT --gt GT --lq LQ, or --bicubic DATASET")
+        checkpoint, dataset = paths[0], (paths[1] if want else None)
+    if bool(gt_root) != bool(lq_root):
+        raise click.UsageError("--gt and --lq go together")
     if precision != "fp32" and bicubic:
         raise ConfigError("--precision applies to models, not to --bicubic")
 
@@ -73,10 +93,56 @@ def command(paths, bicubic, preset, protocol, channel, crop_border, frames, padd
                           channel=channel, crop_border=crop_border, frames=frames, padding=padding,
                           average=average, device=device, precision=precision, out_dir=out_dir,
                           save_frames=save_frames, strips=not no_strips, with_bicubic=with_bicubic,
-                          dcn_backend=None if dcn_backend == "auto" else dcn_backend, progress=progress)
+                          dcn_backend=None if dcn_backend == "auto" else dcn_backend, progress=progress,
+                          gt=gt_root, lq=lq_root, meta_info=meta_info)
+    _print(report)
+
+
+def _print(report) -> None:
+    key = report.protocol.get("weights_key")
+    if key:
+        click.echo(f"weights: {report.protocol['checkpoint']} [{key}]")
     click.echo(report.table())
     click.echo(f"report: {report.paths['table']}, {report.paths['json']}, {report.paths['csv']}")
     if "strips" in report.paths:
         click.echo(f"comparison strips: {report.paths['strips']}")
     if "frames" in report.paths:
         click.echo(f"frames: {report.paths['frames']}")
+
+
+def _evaluate_config(config_file, paths, opts) -> None:
+    """Score every datasets.test_* set of a BasicSR test option file with its val.metrics."""
+    from vsrdata.edvr.basicsr_options import read_options
+    from vsrdata.edvr.evaluate import evaluate
+    from vsrdata.edvr.train_config import read_config_file
+
+    data = read_config_file(config_file)
+    parsed = read_options(data, str(config_file))
+    if parsed.kind != "test":
+        raise ConfigError(f"{config_file} is a BasicSR training option file; give a test option file "
+                          "(options/test/EDVR/*.yml) or train with it: vsrdata train --config")
+    if opts["gt_root"] or opts["lq_root"] or opts["bicubic"] or len(paths) > 1:
+        raise click.UsageError("with --config give at most CHECKPOINT (the sets come from the file)")
+    if parsed.warning():
+        click.echo(f"Warning: {parsed.warning()}", err=True)
+    checkpoint = paths[0] if paths else parsed.fields.get("init")
+    if not checkpoint:
+        raise ConfigError(f"{config_file} names no path.pretrain_network_g: give CHECKPOINT")
+    for ts in parsed.test_sets:
+        if ts["type"] != "VideoTestDataset":
+            raise ConfigError(f"{config_file}: datasets.{ts['key']} is a {ts['type']}; make it a split-test "
+                              "output (vsrdata split-test) and score that")
+        click.echo(f"{ts['key']}: {ts['name']} ({ts['gt']}, {ts['lq']})")
+        with ProgressBar("evaluate", "frame", quiet=opts["quiet"]) as progress:
+            report = evaluate(None, checkpoint, preset=opts["preset"] or parsed.fields["preset"],
+                              channel=opts["channel"] or parsed.metrics["channel"],
+                              crop_border=(opts["crop_border"] if opts["crop_border"] is not None
+                                           else parsed.metrics["crop_border"]),
+                              frames=opts["frames"], padding=opts["padding"] or ts["padding"],
+                              average=opts["average"], device=opts["device"], precision=opts["precision"],
+                              out_dir=(f"{opts['out_dir']}/{ts['key']}" if opts["out_dir"] else None),
+                              save_frames=opts["save_frames"], strips=not opts["no_strips"],
+                              with_bicubic=opts["with_bicubic"],
+                              dcn_backend=None if opts["dcn_backend"] == "auto" else opts["dcn_backend"],
+                              progress=progress, gt=ts["gt"], lq=ts["lq"], meta_info=ts["meta_info"])
+        _print(report)

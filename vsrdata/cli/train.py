@@ -67,6 +67,8 @@ def _model_opts(pairs: tuple[str, ...]) -> dict | None:
 @click.option("--batch-size", type=int, default=None, help="Batch size PER PROCESS/GPU (official: 4 x 8 GPUs). [4]")
 @click.option("--num-workers", type=int, default=None, help="Data loader workers per process. [3]")
 @click.option("--init", default=None, help="Initialise from a checkpoint, non-strict (woTSA -> TSA).")
+@click.option("--init-key", type=click.Choice(["params", "params_ema"]), default=None,
+              help="Checkpoint entry --init loads (BasicSR param_key_g). [params]")
 @click.option("--init-deep-from-shallow", default=None,
               help="Initialise from a model with fewer reconstruction blocks by tiling them (10 -> 40).")
 @click.option("--dcn-backend", type=click.Choice(["torch", "torchvision", "auto"]), default=None,
@@ -85,7 +87,7 @@ def _model_opts(pairs: tuple[str, ...]) -> dict | None:
               help="Train only the fusion (TSA) module before this iteration (default: 50000 with --init "
                    "on a TSA model, else 0).")
 @click.option("--grad-clip", type=float, default=None, help="Max gradient norm (0 = off). [0]")
-@click.option("--ema-decay", type=float, default=None, help="EMA decay of the weights (0 = off). [0.999]")
+@click.option("--ema-decay", type=float, default=None, help="EMA decay of the weights (0 = off, as the EDVR recipes; e.g. 0.999). [0]")
 @click.option("--loss-reduction", type=click.Choice(["sum", "mean"]), default=None,
               help="Charbonnier reduction; with 'sum' loss values of 1e4-1e7 are normal. [sum]")
 @click.option("--loss-eps", type=float, default=None, help="Charbonnier eps (original EDVR: 1e-6). [1e-12]")
@@ -113,7 +115,8 @@ def command(config_file, quiet, **options):
     """Train EDVR (the official recipe; resumable; multi-GPU via torchrun).
 
     Defaults are BasicSR's EDVR-M REDS recipe: gt_size 256, 5 frames, Adam 4e-4 (0.9, 0.99),
-    Charbonnier 'sum', cosine restarts, EMA 0.999. Every option can also come from --config.
+    Charbonnier 'sum', cosine restarts, no EMA. Every option can also come from --config, a
+    TOML file or a BasicSR option file (options/train/EDVR/*.yml; keys it cannot use are named).
 
     \b
     Example:
@@ -129,7 +132,10 @@ def command(config_file, quiet, **options):
     from vsrdata.edvr.train import train
     from vsrdata.edvr.train_config import TrainConfig, from_dict, load_config
 
-    cfg = load_config(config_file) if config_file else TrainConfig()
+    master = int(os.environ.get("RANK", 0)) == 0
+    note = (lambda line: click.echo(f"Warning: {line}" if "ignored:" in line else line, err=True)) if master \
+        else (lambda line: None)
+    cfg = load_config(config_file, on_note=note) if config_file else TrainConfig()
     options["betas"] = _numbers(options["betas"], "--betas")
     options["restart_weights"] = _numbers(options["restart_weights"], "--restart-weights")
     options["periods"] = _numbers(options["periods"], "--periods", int)
@@ -144,7 +150,6 @@ def command(config_file, quiet, **options):
     given = {k: v for k, v in options.items() if v is not None}
     cfg = from_dict(given, cfg, source="command line")
 
-    master = int(os.environ.get("RANK", 0)) == 0
     show = master and not quiet
     bar = None
 

@@ -124,6 +124,8 @@ PRESETS: dict[str, EDVRConfig] = {
     "edvr-m-wotsa": EDVRConfig(**_M, with_tsa=False),
     # EDVR_M_x4_SR_REDS_official-32075921.pth / EDVR_REDS_SR_M.pth
     "edvr-m": EDVRConfig(**_M),
+    # the woTSA stage of the L recipe (BasicSR train_EDVR_L_x4_SR_REDS_woTSA.yml; no released weights)
+    "edvr-l-wotsa": EDVRConfig(**_L, with_tsa=False),
     # EDVR_L_x4_SR_REDS_official-9f5f5039.pth / EDVR_REDS_SR_L.pth
     "edvr-l": EDVRConfig(**_L),
     # EDVR_L_x4_SR_Vimeo90K_official-162b54e4.pth / EDVR_Vimeo90K_SR_L.pth (7 frames, centre 3)
@@ -141,13 +143,28 @@ PRESETS: dict[str, EDVRConfig] = {
 OFFICIAL_PRESETS = ("edvr-m-wotsa", "edvr-m", "edvr-l", "edvr-l-vimeo", "edvr-l-srblur", "edvr-l-deblur")
 
 
+def preset_for(fields: dict[str, Any]) -> str:
+    """The name of the preset that a set of EDVR fields (e.g. a BasicSR `network_g`) describes,
+    or "custom" when none matches (then `get_preset("custom", **fields)` builds it)."""
+    try:
+        config = EDVRConfig(**fields)
+    except TypeError as exc:
+        raise ConfigError(f"invalid EDVR fields: {exc}") from None
+    for name, preset in PRESETS.items():
+        if dataclasses.replace(preset, center_frame_idx=preset.center) == \
+                dataclasses.replace(config, center_frame_idx=config.center):
+            return name
+    return "custom"
+
+
 def get_preset(name: str, **overrides: Any) -> EDVRConfig:
     """A fresh copy of preset `name`, with `overrides` applied (each checked by EDVRConfig).
+    "custom" starts from the EDVRConfig defaults (BasicSR's), so the overrides say it all.
 
     Raises ConfigError for an unknown preset or field name.
     """
     try:
-        base = PRESETS[name]
+        base = EDVRConfig() if name == "custom" else PRESETS[name]
     except KeyError:
         raise ConfigError(f"unknown EDVR preset {name!r} (choose from: {', '.join(PRESETS)})") from None
     names = {f.name for f in dataclasses.fields(EDVRConfig)}

@@ -277,14 +277,15 @@ class _Setup:
     preset: str
 
 
-def evaluate(split_dir: str | os.PathLike, checkpoint: str | os.PathLike | None = None, *,
+def evaluate(split_dir: str | os.PathLike | None, checkpoint: str | os.PathLike | None = None, *,
              bicubic: bool = False, model: torch.nn.Module | None = None, preset: str | None = None,
              protocol: str = "auto", channel: str | None = None, crop_border: int | None = None,
              frames: str | None = None, padding: str | None = None, average: str = "clip",
              device: str | None = None, precision: str = "fp32", out_dir: str | os.PathLike | None = None,
              save_frames: bool = False, strips: bool = True, strip_crop: int = 192,
              with_bicubic: bool = False, dcn_backend: str | None = None,
-             progress: Progress | None = None) -> EvalReport:
+             progress: Progress | None = None, gt: str | os.PathLike | None = None,
+             lq: str | os.PathLike | None = None, meta_info: str | os.PathLike | None = None) -> EvalReport:
     """Score a model (a `checkpoint`, or an already built `model`) or the bicubic baseline
     (`bicubic=True`) on the split-test output `split_dir`; see the module docstring.
 
@@ -293,11 +294,27 @@ def evaluate(split_dir: str | os.PathLike, checkpoint: str | os.PathLike | None 
     with `save_frames`, the restored frames (frames/<clip>/<name>.png) into `out_dir`
     (default results/<split name>/<checkpoint stem or 'bicubic'>). Returns the EvalReport.
 
+    Instead of `split_dir`, `gt` and `lq` (and optionally `meta_info`) name a BasicSR-style test
+    set read in place (`vsrdata.edvr.basicsr_testset`: REDS4 train_sharp + train_sharp_bicubic/X4
+    + meta_info_REDS4_test_GT.txt, Vid4 GT/ + BIx4/); the scores equal those of split-test's
+    output of the same clips. The report's protocol records which checkpoint entry was loaded
+    (`weights_key`: params, params_ema, ...).
+
     Raises InputError (not a split-test output, unreadable frames), CheckpointError (missing or
     mismatching weights), ConfigError (bad options, model scale that does not fit the split).
     """
-    split_dir = Path(split_dir)
-    record = splits.load_split(split_dir)
+    if (gt is None) != (lq is None) or (gt is not None and split_dir is not None):
+        raise ConfigError("give either a split-test DATASET or both --gt and --lq")
+    if gt is not None:
+        from vsrdata.edvr.basicsr_testset import testset_record
+
+        record = testset_record(gt, lq, meta_info)
+        split_dir = Path(gt)
+    elif split_dir is None:
+        raise ConfigError("give a split-test DATASET or --gt and --lq")
+    else:
+        split_dir = Path(split_dir)
+        record = splits.load_split(split_dir)
     proto_name = resolve_protocol(protocol, record)
     base = PROTOCOLS[proto_name]
     proto = Protocol(
@@ -376,8 +393,15 @@ def evaluate(split_dir: str | os.PathLike, checkpoint: str | os.PathLike | None 
                     progress(1, total)
             report_clips.append(clip)
 
+    weights_key = None
+    if checkpoint is not None and setup.model is not None and Path(checkpoint).suffix != ".onnx":
+        from vsrdata.edvr.checkpoint import read_checkpoint
+
+        weights_key = read_checkpoint(checkpoint).param_key
     report = EvalReport(protocol={
-        "split": str(split_dir), "protocol": proto_name, "model": setup.model_name, "preset": setup.preset,
+        "split": str(split_dir) if gt is None else None,
+        "gt": str(gt) if gt is not None else None, "lq": str(record["lr_dir"]) if gt is not None else None,
+        "meta_info": str(meta_info) if meta_info else None, "weights_key": weights_key, "protocol": proto_name, "model": setup.model_name, "preset": setup.preset,
         "checkpoint": str(checkpoint) if checkpoint else None, "channel": proto.channel,
         "crop_border": proto.crop_border, "frames": proto.frames, "padding": setup.padding,
         "num_frame": setup.num_frame, "scale": setup.scale, "average": average,

@@ -12,6 +12,8 @@ loop (TSA-only phase, forward, divergence guard, backward, step, log, validate, 
   (python, numpy, torch, cuda), iteration, best PSNR, rollback count and the resolved config.
   `resume="auto"` continues from the newest checkpoint that loads. Data order depends only on the
   seed and the iteration (see `vsrdata.edvr.data.TrainSampler`), so a resumed run is exact.
+- `RUN/log.jsonl`: one JSON object per line. `lr` logged at iteration k is the rate iteration k's
+  update used: BasicSR's count, the schedule after k - 1 scheduler steps (`optim._IterationLR`).
 - TSA-only phase (BasicSR `tsa_iter`): iterations 1 .. tsa_iter-1 train only `model.fusion`; the
   other parameters have requires_grad=False (no gradient, Adam leaves them and their moments
   alone); from iteration tsa_iter on everything trains. Under DDP the wrapper is rebuilt at the
@@ -63,7 +65,7 @@ import torch.distributed as dist
 from vsrdata.core.image_io import read_image, write_bytes_atomic, write_image
 from vsrdata.edvr.data import (ClipDataset, FrameStore, TrainSampler, VimeoDataset, load_val_clips,
                                to_tensor, worker_init)
-from vsrdata.edvr.optim import (CharbonnierLoss, CosineAnnealingRestartLR, ModelEMA, build_optimizer,
+from vsrdata.edvr.optim import (ModelEMA, build_loss, build_optimizer, build_scheduler,
                                 set_tsa_only)
 from vsrdata.edvr.test_clips import temporal_indices
 from vsrdata.edvr.train_config import REDS_VAL_CLIPS, TrainConfig
@@ -213,15 +215,37 @@ def _check_shapes(model: torch.nn.Module, sd: dict, source: str, preset: str) ->
     return {k: sd[k] for k in common}
 
 
-def init_from_checkpoint(model: torch.nn.Module, path: str | os.PathLike, preset: str = "model") -> dict:
-    """Non-strict load (BasicSR `strict_load_g: false`): tensors present in both with the same
-    shape are loaded; missing ones keep their init, unexpected ones are dropped; any shape
-    mismatch raises CheckpointError. Returns {'loaded', 'missing', 'unexpected'} key lists."""
-    sd = _read_state_dict(path)
+def init_from_checkpoint(model: torch.nn.Module, path: str | os.PathLike, preset: str = "model",
+                         param_key: str | None = None, strict: bool = False) -> dict:
+    """Load `path`'s `param_key` entry (None: 'params' like BasicSR, else what the file holds).
+    Non-strict (BasicSR `strict_load_g: false`): tensors present in both with the same shape are
+    loaded; missing ones keep their init, unexpected ones are dropped; any shape mismatch raises
+    CheckpointError. `strict`: a missing or unexpected tensor is an error too.
+    Returns {'loaded', 'missing', 'unexpected', 'key'}."""
+    from vsrdata.edvr.checkpoint import read_checkpoint
+
+    if not Path(path).is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    loaded = read_checkpoint(path, param_key=param_key or _default_init_key(path))
+    sd = loaded.state_dict
     usable = _check_shapes(model, sd, str(path), preset)
     result = model.load_state_dict(usable, strict=False)
-    return {"loaded": sorted(usable), "missing": sorted(result.missing_keys),
-            "unexpected": sorted(k for k in sd if k not in usable)}
+    report = {"loaded": sorted(usable), "missing": sorted(result.missing_keys),
+              "unexpected": sorted(k for k in sd if k not in usable), "key": loaded.param_key}
+    if strict and (report["missing"] or report["unexpected"]):
+        first = (report["missing"] or report["unexpected"])[0]
+        raise CheckpointError(f"{path} does not match preset {preset} strictly (strict_load_g): "
+                              f"{len(report['missing'])} missing, {len(report['unexpected'])} unexpected "
+                              f"tensor(s), e.g. {first}")
+    return report
+
+
+def _default_init_key(path) -> str | None:
+    """'params' when the file has it (BasicSR's `param_key_g` default), else None (any wrapper)."""
+    from vsrdata.edvr.checkpoint import _torch_load
+
+    obj = _torch_load(Path(path))
+    return "params" if isinstance(obj, dict) and isinstance(obj.get("params"), dict) else None
 
 
 def init_deep_from_shallow(model: torch.nn.Module, source, preset: str = "model") -> dict:
@@ -450,6 +474,10 @@ def _train(cfg: TrainConfig, emit, rank: int, world: int, device: torch.device) 
     # ---- data (every input error surfaces here) ------------------------------------------------
     dataset = build_train_dataset(cfg, mcfg.num_frame, scale)
     val_clips = load_val_clips(cfg.val_path) if cfg.val_path else None
+    if val_clips is None and cfg.val_gt:  # BasicSR datasets.val: GT root, LQ root, meta info
+        from vsrdata.edvr.basicsr_testset import val_clips_from_roots
+
+        val_clips = val_clips_from_roots(cfg.val_gt, cfg.val_lq, cfg.val_meta_info)
     for clip in val_clips or ():
         (gh, gw), (lh, lw) = read_image(clip.gt_paths[0]).shape[:2], read_image(clip.lq_paths[0]).shape[:2]
         if (gh, gw) != (lh * scale, lw * scale):
@@ -461,7 +489,7 @@ def _train(cfg: TrainConfig, emit, rank: int, world: int, device: torch.device) 
     model = build_edvr(mcfg, dcn_backend=cfg.dcn_backend)
     init_report = None
     if cfg.init:
-        init_report = init_from_checkpoint(model, cfg.init, cfg.preset)
+        init_report = init_from_checkpoint(model, cfg.init, cfg.preset, cfg.init_key, cfg.init_strict)
     elif cfg.init_deep_from_shallow:
         init_report = init_deep_from_shallow(model, cfg.init_deep_from_shallow, cfg.preset)
     model.to(device)
@@ -471,10 +499,10 @@ def _train(cfg: TrainConfig, emit, rank: int, world: int, device: torch.device) 
     model.set_offset_monitor(guard_offsets)
 
     optimizer, group_index = build_optimizer(model, cfg.lr, cfg.betas, cfg.weight_decay, cfg.dcn_lr_mul)
-    scheduler = CosineAnnealingRestartLR(optimizer, cfg.periods, cfg.restart_weights, cfg.eta_min, cfg.warmup_iter)
+    scheduler = build_scheduler(optimizer, cfg)
     scaler = torch.amp.GradScaler(device.type, enabled=use_amp and cfg.amp == "fp16")
     ema = ModelEMA(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
-    criterion = CharbonnierLoss(cfg.loss_eps, cfg.loss_reduction)
+    criterion = build_loss(cfg)
 
     state = {"iter": 0, "best_metric": None, "best_iter": None, "rollbacks": 0, "salt": 0, "dcn_lr_scale": 1.0}
 
@@ -498,8 +526,7 @@ def _train(cfg: TrainConfig, emit, rank: int, world: int, device: torch.device) 
             scheduler.load_state_dict(ckpt["scheduler"])
             # the schedule's shape follows the current config (it may extend total_iter); the peak
             # lrs (base_lrs, incl. a rolled-back DCN lr) and the step count come from the checkpoint
-            scheduler.periods, scheduler.restart_weights = list(cfg.periods), list(cfg.restart_weights)
-            scheduler.eta_min, scheduler.warmup_iter = cfg.eta_min, max(0, cfg.warmup_iter)
+            scheduler.apply_config(cfg)
             for group, lr in zip(optimizer.param_groups, scheduler.get_lr()):
                 group["lr"] = lr
             if ckpt.get("scaler"):

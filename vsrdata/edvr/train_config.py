@@ -4,7 +4,7 @@ Defaults reproduce the official BasicSR REDS recipe for EDVR-M (EDVR_SPEC §3, B
 `options/train/EDVR/train_EDVR_M_x4_SR_REDS.yml`, run 102): REDS, gt_size 256, 5 frames,
 interval_list [1], hflip + rot, no random reverse; Adam lr 4e-4, betas (0.9, 0.99), wd 0;
 Charbonnier loss with reduction 'sum' and eps 1e-12 (so loss values of 1e4-1e7 are normal);
-cosine annealing with restarts, eta_min 1e-7, 600k iterations; EMA 0.999; validation and
+cosine annealing with restarts, eta_min 1e-7, 600k iterations; no EMA; validation and
 checkpoints every 5000 iterations. `batch_size` is **per process (GPU)**: the official total is
 4 x 8 GPUs = 32.
 
@@ -16,10 +16,10 @@ Three values depend on the model and are resolved by `resolved()` when left at N
   woTSA -> TSA stage of the recipe), else 0 (no TSA-only phase when training from scratch: the
   frozen layers would keep their random init).
 
-Loading: `load_config(path)` reads TOML (tomllib) or YAML (only when PyYAML is installed) with
+Loading: `load_config(path)` reads TOML (tomllib; tomli on Python 3.10) or YAML (PyYAML) with
 the field names below as keys, either at top level or under a `[train]` table. A BasicSR
 training YAML (`options/train/EDVR/*.yml`: `network_g`, `datasets`, `train`, ...) is recognised
-and mapped by `from_basicsr`.
+and mapped by `vsrdata.edvr.basicsr_options` (every key honoured, irrelevant or reported).
 No torch import here: the CLI imports this module lazily but it stays cheap.
 """
 
@@ -30,7 +30,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from vsrdata.errors import ConfigError
 
@@ -39,6 +39,8 @@ VAL_PARTITIONS = ("REDS4", "official", "none")
 AMP_MODES = ("none", "bf16", "fp16")
 PAD_MODES = ("reflection_circle", "replicate", "reflection", "circle")
 LOSS_REDUCTIONS = ("sum", "mean")
+LOSS_TYPES = ("charbonnier", "l1", "mse")
+SCHEDULERS = ("cosine_restart", "multistep")
 
 #: REDS validation partitions, removed from the training keys (EDVR_SPEC §4.2).
 REDS_VAL_CLIPS = {
@@ -74,6 +76,8 @@ class TrainConfig:
     num_workers: int = 3  # per process
     # --- model initialisation -------------------------------------------------------------
     init: str | None = None  # non-strict load (woTSA -> TSA)
+    init_key: str | None = None  # wrapper entry of --init: params | params_ema (None: params, as BasicSR)
+    init_strict: bool = False  # BasicSR path.strict_load_g: every tensor of the model must be in --init
     init_deep_from_shallow: str | None = None  # tile reconstruction blocks of a shallower model
     dcn_backend: str | None = None
     # --- optimisation ---------------------------------------------------------------------
@@ -82,26 +86,36 @@ class TrainConfig:
     weight_decay: float = 0.0
     dcn_lr_mul: float = 1.0
     total_iter: int = 600_000
+    scheduler: str = "cosine_restart"  # cosine_restart (CosineAnnealingRestartLR) | multistep (MultiStepLR)
     periods: list | None = None
     restart_weights: list | None = None
     eta_min: float = 1e-7
+    milestones: list | None = None  # multistep: scheduler steps at which lr *= gamma
+    gamma: float = 0.1
+    restarts: list | None = None  # multistep: restart steps (default [0]); weights in restart_weights
     warmup_iter: int = 0  # linear warm-up iterations (BasicSR warmup_iter; 0 / -1 = none)
     tsa_iter: int | None = None
     grad_clip: float = 0.0  # max gradient norm; 0 = off
-    ema_decay: float = 0.999  # 0 = no EMA
+    ema_decay: float = 0.0  # 0 = no EMA (BasicSR default; the EDVR recipes use none); opt in: 0.999
+    loss_type: str = "charbonnier"  # charbonnier | l1 | mse
     loss_reduction: str = "sum"
     loss_eps: float = 1e-12
+    loss_weight: float = 1.0
     # --- precision ------------------------------------------------------------------------
     amp: str = "none"  # none | bf16 | fp16 (CUDA only; CPU always runs fp32)
     channels_last: bool = False  # CUDA only
     # --- validation, logging, checkpoints -------------------------------------------------
     val_path: str | None = None  # a split-test output (OUT with GT/ and BIx4/)
+    val_gt: str | None = None  # or a BasicSR-style test set: GT root, LQ root, optional meta info
+    val_lq: str | None = None
+    val_meta_info: str | None = None
     val_freq: int = 5000
     val_pad: str = "reflection_circle"
     val_max_frames: int = 0  # per clip; 0 = all
     save_freq: int = 5000
     keep_checkpoints: int = 3  # newest iteration checkpoints kept (best.pth is kept besides)
     print_freq: int = 100
+    tensorboard: bool = True  # scalars under RUN/tb/ when tensorboard is installed
     resume: str | None = None  # None | "auto" | PATH
     # --- divergence guard -----------------------------------------------------------------
     offset_threshold: float = 100.0  # mean |offset| of any DCN; 0 = no offset check
@@ -117,13 +131,21 @@ class TrainConfig:
                                   betas=list(self.betas), inject_nan_at=list(self.inject_nan_at))
         if with_tsa is None:
             with_tsa = bool(cfg.model.get("with_tsa", not cfg.preset.endswith("wotsa")))
-        if cfg.periods is None:
+        if cfg.scheduler == "multistep":
+            cfg.milestones = [int(m) for m in cfg.milestones or []]
+            cfg.restarts = [int(r) for r in cfg.restarts] if cfg.restarts is not None else [0]
+            cfg.restart_weights = ([float(w) for w in cfg.restart_weights] if cfg.restart_weights is not None
+                                   else [1.0] * len(cfg.restarts))
+            cfg.periods = cfg.periods or [cfg.total_iter]  # unused; keeps the record complete
+        elif cfg.periods is None:
             cfg.periods = [50_000, 100_000, 150_000, 150_000, 150_000] if with_tsa else [150_000] * 4
             if cfg.total_iter != 600_000:  # scale the recipe's cycles to the requested length
                 cfg.periods = _scale_periods(cfg.periods, cfg.total_iter)
         else:
             cfg.periods = [int(p) for p in cfg.periods]
-        if cfg.restart_weights is None:
+        if cfg.scheduler == "multistep":
+            pass
+        elif cfg.restart_weights is None:
             cfg.restart_weights = [1.0] * len(cfg.periods)
         else:
             cfg.restart_weights = [float(w) for w in cfg.restart_weights]
@@ -144,6 +166,14 @@ class TrainConfig:
             bad("amp", f"{self.amp!r} (choose from {', '.join(AMP_MODES)})")
         if self.val_pad not in PAD_MODES:
             bad("val_pad", f"{self.val_pad!r} (choose from {', '.join(PAD_MODES)})")
+        if self.scheduler not in SCHEDULERS:
+            bad("scheduler", f"{self.scheduler!r} (choose from {', '.join(SCHEDULERS)})")
+        if self.loss_type not in LOSS_TYPES:
+            bad("loss_type", f"{self.loss_type!r} (choose from {', '.join(LOSS_TYPES)})")
+        if self.init_key not in (None, "params", "params_ema"):
+            bad("init_key", f"{self.init_key!r} (choose from params, params_ema)")
+        if bool(self.val_gt) != bool(self.val_lq):
+            bad("val_gt", "give both the validation GT and LQ roots")
         if self.loss_reduction not in LOSS_REDUCTIONS:
             bad("loss_reduction", f"{self.loss_reduction!r} (choose from sum, mean)")
         if self.device not in ("auto", "cpu", "cuda"):
@@ -171,7 +201,10 @@ class TrainConfig:
             bad("num_frame", f"must be odd and >= 1, got {self.num_frame}")
         if self.dataset == "vimeo" and self.num_frame is not None and self.num_frame > 7:
             bad("num_frame", "Vimeo90K septuplets hold 7 frames")
-        if self.periods is not None:
+        if self.scheduler == "multistep":
+            if self.restarts is not None and len(self.restart_weights or [1.0] * len(self.restarts)) != len(self.restarts):
+                bad("restart_weights", "one weight per restart")
+        elif self.periods is not None:
             if not self.periods or any(int(p) < 1 for p in self.periods):
                 bad("periods", f"need positive integers, got {self.periods}")
             if self.restart_weights is not None and len(self.restart_weights) != len(self.periods):
@@ -234,93 +267,27 @@ def from_dict(data: dict[str, Any], base: TrainConfig | None = None, source: str
     return dataclasses.replace(base or TrainConfig(), **clean)
 
 
-_BASICSR_PRESETS = {  # (num_feat, num_reconstruct_block, with_tsa, num_frame) -> preset
-    (64, 10, False, 5): "edvr-m-wotsa", (64, 10, True, 5): "edvr-m", (128, 40, True, 5): "edvr-l",
-    (128, 40, True, 7): "edvr-l-vimeo",
-}
+def from_basicsr(opt: dict[str, Any], source: str = "option file") -> dict[str, Any]:
+    """TrainConfig fields of a BasicSR training option file (see `vsrdata.edvr.basicsr_options`)."""
+    from vsrdata.edvr.basicsr_options import read_options
+
+    return read_options(opt, source).fields
 
 
-def from_basicsr(opt: dict[str, Any]) -> dict[str, Any]:
-    """Map a BasicSR EDVR training YAML (`options/train/EDVR/*.yml` schema) to TrainConfig fields.
-
-    Read: name, manual_seed, network_g (EDVR fields; `ema_decay` misplaced there in BasicSR's L
-    YAMLs is treated as a train option), datasets.train (type, dataroot_gt/lq, meta_info_file,
-    val_partition, num_frame, gt_size, interval_list, random_reverse, use_hflip, use_rot,
-    batch_size_per_gpu, num_worker_per_gpu), path (pretrain_network_g, resume_state), train
-    (ema_decay, optim_g, scheduler, total_iter, warmup_iter, tsa_iter, dcn_lr_mul, pixel_opt),
-    val.val_freq, logger (print_freq, save_checkpoint_freq). Everything else is ignored.
-    """
-    out: dict[str, Any] = {}
-    if opt.get("name"):
-        out["run_dir"] = f"experiments/{opt['name']}"
-    if opt.get("manual_seed") is not None:
-        out["seed"] = int(opt["manual_seed"])
-    net = dict(opt.get("network_g") or {})
-    net.pop("type", None)
-    if "ema_decay" in net:
-        out["ema_decay"] = float(net.pop("ema_decay"))
-    model = {k: v for k, v in net.items() if k in _EDVR_FIELDS}
-    key = (model.get("num_feat", 64), model.get("num_reconstruct_block", 10), model.get("with_tsa", True),
-           model.get("num_frame", 5))
-    out["preset"] = _BASICSR_PRESETS.get(key, "edvr-m")
-    out["model"] = model
-    train_ds = (opt.get("datasets") or {}).get("train") or {}
-    kind = str(train_ds.get("type", "")).lower()
-    out["dataset"] = "vimeo" if "vimeo" in kind else "reds"
-    for src, dst in (("dataroot_gt", "gt_path"), ("dataroot_lq", "lq_path"), ("gt_size", "gt_size"),
-                     ("interval_list", "interval_list"), ("random_reverse", "random_reverse"),
-                     ("use_hflip", "use_hflip"), ("use_rot", "use_rot"), ("batch_size_per_gpu", "batch_size"),
-                     ("num_worker_per_gpu", "num_workers"), ("num_frame", "num_frame")):
-        if train_ds.get(src) is not None:
-            out[dst] = train_ds[src]
-    if train_ds.get("val_partition") is not None:
-        out["val_partition"] = "REDS4" if str(train_ds["val_partition"]).upper() == "REDS4" else "official"
-    if out["dataset"] == "vimeo" and train_ds.get("meta_info_file"):
-        out["train_list"] = train_ds["meta_info_file"]
-    path = opt.get("path") or {}
-    if path.get("pretrain_network_g"):
-        out["init"] = path["pretrain_network_g"]
-    if path.get("resume_state"):
-        out["resume"] = path["resume_state"]
-    tr = opt.get("train") or {}
-    if tr.get("ema_decay") is not None:
-        out["ema_decay"] = float(tr["ema_decay"])
-    optim = tr.get("optim_g") or {}
-    for src, dst in (("lr", "lr"), ("betas", "betas"), ("weight_decay", "weight_decay")):
-        if optim.get(src) is not None:
-            out[dst] = optim[src]
-    sched = tr.get("scheduler") or {}
-    for src, dst in (("periods", "periods"), ("restart_weights", "restart_weights"), ("eta_min", "eta_min")):
-        if sched.get(src) is not None:
-            out[dst] = sched[src]
-    for src in ("total_iter", "tsa_iter", "dcn_lr_mul"):
-        if tr.get(src) is not None:
-            out[src] = tr[src]
-    if tr.get("warmup_iter") is not None:
-        out["warmup_iter"] = max(0, int(tr["warmup_iter"]))
-    pix = tr.get("pixel_opt") or {}
-    if pix.get("reduction"):
-        out["loss_reduction"] = pix["reduction"]
-    if pix.get("eps") is not None:
-        out["loss_eps"] = pix["eps"]
-    if (opt.get("val") or {}).get("val_freq") is not None:
-        out["val_freq"] = int(float(opt["val"]["val_freq"]))
-    logger = opt.get("logger") or {}
-    if logger.get("print_freq") is not None:
-        out["print_freq"] = int(logger["print_freq"])
-    if logger.get("save_checkpoint_freq") is not None:
-        out["save_freq"] = int(float(logger["save_checkpoint_freq"]))
-    for k in ("total_iter", "tsa_iter", "val_freq", "save_freq", "print_freq"):
-        if k in out:
-            out[k] = int(float(out[k]))
-    return out
+def _toml_module():
+    """tomllib (Python >= 3.11) or its backport tomli (a dependency on 3.10)."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        try:
+            import tomli as tomllib
+        except ModuleNotFoundError:
+            raise ConfigError("reading TOML on Python 3.10 needs tomli (pip install tomli)") from None
+    return tomllib
 
 
-def load_config(path: str | os.PathLike, base: TrainConfig | None = None) -> TrainConfig:
-    """Read a TOML (`.toml`) or YAML (`.yml`/`.yaml`, needs PyYAML) file into a TrainConfig.
-
-    JSON (`.json`, e.g. the `config.json` saved in a run directory) is read too.
-    """
+def read_config_file(path: str | os.PathLike) -> dict:
+    """The mapping held by a TOML / YAML / JSON config file (ConfigError naming the file)."""
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -329,9 +296,7 @@ def load_config(path: str | os.PathLike, base: TrainConfig | None = None) -> Tra
     suffix = path.suffix.lower()
     try:
         if suffix == ".toml":
-            import tomllib
-
-            data = tomllib.loads(raw.decode("utf-8"))
+            data = _toml_module().loads(raw.decode("utf-8"))
         elif suffix in (".yml", ".yaml"):
             try:
                 import yaml
@@ -349,6 +314,26 @@ def load_config(path: str | os.PathLike, base: TrainConfig | None = None) -> Tra
         raise ConfigError(f"cannot parse config file {path}: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} does not hold a mapping of options")
-    if "network_g" in data or "datasets" in data:  # a BasicSR options file
-        data = from_basicsr(data)
+    return data
+
+
+def load_config(path: str | os.PathLike, base: TrainConfig | None = None,
+                on_note: Callable[[str], None] | None = None) -> TrainConfig:
+    """Read a TOML (`.toml`), YAML (`.yml`/`.yaml`) or JSON (`.json`, e.g. a run's config.json)
+    file into a TrainConfig. A BasicSR training option file is mapped by
+    `vsrdata.edvr.basicsr_options`; its notes and the one "ignored: ..." block go to `on_note`.
+    A BasicSR *test* option file is refused (it is for `vsrdata evaluate --config`).
+    """
+    data = read_config_file(path)
+    from vsrdata.edvr.basicsr_options import is_basicsr, read_options
+
+    if is_basicsr(data):
+        opts = read_options(data, str(path))
+        if opts.kind == "test":
+            raise ConfigError(f"{path} is a BasicSR test option file (datasets.test_*), not a training one: "
+                              f"score it with `vsrdata evaluate --config {path}`")
+        for line in ([opts.warning()] if opts.warning() else []) + opts.notes:
+            if on_note is not None:
+                on_note(line)
+        data = opts.fields
     return from_dict(data, base, source=str(path))
