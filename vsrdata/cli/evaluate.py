@@ -39,9 +39,18 @@ _PROTOCOLS = ("auto", "vid4", "reds4", "vimeo-t", "generic")
 @click.option("--no-strips", is_flag=True, help="Do not write comparison strips (bicubic | model | GT).")
 @click.option("--dcn-backend", type=click.Choice(["auto", "torch", "torchvision"]), default="auto",
               show_default=True, help="Deformable-convolution implementation.")
+@click.option("--scene-cuts", default="off", show_default=True, metavar="off|auto|FILE",
+              help="Keep temporal windows inside shots: off (the papers' protocol), auto (PySceneDetect "
+              "content detector on each clip's LR frames) or a JSON FILE {clip: [first frame of each new "
+              "shot, ...]}. Recorded in the report folder's scenes.json.")
+@click.option("--scene-threshold", type=click.FloatRange(min=0, min_open=True), default=27.0, show_default=True,
+              help="Content-detector threshold for --scene-cuts auto.")
+@click.option("--scene-min-len", type=click.IntRange(min=1), default=15, show_default=True,
+              help="Shortest shot in frames for --scene-cuts auto.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def command(paths, bicubic, preset, protocol, channel, crop_border, frames, padding, average, with_bicubic,
-            device, precision, out_dir, save_frames, no_strips, dcn_backend, quiet):
+            device, precision, out_dir, save_frames, no_strips, dcn_backend, scene_cuts, scene_threshold,
+            scene_min_len, quiet):
     """Score EDVR (or bicubic) on a split-test dataset: per-clip PSNR/SSIM table, JSON, CSV.
 
     DATASET is a `vsrdata split-test` output (split.json, GT/, BIx4/). Every frame is restored
@@ -73,7 +82,8 @@ def command(paths, bicubic, preset, protocol, channel, crop_border, frames, padd
                           channel=channel, crop_border=crop_border, frames=frames, padding=padding,
                           average=average, device=device, precision=precision, out_dir=out_dir,
                           save_frames=save_frames, strips=not no_strips, with_bicubic=with_bicubic,
-                          dcn_backend=None if dcn_backend == "auto" else dcn_backend, progress=progress)
+                          dcn_backend=None if dcn_backend == "auto" else dcn_backend, scene_cuts=scene_cuts,
+                          scene_threshold=scene_threshold, scene_min_len=scene_min_len, progress=progress)
     click.echo(report.table())
     click.echo(f"report: {report.paths['table']}, {report.paths['json']}, {report.paths['csv']}")
     if "strips" in report.paths:

@@ -128,8 +128,8 @@ def shots(cuts: Sequence[int], length: int) -> list[tuple[int, int]]:
 
 def write_scenes(out_dir: str | os.PathLike, cuts: Sequence[int], length: int, *, mode: str,
                  source: str | None = None, threshold: float | None = None,
-                 min_scene_len: int | None = None) -> Path:
-    """Write OUT_DIR/scenes.json (atomically): the cuts used, the shots, and how they were found.
+                 min_scene_len: int | None = None, name: str = SCENES_FILE) -> Path:
+    """Write OUT_DIR/`name` (scenes.json; atomically): the cuts used, the shots, how they were found.
 
     `mode` is 'auto' (detected; `threshold`/`min_scene_len` recorded), 'file' (`source` is the
     user's file) or 'off'."""
@@ -142,9 +142,9 @@ def write_scenes(out_dir: str | os.PathLike, cuts: Sequence[int], length: int, *
 
         record["detector"] = {"name": "scenedetect.ContentDetector", "version": scenedetect.__version__,
                               "threshold": threshold, "min_scene_len": min_scene_len}
-    out = Path(out_dir) / SCENES_FILE
+    out = Path(out_dir) / name
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{SCENES_FILE}.{os.getpid()}.tmp")
+    tmp = out.with_name(f".{name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     os.replace(tmp, out)
     return out
