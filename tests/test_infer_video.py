@@ -172,3 +172,25 @@ def test_evaluate_scene_cuts_file_equals_the_shot_alone(tmp_path):
     assert json.loads((tmp_path / "cut" / "scenes.json").read_text())["clips"] == {"000": [3]}
     assert json.loads((tmp_path / "cut" / "report.json").read_text())["protocol"]["scene_cuts"] == "file"
     assert not (tmp_path / "off" / "scenes.json").exists()
+
+
+def test_variable_rate_video_keeps_every_frame_at_its_timestamp(tmp_path):
+    import av
+    from fractions import Fraction
+
+    times_ms = [0, 40, 80, 200, 240, 400, 440, 480, 600, 700]  # irregular steps: a variable rate
+    frames = reds_clip("000", CROP) + reds_clip("001", CROP)[:3]
+    with av.open(str(tmp_path / "vfr.mp4"), "w") as out:
+        vs = out.add_stream("libx264", rate=25)
+        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
+        vs.codec_context.time_base = vs.time_base = Fraction(1, 1000)
+        for img, t in zip(frames, times_ms):
+            f = av.VideoFrame.from_ndarray(img, format="bgr24")
+            f.pts, f.time_base = t, Fraction(1, 1000)
+            out.mux(vs.encode(f))
+        out.mux(vs.encode(None))
+    assert video.probe(tmp_path / "vfr.mp4").variable_rate
+    res = infer(tmp_path / "vfr.mp4", tmp_path / "sr.mp4", model=LocalModel(), device="cpu", scene_cuts="off")
+    assert res.written == 10
+    got = [f.time for f in video.read_frames(tmp_path / "sr.mp4")]
+    assert got == pytest.approx([t / 1000 for t in times_ms], abs=1e-6)
