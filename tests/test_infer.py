@@ -10,9 +10,12 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from media import make_video
 from vsrdata.cli import main
+from vsrdata.core.video import read_frames
 from vsrdata.edvr.config import get_preset
-from vsrdata.edvr.evaluate import infer, restore
+from vsrdata.edvr.evaluate import restore
+from vsrdata.edvr.infer import infer
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
@@ -53,7 +56,7 @@ def test_folder_in_odd_size_out_frames(tmp_path):
     res = infer(tmp_path / "in", tmp_path / "out", model=model, device="cpu")
     assert res.written == 5 and res.skipped == 0
     outs = sorted((tmp_path / "out").iterdir())
-    assert [p.name for p in outs] == [f"frame_{i}.png" for i in range(1, 6)]
+    assert [p.name for p in outs] == [f"frame_{i}.png" for i in range(1, 6)] + ["scenes.json"]
     img = cv2.imread(str(tmp_path / "out" / "frame_1.png"))
     assert img.shape == (88, 120, 3)
     # frame 0 = the model on its reflection_circle window [2, 0, 1] of the replicate-padded input
@@ -101,16 +104,12 @@ def test_resume_skips_existing_frames(tmp_path):
     assert (res.written, res.skipped) == (4, 0)
 
 
-def test_video_in_and_out(tmp_path):
-    imageio = pytest.importorskip("imageio.v2")
+def test_video_in_frames_out_and_resume(tmp_path):
     frames = _odd_frames(tmp_path / "in", n=6, h=24, w=32)
-    video = tmp_path / "clip.mp4"
-    with imageio.get_writer(str(video), format="FFMPEG", fps=10, macro_block_size=1, quality=10) as w:
-        for f in frames:
-            w.append_data(f[..., ::-1])
+    video = make_video(tmp_path / "clip.mp4", frames, fps=10, audio=None)
     res = infer(video, tmp_path / "frames_out", model=ConvModel(), device="cpu")
     assert res.written == 6  # exactly the input frame count
-    names = sorted(p.name for p in (tmp_path / "frames_out").iterdir())
+    names = sorted(p.name for p in (tmp_path / "frames_out").glob("*.png"))
     assert names == [f"{i:08d}.png" for i in range(6)]
     assert cv2.imread(str(tmp_path / "frames_out" / "00000000.png")).shape == (96, 128, 3)
     (tmp_path / "frames_out" / "00000004.png").unlink()
@@ -118,11 +117,9 @@ def test_video_in_and_out(tmp_path):
     assert (res.written, res.skipped) == (1, 5)
 
     res = infer(tmp_path / "in", tmp_path / "sr.mp4", model=ConvModel(), device="cpu", fps=12)
-    assert res.to_video and res.fps == 12
-    reader = imageio.get_reader(str(tmp_path / "sr.mp4"), format="FFMPEG")
-    got = [np.asarray(f) for f in reader]
-    reader.close()
-    assert len(got) == 6 and got[0].shape == (96, 128, 3)
+    assert res.to_video and res.fps == 12 and res.audio == []
+    got = list(read_frames(tmp_path / "sr.mp4"))
+    assert len(got) == 6 and got[0].image.shape == (96, 128, 3)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left
 
 

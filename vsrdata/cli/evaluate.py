@@ -48,9 +48,18 @@ _PROTOCOLS = ("auto", "vid4", "reds4", "vimeo-t", "generic")
 @click.option("--no-strips", is_flag=True, help="Do not write comparison strips (bicubic | model | GT).")
 @click.option("--dcn-backend", type=click.Choice(["auto", "torch", "torchvision"]), default="auto",
               show_default=True, help="Deformable-convolution implementation.")
+@click.option("--scene-cuts", default="off", show_default=True, metavar="off|auto|FILE",
+              help="Keep temporal windows inside shots: off (the papers' protocol), auto (PySceneDetect "
+              "content detector on each clip's LR frames) or a JSON FILE {clip: [first frame of each new "
+              "shot, ...]}. Recorded in the report folder's scenes.json.")
+@click.option("--scene-threshold", type=click.FloatRange(min=0, min_open=True), default=27.0, show_default=True,
+              help="Content-detector threshold for --scene-cuts auto.")
+@click.option("--scene-min-len", type=click.IntRange(min=1), default=15, show_default=True,
+              help="Shortest shot in frames for --scene-cuts auto.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def command(paths, gt_root, lq_root, meta_info, config_file, bicubic, preset, protocol, channel, crop_border, frames, padding, average, with_bicubic,
-            device, precision, out_dir, save_frames, no_strips, dcn_backend, quiet):
+def command(paths, gt_root, lq_root, meta_info, config_file, bicubic, preset, protocol, channel, crop_border, frames,
+            padding, average, with_bicubic, device, precision, out_dir, save_frames, no_strips, dcn_backend,
+            scene_cuts, scene_threshold, scene_min_len, quiet):
     """Score EDVR (or bicubic) on a split-test dataset: per-clip PSNR/SSIM table, JSON, CSV.
 
     DATASET is a `vsrdata split-test` output (split.json, GT/, BIx4/). Every frame is restored
@@ -94,7 +103,8 @@ def command(paths, gt_root, lq_root, meta_info, config_file, bicubic, preset, pr
                           average=average, device=device, precision=precision, out_dir=out_dir,
                           save_frames=save_frames, strips=not no_strips, with_bicubic=with_bicubic,
                           dcn_backend=None if dcn_backend == "auto" else dcn_backend, progress=progress,
-                          gt=gt_root, lq=lq_root, meta_info=meta_info)
+                          gt=gt_root, lq=lq_root, meta_info=meta_info, scene_cuts=scene_cuts,
+                          scene_threshold=scene_threshold, scene_min_len=scene_min_len)
     _print(report)
 
 

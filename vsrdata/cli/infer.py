@@ -7,6 +7,21 @@ import click
 from vsrdata.cli._common import ProgressBar
 
 _PADDINGS = ("reflection_circle", "replicate", "reflection", "circle")
+_CODECS = ("libx264", "libx265", "libvpx-vp9", "ffv1")  # = vsrdata.core.video.CODECS (no PyAV import here)
+
+
+def _fps(value: str | None):
+    if value is None:
+        return None
+    from fractions import Fraction
+
+    try:
+        fps = Fraction(value)
+    except (ValueError, ZeroDivisionError):
+        raise click.BadParameter(f"{value!r} is not a number or a fraction like 24000/1001") from None
+    if fps <= 0:
+        raise click.BadParameter(f"must be positive, got {value}")
+    return fps
 
 
 @click.command("infer")
@@ -21,9 +36,24 @@ _PADDINGS = ("reflection_circle", "replicate", "reflection", "circle")
 @click.option("--tile-overlap", type=click.IntRange(min=0), default=16, show_default=True,
               help="Input pixels each tile extends into its neighbours (only the tile's own part is kept).")
 @click.option("--padding", type=click.Choice(_PADDINGS), default=None,
-              help="Temporal padding at the ends (default reflection_circle; replicate for deblur presets).")
-@click.option("--fps", type=float, default=None, help="Frame rate of a video OUTPUT (default: the input "
-              "video's, else 25).")
+              help="Temporal padding at clip and shot ends (default reflection_circle; replicate for "
+              "deblur presets).")
+@click.option("--scene-cuts", default="auto", show_default=True, metavar="auto|off|FILE",
+              help="Shot boundaries that no temporal window crosses: detected (PySceneDetect content "
+              "detector), none, or a FILE of cut frame indices (first frame of each new shot). Recorded "
+              "in OUTPUT/scenes.json (OUTPUT_STEM.scenes.json next to a video).")
+@click.option("--scene-threshold", type=click.FloatRange(min=0, min_open=True), default=27.0, show_default=True,
+              help="Content-detector threshold for --scene-cuts auto (lower finds more cuts).")
+@click.option("--scene-min-len", type=click.IntRange(min=1), default=15, show_default=True,
+              help="Shortest shot in frames for --scene-cuts auto (closer cuts are merged).")
+@click.option("--fps", default=None, help="Frame rate of a video OUTPUT, e.g. 25 or 24000/1001 (default: "
+              "the input video's, exactly; else 25).")
+@click.option("--codec", type=click.Choice(_CODECS), default=None,
+              help="Video OUTPUT codec (default libx264; libvpx-vp9 for .webm; ffv1 is lossless).")
+@click.option("--crf", type=click.IntRange(min=0, max=63), default=None,
+              help="Constant-rate factor (default 17 for libx264, 18 libx265, 20 VP9: visually lossless).")
+@click.option("--pix-fmt", type=click.Choice(["yuv420p", "yuv444p"]), default=None,
+              help="Chroma of a video OUTPUT (default yuv420p: plays everywhere; yuv444p keeps full colour).")
 @click.option("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available).")
 @click.option("--precision", type=click.Choice(["fp32", "fp16", "bf16"]), default="fp32", show_default=True,
               help="Autocast precision (fp16/bf16 on CUDA only).")
@@ -31,30 +61,39 @@ _PADDINGS = ("reflection_circle", "replicate", "reflection", "circle")
               show_default=True, help="Deformable-convolution implementation.")
 @click.option("--overwrite", is_flag=True, help="Redo frames that already exist in OUTPUT.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def command(input_path, output, checkpoint, preset, tile, tile_overlap, padding, fps, device, precision,
-            dcn_backend, overwrite, quiet):
+def command(input_path, output, checkpoint, preset, tile, tile_overlap, padding, scene_cuts, scene_threshold,
+            scene_min_len, fps, codec, crf, pix_fmt, device, precision, dcn_backend, overwrite, quiet):
     """Super-resolve a folder of frames or a video with EDVR (no ground truth needed).
 
     INPUT is a folder of frames (natural order) or a video file; OUTPUT is a folder of PNG
-    frames, or a video file when it ends in .mp4/.mkv/.avi/.mov/.webm. Any frame size works
-    (padded to a multiple of 4 and cut back). Frame folders are resumable: frames already in
-    OUTPUT are skipped.
+    frames, or a video file when it ends in .mp4/.mkv/.mov/.m4v/.avi/.webm. A video OUTPUT keeps
+    every frame, the exact frame rate and the audio (stream-copied). Memory stays constant
+    however long the video. Any frame size works (padded to a multiple of 4 and cut back).
+    Frame folders are resumable: frames already in OUTPUT are skipped.
 
     \b
     Examples:
       vsrdata infer my_clip/ my_clip_x4/ -c EDVR_M_x4_SR_REDS.pth --preset edvr-m
       vsrdata infer video.mp4 video_x4.mp4 -c net_g.pth --tile 128 --tile-overlap 32
+      vsrdata infer film.mkv film_x4.mkv -c net_g.pth --codec libx265 --crf 16 --scene-cuts cuts.txt
     """
-    from vsrdata.edvr.evaluate import infer
+    from vsrdata.edvr.infer import infer
 
     with ProgressBar("infer", "frame", quiet=quiet) as progress:
         result = infer(input_path, output, checkpoint=checkpoint, preset=preset, device=device,
-                       padding=padding, tile=tile, tile_overlap=tile_overlap, precision=precision, fps=fps,
-                       overwrite=overwrite, dcn_backend=None if dcn_backend == "auto" else dcn_backend,
-                       progress=progress)
+                       padding=padding, tile=tile, tile_overlap=tile_overlap, precision=precision,
+                       fps=_fps(fps), codec=codec, crf=crf, pix_fmt=pix_fmt, scene_cuts=scene_cuts,
+                       scene_threshold=scene_threshold, scene_min_len=scene_min_len, overwrite=overwrite,
+                       dcn_backend=None if dcn_backend == "auto" else dcn_backend, progress=progress)
+    for warning in result.warnings:
+        click.echo(f"Warning: {warning}", err=True)
     size = ""
     if result.in_size and result.out_size:
-        size = (f", {result.in_size[1]}x{result.in_size[0]} -> {result.out_size[1]}x{result.out_size[0]}")
-    kind = f"video at {result.fps:g} fps" if result.to_video else "PNG frames"
-    click.echo(f"infer: {result.written} frame(s) written, {result.skipped} already present{size}; "
+        size = f", {result.in_size[1]}x{result.in_size[0]} -> {result.out_size[1]}x{result.out_size[0]}"
+    if result.to_video:
+        kind = f"video at {result.fps} fps" + (f" (audio: {'; '.join(result.audio)})" if result.audio else "")
+    else:
+        kind = "PNG frames"
+    cuts = f"; {len(result.cuts)} scene cut(s)" if result.cuts else ""
+    click.echo(f"infer: {result.written} frame(s) written, {result.skipped} already present{size}{cuts}; "
                f"{kind} in {result.output} ({result.seconds:.1f} s)")

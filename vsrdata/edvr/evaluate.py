@@ -1,5 +1,5 @@
-"""`evaluate`: score EDVR (or the bicubic baseline) on a split-test output; `infer`: run it on
-any folder of frames or video file.
+"""`evaluate`: score EDVR (or the bicubic baseline) on a split-test output. The model-running
+helpers here (`load_model`, `restore`) are shared with `vsrdata.edvr.infer`.
 
 Protocol (EDVR_SPEC section 5; EDVR-old `test_Vid4_REDS4_with_GT.py`, BasicSR
 `video_test_dataset.py` / `video_base_model.py`; our own code):
@@ -30,7 +30,6 @@ The model runs under `torch.inference_mode()`; fp16/bf16 (autocast) only on CUDA
 from __future__ import annotations
 
 import os
-import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -49,7 +48,7 @@ from vsrdata.edvr.report import ClipScores, EvalReport, FrameScore, write_strip
 from vsrdata.edvr.test_clips import PADDING_MODES, SlidingWindow
 from vsrdata.errors import CheckpointError, ConfigError, InputError
 
-__all__ = ["PROTOCOLS", "PRECISIONS", "evaluate", "infer", "load_model", "restore", "default_device"]
+__all__ = ["PROTOCOLS", "PRECISIONS", "evaluate", "load_model", "restore", "default_device"]
 
 Progress = Callable[[int, "int | None"], None]  # (frames just done, total or None)
 
@@ -283,7 +282,8 @@ def evaluate(split_dir: str | os.PathLike | None, checkpoint: str | os.PathLike 
              frames: str | None = None, padding: str | None = None, average: str = "clip",
              device: str | None = None, precision: str = "fp32", out_dir: str | os.PathLike | None = None,
              save_frames: bool = False, strips: bool = True, strip_crop: int = 192,
-             with_bicubic: bool = False, dcn_backend: str | None = None,
+             with_bicubic: bool = False, dcn_backend: str | None = None, scene_cuts: str = "off",
+             scene_threshold: float = 27.0, scene_min_len: int = 15,
              progress: Progress | None = None, gt: str | os.PathLike | None = None,
              lq: str | os.PathLike | None = None, meta_info: str | os.PathLike | None = None) -> EvalReport:
     """Score a model (a `checkpoint`, or an already built `model`) or the bicubic baseline
@@ -299,6 +299,11 @@ def evaluate(split_dir: str | os.PathLike | None, checkpoint: str | os.PathLike 
     + meta_info_REDS4_test_GT.txt, Vid4 GT/ + BIx4/); the scores equal those of split-test's
     output of the same clips. The report's protocol records which checkpoint entry was loaded
     (`weights_key`: params, params_ema, ...).
+
+    `scene_cuts` ('off' by default, the papers' protocol): 'auto' detects shot boundaries in each
+    clip's LR frames (`vsrdata.core.scenes`), or a JSON FILE maps clip names to cut lists; windows
+    then stay inside their shot (`test_clips.shot_temporal_indices`) and the cuts used are
+    recorded in `out_dir`/scenes.json.
 
     Raises InputError (not a split-test output, unreadable frames), CheckpointError (missing or
     mismatching weights), ConfigError (bad options, model scale that does not fit the split).
@@ -345,6 +350,7 @@ def evaluate(split_dir: str | os.PathLike | None, checkpoint: str | os.PathLike 
         centers = [len(names) // 2] if proto.frames == "center" else list(range(len(names)))
         plan.append((name, rec, names, centers))
     total = sum(len(p[3]) for p in plan)
+    clip_cuts = _clip_cuts(scene_cuts, plan, lr_dir, scene_threshold, scene_min_len, setup.model is None)
     if progress:
         progress(0, total)
 
@@ -380,7 +386,7 @@ def evaluate(split_dir: str | os.PathLike | None, checkpoint: str | os.PathLike 
             strip_at = centers[len(centers) // 2]
             lr_paths = [lr_dir / name / n for n in names]
             pending: deque = deque()
-            for t, out_rgb, bic_rgb in _restore_clip(setup, rec, lr_paths, centers, strip_at,
+            for t, out_rgb, bic_rgb in _restore_clip(setup, rec, lr_paths, centers, strip_at, clip_cuts.get(name, ()),
                                                      with_bicubic or setup.model is None):
                 pending.append(pool.submit(score, name, rec, names, t, out_rgb, bic_rgb, strips and t == strip_at))
                 while len(pending) > 2 or (pending and pending[0].done()):
@@ -406,7 +412,8 @@ def evaluate(split_dir: str | os.PathLike | None, checkpoint: str | os.PathLike 
         "crop_border": proto.crop_border, "frames": proto.frames, "padding": setup.padding,
         "num_frame": setup.num_frame, "scale": setup.scale, "average": average,
         "device": str(setup.device), "precision": precision, "degradation": record.get("degradation"),
-        "selection": record.get("selection"), "model_config": (setup.model.config.to_dict() if setup.model is not None
+        "selection": record.get("selection"), "scene_cuts": "file" if scene_cuts not in ("off", "auto")
+        else scene_cuts, "model_config": (setup.model.config.to_dict() if setup.model is not None
                          and hasattr(setup.model.config, "to_dict") else None),
     }, clips=report_clips)
     if strip_paths:
@@ -414,6 +421,8 @@ def evaluate(split_dir: str | os.PathLike | None, checkpoint: str | os.PathLike 
     if save_frames:
         report.paths["frames"] = str(out / "frames")
     report.write(out)
+    if scene_cuts != "off":
+        _write_clip_cuts(out, clip_cuts, scene_cuts, scene_threshold, scene_min_len)
     return report
 
 
@@ -451,7 +460,45 @@ def _setup(record, checkpoint, bicubic, model, preset, padding, device, precisio
     return _Setup(model, num_frame, scale, multiple, _check_padding(padding, predeblur), dev, ac, name, preset)
 
 
-def _restore_clip(s: _Setup, rec: dict, lr_paths: list[Path], centers: list[int], strip_at: int,
+def _clip_cuts(mode: str, plan, lr_dir: Path, threshold: float, min_len: int, bicubic: bool) -> dict:
+    """{clip: cuts} for --scene-cuts: {} (off), detected on the LR frames (auto), or a JSON file."""
+    if mode == "off" or bicubic:  # bicubic has no temporal window
+        return {}
+    from vsrdata.core import scenes
+
+    if mode == "auto":
+        return {name: scenes.detect_cuts((read_image(lr_dir / name / n) for n in names), threshold, min_len)
+                for name, _, names, _ in plan}
+    import json
+
+    try:
+        given = json.loads(Path(mode).read_text(encoding="utf-8"))
+        if not isinstance(given, dict):
+            raise ValueError("expected an object {clip: [cut, ...]}")
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"--scene-cuts must be off, auto or a JSON file {{clip: [cuts]}}: {mode} ({exc})") from None
+    known = {p[0]: len(p[2]) for p in plan}
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise InputError(f"{mode}: clip {unknown[0]!r} is not in the dataset")
+    return {k: scenes.check_cuts(v, known[k], source=f"{mode} [{k}]") for k, v in given.items()}
+
+
+def _write_clip_cuts(out: Path, clip_cuts: dict, mode: str, threshold: float, min_len: int) -> None:
+    import json
+
+    record = {"mode": mode if mode in ("auto", "off") else "file", "clips": clip_cuts}
+    if mode == "auto":
+        record["detector"] = {"name": "scenedetect.ContentDetector", "threshold": threshold,
+                              "min_scene_len": min_len}
+    elif mode != "off":
+        record["source"] = mode
+    tmp = out / f".scenes.json.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    os.replace(tmp, out / "scenes.json")
+
+
+def _restore_clip(s: _Setup, rec: dict, lr_paths: list[Path], centers: list[int], strip_at: int, cuts,
                   want_bicubic: bool) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
     """Yield (frame index, restored HxWx3 uint8 RGB cut to the scored region, bicubic or None)."""
     if s.model is None:  # bicubic baseline: no window needed
@@ -465,201 +512,11 @@ def _restore_clip(s: _Setup, rec: dict, lr_paths: list[Path], centers: list[int]
         for p in lr_paths:
             yield frame_to_tensor(read_image(p)).to(s.device)
 
-    for t, window in SlidingWindow(frames(), s.num_frame, s.padding, length=len(lr_paths), centers=centers):
+    for t, window in SlidingWindow(frames(), s.num_frame, s.padding, length=len(lr_paths), centers=centers,
+                                   cuts=cuts):
         out = restore(s.model, torch.stack(window), scale=s.scale, multiple=s.multiple, autocast=s.autocast)
         out_rgb = np.ascontiguousarray(splits.unpad(metrics.tensor_to_uint8(out), rec, "gt"))
         bic = None
         if want_bicubic or t == strip_at:
             bic = _bicubic(splits.unpad(read_image(lr_paths[t]), rec, "lr"), s.scale)
         yield t, out_rgb, bic
-
-
-# -- infer ------------------------------------------------------------------------------------
-
-VIDEO_EXTENSIONS = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".gif")
-
-
-@dataclass
-class InferResult:
-    output: Path
-    frames: int = 0
-    written: int = 0
-    skipped: int = 0
-    in_size: tuple[int, int] | None = None
-    out_size: tuple[int, int] | None = None
-    fps: float | None = None
-    seconds: float = 0.0
-    to_video: bool = False
-
-
-def _video_frames(path: Path):
-    """(lazy RGB uint8 frames, frame count if the container states one, fps, reader) of a video
-    (imageio + imageio-ffmpeg). The caller closes the reader."""
-    import imageio.v2 as imageio
-
-    try:
-        reader = imageio.get_reader(str(path), format="FFMPEG")
-        meta = reader.get_meta_data()
-    except Exception as exc:  # imageio raises several types for unreadable files
-        raise InputError(f"cannot open video {path}: {str(exc).splitlines()[0] if str(exc) else exc}") from None
-    fps = meta.get("fps")
-    n = meta.get("nframes")
-    count = int(n) if isinstance(n, (int, float)) and np.isfinite(n) and n > 0 else None
-
-    def gen():
-        for frame in reader:
-            frame = np.asarray(frame)
-            if frame.ndim == 2:
-                frame = np.repeat(frame[..., None], 3, axis=2)
-            yield np.ascontiguousarray(frame[..., :3])
-
-    return gen(), count, (float(fps) if fps else None), reader
-
-
-def _folder_frames(path: Path) -> list[Path]:
-    from vsrdata.core.image_io import is_image_file
-
-    names = sorted((e.name for e in os.scandir(path) if e.is_file() and is_image_file(e.name)
-                    and not e.name.startswith(".")), key=natural_key)
-    if not names:
-        raise InputError(f"no image frames in {path}")
-    return [path / n for n in names]
-
-
-def infer(input_path: str | os.PathLike, output: str | os.PathLike, *, checkpoint: str | os.PathLike | None = None,
-          model: torch.nn.Module | None = None, preset: str | None = None, device: str | None = None,
-          padding: str | None = None, tile: int | None = None, tile_overlap: int = 16,
-          precision: str = "fp32", fps: float | None = None, overwrite: bool = False,
-          dcn_backend: str | None = None, progress: Progress | None = None) -> InferResult:
-    """Super-resolve a folder of frames or a video file into PNG frames or a video file.
-
-    INPUT: a directory of frames (natural order) or a video file (decoded with imageio-ffmpeg).
-    OUTPUT: a video file when its extension is one of VIDEO_EXTENSIONS (fps from the input video,
-    else `fps`, else 25; H.264 via imageio-ffmpeg; audio is not copied; written to a temporary
-    name and renamed at the end), otherwise a
-    directory of PNG frames (named like the input frames, or 00000000.png... for a video input).
-    Frame outputs are resumable: frames already present are skipped unless `overwrite`.
-
-    Any frame size works (padded by edge replication to the model's multiple, cut back after);
-    `tile` / `tile_overlap` restore large frames in overlapping tiles (see `restore`). Temporal
-    padding at the ends as in `evaluate` (default reflection_circle, replicate for predeblur
-    models). Memory is bounded by the window of 2 * num_frame frames.
-    """
-    src, dst = Path(input_path), Path(output)
-    if not src.exists():
-        raise InputError(f"input not found: {src}")
-    if tile is not None and tile < 1:
-        raise ConfigError(f"--tile must be >= 1, got {tile}")
-    if tile_overlap < 0:
-        raise ConfigError(f"--tile-overlap must be >= 0, got {tile_overlap}")
-    if (checkpoint is None) == (model is None):
-        raise ConfigError("give exactly one of a checkpoint or a model")
-    dev = _device(device)
-    ac = _autocast(dev, precision)
-    to_video = dst.suffix.lower() in VIDEO_EXTENSIONS
-    if to_video and dst.is_dir():
-        raise ConfigError(f"output {dst} is a directory but has a video extension")
-    if src.is_dir() and dst.resolve() == src.resolve():
-        raise ConfigError(f"output {dst} is the input folder; choose another folder")
-    if not to_video and dst.exists() and not dst.is_dir():
-        raise ConfigError(f"output {dst} exists and is not a directory (use a video extension for video output)")
-
-    if src.is_dir():
-        paths = _folder_frames(src)
-        names = [p.stem + ".png" for p in paths]
-        length: int | None = len(paths)
-        in_fps, approx_count, reader = None, None, None
-
-        def frames_rgb():
-            for p in paths:
-                img = read_image(p)
-                if img.ndim == 2:
-                    img = np.repeat(img[..., None], 3, axis=2)
-                yield img[..., 2::-1] if img.shape[2] >= 3 else img
-        source = frames_rgb()
-    else:
-        # The container's frame count is often an estimate (duration x fps): use it for the
-        # progress bar only; the real length is found when decoding ends.
-        source, approx_count, in_fps, reader = _video_frames(src)
-        length, names = None, None
-
-    try:
-        if model is None:
-            model = load_model(checkpoint, preset, dev, dcn_backend)
-        else:
-            model = model.to(dev).eval()
-        num_frame, scale, multiple, predeblur = _model_meta(model)
-        mode = _check_padding(padding, predeblur)
-    except BaseException:
-        if reader is not None:
-            reader.close()
-        raise
-
-    result = InferResult(output=dst, to_video=to_video, fps=(fps or in_fps or 25.0) if to_video else in_fps)
-
-    def frame_name(t: int) -> str:
-        return names[t] if names is not None else splits.frame_name(t)
-
-    todo = None
-    if not to_video and length is not None and not overwrite and dst.is_dir():
-        todo = [t for t in range(length) if not (dst / frame_name(t)).is_file()]
-        result.skipped = length - len(todo)
-    total = length if length is not None else approx_count
-    if progress:
-        progress(result.skipped, total)
-
-    def tensors():
-        for rgb in source:
-            if result.in_size is None:
-                result.in_size = (int(rgb.shape[0]), int(rgb.shape[1]))
-            scale_v = 65535.0 if rgb.dtype == np.uint16 else 255.0
-            yield torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(scale_v).to(dev)
-
-    start = time.perf_counter()
-    writer, tmp = None, None
-    try:
-        if to_video:
-            import imageio.v2 as imageio
-
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            tmp = dst.with_name(f".{dst.stem}.{os.getpid()}.tmp{dst.suffix}")
-            writer = imageio.get_writer(str(tmp), format="FFMPEG", fps=result.fps, macro_block_size=1,
-                                        quality=8)
-        if todo is not None and not todo:
-            result.frames = length or 0
-            return result
-        for t, window in SlidingWindow(tensors(), num_frame, mode, length=length, centers=todo):
-            if writer is None and not overwrite and todo is None and (dst / frame_name(t)).is_file():
-                result.skipped += 1  # video input into an existing frame folder: resume too
-                if progress:
-                    progress(1, total)
-                continue
-            out = restore(model, torch.stack(window), scale=scale, multiple=multiple, tile=tile,
-                          tile_overlap=tile_overlap, autocast=ac)
-            rgb = metrics.tensor_to_uint8(out)
-            result.out_size = (int(rgb.shape[0]), int(rgb.shape[1]))
-            if writer is not None:
-                writer.append_data(rgb)
-            else:
-                write_image(dst / frame_name(t), np.ascontiguousarray(rgb[..., ::-1]))
-            result.written += 1
-            if progress:
-                progress(1, total)
-        result.frames = result.written + result.skipped
-        if writer is not None:
-            writer.close()
-            writer = None
-            os.replace(tmp, dst)
-            tmp = None
-    finally:
-        if writer is not None:
-            try:
-                writer.close()
-            except Exception:
-                pass
-        if tmp is not None and tmp.exists():
-            tmp.unlink()
-        if reader is not None:
-            reader.close()
-        result.seconds = time.perf_counter() - start
-    return result

@@ -20,13 +20,19 @@ would fail or index out of range there).
 at most ~2n decoded frames: memory is bounded by the window, not by the clip length. It works
 on any iterable of frames (a folder read one file at a time, or a video decoder), with the clip
 length known up front or discovered when the iterable ends.
+
+Scene cuts: with `cuts` (first frame of each new shot), a window never takes frames from another
+shot; inside a shot it is padded exactly as if the shot were a clip of its own
+(`shot_temporal_indices`), so each restored frame equals what the shot alone would give.
 """
 
 from __future__ import annotations
 
 from typing import Any, Iterable, Iterator, Sequence
 
-__all__ = ["PADDING_MODES", "SlidingWindow", "temporal_indices"]
+import bisect
+
+__all__ = ["PADDING_MODES", "SlidingWindow", "shot_temporal_indices", "temporal_indices"]
 
 PADDING_MODES = ("reflection_circle", "replicate", "reflection", "circle")
 
@@ -69,6 +75,20 @@ def temporal_indices(crt: int, length: int, num_frame: int, mode: str = "reflect
     return out
 
 
+def shot_temporal_indices(crt: int, length: int, num_frame: int, mode: str = "reflection_circle",
+                          cuts: Sequence[int] = ()) -> list[int]:
+    """`temporal_indices` inside the shot holding `crt`: the shot [s, e) (bounded by the sorted
+    `cuts`, each the first frame of a shot, and by 0 / `length`) is treated as a clip of its own.
+
+    Returns n indices in [s, e - 1]; position n // 2 is `crt`. With no cuts this is
+    `temporal_indices(crt, length, num_frame, mode)`.
+    """
+    k = bisect.bisect_right(cuts, crt)
+    start = cuts[k - 1] if k > 0 else 0
+    end = min(cuts[k], length) if k < len(cuts) else length
+    return [start + i for i in temporal_indices(crt - start, end - start, num_frame, mode)]
+
+
 class SlidingWindow:
     """Iterate over (centre index, window frames) of a clip, reading frames lazily.
 
@@ -81,6 +101,8 @@ class SlidingWindow:
             (e.g. a video whose frame count the container does not state reliably).
         centers: optional ascending subset of centre indices to yield (e.g. only the middle
             frame for Vimeo90K-T); default: every frame.
+        cuts: scene cuts (first frame index of each new shot); windows stay inside their shot
+            (`shot_temporal_indices`).
 
     Yields:
         (t, window) with `window` a list of n frames (the same object repeated where indices
@@ -89,8 +111,10 @@ class SlidingWindow:
     """
 
     def __init__(self, frames: Iterable[Any], num_frame: int, mode: str = "reflection_circle",
-                 length: int | None = None, centers: Sequence[int] | None = None):
+                 length: int | None = None, centers: Sequence[int] | None = None,
+                 cuts: Sequence[int] = ()):
         _check(num_frame, mode)
+        self.cuts = sorted(set(int(c) for c in cuts if int(c) > 0))
         self._it: Iterator[Any] = iter(frames)
         self.num_frame = num_frame
         self.mode = mode
@@ -135,7 +159,7 @@ class SlidingWindow:
             # Length still unknown: frames up to t + 2*half exist, so no end padding is needed
             # yet and the frames read so far stand in for the clip.
             length = self.length if self.length is not None else self._next
-            idx = temporal_indices(t, length, self.num_frame, self.mode)
+            idx = shot_temporal_indices(t, length, self.num_frame, self.mode, self.cuts)
             yield t, [self._cache[i] for i in idx]
             if centers is None:
                 t += 1

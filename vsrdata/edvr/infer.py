@@ -1,0 +1,293 @@
+"""`infer`: super-resolve any folder of frames or video file with EDVR (no ground truth).
+
+Streaming: frames are decoded (or read) one at a time, restored from their window of num_frame
+frames and encoded (or written) at once; at most ~2 * num_frame input frames are held
+(`test_clips.SlidingWindow`), whatever the video's length.
+
+Video output (`vsrdata.core.video.VideoWriter`): every decoded frame is kept (output count =
+decoded input count), the frame rate is the input's exact Fraction (24000/1001 stays so), and
+the audio streams are stream-copied (re-encoded only where the output container refuses the
+codec; `InferResult.audio` says which). Variable-rate input: every frame is written at its
+source timestamp (the container then declares the average rate). A video whose container
+declares more frames than decode (a truncated file) gives a warning with both numbers.
+
+Scene cuts (`scene_cuts`): 'auto' detects shot boundaries with PySceneDetect's ContentDetector
+in a first decoding pass (`vsrdata.core.scenes`), a FILE gives them, 'off' uses none. Windows
+never cross a cut: each shot is padded in time as a clip of its own. The cuts used are recorded
+in OUTPUT/scenes.json (frame folder output) or next to a video output as <stem>.scenes.json.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+from vsrdata.core import scenes, splits
+from vsrdata.core.image_io import is_image_file, read_image, write_image
+from vsrdata.core.layouts import natural_key
+from vsrdata.core.video import OUTPUT_EXTENSIONS, VideoReader, VideoWriter, is_video_path
+from vsrdata.edvr import metrics
+from vsrdata.edvr.evaluate import _autocast, _check_padding, _device, _model_meta, load_model, restore
+from vsrdata.edvr.test_clips import SlidingWindow
+from vsrdata.errors import ConfigError, InputError
+
+__all__ = ["InferResult", "infer", "scenes_path"]
+
+Progress = Callable[[int, "int | None"], None]  # (frames just done, total or None)
+SCENE_MODES = ("auto", "off")
+
+
+@dataclass
+class InferResult:
+    output: Path
+    frames: int = 0  # frames in the output (written + already present)
+    written: int = 0
+    skipped: int = 0
+    in_size: tuple[int, int] | None = None  # (h, w)
+    out_size: tuple[int, int] | None = None
+    fps: Fraction | None = None
+    seconds: float = 0.0
+    to_video: bool = False
+    cuts: list[int] = field(default_factory=list)
+    scenes: Path | None = None  # the scenes.json written
+    audio: list[str] = field(default_factory=list)  # per audio stream: copied / re-encoded
+    warnings: list[str] = field(default_factory=list)
+
+
+def scenes_path(output: Path, to_video: bool) -> Path:
+    """Where the cuts used are recorded: OUTPUT/scenes.json, or <stem>.scenes.json by a video."""
+    return output.with_name(f"{output.stem}.{scenes.SCENES_FILE}") if to_video else output / scenes.SCENES_FILE
+
+
+def _folder_frames(path: Path) -> list[Path]:
+    names = sorted((e.name for e in os.scandir(path) if e.is_file() and is_image_file(e.name)
+                    and not e.name.startswith(".")), key=natural_key)
+    if not names:
+        raise InputError(f"no image frames in {path}")
+    return [path / n for n in names]
+
+
+class _Source:
+    """The input as a stream of BGR frames: a folder of images or a video (opened on `frames()`)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.is_video = not path.is_dir()
+        self.reader: VideoReader | None = None
+        if self.is_video:
+            with VideoReader(path) as probe:  # fails early: unreadable, no video stream
+                self.info = probe.info
+            self.paths, self.length = None, None
+            self.names = None
+        else:
+            self.info = None
+            self.paths = _folder_frames(path)
+            self.length = len(self.paths)
+            self.names = [p.stem + ".png" for p in self.paths]
+
+    def frames(self) -> Iterator[tuple[np.ndarray, float | None]]:
+        """(HxWx3 BGR frame, time in seconds or None), front to back."""
+        if not self.is_video:
+            for p in self.paths:
+                img = read_image(p)
+                if img.ndim == 2:
+                    img = np.repeat(img[..., None], 3, axis=2)
+                yield img[..., :3], None
+            return
+        self.reader = VideoReader(self.path)
+        try:
+            for f in self.reader:
+                yield f.image, f.time
+        finally:
+            self.reader.close()
+
+
+def _cuts(src: _Source, mode: str, threshold: float, min_len: int) -> tuple[list[int], str, int | None]:
+    """(cuts, mode recorded, frame count found by the detection pass or None)."""
+    if mode == "off":
+        return [], "off", None
+    if mode == "auto":
+        det = scenes.CutDetector(threshold, min_len)
+        for img, _ in src.frames():
+            det.add(img)
+        return det.finish(), "auto", det.frames
+    path = Path(mode)
+    if not path.is_file():
+        raise ConfigError(f"--scene-cuts must be auto, off or a file of cut indices; no file {path}")
+    return scenes.check_cuts(scenes.read_cut_file(path), src.length, source=str(path)), "file", None
+
+
+def _to_tensor(img: np.ndarray, dev: torch.device) -> torch.Tensor:
+    """HxWx3 BGR uint8/uint16 -> (3, H, W) float32 RGB in [0, 1] on `dev`."""
+    scale = 65535.0 if img.dtype == np.uint16 else 255.0
+    rgb = np.ascontiguousarray(img[..., ::-1])
+    return torch.from_numpy(rgb).permute(2, 0, 1).float().div_(scale).to(dev)
+
+
+def _check_args(src: Path, dst: Path, tile, tile_overlap, checkpoint, model) -> bool:
+    if not src.exists():
+        raise InputError(f"input not found: {src}")
+    if tile is not None and tile < 1:
+        raise ConfigError(f"--tile must be >= 1, got {tile}")
+    if tile_overlap < 0:
+        raise ConfigError(f"--tile-overlap must be >= 0, got {tile_overlap}")
+    if (checkpoint is None) == (model is None):
+        raise ConfigError("give exactly one of a checkpoint or a model")
+    to_video = is_video_path(dst)
+    if to_video and dst.suffix.lower() not in OUTPUT_EXTENSIONS:
+        raise ConfigError(f"video output must end in one of {', '.join(OUTPUT_EXTENSIONS)}: {dst}")
+    if to_video and dst.is_dir():
+        raise ConfigError(f"output {dst} is a directory but has a video extension")
+    if src.is_dir() and dst.resolve() == src.resolve():
+        raise ConfigError(f"output {dst} is the input folder; choose another folder")
+    if not to_video and dst.exists() and not dst.is_dir():
+        raise ConfigError(f"output {dst} exists and is not a directory (use a video extension for video output)")
+    return to_video
+
+
+def infer(input_path: str | os.PathLike, output: str | os.PathLike, *, checkpoint: str | os.PathLike | None = None,
+          model: torch.nn.Module | None = None, preset: str | None = None, device: str | None = None,
+          padding: str | None = None, tile: int | None = None, tile_overlap: int = 16,
+          precision: str = "fp32", fps=None, codec: str | None = None, crf: int | None = None,
+          pix_fmt: str | None = None, scene_cuts: str = "auto", scene_threshold: float = scenes.DEFAULT_THRESHOLD,
+          scene_min_len: int = scenes.DEFAULT_MIN_SCENE_LEN, overwrite: bool = False,
+          dcn_backend: str | None = None, progress: Progress | None = None) -> InferResult:
+    """Super-resolve a folder of frames or a video file into PNG frames or a video file.
+
+    INPUT: a directory of frames (natural order) or a video file (PyAV). OUTPUT: a video file when
+    its extension is one of `core.video.OUTPUT_EXTENSIONS` (see the module docstring; `codec`,
+    `crf`, `pix_fmt` as `VideoWriter`; fps from the input video, else `fps`, else 25), otherwise a
+    directory of PNG frames (named like the input frames, or 00000000.png... for a video input);
+    frame outputs are resumable (frames present are skipped unless `overwrite`).
+
+    Any frame size works (edge-padded to the model's multiple, cut back); `tile`/`tile_overlap` as
+    `evaluate.restore`. Temporal padding as `evaluate` (default reflection_circle, replicate for
+    predeblur models), applied per shot with `scene_cuts` ('auto', 'off' or a cut file).
+
+    Raises InputError (missing/unreadable input, no video stream), ConfigError, CheckpointError,
+    OutputError. A truncated video gives a warning in `InferResult.warnings`.
+    """
+    src_path, dst = Path(input_path), Path(output)
+    to_video = _check_args(src_path, dst, tile, tile_overlap, checkpoint, model)
+    dev = _device(device)
+    ac = _autocast(dev, precision)
+    src = _Source(src_path)
+    cuts, cut_mode, detected_len = _cuts(src, scene_cuts, scene_threshold, scene_min_len)
+    if model is None:
+        model = load_model(checkpoint, preset, dev, dcn_backend)
+    else:
+        model = model.to(dev).eval()
+    num_frame, scale, multiple, predeblur = _model_meta(model)
+    mode = _check_padding(padding, predeblur)
+
+    info = src.info
+    result = InferResult(output=dst, to_video=to_video, cuts=cuts)
+    if to_video:
+        result.fps = Fraction(fps).limit_denominator(1001) if isinstance(fps, float) else (
+            Fraction(fps) if fps is not None else (info.fps if info and info.fps else Fraction(25)))
+        if fps is not None and info is not None and info.audio and result.fps != info.fps:
+            result.warnings.append(f"--fps {result.fps} differs from the input's {info.fps}: the copied audio "
+                                   f"will not stay in sync")
+    else:
+        result.fps = info.fps if info else None
+    frame_name = (lambda t: src.names[t]) if src.names is not None else splits.frame_name
+    total = src.length or detected_len or (info.estimated_frames if info else None)
+
+    todo = None
+    if not to_video and src.length is not None and not overwrite and dst.is_dir():
+        _check_previous_cuts(dst, cuts)
+        todo = [t for t in range(src.length) if not (dst / frame_name(t)).is_file()]
+        result.skipped = src.length - len(todo)
+    if progress:
+        progress(result.skipped, total)
+
+    times: dict[int, float | None] = {}
+
+    def tensors():
+        for i, (img, t) in enumerate(src.frames()):
+            if result.in_size is None:
+                result.in_size = (int(img.shape[0]), int(img.shape[1]))
+            times[i] = t
+            yield _to_tensor(img, dev)
+
+    start = time.perf_counter()
+    writer = None
+    try:
+        if todo is not None and not todo:
+            result.frames = src.length
+            result.scenes = _record(dst, to_video, cuts, src.length, cut_mode, scene_cuts, scene_threshold,
+                                    scene_min_len)
+            return result
+        for t, window in SlidingWindow(tensors(), num_frame, mode, length=src.length, centers=todo, cuts=cuts):
+            t_sec = times.pop(t, None)
+            for k in [k for k in times if k < t]:
+                del times[k]
+            if not to_video and not overwrite and todo is None and (dst / frame_name(t)).is_file():
+                result.skipped += 1  # video input into an existing frame folder: resume too
+                if progress:
+                    progress(1, total)
+                continue
+            out = restore(model, torch.stack(window), scale=scale, multiple=multiple, tile=tile,
+                          tile_overlap=tile_overlap, autocast=ac)
+            bgr = np.ascontiguousarray(metrics.tensor_to_uint8(out)[..., ::-1])
+            result.out_size = (int(bgr.shape[0]), int(bgr.shape[1]))
+            if to_video:
+                if writer is None:
+                    writer = _open_writer(dst, result, info, codec, crf, pix_fmt, fps, t_sec)
+                writer.write(bgr, t_sec)
+            else:
+                write_image(dst / frame_name(t), bgr)
+            result.written += 1
+            if progress:
+                progress(1, total)
+        result.frames = result.written + result.skipped
+        if src.reader is not None:
+            warning = src.reader.truncation_warning()
+            if warning:
+                result.warnings.append(warning)
+        if writer is not None:
+            writer.close()
+            result.audio = writer.audio
+            writer = None
+        result.scenes = _record(dst, to_video, cuts, result.frames, cut_mode, scene_cuts, scene_threshold,
+                                scene_min_len)
+    finally:
+        if writer is not None:
+            writer.abort()
+        result.seconds = time.perf_counter() - start
+    return result
+
+
+def _open_writer(dst: Path, result: InferResult, info, codec, crf, pix_fmt, fps, first_time) -> VideoWriter:
+    """The output video: audio copied from a video input, aligned on its first frame's time; a
+    variable-rate input (without an explicit fps) is written at its own timestamps."""
+    vfr = info is not None and info.variable_rate and fps is None and info.time_base is not None
+    return VideoWriter(dst, result.fps, codec=codec, crf=crf, pix_fmt=pix_fmt,
+                       audio_from=info.path if info is not None and info.audio else None,
+                       audio_shift=first_time or 0.0, time_base=info.time_base if vfr else None)
+
+
+def _record(dst: Path, to_video: bool, cuts, length, cut_mode, scene_cuts, threshold, min_len) -> Path:
+    path = scenes_path(dst, to_video)
+    return scenes.write_scenes(path.parent, cuts, length, mode=cut_mode,
+                               source=scene_cuts if cut_mode == "file" else None,
+                               threshold=threshold if cut_mode == "auto" else None,
+                               min_scene_len=min_len if cut_mode == "auto" else None,
+                               name=path.name)
+
+
+def _check_previous_cuts(dst: Path, cuts: list[int]) -> None:
+    """Resuming into a folder made with other cuts would mix two results: refuse."""
+    path = dst / scenes.SCENES_FILE
+    if path.is_file():
+        before = scenes.read_scenes(path)["cuts"]
+        if before != list(cuts):
+            raise ConfigError(f"{dst} was made with scene cuts {before}, now {list(cuts)}; "
+                              f"use --overwrite or another output")
