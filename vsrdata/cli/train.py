@@ -65,6 +65,8 @@ def _model_opts(pairs: tuple[str, ...]) -> dict | None:
 @click.option("--hflip/--no-hflip", "use_hflip", default=None, help="Random horizontal flips. [on]")
 @click.option("--rot/--no-rot", "use_rot", default=None, help="Random vertical flip + transpose. [on]")
 @click.option("--batch-size", type=int, default=None, help="Batch size PER PROCESS/GPU (official: 4 x 8 GPUs). [4]")
+@click.option("--accum-steps", type=int, default=None,
+              help="Gradient accumulation steps: global batch = batch size x processes x K. [1]")
 @click.option("--num-workers", type=int, default=None, help="Data loader workers per process. [3]")
 @click.option("--init", default=None, help="Initialise from a checkpoint, non-strict (woTSA -> TSA).")
 @click.option("--init-deep-from-shallow", default=None,
@@ -102,6 +104,8 @@ def _model_opts(pairs: tuple[str, ...]) -> dict | None:
 @click.option("--save-freq", type=int, default=None, help="Checkpoint every N iterations. [5000]")
 @click.option("--keep-checkpoints", type=int, default=None, help="Newest checkpoints kept (best.pth aside). [3]")
 @click.option("--print-freq", type=int, default=None, help="Log scalars every N iterations. [100]")
+@click.option("--tensorboard/--no-tensorboard", default=None,
+              help="TensorBoard scalars under RUN/tb/. [on when tensorboard is installed]")
 @click.option("--resume", default=None, help="'auto' (newest valid checkpoint of --run-dir) or a checkpoint path.")
 @click.option("--offset-threshold", type=float, default=None,
               help="Roll back when a DCN's mean |offset| exceeds this (0 = off). [100]")

@@ -6,7 +6,10 @@ loop (TSA-only phase, forward, divergence guard, backward, step, log, validate, 
 
 - Distributed: under `torchrun --nproc_per_node=N -m vsrdata train ...` the RANK / LOCAL_RANK /
   WORLD_SIZE variables select DDP (nccl on CUDA, gloo on CPU). `batch_size` is per process; the
-  global batch is batch_size x WORLD_SIZE. Rank 0 alone logs, validates and writes checkpoints.
+  global batch is batch_size x WORLD_SIZE x accum_steps (gradient accumulation: K micro-batches
+  per update, DDP all-reducing after the last). W processes x K micro-batches give bit-identical
+  weights to W*K processes x 1 when K is a power of two (tested). Rank 0 alone logs, validates
+  and writes checkpoints.
 - Checkpoints (`RUN/checkpoints/iter_XXXXXXXX.pth`, written to a temporary name and renamed) hold
   model (`params`, BasicSR-loadable), `params_ema`, optimiser, scheduler, AMP scaler, RNG states
   (python, numpy, torch, cuda), iteration, best PSNR, rollback count and the resolved config.
@@ -283,7 +286,9 @@ def build_train_dataset(cfg: TrainConfig, num_frame: int, scale: int):
 
 
 def _make_loader(dataset, cfg: TrainConfig, rank: int, world: int, start_iter: int, salt: int, pin: bool):
-    sampler = TrainSampler(len(dataset), cfg.batch_size, cfg.seed, rank, world, start_iter, salt)
+    """Batches of cfg.batch_size; with accumulation K, the K consecutive batches of one iteration
+    hold the sampler's B*K positions of this process (so W processes x K == W*K processes x 1)."""
+    sampler = TrainSampler(len(dataset), cfg.batch_size * cfg.accum_steps, cfg.seed, rank, world, start_iter, salt)
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers,
         worker_init_fn=worker_init if cfg.num_workers else None, pin_memory=pin,
@@ -559,9 +564,11 @@ def _train(cfg: TrainConfig, emit, rank: int, world: int, device: torch.device) 
     stuck_at = None  # iteration of the last rollback target while no step has succeeded since
     net, frozen = None, None
     data_iter = None
+    accum = cfg.accum_steps
     start_iter = state["iter"]
     emit({"kind": "start", "start_iter": start_iter, "total_iter": total, "world_size": world,
-          "global_batch": cfg.batch_size * world, "samples": len(dataset), "device": str(device)})
+          "global_batch": cfg.batch_size * world * cfg.accum_steps,
+          "accum_steps": cfg.accum_steps, "samples": len(dataset), "device": str(device)})
     t_data = t_total = 0.0
     n_timed = 0
     step_times: list[float] = []
@@ -587,29 +594,43 @@ def _train(cfg: TrainConfig, emit, rank: int, world: int, device: torch.device) 
         if data_iter is None:
             data_iter = _make_loader(dataset, cfg, rank, world, state["iter"], state["salt"], device.type == "cuda")
 
+        # ---- forward/backward over K micro-batches (gradient accumulation) ----
+        # The sampler hands this process B*K samples per iteration; the loader yields them as K
+        # consecutive micro-batches of B. Each micro-loss is scaled by 1/K (exact for K a power of
+        # two) and DDP all-reduces only after the last backward (no_sync before), so the update is
+        # that of one global batch B x WORLD x K. K = 1 is the plain step, unscaled.
         t0 = time.perf_counter()
-        batch = next(data_iter)
-        t1 = time.perf_counter()
-        lq = batch["lq"].to(device, non_blocking=True)
-        gt = batch["gt"].to(device, non_blocking=True)
-        with autocast():
-            out = net(lq)
-        loss = criterion(out.float(), gt)
-        if it in pending_nan:
-            pending_nan.remove(it)
-            loss = loss * float("nan")
-
-        # ---- divergence guard (before any weight changes) ----
-        loss_value = float(loss.detach())
-        offset_max = 0.0
-        if guard_offsets:
-            stats = model.offset_stats()
-            offset_max = float(torch.stack(list(stats.values())).max()) if stats else 0.0
-        flags = torch.tensor([0.0 if math.isfinite(loss_value) else 1.0,
-                              1.0 if guard_offsets and offset_max > cfg.offset_threshold else 0.0])
-        if world > 1:
-            flags = flags.to(device)
-            dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+        t_wait = loss_value = offset_max = 0.0
+        optimizer.zero_grad(set_to_none=True)
+        for k in range(accum):
+            t_a = time.perf_counter()
+            batch = next(data_iter)
+            t_wait += time.perf_counter() - t_a
+            lq = batch["lq"].to(device, non_blocking=True)
+            gt = batch["gt"].to(device, non_blocking=True)
+            local = net.no_sync() if world > 1 and k < accum - 1 else contextlib.nullcontext()
+            with local:
+                with autocast():
+                    out = net(lq)
+                loss = criterion(out.float(), gt)
+                if it in pending_nan:
+                    pending_nan.remove(it)
+                    loss = loss * float("nan")
+                # ---- divergence guard (before any weight changes) ----
+                micro = float(loss.detach())
+                loss_value += micro / accum if accum > 1 else micro
+                if guard_offsets:
+                    stats = model.offset_stats()
+                    offset_max = max(offset_max, float(torch.stack(list(stats.values())).max()) if stats else 0.0)
+                flags = torch.tensor([0.0 if math.isfinite(micro) else 1.0,
+                                      1.0 if guard_offsets and offset_max > cfg.offset_threshold else 0.0])
+                if world > 1:
+                    flags = flags.to(device)
+                    dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+                if flags.any():
+                    break
+                scaler.scale(loss / accum if accum > 1 else loss).backward()
+        t1 = t0 + t_wait
         if flags.any():
             reason = "non-finite loss" if flags[0] else f"DCN offset mean {offset_max:.3g} > {cfg.offset_threshold:g}"
             # newest checkpoint; an older one when nothing trained since the last rollback (the
@@ -645,8 +666,6 @@ def _train(cfg: TrainConfig, emit, rank: int, world: int, device: torch.device) 
             del out, loss
             continue
 
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
         if cfg.grad_clip > 0:
             scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], cfg.grad_clip)
@@ -714,7 +733,7 @@ def _train(cfg: TrainConfig, emit, rank: int, world: int, device: torch.device) 
                "rollbacks": state["rollbacks"], "dcn_lr_scale": state["dcn_lr_scale"],
                "data_time_share": (t_data / t_total) if t_total else None,
                "iters_per_s": (n_timed / t_total) if t_total else None,
-               "samples_per_s": (n_timed * cfg.batch_size * world / t_total) if t_total else None,
+               "samples_per_s": (n_timed * cfg.batch_size * world * accum / t_total) if t_total else None,
                "iter_time_median": float(np.median(step_times)) if step_times else None}
     return TrainResult(run_dir=run_dir, last_checkpoint=last_ckpt, best_checkpoint=best if best.exists() else None,
                        curve_png=curve_path if curve_path.exists() else None, log_path=log_path,
