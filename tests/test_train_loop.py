@@ -324,3 +324,42 @@ def test_vimeo_training_with_deep_from_shallow_init(tmp_path):
     src = shallow.state_dict()
     assert torch.equal(init["reconstruction.3.conv2.weight"], src["reconstruction.1.conv2.weight"])
     assert all(torch.isfinite(t).all() for t in ck["params"].values())
+
+
+class NotData:  # pickled as a GLOBAL reference to this class: weights_only refuses it
+    pass
+
+
+def test_resume_auto_names_skipped_checkpoints_and_never_restarts_silently(data, tmp_path):
+    run = tmp_path / "run"
+    train(cfg_for(data, run, total_iter=4))
+    ckpts = dict(list_checkpoints(run))
+    ckpts[4].write_bytes(ckpts[4].read_bytes()[:1000])  # truncated newest
+    events = []
+    result = train(cfg_for(data, run, total_iter=6, resume="auto"), on_event=events.append)
+    info = [e["message"] for e in events if e["kind"] == "info"]
+    assert any(m.startswith("skipped checkpoint iter_00000004.pth: cannot read checkpoint") for m in info), info
+    assert any("resumed from" in m and "iter_00000002.pth at iteration 2" in m for m in info), info
+    assert result.iterations == 6
+    # every checkpoint unreadable: an error naming each, not a silent restart at iteration 0
+    for _, path in list_checkpoints(run):
+        path.write_bytes(b"garbage")
+    res = CliRunner().invoke(main, ["train", "--preset", "edvr-tiny", "--dataset", "clips", "--gt", str(data["gt"]),
+                                    "--lq", str(data["lq"]), "--gt-size", "32", "--num-workers", "0",
+                                    "--total-iter", "8", "--run-dir", str(run), "--resume", "auto", "-q"])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    line = res.output.strip().splitlines()[-1]
+    assert line.startswith("Error: --resume auto: none of the 3 checkpoint(s)") and "move them away" in line, line
+    assert all(p.name in line for _, p in list_checkpoints(run))
+
+
+def test_resume_file_with_code_is_refused_in_one_line(data, tmp_path):
+    bad = tmp_path / "code.pth"
+    torch.save({"format": "vsrdata-train/1", "x": NotData()}, bad)
+    res = CliRunner().invoke(main, ["train", "--preset", "edvr-tiny", "--dataset", "clips", "--gt", str(data["gt"]),
+                                    "--lq", str(data["lq"]), "--gt-size", "32", "--num-workers", "0",
+                                    "--total-iter", "2", "--run-dir", str(tmp_path / "run"), "--resume", str(bad), "-q"])
+    assert res.exit_code == 1
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"Error: refusing to load {bad}"), res.output
+    assert "weights_only=False" not in res.output and "trust" not in res.output

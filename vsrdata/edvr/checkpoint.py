@@ -150,6 +150,12 @@ class LoadedCheckpoint:
     source: str = "<state dict>"
 
 
+def load_object(path: str | os.PathLike) -> Any:
+    """`torch.load(path, weights_only=True)` on CPU; every failure is one CheckpointError line
+    naming the file (PyTorch's multi-line advice to pass weights_only=False is never relayed)."""
+    return _torch_load(Path(path))
+
+
 def _torch_load(path: Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
@@ -177,10 +183,10 @@ def _torch_load(path: Path) -> Any:
 
 
 def _unpickling_reason(exc: Exception) -> str:
-    for line in str(exc).splitlines():
-        line = line.strip()
-        if "GLOBAL" in line or line.startswith("Unsupported"):
-            return line
+    """The refused global's name only: PyTorch's text around it advises weights_only=False."""
+    match = re.search(r"GLOBAL ([\w.]+)", str(exc))
+    if match:
+        return f"unsupported global {match.group(1)}"
     return "torch.load(weights_only=True) refused it"
 
 

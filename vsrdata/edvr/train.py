@@ -123,11 +123,9 @@ def _save_atomic(obj, path: Path) -> None:
 
 
 def _load(path: Path) -> dict:
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise CheckpointError(f"cannot read checkpoint {path}: {first}") from None
+    from vsrdata.edvr.checkpoint import load_object
+
+    obj = load_object(path)  # weights_only; one-line CheckpointError
     if not isinstance(obj, dict):
         raise CheckpointError(f"checkpoint {path} does not hold a dict")
     return obj
@@ -153,19 +151,40 @@ def list_checkpoints(run_dir: str | os.PathLike) -> list[tuple[int, Path]]:
     return sorted(found, reverse=True)
 
 
-def find_resume_checkpoint(run_dir: str | os.PathLike, before: int | None = None) -> tuple[Path, dict] | None:
+def find_resume_checkpoint(run_dir: str | os.PathLike, before: int | None = None,
+                           skipped: list | None = None) -> tuple[Path, dict] | None:
     """The newest checkpoint of the run (older than iteration `before` if given) that loads and is
-    ours, with its content."""
+    ours, with its content. Newer ones that do not load are appended to `skipped` as (path, why)."""
     for iteration, path in list_checkpoints(run_dir):
         if before is not None and iteration >= before:
             continue
         try:
             state = _load(path)
-        except CheckpointError:
-            continue
-        if state.get("format") == CKPT_FORMAT and "iter" in state:
-            return path, state
+        except CheckpointError as exc:
+            why = str(exc)
+        else:
+            if state.get("format") == CKPT_FORMAT and "iter" in state:
+                return path, state
+            why = f"{path} is not a vsrdata training checkpoint"
+        if skipped is not None:
+            skipped.append((path, why))
     return None
+
+
+def _auto_resume(run_dir: Path, emit) -> tuple[Path, dict] | None:
+    """`--resume auto`: the newest loadable checkpoint, naming each one skipped; None when the run
+    has no checkpoint; CheckpointError when it has some and none loads (never a silent restart)."""
+    skipped: list[tuple[Path, str]] = []
+    found = find_resume_checkpoint(run_dir, skipped=skipped)
+    if found is None and skipped:
+        raise CheckpointError(f"--resume auto: none of the {len(skipped)} checkpoint(s) of {run_dir} loads ("
+                              + "; ".join(why for _, why in skipped)
+                              + "); move them away to start again from iteration 0")
+    for path, why in skipped:
+        emit({"kind": "info", "message": f"skipped checkpoint {path.name}: {why}"})
+    if found is None:
+        emit({"kind": "info", "message": f"--resume auto: no checkpoint in {run_dir}, starting at iteration 0"})
+    return found
 
 
 def _rng_state() -> dict:
@@ -442,7 +461,7 @@ def _train(cfg: TrainConfig, emit, rank: int, world: int, device: torch.device) 
     log_path, config_path, curve_path = run_dir / "log.jsonl", run_dir / "config.json", run_dir / "curves.png"
     resume_from = None
     if cfg.resume == "auto":
-        resume_from = find_resume_checkpoint(run_dir)
+        resume_from = _auto_resume(run_dir, emit)
     elif cfg.resume:
         resume_from = (Path(cfg.resume), _load(Path(cfg.resume)))
         if resume_from[1].get("format") != CKPT_FORMAT:
