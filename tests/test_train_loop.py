@@ -363,3 +363,24 @@ def test_resume_file_with_code_is_refused_in_one_line(data, tmp_path):
     lines = res.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"Error: refusing to load {bad}"), res.output
     assert "weights_only=False" not in res.output and "trust" not in res.output
+
+
+def test_stale_checkpoint_temps_of_dead_processes_are_removed_at_start(data, tmp_path):
+    run = tmp_path / "run"
+    train(cfg_for(data, run, total_iter=2))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        # what a kill -9 during torch.save leaves (checkpoint.save_atomic's temporary sibling)
+        stale = [run / "checkpoints" / f".iter_00000004.pth.{dead}.tmp", run / f".best.pth.{dead}.tmp"]
+        busy = run / "checkpoints" / f".iter_00000006.pth.{live.pid}.tmp"
+        for p in (*stale, busy):
+            p.write_bytes(b"PK\x03\x04 half a zip")
+        events = []
+        train(cfg_for(data, run, total_iter=4, resume="auto"), on_event=events.append)
+        assert not any(p.exists() for p in stale) and busy.exists()
+        assert sum("removed 1 stale temporary file(s)" in e.get("message", "") for e in events) == 2
+    finally:
+        live.kill()
+        live.wait()

@@ -549,6 +549,12 @@ def _train(cfg: TrainConfig, emit, rank: int, world: int, device: torch.device) 
     records: list[dict] = []
     tb = None
     if master:
+        from vsrdata.edvr.checkpoint import remove_dead_writers_temps
+
+        for d in (run_dir, ckpt_dir):  # temporaries of a save killed mid-write
+            removed = remove_dead_writers_temps(d)
+            if removed:
+                emit({"kind": "info", "message": f"removed {removed} stale temporary file(s) in {d}"})
         run_dir.mkdir(parents=True, exist_ok=True)
         write_bytes_atomic(config_path, cfg.to_json().encode())
         if resume_from is not None and log_path.exists():
