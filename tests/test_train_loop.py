@@ -384,3 +384,21 @@ def test_stale_checkpoint_temps_of_dead_processes_are_removed_at_start(data, tmp
     finally:
         live.kill()
         live.wait()
+
+
+def test_failure_on_the_first_batch_leaves_no_checkpoint(data, tmp_path):
+    import shutil
+
+    lq = tmp_path / "lq"
+    shutil.copytree(data["fixed_lq"], lq)
+    frame = lq / "a" / "00000002.png"
+    good = frame.read_bytes()
+    frame.write_bytes(good[: len(good) // 2])  # truncated PNG: found only when the sample is read
+    run = tmp_path / "run"
+    cfg = dict(gt_path=str(data["fixed_gt"]), lq_path=str(lq), total_iter=2)
+    with pytest.raises(InputError, match="00000002.png"):
+        train(cfg_for(data, run, **cfg))
+    assert not list_checkpoints(run) and not list((run / "checkpoints").glob(".*.tmp"))
+    frame.write_bytes(good)  # the user fixes the data and runs the same command again
+    assert train(cfg_for(data, run, **cfg)).iterations == 2
+    assert [i for i, _ in list_checkpoints(run)] == [2, 0]

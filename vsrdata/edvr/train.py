@@ -580,8 +580,18 @@ def _train(cfg: TrainConfig, emit, rank: int, world: int, device: torch.device) 
     if init_report is not None:
         log({"iter": state["iter"], "event": "init", "source": cfg.init or cfg.init_deep_from_shallow,
              **{k: (len(v) if isinstance(v, list) else v) for k, v in init_report.items() if k != "map"}})
-    if resume_from is None:
-        save(ckpt_dir / f"iter_{0:08d}.pth")  # the first "last good" state for the guard
+    # the first "last good" state for the divergence guard: kept in memory and written only once a
+    # step has run (or the guard needs it), so a run that fails on its first batch leaves no
+    # checkpoint and the same command can simply be run again
+    initial = [copy.deepcopy(checkpoint_state()) if master and resume_from is None else None,
+               resume_from is None]
+
+    def save_initial() -> None:
+        if initial[1]:
+            if master:
+                _save_atomic(initial[0], ckpt_dir / f"iter_{0:08d}.pth")
+            _barrier(world)
+            initial[:] = [None, False]
 
     # ---- loop ----------------------------------------------------------------------------------
     total = cfg.total_iter
@@ -657,6 +667,7 @@ def _train(cfg: TrainConfig, emit, rank: int, world: int, device: torch.device) 
                 scaler.scale(loss / accum if accum > 1 else loss).backward()
         t1 = t0 + t_wait
         if flags.any():
+            save_initial()
             reason = "non-finite loss" if flags[0] else f"DCN offset mean {offset_max:.3g} > {cfg.offset_threshold:g}"
             # newest checkpoint; an older one when nothing trained since the last rollback (the
             # newest then holds weights that diverge again at once)
@@ -702,6 +713,7 @@ def _train(cfg: TrainConfig, emit, rank: int, world: int, device: torch.device) 
             ema.update(model)
         state["iter"] = it
         stuck_at = None
+        save_initial()
         t2 = time.perf_counter()
         if it > start_iter + 1:  # the first iteration (allocator / thread-pool warm-up) is not timed
             t_data += t1 - t0
