@@ -70,6 +70,7 @@ from vsrdata.edvr.optim import (CharbonnierLoss, CosineAnnealingRestartLR, Model
                                 set_tsa_only)
 from vsrdata.edvr.test_clips import temporal_indices
 from vsrdata.edvr.train_config import REDS_VAL_CLIPS, TrainConfig
+from vsrdata.edvr.train_log import RunLog, done_message, plot_curves  # noqa: F401 (plot_curves: public)
 from vsrdata.errors import CheckpointError, ConfigError, InputError, OutputError, VsrDataError
 
 CKPT_FORMAT = "vsrdata-train/1"
@@ -322,20 +323,21 @@ def _make_loader(dataset, cfg: TrainConfig, rank: int, world: int, start_iter: i
 @torch.no_grad()
 def validate(model: torch.nn.Module, clips, num_frame: int, device: torch.device, pad_mode: str = "reflection_circle",
              max_frames: int = 0, autocast=contextlib.nullcontext) -> dict:
-    """PSNR (RGB, crop 0; mean of per-clip means, EDVR/BasicSR) of `model` on validation clips."""
-    from vsrdata.edvr.metrics import calculate_psnr, tensor_to_uint8
+    """PSNR and SSIM (RGB, crop 0; mean of per-clip means, EDVR/BasicSR) of `model` on validation
+    clips: {'psnr', 'ssim', 'per_clip': {clip: psnr}}."""
+    from vsrdata.edvr.metrics import calculate_psnr, calculate_ssim, tensor_to_uint8
 
     base = model.module if hasattr(model, "module") else model
     size_multiple, scale = base.config.size_multiple, base.config.scale
     was_training = model.training
     model.eval()
-    per_clip = {}
+    per_clip, ssim_per_clip = {}, []
     try:
         for clip in clips:
             lqs = torch.stack([to_tensor(read_image(p)) for p in clip.lq_paths])
             n = len(clip.lq_paths)
             count = n if not max_frames else min(n, max_frames)
-            scores = []
+            scores, ssims = [], []
             for i in range(count):
                 idx = temporal_indices(i, n, num_frame, pad_mode)
                 x = lqs[idx][None].to(device)
@@ -352,51 +354,15 @@ def validate(model: torch.nn.Module, clips, num_frame: int, device: torch.device
                     sr, gt = sr[:h, :w], gt[:h, :w]
                 if sr.shape != gt.shape:
                     raise InputError(f"validation clip {clip.name}: output {sr.shape} vs GT {gt.shape}")
-                scores.append(calculate_psnr(sr, np.ascontiguousarray(gt)))
+                gt = np.ascontiguousarray(gt)
+                scores.append(calculate_psnr(sr, gt))
+                ssims.append(calculate_ssim(sr, gt))
             per_clip[clip.name] = float(np.mean(scores))
+            ssim_per_clip.append(float(np.mean(ssims)))
     finally:
         model.train(was_training)
-    return {"psnr": float(np.mean(list(per_clip.values()))), "per_clip": per_clip}
-
-
-# ---------------------------------------------------------------------------------------------
-# curves
-
-
-def plot_curves(records: list[dict], path: Path) -> None:
-    """PNG with three panels (loss, validation PSNR, learning rate) drawn with OpenCV."""
-    import cv2
-
-    panels = [("loss (log10)", [(r["iter"], math.log10(r["loss"])) for r in records
-                                if "loss" in r and r["loss"] > 0 and math.isfinite(r["loss"])]),
-              ("val PSNR (dB)", [(r["iter"], r["psnr"]) for r in records if "psnr" in r and math.isfinite(r["psnr"])]),
-              ("lr", [(r["iter"], r["lr"]) for r in records if "lr" in r])]
-    W, H, pad = 720, 200, 64
-    img = np.full((H * len(panels), W, 3), 255, np.uint8)
-    all_x = [x for _, pts in panels for x, _ in pts] or [0, 1]
-    x0, x1 = min(all_x), max(max(all_x), min(all_x) + 1)
-    for k, (title, pts) in enumerate(panels):
-        top = k * H
-        cv2.rectangle(img, (pad, top + 20), (W - 20, top + H - 30), (0, 0, 0), 1)
-        cv2.putText(img, title, (pad, top + 15), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
-        if not pts:
-            continue
-        ys = [y for _, y in pts]
-        y0, y1 = min(ys), max(ys)
-        if y1 - y0 < 1e-12:
-            y0, y1 = y0 - 0.5 * (abs(y0) or 1), y1 + 0.5 * (abs(y1) or 1)
-        for val, ypix in ((y1, top + 20), (y0, top + H - 30)):
-            cv2.putText(img, f"{val:.3g}", (2, ypix + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.33, (0, 0, 0), 1, cv2.LINE_AA)
-        cv2.putText(img, f"iter {x0}..{x1}", (W - 170, top + H - 12), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (0, 0, 0), 1,
-                    cv2.LINE_AA)
-        poly = np.array([[pad + (x - x0) / (x1 - x0) * (W - 20 - pad),
-                          top + H - 30 - (y - y0) / (y1 - y0) * (H - 50)] for x, y in pts], np.int32)
-        colour = [(200, 60, 0), (0, 140, 0), (0, 0, 200)][k]
-        if len(poly) == 1:
-            cv2.circle(img, tuple(int(v) for v in poly[0]), 3, colour, -1)
-        else:
-            cv2.polylines(img, [poly.reshape(-1, 1, 2)], False, colour, 1, cv2.LINE_AA)
-    write_image(path, img)
+    return {"psnr": float(np.mean(list(per_clip.values()))), "ssim": float(np.mean(ssim_per_clip)),
+            "per_clip": per_clip}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -421,7 +387,8 @@ def train(cfg: TrainConfig, on_event: Callable[[dict], None] | None = None) -> T
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         own_group = True
     try:
-        return _train(cfg, emit if master else (lambda e: None), rank, world, device)
+        with contextlib.ExitStack() as stack:
+            return _train(cfg, emit if master else (lambda e: None), rank, world, device, stack)
     finally:
         if own_group and dist.is_initialized():
             dist.destroy_process_group()
@@ -432,13 +399,32 @@ def _barrier(world: int) -> None:
         dist.barrier()
 
 
-def _train(cfg: TrainConfig, emit, rank: int, world: int, device: torch.device) -> TrainResult:
+def _train(cfg: TrainConfig, emit_event, rank: int, world: int, device: torch.device,
+           stack: contextlib.ExitStack) -> TrainResult:
     from vsrdata.edvr.arch import build_edvr
     from vsrdata.edvr.config import get_preset
+    from vsrdata.extras import install_hint, require
 
     master = rank == 0
     # ---- config ------------------------------------------------------------------------------
     cfg.validate()
+    writer_cls, tb_note = None, None
+    if cfg.tensorboard is not False:  # None: on when installed; True: required
+        try:
+            writer_cls = require("torch.utils.tensorboard", "tensorboard").SummaryWriter
+        except ConfigError:
+            if cfg.tensorboard:
+                raise
+            tb_note = f"no TensorBoard scalars ({install_hint('tensorboard')})"
+    run_log = RunLog(master, writer_cls)
+    stack.callback(run_log.close)
+
+    def emit(event: dict) -> None:  # to the caller (rank 0) and to RUN/train.log
+        emit_event(event)
+        run_log.note(event)
+
+    if tb_note:
+        emit({"kind": "info", "message": tb_note})
     overrides = dict(cfg.model)
     if cfg.num_frame is not None:
         overrides["num_frame"] = cfg.num_frame
@@ -547,7 +533,6 @@ def _train(cfg: TrainConfig, emit, rank: int, world: int, device: torch.device) 
 
     # ---- run directory, logs -------------------------------------------------------------------
     records: list[dict] = []
-    tb = None
     if master:
         from vsrdata.edvr.checkpoint import remove_dead_writers_temps
 
@@ -559,23 +544,12 @@ def _train(cfg: TrainConfig, emit, rank: int, world: int, device: torch.device) 
         write_bytes_atomic(config_path, cfg.to_json().encode())
         if resume_from is not None and log_path.exists():
             records = [r for r in _read_jsonl(log_path) if r.get("iter", 0) <= state["iter"]]
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-
-            tb = SummaryWriter(str(run_dir / "tb"))
-        except Exception:  # tensorboard not installed
-            tb = None
-    log_file = open(log_path, "a", buffering=1) if master else None
+    run_log.open(run_dir, state["iter"] if resume_from is not None else None)
 
     def log(record: dict) -> None:
-        if not master:
-            return
-        records.append(record)
-        log_file.write(json.dumps(record) + "\n")
-        if tb is not None:
-            for k, v in record.items():
-                if k != "iter" and isinstance(v, (int, float)):
-                    tb.add_scalar(k, v, record.get("iter", 0))
+        if master:
+            records.append(record)
+            run_log.record(record)
 
     if init_report is not None:
         log({"iter": state["iter"], "event": "init", "source": cfg.init or cfg.init_deep_from_shallow,
@@ -601,7 +575,7 @@ def _train(cfg: TrainConfig, emit, rank: int, world: int, device: torch.device) 
     data_iter = None
     accum = cfg.accum_steps
     start_iter = state["iter"]
-    emit({"kind": "start", "start_iter": start_iter, "total_iter": total, "world_size": world,
+    emit({"kind": "start", "preset": cfg.preset, "start_iter": start_iter, "total_iter": total, "world_size": world,
           "global_batch": cfg.batch_size * world * cfg.accum_steps,
           "accum_steps": cfg.accum_steps, "samples": len(dataset), "device": str(device)})
     t_data = t_total = 0.0
@@ -727,7 +701,7 @@ def _train(cfg: TrainConfig, emit, rank: int, world: int, device: torch.device) 
             pixels = gt.numel()
             log({"iter": it, "loss": loss_value,
                  "loss_per_pixel": loss_value / pixels if cfg.loss_reduction == "sum" else loss_value,
-                 "lr": lr_used, "offset_mean_max": offset_max, "data_time": t_data / max(n_timed, 1),
+                 "lr": lr_used, "offset_mean_max": offset_max if guard_offsets else None, "data_time": t_data / max(n_timed, 1),
                  "iter_time": t_total / max(n_timed, 1)})
 
         if val_clips is not None and (it % cfg.val_freq == 0 or it == total):
@@ -742,8 +716,9 @@ def _train(cfg: TrainConfig, emit, rank: int, world: int, device: torch.device) 
                 improved = state["best_metric"] is None or result["psnr"] > state["best_metric"]
                 if improved:
                     state["best_metric"], state["best_iter"] = result["psnr"], it
-                log({"iter": it, "psnr": result["psnr"], "per_clip": result["per_clip"], "best": improved})
-                emit({"kind": "val", "iter": it, "psnr": result["psnr"], "best": improved})
+                log({"iter": it, "psnr": result["psnr"], "ssim": result["ssim"], "per_clip": result["per_clip"],
+                     "best": improved})
+                emit({"kind": "val", "iter": it, "psnr": result["psnr"], "ssim": result["ssim"], "best": improved})
                 if improved:
                     _save_atomic(checkpoint_state(), run_dir / "best.pth")
                 plot_curves(records, curve_path)
@@ -762,9 +737,6 @@ def _train(cfg: TrainConfig, emit, rank: int, world: int, device: torch.device) 
 
     if master:
         plot_curves(records, curve_path)
-        log_file.close()
-        if tb is not None:
-            tb.close()
     best = run_dir / "best.pth"
     metrics = {"loss": last_loss, "psnr": last_val, "best_psnr": state["best_metric"], "best_iter": state["best_iter"],
                "rollbacks": state["rollbacks"], "dcn_lr_scale": state["dcn_lr_scale"],
@@ -772,6 +744,7 @@ def _train(cfg: TrainConfig, emit, rank: int, world: int, device: torch.device) 
                "iters_per_s": (n_timed / t_total) if t_total else None,
                "samples_per_s": (n_timed * cfg.batch_size * world * accum / t_total) if t_total else None,
                "iter_time_median": float(np.median(step_times)) if step_times else None}
+    emit({"kind": "done", "message": done_message(state["iter"], metrics)})
     return TrainResult(run_dir=run_dir, last_checkpoint=last_ckpt, best_checkpoint=best if best.exists() else None,
                        curve_png=curve_path if curve_path.exists() else None, log_path=log_path,
                        config_path=config_path, iterations=state["iter"], metrics=metrics)
