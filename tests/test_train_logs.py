@@ -94,3 +94,12 @@ def test_smooth_is_a_debiased_moving_average():
     assert smooth([3.0, 3.0, 3.0]) == pytest.approx([3.0, 3.0, 3.0])
     assert smooth([0.0, 1.0], 0.9) == pytest.approx([0.0, 0.1 / 0.19])
     assert smooth([], 0.9) == []
+
+
+def test_curves_drop_the_abandoned_timeline_of_a_rollback():
+    from vsrdata.edvr.train_log import current_timeline
+
+    recs = [{"iter": i, "loss": 1.0} for i in (1, 2, 3)] + [{"iter": 4, "event": "rollback", "to_iter": 2}] \
+        + [{"iter": i, "loss": 2.0} for i in (3, 4)]
+    kept, rollbacks = current_timeline(recs)
+    assert [(r["iter"], r["loss"]) for r in kept] == [(1, 1.0), (2, 1.0), (3, 2.0), (4, 2.0)] and rollbacks == [2]

@@ -124,11 +124,28 @@ def smooth(values: list[float], weight: float = 0.9) -> list[float]:
     return out
 
 
+def current_timeline(records: list[dict]) -> tuple[list[dict], list[int]]:
+    """Records of the timeline that continued (a rollback to iteration k drops the records after
+    k logged before it) and the iterations rolled back to."""
+    kept: list[dict] = []
+    rollbacks: list[int] = []
+    for r in records:
+        if r.get("event") == "rollback":
+            kept = [k for k in kept if k.get("iter", 0) <= r["to_iter"]]
+            rollbacks.append(r["to_iter"])
+        else:
+            kept.append(r)
+    return kept, rollbacks
+
+
 def plot_curves(records: list[dict], path: Path) -> None:
     """curves.png: loss (log y; raw and smoothed in log space), val PSNR (markers; best point
-    starred and labelled) and lr, sharing the iteration axis. Written atomically."""
+    starred and labelled) and lr, sharing the iteration axis; dashed lines mark rollbacks (the
+    abandoned records are not drawn). Written atomically."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+
+    records, rollbacks = current_timeline(records)
 
     loss = [(r["iter"], r["loss"]) for r in records if "loss" in r and r["loss"] > 0 and math.isfinite(r["loss"])]
     val = [(r["iter"], r["psnr"]) for r in records if "psnr" in r and math.isfinite(r["psnr"])]
@@ -151,7 +168,7 @@ def plot_curves(records: list[dict], path: Path) -> None:
         ax_val.plot([bx], [by], "*", color="tab:red", ms=14, label=f"best {by:.3f} dB at {bx}")
         ax_val.legend(loc="lower right", fontsize=8)
     else:
-        ax_val.text(0.5, 0.5, "no validation yet", ha="center", va="center", transform=ax_val.transAxes)
+        ax_val.text(0.5, 0.5, "no validation (yet)", ha="center", va="center", transform=ax_val.transAxes)
     ax_val.set_ylabel("val PSNR (dB)")
     if lr:
         x, y = zip(*lr)
@@ -161,6 +178,8 @@ def plot_curves(records: list[dict], path: Path) -> None:
     ax_lr.set_xlabel("iteration")
     for ax in (ax_loss, ax_val, ax_lr):
         ax.grid(True, alpha=0.3)
+        for k in rollbacks:
+            ax.axvline(k, color="tab:red", ls="--", lw=0.8, alpha=0.6)
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     write_bytes_atomic(path, buf.getvalue())
