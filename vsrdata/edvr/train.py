@@ -63,7 +63,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from vsrdata.core.image_io import read_image, write_bytes_atomic, write_image
+from vsrdata.core.image_io import read_image, write_bytes_atomic
 from vsrdata.edvr.data import (ClipDataset, FrameStore, TrainSampler, VimeoDataset, load_val_clips,
                                to_tensor, worker_init)
 from vsrdata.edvr.optim import (CharbonnierLoss, CosineAnnealingRestartLR, ModelEMA, build_optimizer,
