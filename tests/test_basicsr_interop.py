@@ -52,7 +52,7 @@ def test_train_option_files_map_every_key(name):
     opt = read_config_file(OPTS / "train" / name)
     assert cfg.model == {k: v for k, v in opt["network_g"].items() if k != "type"}
     assert cfg.ema_decay == 0.0  # no ema_decay key: BasicSR's default, no EMA
-    assert cfg.tensorboard is True and cfg.val_pad == "reflection_circle"
+    assert cfg.tensorboard is None and cfg.val_pad == "reflection_circle"
     assert cfg.val_gt == "datasets/REDS/train_sharp" and cfg.val_meta_info.endswith("meta_info_REDS4_test_GT.txt")
     assert cfg.use_hflip is True and cfg.batch_size == 4 and cfg.seed == 10
     assert any("global batch 32" in n for n in notes)  # 4 per GPU x num_gpu 8

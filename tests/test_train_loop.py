@@ -110,31 +110,60 @@ def test_resume_is_exact(data, tmp_path):
     assert all(torch.equal(sa[i]["exp_avg_sq"], sb[i]["exp_avg_sq"]) for i in sa)
 
 
-def test_ddp_two_gloo_processes_match_one_process(data, tmp_path):
+def test_accumulation_stop_and_resume_equals_uninterrupted(data, tmp_path):
+    kw = dict(accum_steps=2, batch_size=1, random_reverse=True, ema_decay=0.9, total_iter=4)
+    train(cfg_for(data, tmp_path / "straight", **kw))
+    train(cfg_for(data, tmp_path / "split", **{**kw, "total_iter": 2}))
+    train(cfg_for(data, tmp_path / "split", **{**kw, "resume": "auto"}))
+    a = weights(tmp_path / "straight" / "checkpoints" / "iter_00000004.pth")
+    b = weights(tmp_path / "split" / "checkpoints" / "iter_00000004.pth")
+    for key in ("params", "params_ema"):
+        assert all(torch.equal(t, b[key][n]) for n, t in a[key].items()), key
+    assert a["config"]["accum_steps"] == 2
+    # a different K sees other samples per update: the runs must differ (the option is not ignored)
+    train(cfg_for(data, tmp_path / "k1", **{**kw, "accum_steps": 1}))
+    c = weights(tmp_path / "k1" / "checkpoints" / "iter_00000004.pth")
+    assert not all(torch.equal(t, c["params"][n]) for n, t in a["params"].items())
+
+
+def test_ddp_two_gloo_processes_equal_one_process_accumulating_two_micro_batches(data, tmp_path):
+    """DDP with 2 processes x batch 1 == 1 process x batch 1 x `--accum-steps 2`, bit for bit.
+
+    Both runs compute each sample's gradient g_k alone (batch 1, one thread, same kernels) and
+    form g_0/2 + g_1/2: DDP scales each rank's gradient by 1/2 and all-reduces two summands
+    (a + b == b + a exactly in float32); accumulation scales each micro-loss by 1/2 (a power of
+    two: every backward value scales exactly) and adds the second gradient to the first. The
+    same sampler positions feed rank k and micro-batch k. So the weights must be EQUAL.
+    A single batch of 2 is not compared: its gradient reduces over the batch in another order
+    (float32 rounding ~1e-7 relative), and Adam's first step lr * g / (|g| + eps) turns that into
+    a difference of up to 2 * lr per step for gradients near zero (observed 3e-5 at lr 1e-3).
+    """
     common = ["--preset", "edvr-tiny", "--dataset", "clips", "--gt", str(data["gt"]), "--lq", str(data["lq"]),
               "--gt-size", "32", "--num-workers", "0", "--total-iter", "4", "--periods", "1000", "--lr", "1e-3",
               "--ema-decay", "0", "--save-freq", "2", "--loss-reduction", "mean", "--seed", "5", "-q",
+              "--batch-size", "1",
               # also exercise the DDP wrapper rebuild at the end of the TSA-only phase, and a
               # rollback (checkpoint path broadcast from rank 0) in both runs
               "--tsa-iter", "2", "--inject-nan-at", "3"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "vsrdata",
-           "train", *common, "--batch-size", "1", "--run-dir", str(tmp_path / "ddp")]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-    assert proc.stdout.count("done: 4 iterations") == 1  # rank 0 alone reports
-    assert "1 rollback(s)" in proc.stdout
-    res = CliRunner().invoke(main, ["train", *common, "--batch-size", "2", "--run-dir", str(tmp_path / "one")])
-    assert res.exit_code == 0, res.output
-    assert "1 rollback(s)" in res.output
-    a = weights(tmp_path / "ddp" / "checkpoints" / "iter_00000004.pth")["params"]
-    b = weights(tmp_path / "one" / "checkpoints" / "iter_00000004.pth")["params"]
+    ddp = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "vsrdata",
+           "train", *common, "--run-dir", str(tmp_path / "ddp")]
+    one = [sys.executable, "-m", "vsrdata", "train", *common, "--accum-steps", "2", "--run-dir", str(tmp_path / "one")]
+    for cmd in (ddp, one):
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+        assert proc.stdout.count("done: 4 iterations") == 1  # rank 0 alone reports
+        assert "1 rollback(s)" in proc.stdout
+    a = weights(tmp_path / "ddp" / "checkpoints" / "iter_00000004.pth")
+    b = weights(tmp_path / "one" / "checkpoints" / "iter_00000004.pth")
     init = build_edvr("edvr-tiny").state_dict()
     moved = 0
-    for name in a:
-        assert torch.allclose(a[name], b[name], atol=2e-5, rtol=1e-4), (name, (a[name] - b[name]).abs().max())
-        moved += int(not torch.equal(a[name], init[name]))
+    for name in a["params"]:
+        assert torch.equal(a["params"][name], b["params"][name]), (name, (a["params"][name] - b["params"][name]).abs().max())
+        moved += int(not torch.equal(a["params"][name], init[name]))
     assert moved > 10  # the runs did train
+    sa, sb = a["optimizer"]["state"], b["optimizer"]["state"]
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[i]["exp_avg"], sb[i]["exp_avg"]) for i in sa)
 
 
 def test_divergence_guard_rolls_back_and_lowers_dcn_lr(data, tmp_path):
@@ -295,3 +324,81 @@ def test_vimeo_training_with_deep_from_shallow_init(tmp_path):
     src = shallow.state_dict()
     assert torch.equal(init["reconstruction.3.conv2.weight"], src["reconstruction.1.conv2.weight"])
     assert all(torch.isfinite(t).all() for t in ck["params"].values())
+
+
+class NotData:  # pickled as a GLOBAL reference to this class: weights_only refuses it
+    pass
+
+
+def test_resume_auto_names_skipped_checkpoints_and_never_restarts_silently(data, tmp_path):
+    run = tmp_path / "run"
+    train(cfg_for(data, run, total_iter=4))
+    ckpts = dict(list_checkpoints(run))
+    ckpts[4].write_bytes(ckpts[4].read_bytes()[:1000])  # truncated newest
+    events = []
+    result = train(cfg_for(data, run, total_iter=6, resume="auto"), on_event=events.append)
+    info = [e["message"] for e in events if e["kind"] == "info"]
+    assert any(m.startswith("skipped checkpoint iter_00000004.pth: cannot read checkpoint") for m in info), info
+    assert any("resumed from" in m and "iter_00000002.pth at iteration 2" in m for m in info), info
+    assert result.iterations == 6
+    # every checkpoint unreadable: an error naming each, not a silent restart at iteration 0
+    for _, path in list_checkpoints(run):
+        path.write_bytes(b"garbage")
+    res = CliRunner().invoke(main, ["train", "--preset", "edvr-tiny", "--dataset", "clips", "--gt", str(data["gt"]),
+                                    "--lq", str(data["lq"]), "--gt-size", "32", "--num-workers", "0",
+                                    "--total-iter", "8", "--run-dir", str(run), "--resume", "auto", "-q"])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    line = res.output.strip().splitlines()[-1]
+    assert line.startswith("Error: --resume auto: none of the 3 checkpoint(s)") and "move them away" in line, line
+    assert all(p.name in line for _, p in list_checkpoints(run))
+
+
+def test_resume_file_with_code_is_refused_in_one_line(data, tmp_path):
+    bad = tmp_path / "code.pth"
+    torch.save({"format": "vsrdata-train/1", "x": NotData()}, bad)
+    res = CliRunner().invoke(main, ["train", "--preset", "edvr-tiny", "--dataset", "clips", "--gt", str(data["gt"]),
+                                    "--lq", str(data["lq"]), "--gt-size", "32", "--num-workers", "0",
+                                    "--total-iter", "2", "--run-dir", str(tmp_path / "run"), "--resume", str(bad), "-q"])
+    assert res.exit_code == 1
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"Error: refusing to load {bad}"), res.output
+    assert "weights_only=False" not in res.output and "trust" not in res.output
+
+
+def test_stale_checkpoint_temps_of_dead_processes_are_removed_at_start(data, tmp_path):
+    run = tmp_path / "run"
+    train(cfg_for(data, run, total_iter=2))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        # what a kill -9 during torch.save leaves (checkpoint.save_atomic's temporary sibling)
+        stale = [run / "checkpoints" / f".iter_00000004.pth.{dead}.tmp", run / f".best.pth.{dead}.tmp"]
+        busy = run / "checkpoints" / f".iter_00000006.pth.{live.pid}.tmp"
+        for p in (*stale, busy):
+            p.write_bytes(b"PK\x03\x04 half a zip")
+        events = []
+        train(cfg_for(data, run, total_iter=4, resume="auto"), on_event=events.append)
+        assert not any(p.exists() for p in stale) and busy.exists()
+        assert sum("removed 1 stale temporary file(s)" in e.get("message", "") for e in events) == 2
+    finally:
+        live.kill()
+        live.wait()
+
+
+def test_failure_on_the_first_batch_leaves_no_checkpoint(data, tmp_path):
+    import shutil
+
+    lq = tmp_path / "lq"
+    shutil.copytree(data["fixed_lq"], lq)
+    frame = lq / "a" / "00000002.png"
+    good = frame.read_bytes()
+    frame.write_bytes(good[: len(good) // 2])  # truncated PNG: found only when the sample is read
+    run = tmp_path / "run"
+    cfg = dict(gt_path=str(data["fixed_gt"]), lq_path=str(lq), total_iter=2)
+    with pytest.raises(InputError, match="00000002.png"):
+        train(cfg_for(data, run, **cfg))
+    assert not list_checkpoints(run) and not list((run / "checkpoints").glob(".*.tmp"))
+    frame.write_bytes(good)  # the user fixes the data and runs the same command again
+    assert train(cfg_for(data, run, **cfg)).iterations == 2
+    assert [i for i, _ in list_checkpoints(run)] == [2, 0]

@@ -46,7 +46,7 @@ def _model_opts(pairs: tuple[str, ...]) -> dict | None:
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
               help="TOML or YAML file with TrainConfig fields (command-line options win).")
 @click.option("--run-dir", default=None,
-              help="Output directory (checkpoints, log.jsonl, curves.png). [experiments/edvr]")
+              help="Output directory (checkpoints, log.jsonl, train.log, curves.png, tb/). [experiments/edvr]")
 @click.option("--preset", default=None,
               help="Model preset: edvr-m, edvr-m-wotsa, edvr-l, edvr-l-vimeo, edvr-tiny, ... [edvr-m]")
 @click.option("--model-opt", multiple=True, metavar="KEY=VALUE",
@@ -65,6 +65,8 @@ def _model_opts(pairs: tuple[str, ...]) -> dict | None:
 @click.option("--hflip/--no-hflip", "use_hflip", default=None, help="Random horizontal flips. [on]")
 @click.option("--rot/--no-rot", "use_rot", default=None, help="Random vertical flip + transpose. [on]")
 @click.option("--batch-size", type=int, default=None, help="Batch size PER PROCESS/GPU (official: 4 x 8 GPUs). [4]")
+@click.option("--accum-steps", type=int, default=None,
+              help="Gradient accumulation steps: global batch = batch size x processes x K. [1]")
 @click.option("--num-workers", type=int, default=None, help="Data loader workers per process. [3]")
 @click.option("--init", default=None, help="Initialise from a checkpoint, non-strict (woTSA -> TSA).")
 @click.option("--init-key", type=click.Choice(["params", "params_ema"]), default=None,
@@ -104,6 +106,8 @@ def _model_opts(pairs: tuple[str, ...]) -> dict | None:
 @click.option("--save-freq", type=int, default=None, help="Checkpoint every N iterations. [5000]")
 @click.option("--keep-checkpoints", type=int, default=None, help="Newest checkpoints kept (best.pth aside). [3]")
 @click.option("--print-freq", type=int, default=None, help="Log scalars every N iterations. [100]")
+@click.option("--tensorboard/--no-tensorboard", default=None,
+              help="TensorBoard scalars under RUN/tb/. [on when tensorboard is installed]")
 @click.option("--resume", default=None, help="'auto' (newest valid checkpoint of --run-dir) or a checkpoint path.")
 @click.option("--offset-threshold", type=float, default=None,
               help="Roll back when a DCN's mean |offset| exceeds this (0 = off). [100]")
@@ -131,6 +135,7 @@ def command(config_file, quiet, **options):
     """
     from vsrdata.edvr.train import train
     from vsrdata.edvr.train_config import TrainConfig, from_dict, load_config
+    from vsrdata.edvr.train_log import done_message, format_event
 
     master = int(os.environ.get("RANK", 0)) == 0
     note = (lambda line: click.echo(f"Warning: {line}" if "ignored:" in line else line, err=True)) if master \
@@ -159,24 +164,16 @@ def command(config_file, quiet, **options):
         if kind == "start" and show:
             from tqdm import tqdm
 
-            click.echo(f"training {cfg.preset} on {event['samples']} samples, device {event['device']}, "
-                       f"{event['world_size']} process(es), global batch {event['global_batch']}", err=True)
+            click.echo(format_event(event), err=True)
             bar = tqdm(total=event["total_iter"], initial=event["start_iter"], unit="it", dynamic_ncols=True)
         elif kind == "step" and bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{event['loss']:.4g}", lr=f"{event['lr']:.2e}", refresh=False)
-        elif kind in ("val", "rollback", "info") and master and not quiet:
-            if kind == "val":
-                msg = f"iter {event['iter']}: val PSNR {event['psnr']:.3f} dB" + (" (best)" if event["best"] else "")
-            elif kind == "rollback":
-                if bar is not None:
-                    bar.n = event["to_iter"]
-                    bar.refresh()
-                msg = (f"iter {event['iter']}: {event['reason']} -> rolled back to iteration {event['to_iter']}, "
-                       f"DCN lr x{event['dcn_lr_scale']:g} ({event['rollbacks']} rollback(s))")
-            else:
-                msg = event["message"]
-            (bar.write if bar is not None else lambda m: click.echo(m, err=True))(msg)
+        elif kind in ("val", "rollback", "info") and show:
+            if kind == "rollback" and bar is not None:
+                bar.n = event["to_iter"]
+                bar.refresh()
+            (bar.write if bar is not None else lambda m: click.echo(m, err=True))(format_event(event))
 
     try:
         result = train(cfg, on_event=on_event)
@@ -185,10 +182,7 @@ def command(config_file, quiet, **options):
             bar.close()
     if master:
         m = result.metrics
-        click.echo(f"done: {result.iterations} iterations, last loss {m['loss']:.6g}"
-                   + (f", val PSNR {m['psnr']:.3f} dB (best {m['best_psnr']:.3f} at {m['best_iter']})"
-                      if m.get("psnr") is not None else "")
-                   + (f", {m['rollbacks']} rollback(s)" if m["rollbacks"] else ""))
+        click.echo(done_message(result.iterations, m))
         click.echo(f"run directory: {result.run_dir}")
         if result.last_checkpoint:
             click.echo(f"last checkpoint: {result.last_checkpoint}")

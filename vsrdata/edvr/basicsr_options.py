@@ -346,5 +346,7 @@ def _logging(opt: dict, source: str) -> dict:
     if logger.get("save_checkpoint_freq") is not None:
         out["save_freq"] = _int(logger["save_checkpoint_freq"], "logger.save_checkpoint_freq", source)
     if logger.get("use_tb_logger") is not None:
-        out["tensorboard"] = bool(logger["use_tb_logger"])
+        # true: TensorBoard when it is installed (our default; a missing package is noted in
+        # train.log, not an error); false: off
+        out["tensorboard"] = None if logger["use_tb_logger"] else False
     return out

@@ -35,7 +35,7 @@ from typing import Any, Mapping
 
 import torch
 
-from vsrdata.core.image_io import temp_path_for
+from vsrdata.core.image_io import remove_stale_temps, temp_path_for
 from vsrdata.edvr.config import PRESETS, EDVRConfig, get_preset
 from vsrdata.errors import CheckpointError, ConfigError, OutputError
 
@@ -150,6 +150,12 @@ class LoadedCheckpoint:
     source: str = "<state dict>"
 
 
+def load_object(path: str | os.PathLike) -> Any:
+    """`torch.load(path, weights_only=True)` on CPU; every failure is one CheckpointError line
+    naming the file (PyTorch's multi-line advice to pass weights_only=False is never relayed)."""
+    return _torch_load(Path(path))
+
+
 def _torch_load(path: Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
@@ -177,10 +183,10 @@ def _torch_load(path: Path) -> Any:
 
 
 def _unpickling_reason(exc: Exception) -> str:
-    for line in str(exc).splitlines():
-        line = line.strip()
-        if "GLOBAL" in line or line.startswith("Unsupported"):
-            return line
+    """The refused global's name only: PyTorch's text around it advises weights_only=False."""
+    match = re.search(r"GLOBAL ([\w.]+)", str(exc))
+    if match:
+        return f"unsupported global {match.group(1)}"
     return "torch.load(weights_only=True) refused it"
 
 
@@ -492,6 +498,36 @@ def save_atomic(obj: Any, path: str | os.PathLike, *, legacy_format: bool = Fals
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+_TEMP_PID = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.tmp$")  # `temp_path_for` names
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # this process is not writing yet: its own leftovers are stale
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: it exists under another user
+        return True
+    return True
+
+
+def remove_dead_writers_temps(directory: str | os.PathLike) -> int:
+    """Remove the temporary files of `save_atomic` left in `directory` by processes that no longer
+    run (a kill during a save); a live writer's file is kept. Returns how many were removed."""
+    try:
+        names = [e.name for e in os.scandir(directory)]
+    except (FileNotFoundError, NotADirectoryError):
+        return 0
+    owners: dict[str, list[int]] = {}
+    for name in names:
+        if m := _TEMP_PID.match(name):
+            owners.setdefault(m.group("name"), []).append(int(m.group("pid")))
+    dead = {name for name, pids in owners.items() if not any(_process_alive(p) for p in pids)}
+    return remove_stale_temps(directory, dead) if dead else 0
 
 
 def weights_object(state_dict: Mapping[str, torch.Tensor], to: str = "basicsr",

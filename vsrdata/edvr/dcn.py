@@ -41,17 +41,18 @@ ENV_VAR = "VSRDATA_DCN"
 
 _tv_deform_conv2d = None
 _tv_checked = False
+_tv_error: BaseException | None = None
 
 
 def _torchvision_op():
     """torchvision.ops.deform_conv2d, or None when torchvision does not import."""
-    global _tv_deform_conv2d, _tv_checked
+    global _tv_deform_conv2d, _tv_checked, _tv_error
     if not _tv_checked:
         _tv_checked = True
         try:
             from torchvision.ops import deform_conv2d
-        except Exception:  # ImportError, or a torch/torchvision version mismatch at import
-            deform_conv2d = None
+        except Exception as exc:  # ImportError, or a torch/torchvision version mismatch at import
+            deform_conv2d, _tv_error = None, exc
         _tv_deform_conv2d = deform_conv2d
     return _tv_deform_conv2d
 
@@ -79,6 +80,10 @@ def resolve_backend(backend: str | None = None, device: torch.device | str | Non
     if backend not in BACKENDS:
         raise ConfigError(f"unknown DCN {source} {backend!r} (choose from: {', '.join(BACKENDS)}, auto)")
     if backend == "torchvision" and not torchvision_available():
+        from vsrdata.extras import install_hint, is_missing
+
+        if is_missing(_tv_error, "torchvision"):
+            raise ConfigError(install_hint("torchvision"))
         raise ConfigError(f"DCN {source} 'torchvision' requested but torchvision.ops.deform_conv2d "
                           "does not import; install torchvision matching torch, or use 'torch'")
     return backend

@@ -6,7 +6,10 @@ loop (TSA-only phase, forward, divergence guard, backward, step, log, validate, 
 
 - Distributed: under `torchrun --nproc_per_node=N -m vsrdata train ...` the RANK / LOCAL_RANK /
   WORLD_SIZE variables select DDP (nccl on CUDA, gloo on CPU). `batch_size` is per process; the
-  global batch is batch_size x WORLD_SIZE. Rank 0 alone logs, validates and writes checkpoints.
+  global batch is batch_size x WORLD_SIZE x accum_steps (gradient accumulation: K micro-batches
+  per update, DDP all-reducing after the last). W processes x K micro-batches give bit-identical
+  weights to W*K processes x 1 when K is a power of two (tested). Rank 0 alone logs, validates
+  and writes checkpoints.
 - Checkpoints (`RUN/checkpoints/iter_XXXXXXXX.pth`, written to a temporary name and renamed) hold
   model (`params`, BasicSR-loadable), `params_ema`, optimiser, scheduler, AMP scaler, RNG states
   (python, numpy, torch, cuda), iteration, best PSNR, rollback count and the resolved config.
@@ -62,13 +65,14 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from vsrdata.core.image_io import read_image, write_bytes_atomic, write_image
+from vsrdata.core.image_io import read_image, write_bytes_atomic
 from vsrdata.edvr.data import (ClipDataset, FrameStore, TrainSampler, VimeoDataset, load_val_clips,
                                to_tensor, worker_init)
 from vsrdata.edvr.optim import (ModelEMA, build_loss, build_optimizer, build_scheduler,
                                 set_tsa_only)
 from vsrdata.edvr.test_clips import temporal_indices
 from vsrdata.edvr.train_config import REDS_VAL_CLIPS, TrainConfig
+from vsrdata.edvr.train_log import RunLog, done_message, plot_curves  # noqa: F401 (plot_curves: public)
 from vsrdata.errors import CheckpointError, ConfigError, InputError, OutputError, VsrDataError
 
 CKPT_FORMAT = "vsrdata-train/1"
@@ -122,11 +126,9 @@ def _save_atomic(obj, path: Path) -> None:
 
 
 def _load(path: Path) -> dict:
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise CheckpointError(f"cannot read checkpoint {path}: {first}") from None
+    from vsrdata.edvr.checkpoint import load_object
+
+    obj = load_object(path)  # weights_only; one-line CheckpointError
     if not isinstance(obj, dict):
         raise CheckpointError(f"checkpoint {path} does not hold a dict")
     return obj
@@ -152,19 +154,40 @@ def list_checkpoints(run_dir: str | os.PathLike) -> list[tuple[int, Path]]:
     return sorted(found, reverse=True)
 
 
-def find_resume_checkpoint(run_dir: str | os.PathLike, before: int | None = None) -> tuple[Path, dict] | None:
+def find_resume_checkpoint(run_dir: str | os.PathLike, before: int | None = None,
+                           skipped: list | None = None) -> tuple[Path, dict] | None:
     """The newest checkpoint of the run (older than iteration `before` if given) that loads and is
-    ours, with its content."""
+    ours, with its content. Newer ones that do not load are appended to `skipped` as (path, why)."""
     for iteration, path in list_checkpoints(run_dir):
         if before is not None and iteration >= before:
             continue
         try:
             state = _load(path)
-        except CheckpointError:
-            continue
-        if state.get("format") == CKPT_FORMAT and "iter" in state:
-            return path, state
+        except CheckpointError as exc:
+            why = str(exc)
+        else:
+            if state.get("format") == CKPT_FORMAT and "iter" in state:
+                return path, state
+            why = f"{path} is not a vsrdata training checkpoint"
+        if skipped is not None:
+            skipped.append((path, why))
     return None
+
+
+def _auto_resume(run_dir: Path, emit) -> tuple[Path, dict] | None:
+    """`--resume auto`: the newest loadable checkpoint, naming each one skipped; None when the run
+    has no checkpoint; CheckpointError when it has some and none loads (never a silent restart)."""
+    skipped: list[tuple[Path, str]] = []
+    found = find_resume_checkpoint(run_dir, skipped=skipped)
+    if found is None and skipped:
+        raise CheckpointError(f"--resume auto: none of the {len(skipped)} checkpoint(s) of {run_dir} loads ("
+                              + "; ".join(why for _, why in skipped)
+                              + "); move them away to start again from iteration 0")
+    for path, why in skipped:
+        emit({"kind": "info", "message": f"skipped checkpoint {path.name}: {why}"})
+    if found is None:
+        emit({"kind": "info", "message": f"--resume auto: no checkpoint in {run_dir}, starting at iteration 0"})
+    return found
 
 
 def _rng_state() -> dict:
@@ -307,7 +330,9 @@ def build_train_dataset(cfg: TrainConfig, num_frame: int, scale: int):
 
 
 def _make_loader(dataset, cfg: TrainConfig, rank: int, world: int, start_iter: int, salt: int, pin: bool):
-    sampler = TrainSampler(len(dataset), cfg.batch_size, cfg.seed, rank, world, start_iter, salt)
+    """Batches of cfg.batch_size; with accumulation K, the K consecutive batches of one iteration
+    hold the sampler's B*K positions of this process (so W processes x K == W*K processes x 1)."""
+    sampler = TrainSampler(len(dataset), cfg.batch_size * cfg.accum_steps, cfg.seed, rank, world, start_iter, salt)
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers,
         worker_init_fn=worker_init if cfg.num_workers else None, pin_memory=pin,
@@ -322,20 +347,21 @@ def _make_loader(dataset, cfg: TrainConfig, rank: int, world: int, start_iter: i
 @torch.no_grad()
 def validate(model: torch.nn.Module, clips, num_frame: int, device: torch.device, pad_mode: str = "reflection_circle",
              max_frames: int = 0, autocast=contextlib.nullcontext) -> dict:
-    """PSNR (RGB, crop 0; mean of per-clip means, EDVR/BasicSR) of `model` on validation clips."""
-    from vsrdata.edvr.metrics import calculate_psnr, tensor_to_uint8
+    """PSNR and SSIM (RGB, crop 0; mean of per-clip means, EDVR/BasicSR) of `model` on validation
+    clips: {'psnr', 'ssim', 'per_clip': {clip: psnr}}."""
+    from vsrdata.edvr.metrics import calculate_psnr, calculate_ssim, tensor_to_uint8
 
     base = model.module if hasattr(model, "module") else model
     size_multiple, scale = base.config.size_multiple, base.config.scale
     was_training = model.training
     model.eval()
-    per_clip = {}
+    per_clip, ssim_per_clip = {}, []
     try:
         for clip in clips:
             lqs = torch.stack([to_tensor(read_image(p)) for p in clip.lq_paths])
             n = len(clip.lq_paths)
             count = n if not max_frames else min(n, max_frames)
-            scores = []
+            scores, ssims = [], []
             for i in range(count):
                 idx = temporal_indices(i, n, num_frame, pad_mode)
                 x = lqs[idx][None].to(device)
@@ -352,51 +378,15 @@ def validate(model: torch.nn.Module, clips, num_frame: int, device: torch.device
                     sr, gt = sr[:h, :w], gt[:h, :w]
                 if sr.shape != gt.shape:
                     raise InputError(f"validation clip {clip.name}: output {sr.shape} vs GT {gt.shape}")
-                scores.append(calculate_psnr(sr, np.ascontiguousarray(gt)))
+                gt = np.ascontiguousarray(gt)
+                scores.append(calculate_psnr(sr, gt))
+                ssims.append(calculate_ssim(sr, gt))
             per_clip[clip.name] = float(np.mean(scores))
+            ssim_per_clip.append(float(np.mean(ssims)))
     finally:
         model.train(was_training)
-    return {"psnr": float(np.mean(list(per_clip.values()))), "per_clip": per_clip}
-
-
-# ---------------------------------------------------------------------------------------------
-# curves
-
-
-def plot_curves(records: list[dict], path: Path) -> None:
-    """PNG with three panels (loss, validation PSNR, learning rate) drawn with OpenCV."""
-    import cv2
-
-    panels = [("loss (log10)", [(r["iter"], math.log10(r["loss"])) for r in records
-                                if "loss" in r and r["loss"] > 0 and math.isfinite(r["loss"])]),
-              ("val PSNR (dB)", [(r["iter"], r["psnr"]) for r in records if "psnr" in r and math.isfinite(r["psnr"])]),
-              ("lr", [(r["iter"], r["lr"]) for r in records if "lr" in r])]
-    W, H, pad = 720, 200, 64
-    img = np.full((H * len(panels), W, 3), 255, np.uint8)
-    all_x = [x for _, pts in panels for x, _ in pts] or [0, 1]
-    x0, x1 = min(all_x), max(max(all_x), min(all_x) + 1)
-    for k, (title, pts) in enumerate(panels):
-        top = k * H
-        cv2.rectangle(img, (pad, top + 20), (W - 20, top + H - 30), (0, 0, 0), 1)
-        cv2.putText(img, title, (pad, top + 15), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
-        if not pts:
-            continue
-        ys = [y for _, y in pts]
-        y0, y1 = min(ys), max(ys)
-        if y1 - y0 < 1e-12:
-            y0, y1 = y0 - 0.5 * (abs(y0) or 1), y1 + 0.5 * (abs(y1) or 1)
-        for val, ypix in ((y1, top + 20), (y0, top + H - 30)):
-            cv2.putText(img, f"{val:.3g}", (2, ypix + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.33, (0, 0, 0), 1, cv2.LINE_AA)
-        cv2.putText(img, f"iter {x0}..{x1}", (W - 170, top + H - 12), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (0, 0, 0), 1,
-                    cv2.LINE_AA)
-        poly = np.array([[pad + (x - x0) / (x1 - x0) * (W - 20 - pad),
-                          top + H - 30 - (y - y0) / (y1 - y0) * (H - 50)] for x, y in pts], np.int32)
-        colour = [(200, 60, 0), (0, 140, 0), (0, 0, 200)][k]
-        if len(poly) == 1:
-            cv2.circle(img, tuple(int(v) for v in poly[0]), 3, colour, -1)
-        else:
-            cv2.polylines(img, [poly.reshape(-1, 1, 2)], False, colour, 1, cv2.LINE_AA)
-    write_image(path, img)
+    return {"psnr": float(np.mean(list(per_clip.values()))), "ssim": float(np.mean(ssim_per_clip)),
+            "per_clip": per_clip}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -421,7 +411,8 @@ def train(cfg: TrainConfig, on_event: Callable[[dict], None] | None = None) -> T
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         own_group = True
     try:
-        return _train(cfg, emit if master else (lambda e: None), rank, world, device)
+        with contextlib.ExitStack() as stack:
+            return _train(cfg, emit if master else (lambda e: None), rank, world, device, stack)
     finally:
         if own_group and dist.is_initialized():
             dist.destroy_process_group()
@@ -432,13 +423,32 @@ def _barrier(world: int) -> None:
         dist.barrier()
 
 
-def _train(cfg: TrainConfig, emit, rank: int, world: int, device: torch.device) -> TrainResult:
+def _train(cfg: TrainConfig, emit_event, rank: int, world: int, device: torch.device,
+           stack: contextlib.ExitStack) -> TrainResult:
     from vsrdata.edvr.arch import build_edvr
     from vsrdata.edvr.config import get_preset
+    from vsrdata.extras import install_hint, require
 
     master = rank == 0
     # ---- config ------------------------------------------------------------------------------
     cfg.validate()
+    writer_cls, tb_note = None, None
+    if cfg.tensorboard is not False:  # None: on when installed; True: required
+        try:
+            writer_cls = require("torch.utils.tensorboard", "tensorboard").SummaryWriter
+        except ConfigError:
+            if cfg.tensorboard:
+                raise
+            tb_note = f"no TensorBoard scalars ({install_hint('tensorboard')})"
+    run_log = RunLog(master, writer_cls)
+    stack.callback(run_log.close)
+
+    def emit(event: dict) -> None:  # to the caller (rank 0) and to RUN/train.log
+        emit_event(event)
+        run_log.note(event)
+
+    if tb_note:
+        emit({"kind": "info", "message": tb_note})
     overrides = dict(cfg.model)
     if cfg.num_frame is not None:
         overrides["num_frame"] = cfg.num_frame
@@ -461,7 +471,7 @@ def _train(cfg: TrainConfig, emit, rank: int, world: int, device: torch.device) 
     log_path, config_path, curve_path = run_dir / "log.jsonl", run_dir / "config.json", run_dir / "curves.png"
     resume_from = None
     if cfg.resume == "auto":
-        resume_from = find_resume_checkpoint(run_dir)
+        resume_from = _auto_resume(run_dir, emit)
     elif cfg.resume:
         resume_from = (Path(cfg.resume), _load(Path(cfg.resume)))
         if resume_from[1].get("format") != CKPT_FORMAT:
@@ -550,35 +560,39 @@ def _train(cfg: TrainConfig, emit, rank: int, world: int, device: torch.device) 
 
     # ---- run directory, logs -------------------------------------------------------------------
     records: list[dict] = []
-    tb = None
     if master:
+        from vsrdata.edvr.checkpoint import remove_dead_writers_temps
+
+        for d in (run_dir, ckpt_dir):  # temporaries of a save killed mid-write
+            removed = remove_dead_writers_temps(d)
+            if removed:
+                emit({"kind": "info", "message": f"removed {removed} stale temporary file(s) in {d}"})
         run_dir.mkdir(parents=True, exist_ok=True)
         write_bytes_atomic(config_path, cfg.to_json().encode())
         if resume_from is not None and log_path.exists():
             records = [r for r in _read_jsonl(log_path) if r.get("iter", 0) <= state["iter"]]
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-
-            tb = SummaryWriter(str(run_dir / "tb"))
-        except Exception:  # tensorboard not installed
-            tb = None
-    log_file = open(log_path, "a", buffering=1) if master else None
+    run_log.open(run_dir, state["iter"] if resume_from is not None else None)
 
     def log(record: dict) -> None:
-        if not master:
-            return
-        records.append(record)
-        log_file.write(json.dumps(record) + "\n")
-        if tb is not None:
-            for k, v in record.items():
-                if k != "iter" and isinstance(v, (int, float)):
-                    tb.add_scalar(k, v, record.get("iter", 0))
+        if master:
+            records.append(record)
+            run_log.record(record)
 
     if init_report is not None:
         log({"iter": state["iter"], "event": "init", "source": cfg.init or cfg.init_deep_from_shallow,
              **{k: (len(v) if isinstance(v, list) else v) for k, v in init_report.items() if k != "map"}})
-    if resume_from is None:
-        save(ckpt_dir / f"iter_{0:08d}.pth")  # the first "last good" state for the guard
+    # the first "last good" state for the divergence guard: kept in memory and written only once a
+    # step has run (or the guard needs it), so a run that fails on its first batch leaves no
+    # checkpoint and the same command can simply be run again
+    initial = [copy.deepcopy(checkpoint_state()) if master and resume_from is None else None,
+               resume_from is None]
+
+    def save_initial() -> None:
+        if initial[1]:
+            if master:
+                _save_atomic(initial[0], ckpt_dir / f"iter_{0:08d}.pth")
+            _barrier(world)
+            initial[:] = [None, False]
 
     # ---- loop ----------------------------------------------------------------------------------
     total = cfg.total_iter
@@ -586,9 +600,11 @@ def _train(cfg: TrainConfig, emit, rank: int, world: int, device: torch.device) 
     stuck_at = None  # iteration of the last rollback target while no step has succeeded since
     net, frozen = None, None
     data_iter = None
+    accum = cfg.accum_steps
     start_iter = state["iter"]
-    emit({"kind": "start", "start_iter": start_iter, "total_iter": total, "world_size": world,
-          "global_batch": cfg.batch_size * world, "samples": len(dataset), "device": str(device)})
+    emit({"kind": "start", "preset": cfg.preset, "start_iter": start_iter, "total_iter": total, "world_size": world,
+          "global_batch": cfg.batch_size * world * cfg.accum_steps,
+          "accum_steps": cfg.accum_steps, "samples": len(dataset), "device": str(device)})
     t_data = t_total = 0.0
     n_timed = 0
     step_times: list[float] = []
@@ -614,30 +630,45 @@ def _train(cfg: TrainConfig, emit, rank: int, world: int, device: torch.device) 
         if data_iter is None:
             data_iter = _make_loader(dataset, cfg, rank, world, state["iter"], state["salt"], device.type == "cuda")
 
+        # ---- forward/backward over K micro-batches (gradient accumulation) ----
+        # The sampler hands this process B*K samples per iteration; the loader yields them as K
+        # consecutive micro-batches of B. Each micro-loss is scaled by 1/K (exact for K a power of
+        # two) and DDP all-reduces only after the last backward (no_sync before), so the update is
+        # that of one global batch B x WORLD x K. K = 1 is the plain step, unscaled.
         t0 = time.perf_counter()
-        batch = next(data_iter)
-        t1 = time.perf_counter()
-        lq = batch["lq"].to(device, non_blocking=True)
-        gt = batch["gt"].to(device, non_blocking=True)
-        with autocast():
-            out = net(lq)
-        loss = criterion(out.float(), gt)
-        if it in pending_nan:
-            pending_nan.remove(it)
-            loss = loss * float("nan")
-
-        # ---- divergence guard (before any weight changes) ----
-        loss_value = float(loss.detach())
-        offset_max = 0.0
-        if guard_offsets:
-            stats = model.offset_stats()
-            offset_max = float(torch.stack(list(stats.values())).max()) if stats else 0.0
-        flags = torch.tensor([0.0 if math.isfinite(loss_value) else 1.0,
-                              1.0 if guard_offsets and offset_max > cfg.offset_threshold else 0.0])
-        if world > 1:
-            flags = flags.to(device)
-            dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+        t_wait = loss_value = offset_max = 0.0
+        optimizer.zero_grad(set_to_none=True)
+        for k in range(accum):
+            t_a = time.perf_counter()
+            batch = next(data_iter)
+            t_wait += time.perf_counter() - t_a
+            lq = batch["lq"].to(device, non_blocking=True)
+            gt = batch["gt"].to(device, non_blocking=True)
+            local = net.no_sync() if world > 1 and k < accum - 1 else contextlib.nullcontext()
+            with local:
+                with autocast():
+                    out = net(lq)
+                loss = criterion(out.float(), gt)
+                if it in pending_nan:
+                    pending_nan.remove(it)
+                    loss = loss * float("nan")
+                # ---- divergence guard (before any weight changes) ----
+                micro = float(loss.detach())
+                loss_value += micro / accum if accum > 1 else micro
+                if guard_offsets:
+                    stats = model.offset_stats()
+                    offset_max = max(offset_max, float(torch.stack(list(stats.values())).max()) if stats else 0.0)
+                flags = torch.tensor([0.0 if math.isfinite(micro) else 1.0,
+                                      1.0 if guard_offsets and offset_max > cfg.offset_threshold else 0.0])
+                if world > 1:
+                    flags = flags.to(device)
+                    dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+                if flags.any():
+                    break
+                scaler.scale(loss / accum if accum > 1 else loss).backward()
+        t1 = t0 + t_wait
         if flags.any():
+            save_initial()
             reason = "non-finite loss" if flags[0] else f"DCN offset mean {offset_max:.3g} > {cfg.offset_threshold:g}"
             # newest checkpoint; an older one when nothing trained since the last rollback (the
             # newest then holds weights that diverge again at once)
@@ -672,8 +703,6 @@ def _train(cfg: TrainConfig, emit, rank: int, world: int, device: torch.device) 
             del out, loss
             continue
 
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
         if cfg.grad_clip > 0:
             scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], cfg.grad_clip)
@@ -685,6 +714,7 @@ def _train(cfg: TrainConfig, emit, rank: int, world: int, device: torch.device) 
             ema.update(model)
         state["iter"] = it
         stuck_at = None
+        save_initial()
         t2 = time.perf_counter()
         if it > start_iter + 1:  # the first iteration (allocator / thread-pool warm-up) is not timed
             t_data += t1 - t0
@@ -698,7 +728,7 @@ def _train(cfg: TrainConfig, emit, rank: int, world: int, device: torch.device) 
             pixels = gt.numel()
             log({"iter": it, "loss": loss_value,
                  "loss_per_pixel": loss_value / pixels if cfg.loss_reduction == "sum" else loss_value,
-                 "lr": lr_used, "offset_mean_max": offset_max, "data_time": t_data / max(n_timed, 1),
+                 "lr": lr_used, "offset_mean_max": offset_max if guard_offsets else None, "data_time": t_data / max(n_timed, 1),
                  "iter_time": t_total / max(n_timed, 1)})
 
         if val_clips is not None and (it % cfg.val_freq == 0 or it == total):
@@ -713,8 +743,9 @@ def _train(cfg: TrainConfig, emit, rank: int, world: int, device: torch.device) 
                 improved = state["best_metric"] is None or result["psnr"] > state["best_metric"]
                 if improved:
                     state["best_metric"], state["best_iter"] = result["psnr"], it
-                log({"iter": it, "psnr": result["psnr"], "per_clip": result["per_clip"], "best": improved})
-                emit({"kind": "val", "iter": it, "psnr": result["psnr"], "best": improved})
+                log({"iter": it, "psnr": result["psnr"], "ssim": result["ssim"], "per_clip": result["per_clip"],
+                     "best": improved})
+                emit({"kind": "val", "iter": it, "psnr": result["psnr"], "ssim": result["ssim"], "best": improved})
                 if improved:
                     _save_atomic(checkpoint_state(), run_dir / "best.pth")
                 plot_curves(records, curve_path)
@@ -733,16 +764,14 @@ def _train(cfg: TrainConfig, emit, rank: int, world: int, device: torch.device) 
 
     if master:
         plot_curves(records, curve_path)
-        log_file.close()
-        if tb is not None:
-            tb.close()
     best = run_dir / "best.pth"
     metrics = {"loss": last_loss, "psnr": last_val, "best_psnr": state["best_metric"], "best_iter": state["best_iter"],
                "rollbacks": state["rollbacks"], "dcn_lr_scale": state["dcn_lr_scale"],
                "data_time_share": (t_data / t_total) if t_total else None,
                "iters_per_s": (n_timed / t_total) if t_total else None,
-               "samples_per_s": (n_timed * cfg.batch_size * world / t_total) if t_total else None,
+               "samples_per_s": (n_timed * cfg.batch_size * world * accum / t_total) if t_total else None,
                "iter_time_median": float(np.median(step_times)) if step_times else None}
+    emit({"kind": "done", "message": done_message(state["iter"], metrics)})
     return TrainResult(run_dir=run_dir, last_checkpoint=last_ckpt, best_checkpoint=best if best.exists() else None,
                        curve_png=curve_path if curve_path.exists() else None, log_path=log_path,
                        config_path=config_path, iterations=state["iter"], metrics=metrics)

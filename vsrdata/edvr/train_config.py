@@ -73,6 +73,7 @@ class TrainConfig:
     use_hflip: bool = True
     use_rot: bool = True
     batch_size: int = 4  # per process
+    accum_steps: int = 1  # gradient accumulation: global batch = batch_size x processes x accum_steps
     num_workers: int = 3  # per process
     # --- model initialisation -------------------------------------------------------------
     init: str | None = None  # non-strict load (woTSA -> TSA)
@@ -115,7 +116,7 @@ class TrainConfig:
     save_freq: int = 5000
     keep_checkpoints: int = 3  # newest iteration checkpoints kept (best.pth is kept besides)
     print_freq: int = 100
-    tensorboard: bool = True  # scalars under RUN/tb/ when tensorboard is installed
+    tensorboard: bool | None = None  # RUN/tb/ scalars: None = when installed, True = required
     resume: str | None = None  # None | "auto" | PATH
     # --- divergence guard -----------------------------------------------------------------
     offset_threshold: float = 100.0  # mean |offset| of any DCN; 0 = no offset check
@@ -182,7 +183,7 @@ class TrainConfig:
             bad("gt", "no training GT given")
         if not self.lq_path:
             bad("lq", "no training LQ given")
-        for name in ("gt_size", "batch_size", "total_iter", "save_freq", "print_freq", "val_freq"):
+        for name in ("gt_size", "batch_size", "accum_steps", "total_iter", "save_freq", "print_freq", "val_freq"):
             if int(getattr(self, name)) < 1:
                 bad(name, f"must be >= 1, got {getattr(self, name)}")
         if self.num_workers < 0:
