@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from vsrdata.core.lmdb_store import (INCOMPLETE_MARKER, LmdbReader, LmdbWriter, check_key, make_key,
-                                     meta_line, parse_meta_txt, png_header_shape)
+                                     meta_line, parse_meta_txt)
 from vsrdata.errors import ConfigError, InputError, OutputError
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -80,19 +80,6 @@ def test_parse_meta_accepts_basicsr_and_mmagic_lines(tmp_path):
     meta.write_text("this is not a meta line\n")
     with pytest.raises(InputError, match="meta_info.txt:1"):
         parse_meta_txt(meta)
-
-
-@pytest.mark.parametrize("shape, dtype", [((9, 11, 3), np.uint8), ((9, 11), np.uint8),
-                                          ((9, 11, 4), np.uint8), ((9, 11, 3), np.uint16)])
-def test_png_header_shape_agrees_with_cv2(shape, dtype):
-    img = (np.arange(np.prod(shape)) * 37 % 250).astype(dtype).reshape(shape)
-    data = _png1(img)
-    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    (h, w, c), depth = png_header_shape(data)
-    assert (h, w) == decoded.shape[:2]
-    assert c == (decoded.shape[2] if decoded.ndim == 3 else 1)
-    assert depth == (16 if dtype == np.uint16 else 8)
-    assert png_header_shape(b"not a png at all, no header here") is None
 
 
 # ------------------------------------------------------------------------------------- reader

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import struct
 from pathlib import Path
 from typing import Collection
 
@@ -20,8 +21,8 @@ import numpy as np
 from vsrdata.errors import InputError, OutputError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_PNG_IEND = b"IEND\xaeB`\x82"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_IEND = b"IEND\xaeB`\x82"
 TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.\d+\.tmp$")  # the pattern of `temp_path_for`
 
 
@@ -57,7 +58,7 @@ def read_image(path: str | os.PathLike, *, allow_alpha: bool = True) -> np.ndarr
         data = path.read_bytes()
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if data[:8] == _PNG_SIGNATURE and not data.rstrip(b"\0").endswith(_PNG_IEND):
+    if data[:8] == PNG_SIGNATURE and not data.rstrip(b"\0").endswith(PNG_IEND):
         raise InputError(f"truncated PNG (no IEND chunk): {path}")
     img = decode_image(data, str(path))
     if img.dtype not in (np.uint8, np.uint16):
@@ -75,6 +76,39 @@ def encode_png(img: np.ndarray, compress_level: int = 1) -> bytes:
     if not ok:  # pragma: no cover - cv2 only fails on unsupported dtypes/shapes
         raise InputError(f"cannot PNG-encode array of shape {img.shape} dtype {img.dtype}")
     return buf.tobytes()
+
+
+# (colour type, bit depth) -> channels of cv2.imdecode(IMREAD_UNCHANGED) without / with a tRNS
+# chunk. Pairs not listed (e.g. 16-bit gray+alpha) are not predicted: `png_header` returns None.
+_PNG_CHANNELS = {(0, 1): (1, 1), (0, 2): (1, 1), (0, 4): (1, 1), (0, 8): (1, 1), (0, 16): (1, 1),
+                 (2, 8): (3, 4), (2, 16): (3, 4), (3, 8): (3, 4), (4, 8): (4, 4),
+                 (6, 8): (4, 4), (6, 16): (4, 4)}
+
+
+def png_header(data: bytes | memoryview) -> tuple[int, int, int, str] | None:
+    """(h, w, channels, dtype) that `decode_image` would return for PNG bytes, without decoding.
+
+    Reads the IHDR chunk and walks the chunk headers up to the first IDAT (a tRNS chunk before it
+    adds an alpha channel to RGB and palette images). `data` must reach that IDAT: pass a whole
+    value, or the first 64 KiB of a file. dtype is 'uint16' for 16-bit samples, else 'uint8'.
+    Returns None when `data` is not a PNG, is cut before the first IDAT, or has a colour type /
+    bit depth whose decoded layout is not predicted (the caller then decodes).
+    """
+    data = bytes(data[:1 << 16])
+    if len(data) < 33 or data[:8] != PNG_SIGNATURE or data[12:16] != b"IHDR":
+        return None
+    width, height = struct.unpack(">II", data[16:24])
+    channels = _PNG_CHANNELS.get((data[25], data[24]))
+    if channels is None:
+        return None
+    pos, has_trns = 33, False
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        if kind == b"IDAT":
+            return height, width, channels[has_trns], "uint16" if data[24] == 16 else "uint8"
+        has_trns = has_trns or kind == b"tRNS"
+        pos += 12 + length
+    return None
 
 
 def temp_path_for(path: str | os.PathLike) -> Path:

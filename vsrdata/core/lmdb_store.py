@@ -32,14 +32,13 @@ import json
 import os
 import pickle
 import re
-import struct
 from pathlib import Path
 from typing import Callable, Iterable
 
 import lmdb
 import numpy as np
 
-from vsrdata.core.image_io import decode_image, write_bytes_atomic
+from vsrdata.core.image_io import decode_image, png_header, write_bytes_atomic
 from vsrdata.errors import ConfigError, InputError, OutputError
 
 KEY_STYLES = ("basicsr", "mmagic")
@@ -50,9 +49,6 @@ _META_PARTIAL = ".meta_info.txt.partial"
 _LMDB_FILES = ("data.mdb", "lock.mdb", META_TXT, META_PKL, INCOMPLETE_MARKER, _META_PARTIAL)
 _MAX_KEY_BYTES = 511  # LMDB's default mdb_env_get_maxkeysize()
 _MIB = 1 << 20
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-# PNG colour type -> channels of cv2.imdecode(IMREAD_UNCHANGED) (gray, BGR, palette->BGR, GA->BGRA, BGRA).
-_PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 4, 6: 4}
 _VIMEO_FRAME = re.compile(r"^im(\d+)$")
 _META_LINE = re.compile(r"^(?P<name>\S+)\s+\((?P<shape>\s*\d+\s*(?:,\s*\d+\s*)*)\)(?:\s+(?P<level>\d+))?\s*$")
 
@@ -100,17 +96,6 @@ def meta_line(key: str, shape: tuple[int, ...], compress_level: int) -> str:
     h, w = shape[0], shape[1]
     c = shape[2] if len(shape) > 2 else 1
     return f"{key}.png ({h},{w},{c}) {compress_level}\n"
-
-
-def png_header_shape(data: bytes | memoryview) -> tuple[tuple[int, int, int], int] | None:
-    """((h, w, c), bit_depth) read from a PNG's IHDR chunk without decoding, or None if `data`
-    is not a PNG. `c` is the channel count cv2.imdecode(IMREAD_UNCHANGED) returns."""
-    head = bytes(data[:26])
-    if len(head) < 26 or head[:8] != _PNG_SIGNATURE or head[12:16] != b"IHDR":
-        return None
-    width, height = struct.unpack(">II", head[16:24])
-    depth, colour = head[24], head[25]
-    return (height, width, _PNG_CHANNELS.get(colour, 3)), depth
 
 
 def parse_meta_txt(path: str | os.PathLike) -> tuple[list[str], dict[str, tuple[int, ...]]]:
@@ -461,10 +446,12 @@ class LmdbWriter:
         value = self._txn.get(key.encode("ascii"))
         if value is None:
             return None
-        head = png_header_shape(value)
+        head = png_header(value)
         if head is None:
-            raise OutputError(f"value of {key!r} in {self.path} is not a PNG; rebuild with --overwrite")
-        return head
+            raise OutputError(f"value of {key!r} in {self.path} is not a PNG this writer made; rebuild the "
+                              f"LMDB from scratch (overwrite)")
+        h, w, c, dtype = head
+        return (h, w, c), 16 if dtype == "uint16" else 8
 
     def add_existing(self, key: str, shape: tuple[int, ...]) -> None:
         """Record a key kept from an earlier run (only its meta_info line is written)."""

@@ -56,13 +56,12 @@ import json
 import os
 import re
 import shutil
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from vsrdata.core import splits
-from vsrdata.core.image_io import (is_image_file, read_image, remove_stale_temps, temp_path_for,
-                                   write_bytes_atomic, write_image)
+from vsrdata.core.image_io import (PNG_IEND, is_image_file, png_header, read_image, remove_stale_temps,
+                                   temp_path_for, write_bytes_atomic, write_image)
 from vsrdata.core.layouts import (Clip, clip_root, clips_from_list, detect_layout, find_clips,
                                   read_clip_list, validate_clip_id)
 from vsrdata.errors import ConfigError, InputError, OutputError
@@ -71,8 +70,6 @@ from vsrdata.pipelines.runner import SKIPPED, WRITTEN, JobsFailed, Summary, avai
 __all__ = ["split_test", "SplitResult", "JobsFailed", "LAYOUTS"]
 
 LAYOUTS = ("auto", "vimeo", "reds", "gt-tree", "clips")
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_PNG_IEND = b"IEND\xaeB`\x82"
 
 
 @dataclass
@@ -105,18 +102,14 @@ class SplitResult:
 # ------------------------------------------------------------------------------ frame sizes
 def frame_shape(path: Path) -> tuple[int, int, int, str]:
     """(h, w, c, dtype) of a frame as `read_image` would return it, from the PNG header when
-    possible (8/16-bit gray, RGB, RGBA), else by decoding the image."""
+    possible (`image_io.png_header`), else by decoding the image."""
     try:
         with open(path, "rb") as fh:
-            head = fh.read(26)
+            head = png_header(fh.read(1 << 16))
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if len(head) == 26 and head[:8] == _PNG_SIGNATURE and head[12:16] == b"IHDR":
-        width, height = struct.unpack(">II", head[16:24])
-        depth, color = head[24], head[25]
-        channels = {0: 1, 2: 3, 6: 4}.get(color)
-        if channels is not None and depth in (8, 16):
-            return height, width, channels, "uint8" if depth == 8 else "uint16"
+    if head is not None:
+        return head
     img = read_image(path)
     return img.shape[0], img.shape[1], (img.shape[2] if img.ndim == 3 else 1), str(img.dtype)
 
@@ -158,7 +151,7 @@ def _check_complete_png(src: str) -> None:
             tail = fh.read()
     except OSError as exc:
         raise InputError(f"cannot read {src}: {exc.strerror or exc}") from None
-    if not tail.rstrip(b"\0").endswith(_PNG_IEND):
+    if not tail.rstrip(b"\0").endswith(PNG_IEND):
         raise InputError(f"truncated PNG (no IEND chunk): {src}")
 
 
