@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import click
 
-from vsrdata.cli._common import ProgressBar
-
-_PADDINGS = ("reflection_circle", "replicate", "reflection", "circle")
+from vsrdata.cli._common import TEMPORAL_PADDINGS, ProgressBar
 
 
 @click.command("infer")
@@ -20,7 +18,7 @@ _PADDINGS = ("reflection_circle", "replicate", "reflection", "circle")
               help="Restore in tiles of this many input pixels (rounded up to a multiple of 4).")
 @click.option("--tile-overlap", type=click.IntRange(min=0), default=16, show_default=True,
               help="Input pixels each tile extends into its neighbours (only the tile's own part is kept).")
-@click.option("--padding", type=click.Choice(_PADDINGS), default=None,
+@click.option("--padding", type=click.Choice(TEMPORAL_PADDINGS), default=None,
               help="Temporal padding at the ends (default reflection_circle; replicate for deblur presets).")
 @click.option("--fps", type=float, default=None, help="Frame rate of a video OUTPUT (default: the input "
               "video's, else 25).")

@@ -6,6 +6,8 @@ import os
 
 import click
 
+from vsrdata.cli._common import (AMP_MODES, DATASETS, LOSS_REDUCTIONS, TEMPORAL_PADDINGS,
+                                 VAL_PARTITIONS)
 
 
 def _numbers(value: str | None, name: str, kind: type = float):
@@ -52,12 +54,12 @@ def _model_opts(pairs: tuple[str, ...]) -> dict | None:
 @click.option("--model-opt", multiple=True, metavar="KEY=VALUE",
               help="Override an EDVR field, e.g. num_reconstruct_block=40 (repeatable).")
 @click.option("--num-frame", type=int, default=None, help="Input frames (default: the preset's).")
-@click.option("--dataset", type=click.Choice(["reds", "vimeo", "clips"]), default=None,
+@click.option("--dataset", type=click.Choice(DATASETS), default=None,
               help="Training set layout. [reds]")
 @click.option("--gt", "gt_path", default=None, help="Training GT: an LMDB (folder with data.mdb) or a folder of clips.")
 @click.option("--lq", "lq_path", default=None, help="Training LQ (LR): LMDB or folder, same clips/keys as --gt.")
 @click.option("--train-list", default=None, help="Vimeo90K: clip list such as sep_trainlist.txt.")
-@click.option("--val-partition", type=click.Choice(["REDS4", "official", "none"]), default=None,
+@click.option("--val-partition", type=click.Choice(VAL_PARTITIONS), default=None,
               help="REDS clips left out of training. [REDS4]")
 @click.option("--gt-size", type=int, default=None, help="GT patch side; LQ patch = gt_size / 4. [256]")
 @click.option("--interval-list", default=None, help="Frame intervals to sample from, e.g. 1,2,3. [1]")
@@ -86,17 +88,17 @@ def _model_opts(pairs: tuple[str, ...]) -> dict | None:
                    "on a TSA model, else 0).")
 @click.option("--grad-clip", type=float, default=None, help="Max gradient norm (0 = off). [0]")
 @click.option("--ema-decay", type=float, default=None, help="EMA decay of the weights (0 = off). [0.999]")
-@click.option("--loss-reduction", type=click.Choice(["sum", "mean"]), default=None,
+@click.option("--loss-reduction", type=click.Choice(LOSS_REDUCTIONS), default=None,
               help="Charbonnier reduction; with 'sum' loss values of 1e4-1e7 are normal. [sum]")
 @click.option("--loss-eps", type=float, default=None, help="Charbonnier eps (original EDVR: 1e-6). [1e-12]")
-@click.option("--amp", type=click.Choice(["none", "bf16", "fp16"]), default=None,
+@click.option("--amp", type=click.Choice(AMP_MODES), default=None,
               help="Mixed precision on CUDA (CPU always runs fp32). [none]")
 @click.option("--channels-last/--no-channels-last", default=None, help="channels_last memory format on CUDA. [off]")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="[auto]")
 @click.option("--seed", type=int, default=None, help="Random seed (data order, crops, init). [10]")
 @click.option("--val", "val_path", default=None, help="Validation set: a `vsrdata split-test` output.")
 @click.option("--val-freq", type=int, default=None, help="Validate every N iterations. [5000]")
-@click.option("--val-pad", type=click.Choice(["reflection_circle", "replicate", "reflection", "circle"]),
+@click.option("--val-pad", type=click.Choice(TEMPORAL_PADDINGS),
               default=None, help="Temporal padding at clip ends for validation. [reflection_circle]")
 @click.option("--val-max-frames", type=int, default=None, help="Frames scored per validation clip (0 = all). [0]")
 @click.option("--save-freq", type=int, default=None, help="Checkpoint every N iterations. [5000]")

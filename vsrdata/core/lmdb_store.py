@@ -39,9 +39,9 @@ import lmdb
 import numpy as np
 
 from vsrdata.core.image_io import decode_image, png_header, write_bytes_atomic
+from vsrdata.core.lmdb_keys import KEY_STYLES
 from vsrdata.errors import ConfigError, InputError, OutputError
 
-KEY_STYLES = ("basicsr", "mmagic")
 META_TXT = "meta_info.txt"
 META_PKL = "meta_info.pkl"
 INCOMPLETE_MARKER = ".vsrdata-incomplete"

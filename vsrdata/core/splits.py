@@ -40,8 +40,8 @@ SPLIT_FILE = "split.json"
 META_FILE = "meta_info.txt"
 MAPPING_FILE = "mapping.txt"
 MARKER_FILE = ".vsrdata-split-test"
-PAD_MODES = ("replicate", "reflect", "zero")
-DEGRADATIONS = ("bi", "bd")
+#: Spatial padding at the bottom/right of a test frame (temporal padding: edvr/test_clips.py).
+SPATIAL_PADDINGS = ("replicate", "reflect", "zero")
 
 # --- named partitions (data) ----------------------------------------------------------------
 
@@ -156,7 +156,7 @@ def pad_bottom_right(img: np.ndarray, bottom: int, right: int, mode: str) -> np.
     'zero' fills with 0. Dtype is kept; nothing is added at the top or left.
     """
     if mode not in _NP_MODES:
-        raise ConfigError(f"unknown pad mode {mode!r} (choose from {', '.join(PAD_MODES)})")
+        raise ConfigError(f"unknown pad mode {mode!r} (choose from {', '.join(SPATIAL_PADDINGS)})")
     if bottom < 0 or right < 0:
         raise ConfigError(f"padding must be >= 0, got bottom={bottom}, right={right}")
     if bottom == 0 and right == 0:

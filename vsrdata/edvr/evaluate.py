@@ -46,7 +46,7 @@ from vsrdata.core.image_io import bgr_to_rgb, read_image, write_image
 from vsrdata.core.layouts import natural_key
 from vsrdata.edvr import metrics
 from vsrdata.edvr.report import ClipScores, EvalReport, FrameScore, write_strip
-from vsrdata.edvr.test_clips import PADDING_MODES, SlidingWindow
+from vsrdata.edvr.test_clips import TEMPORAL_PADDINGS, SlidingWindow
 from vsrdata.errors import CheckpointError, ConfigError, InputError
 
 __all__ = ["PROTOCOLS", "PRECISIONS", "evaluate", "infer", "load_model", "restore", "default_device"]
@@ -206,8 +206,8 @@ def restore(model: torch.nn.Module, window: torch.Tensor, *, scale: int, multipl
 def _check_padding(padding: str | None, with_predeblur: bool) -> str:
     if padding is None:
         return "replicate" if with_predeblur else "reflection_circle"
-    if padding not in PADDING_MODES:
-        raise ConfigError(f"unknown temporal padding {padding!r} (choose from {', '.join(PADDING_MODES)})")
+    if padding not in TEMPORAL_PADDINGS:
+        raise ConfigError(f"unknown temporal padding {padding!r} (choose from {', '.join(TEMPORAL_PADDINGS)})")
     return padding
 
 

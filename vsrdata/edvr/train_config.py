@@ -32,20 +32,17 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from vsrdata.core.splits import REDS4, REDS_VAL
+from vsrdata.edvr.test_clips import TEMPORAL_PADDINGS
 from vsrdata.errors import ConfigError
 
 DATASETS = ("reds", "vimeo", "clips")
-VAL_PARTITIONS = ("REDS4", "official", "none")
 AMP_MODES = ("none", "bf16", "fp16")
-PAD_MODES = ("reflection_circle", "replicate", "reflection", "circle")
 LOSS_REDUCTIONS = ("sum", "mean")
 
 #: REDS validation partitions, removed from the training keys (EDVR_SPEC §4.2).
-REDS_VAL_CLIPS = {
-    "REDS4": ("000", "011", "015", "020"),
-    "official": tuple(f"{i:03d}" for i in range(240, 270)),
-    "none": (),
-}
+REDS_VAL_CLIPS = {"REDS4": REDS4, "official": REDS_VAL, "none": ()}
+VAL_PARTITIONS = tuple(REDS_VAL_CLIPS)
 
 
 @dataclass
@@ -142,8 +139,8 @@ class TrainConfig:
             bad("val_partition", f"{self.val_partition!r} (choose from {', '.join(VAL_PARTITIONS)})")
         if self.amp not in AMP_MODES:
             bad("amp", f"{self.amp!r} (choose from {', '.join(AMP_MODES)})")
-        if self.val_pad not in PAD_MODES:
-            bad("val_pad", f"{self.val_pad!r} (choose from {', '.join(PAD_MODES)})")
+        if self.val_pad not in TEMPORAL_PADDINGS:
+            bad("val_pad", f"{self.val_pad!r} (choose from {', '.join(TEMPORAL_PADDINGS)})")
         if self.loss_reduction not in LOSS_REDUCTIONS:
             bad("loss_reduction", f"{self.loss_reduction!r} (choose from sum, mean)")
         if self.device not in ("auto", "cpu", "cuda"):

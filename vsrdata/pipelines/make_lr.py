@@ -39,15 +39,14 @@ import json
 import os
 from pathlib import Path
 
-from vsrdata.core.degrade import degrade
+from vsrdata.core.degrade import DEGRADATIONS, degrade
 from vsrdata.core.image_io import read_image, remove_stale_temps, write_bytes_atomic, write_image
 from vsrdata.core.layouts import find_clips
 from vsrdata.errors import ConfigError, InputError, OutputError
 from vsrdata.pipelines.runner import SKIPPED, WRITTEN, JobsFailed, Summary, available_cores, run_jobs
 
-__all__ = ["make_lr", "plan_make_lr", "Summary", "JobsFailed", "DEGRADATIONS"]
+__all__ = ["make_lr", "plan_make_lr", "Summary", "JobsFailed"]
 
-DEGRADATIONS = ("bi", "bd")
 _EXAMPLES = 5
 MANIFEST = "make_lr.json"
 MANIFEST_FORMAT = "vsrdata-make-lr/1"

@@ -60,6 +60,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vsrdata.core import splits
+from vsrdata.core.degrade import DEGRADATIONS
 from vsrdata.core.image_io import (PNG_IEND, is_image_file, png_header, read_image, remove_stale_temps,
                                    temp_path_for, write_bytes_atomic, write_image)
 from vsrdata.core.layouts import (Clip, clip_root, clips_from_list, detect_layout, find_clips,
@@ -478,15 +479,15 @@ def split_test(src: str | os.PathLike, out: str | os.PathLike, *, layout: str = 
     frames: `JobsFailed` after the other frames were written), OutputError (unusable OUT).
     """
     src, out = Path(src), Path(out)
-    if degradation not in splits.DEGRADATIONS:
+    if degradation not in DEGRADATIONS:
         raise ConfigError(f"unknown degradation {degradation!r} (choose from bi, bd)")
     if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
         raise ConfigError(f"--scale must be a positive integer, got {scale!r}")
     if isinstance(multiple, bool) or not isinstance(multiple, int) or multiple < 1:
         raise ConfigError(f"--multiple must be a positive integer, got {multiple!r}")
     pad_mode = None if crop else (pad or "replicate")
-    if pad_mode is not None and pad_mode not in splits.PAD_MODES:
-        raise ConfigError(f"unknown pad mode {pad!r} (choose from {', '.join(splits.PAD_MODES)})")
+    if pad_mode is not None and pad_mode not in splits.SPATIAL_PADDINGS:
+        raise ConfigError(f"unknown pad mode {pad!r} (choose from {', '.join(splits.SPATIAL_PADDINGS)})")
     if workers is None:
         workers = available_cores()
     if workers < 1:
