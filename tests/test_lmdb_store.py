@@ -239,11 +239,12 @@ def test_writer_with_refetch_replays_from_sources_not_from_ram(tmp_path):
 
 def test_writer_fixed_map_size_full_is_a_clear_error(tmp_path):
     items = _values(200)
-    with pytest.raises(OutputError, match="--map-size"):
+    with pytest.raises(OutputError, match="larger map_size") as info:
         with LmdbWriter(tmp_path / "f.lmdb", map_size=1 << 20, commit_images=10) as w:
             for k, img in items:
                 w.put(k, _png1(img), img.shape)
             w.finish()
+    assert info.value.option == "map_size"  # the CLI names its flag
     # What was committed before the map filled is a valid LMDB, marked incomplete.
     assert (tmp_path / "f.lmdb" / INCOMPLETE_MARKER).exists()
     env = lmdb.open(str(tmp_path / "f.lmdb"), readonly=True, lock=False)
@@ -275,7 +276,7 @@ def test_writer_refuses_duplicates_finished_dbs_and_foreign_folders(tmp_path):
     with LmdbWriter(done) as w:
         w.put("a/b", _png1(img), img.shape)
         w.finish()
-    with pytest.raises(OutputError, match="--overwrite"):
+    with pytest.raises(OutputError, match="finished LMDB; overwrite it"):
         LmdbWriter(done).__enter__()
     with LmdbWriter(done, overwrite=True) as w:  # rebuilds from scratch
         w.put("x/y", _png1(img), img.shape)

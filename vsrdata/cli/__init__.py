@@ -29,7 +29,8 @@ class _VsrGroup(click.Group):
         try:
             return super().invoke(ctx)
         except VsrDataError as exc:
-            raise click.ClickException(str(exc)) from None
+            flag = f" (--{exc.option.replace('_', '-')})" if exc.option else ""
+            raise click.ClickException(f"{exc}{flag}") from None
         except OSError as exc:
             where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
             raise click.ClickException(f"{exc.strerror or exc}{where}") from None

@@ -21,29 +21,6 @@ def _numbers(value: str | None, name: str, kind: type = float):
         raise click.BadParameter(f"expected comma-separated {what}, got {value!r}", param_hint=name) from None
 
 
-def _model_opts(pairs: tuple[str, ...]) -> dict | None:
-    if not pairs:
-        return None
-    out = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep:
-            raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="--model-opt")
-        low = raw.strip().lower()
-        if low in ("true", "false"):
-            value = low == "true"
-        elif low in ("none", "null"):
-            value = None
-        else:
-            try:
-                value = int(raw)
-            except ValueError:
-                raise click.BadParameter(f"{key}: expected an integer, true/false or none, got {raw!r}",
-                                         param_hint="--model-opt") from None
-        out[key.strip()] = value
-    return out
-
-
 @click.command("train", context_settings={"max_content_width": 100})
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
               help="TOML or YAML file with TrainConfig fields (command-line options win).")
@@ -128,8 +105,10 @@ def command(config_file, quiet, **options):
     Continue an interrupted run:
       vsrdata train --config edvr_m.toml --resume auto
     """
+    from vsrdata.edvr.config import parse_overrides
     from vsrdata.edvr.train import train
     from vsrdata.edvr.train_config import TrainConfig, from_dict, load_config
+    from vsrdata.errors import ConfigError
 
     cfg = load_config(config_file) if config_file else TrainConfig()
     options["betas"] = _numbers(options["betas"], "--betas")
@@ -137,9 +116,12 @@ def command(config_file, quiet, **options):
     options["periods"] = _numbers(options["periods"], "--periods", int)
     options["interval_list"] = _numbers(options["interval_list"], "--interval-list", int)
     options["inject_nan_at"] = _numbers(options["inject_nan_at"], "--inject-nan-at", int)
-    model_opts = _model_opts(options.pop("model_opt"))
-    if model_opts is not None:
-        options["model"] = {**cfg.model, **model_opts}
+    model_opts = options.pop("model_opt")
+    if model_opts:
+        try:
+            options["model"] = {**cfg.model, **parse_overrides(model_opts)}
+        except ConfigError as exc:
+            raise click.BadParameter(str(exc), param_hint="--model-opt") from None
     if options["dcn_backend"] == "auto":
         options["dcn_backend"] = None
         cfg.dcn_backend = None

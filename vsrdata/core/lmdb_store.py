@@ -336,7 +336,7 @@ class LmdbWriter:
         if commit_images < 1 or commit_bytes < 1:
             raise ConfigError("commit_images and commit_bytes must be >= 1")
         if map_size is not None and map_size < _MIB:
-            raise ConfigError(f"--map-size must be at least 1 MiB, got {map_size}")
+            raise ConfigError(f"map_size must be at least 1 MiB, got {map_size}", option="map_size")
         self.path = Path(path)
         self.settings = dict(settings or {})
         self.settings["compress_level"] = int(compress_level)
@@ -368,7 +368,7 @@ class LmdbWriter:
         if state == "other":
             raise OutputError(f"{self.path} exists and is not an LMDB folder; choose another DB path")
         if state == "finished" and not self.overwrite:
-            raise OutputError(f"{self.path} is a finished LMDB; pass --overwrite to rebuild it")
+            raise OutputError(f"{self.path} is a finished LMDB; overwrite it to rebuild it", option="overwrite")
         if state == "incomplete" and not self.overwrite:
             marker = self.path / INCOMPLETE_MARKER
             try:
@@ -378,7 +378,7 @@ class LmdbWriter:
             if old != self.settings:
                 raise ConfigError(f"{self.path} is an interrupted build started with settings {old}; "
                                   f"this run asks for {self.settings}: re-run with the same options to "
-                                  f"resume it, or pass --overwrite to start again")
+                                  f"resume it, or overwrite it to start again", option="overwrite")
             self.resumed = True
         elif state in ("finished", "incomplete"):  # overwrite: remove only the LMDB's own files
             for name in _LMDB_FILES:
@@ -448,8 +448,8 @@ class LmdbWriter:
             return None
         head = png_header(value)
         if head is None:
-            raise OutputError(f"value of {key!r} in {self.path} is not a PNG this writer made; rebuild the "
-                              f"LMDB from scratch (overwrite)")
+            raise OutputError(f"value of {key!r} in {self.path} is not a PNG this writer made; overwrite "
+                              f"the LMDB to rebuild it", option="overwrite")
         h, w, c, dtype = head
         return (h, w, c), 16 if dtype == "uint16" else 8
 
@@ -504,8 +504,8 @@ class LmdbWriter:
             self._txn.abort()
             self._txn = None
         if self.fixed_map_size is not None:
-            raise OutputError(f"LMDB map of {self.path} is full at --map-size {self.fixed_map_size} "
-                              f"bytes; re-run with a larger --map-size (or without it, to grow on demand)")
+            raise OutputError(f"LMDB map of {self.path} is full at the fixed map_size of {self.fixed_map_size} "
+                              f"bytes; re-run with a larger map_size (or none, to grow on demand)", option="map_size")
         old = self._env.info()["map_size"]
         new = _round_mib(max(old * 2, old + 2 * (self._batch_bytes + extra) + 16 * _MIB))
         self._env.set_mapsize(new)

@@ -141,7 +141,7 @@ def lr_dir_name(degradation: str, scale: int) -> str:
 def pad_amount(size: int, multiple: int) -> int:
     """How much to add to `size` to reach the next multiple of `multiple` (0 if already one)."""
     if multiple < 1:
-        raise ConfigError(f"--multiple must be >= 1, got {multiple}")
+        raise ConfigError(f"multiple must be >= 1, got {multiple}", option="multiple")
     return (-size) % multiple
 
 

@@ -12,8 +12,10 @@ import from the CLI.
 from __future__ import annotations
 
 import dataclasses
+import re
+import typing
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable
 
 from vsrdata.errors import ConfigError
 
@@ -156,3 +158,35 @@ def get_preset(name: str, **overrides: Any) -> EDVRConfig:
         raise ConfigError(f"unknown EDVR config field(s): {', '.join(unknown)} "
                           f"(known: {', '.join(sorted(names))})")
     return dataclasses.replace(base, **overrides)
+
+
+def parse_overrides(pairs: Iterable[str]) -> dict[str, Any]:
+    """EDVRConfig overrides from `KEY=VALUE` strings, each VALUE converted to the field's type.
+
+    int fields take integers, bool fields `true`/`false`, `center_frame_idx` also `none`.
+    Raises ConfigError naming the pair for an unknown field or a value of the wrong type.
+
+    Example::
+
+        >>> parse_overrides(["num_reconstruct_block=40", "with_tsa=false"])
+        {'num_reconstruct_block': 40, 'with_tsa': False}
+    """
+    hints = typing.get_type_hints(EDVRConfig)
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = (part.strip() for part in pair.partition("="))
+        if not sep:
+            raise ConfigError(f"expected KEY=VALUE, got {pair!r}")
+        if key not in hints:
+            raise ConfigError(f"unknown EDVR config field {key!r} (known: {', '.join(sorted(hints))})")
+        hint, low = hints[key], raw.lower()
+        if hint is bool and low in ("true", "false"):
+            out[key] = low == "true"
+        elif low in ("none", "null") and type(None) in typing.get_args(hint):
+            out[key] = None
+        elif hint is not bool and re.fullmatch(r"[+-]?\d+", raw):
+            out[key] = int(raw)
+        else:
+            kind = "true or false" if hint is bool else "an integer" + (" or none" if typing.get_args(hint) else "")
+            raise ConfigError(f"{key}: expected {kind}, got {raw!r}")
+    return out
