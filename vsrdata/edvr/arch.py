@@ -355,7 +355,10 @@ def build_edvr(preset_or_cfg: str | EDVRConfig | dict = "edvr-m", dcn_backend: s
                **overrides) -> EDVR:
     """Build an EDVR from a preset name, an EDVRConfig or a dict of its fields, with overrides.
 
-    >>> model = build_edvr("edvr-tiny", num_frame=3)
+    Example::
+
+        >>> from vsrdata import build_edvr
+        >>> model = build_edvr("edvr-tiny", num_frame=3)  # (b, 3, 3, h, w) in -> (b, 3, 4h, 4w) out
     """
     if isinstance(preset_or_cfg, str):
         cfg = get_preset(preset_or_cfg, **overrides)

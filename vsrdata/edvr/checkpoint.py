@@ -397,6 +397,12 @@ def load_weights(model: torch.nn.Module, path_or_state_dict, strict: bool = True
     the exception's `.report`) and the model is left untouched. strict=False: load what matches
     (name and shape), report the rest, as BasicSR does when it initialises an EDVR with TSA from
     its woTSA run.
+
+    Example::
+
+        from vsrdata import build_edvr, load_weights
+        model = build_edvr("edvr-m")
+        report = load_weights(model, "EDVR_M_x4_SR_REDS_official-32075921.pth")  # BasicSR file
     """
     if isinstance(path_or_state_dict, (str, os.PathLike)):
         ckpt = read_checkpoint(path_or_state_dict, param_key=param_key)

@@ -295,6 +295,11 @@ def evaluate(split_dir: str | os.PathLike, checkpoint: str | os.PathLike | None 
 
     Raises InputError (not a split-test output, unreadable frames), CheckpointError (missing or
     mismatching weights), ConfigError (bad options, model scale that does not fit the split).
+
+    Example::
+
+        from vsrdata import evaluate
+        report = evaluate("datasets/REDS4", "EDVR_M_x4_SR_REDS_official-32075921.pth")  # RGB PSNR/SSIM
     """
     split_dir = Path(split_dir)
     record = splits.load_split(split_dir)
@@ -520,6 +525,11 @@ def infer(input_path: str | os.PathLike, output: str | os.PathLike, *, checkpoin
     `tile` / `tile_overlap` restore large frames in overlapping tiles (see `restore`). Temporal
     padding at the ends as in `evaluate` (default reflection_circle, replicate for predeblur
     models). Memory is bounded by the window of 2 * num_frame frames.
+
+    Example::
+
+        from vsrdata import infer
+        result = infer("my_clip.mp4", "my_clip_x4.mp4", checkpoint="EDVR_M_x4_SR_REDS_official-32075921.pth")
     """
     src, dst = Path(input_path), Path(output)
     if not src.exists():

@@ -386,6 +386,13 @@ def train(cfg: TrainConfig, on_event: Callable[[dict], None] | None = None) -> T
     {'kind': 'step', 'iter', 'loss', 'lr'} every iteration, {'kind': 'val', 'iter', 'psnr'},
     {'kind': 'rollback', 'iter', 'to_iter', 'reason'}, {'kind': 'info', 'message'}.
     Raises VsrDataError subclasses for bad input, before any training step.
+
+    Example::
+
+        from vsrdata import train
+        from vsrdata.edvr.train_config import TrainConfig
+        result = train(TrainConfig(preset="edvr-m", gt_path="train_sharp_with_val.lmdb",
+                                   lq_path="train_sharp_bicubic_with_val.lmdb", val_path="datasets/REDS4"))
     """
     emit = on_event or (lambda event: None)
     # ---- distributed environment ------------------------------------------------------------

@@ -168,6 +168,13 @@ def make_lr(src: str | os.PathLike, dst: str | os.PathLike, scale: int = 4, degr
     With `dry_run`, nothing is written: the returned Summary has `written` = frames that would be
     written, `skipped` = outputs that already exist, and `examples` = the first few pairs.
     Raises `JobsFailed` (an InputError, with `.summary`) after the run if any frame failed.
+
+    Example::
+
+        from vsrdata import make_lr
+        summary = make_lr("vimeo_septuplet/sequences", "vimeo_septuplet_matlabLRx4/sequences",
+                          scale=4, degradation="bi")  # MATLAB-exact bicubic x4
+        print(summary.line())
     """
     if degradation not in DEGRADATIONS:
         raise ConfigError(f"unknown degradation {degradation!r}: expected one of {', '.join(DEGRADATIONS)}")

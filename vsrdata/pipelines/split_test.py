@@ -477,6 +477,12 @@ def split_test(src: str | os.PathLike, out: str | os.PathLike, *, layout: str = 
 
     Raises ConfigError (bad options), InputError (missing/unsafe clips, size mismatches, bad
     frames: `JobsFailed` after the other frames were written), OutputError (unusable OUT).
+
+    Example::
+
+        from vsrdata import split_test
+        result = split_test("REDS/train_sharp", "datasets/REDS4", partition="reds4")
+        print(result.line())  # datasets/REDS4/GT/<clip>/00000000.png and BIx4/...
     """
     src, out = Path(src), Path(out)
     if degradation not in DEGRADATIONS:
