@@ -9,7 +9,7 @@ Format written (BasicSR `basicsr/utils/lmdb_util.py` convention, also read by mm
   `00001/0001/im4`), or the mmagic underscore form (`000_00000000`, `00001_0001_4`);
 - `meta_info.txt`: one line per value, in write order: `<key>.png (h,w,c) <level>`.
 
-Formats read by `LmdbReader` (EDVR_SPEC section 4.4): the above with either key style (mmagic's
+Formats read by `LmdbReader` (docs/CONVENTIONS.md#lmdb): the above with either key style (mmagic's
 per-frame `meta_info.txt` with `(h, w, c)` spaces too), and the original EDVR format: values are
 raw uint8 HWC BGR buffers and `meta_info.pkl` is a pickled dict `{'name', 'resolution', 'keys'}`
 with `resolution` either one `'c_h_w'` string or a list of them (one per key).

@@ -1,6 +1,6 @@
 """Named test splits as data, and the record `vsrdata split-test` leaves behind.
 
-Named partitions (facts from EDVR_SPEC §4, matching BasicSR's `meta_info_*_test_GT.txt` files):
+Named partitions (docs/CONVENTIONS.md#partitions, matching BasicSR's `meta_info_*_test_GT.txt` files):
 
 - ``reds4``         REDS4: clips 000, 011, 015, 020 of the REDS training set (100 frames each).
 - ``reds-val``      REDS official validation: clips 240..269, i.e. the 30 validation clips after
@@ -52,7 +52,7 @@ REDS_OFFICIAL4 = ("240", "241", "246", "257")
 
 @dataclass(frozen=True)
 class Vid4Clip:
-    """One Vid4 clip of the standard release (EDVR_SPEC §4.3): frame count and GT size."""
+    """One Vid4 clip of the standard release (docs/CONVENTIONS.md#layouts): frame count and GT size."""
 
     frames: int
     gt_h: int

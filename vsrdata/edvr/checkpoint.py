@@ -5,10 +5,10 @@ A checkpoint is data, never code: every file is read with ``torch.load(weights_o
 extra types let through are numpy's array/scalar/dtype constructors, which some training
 frameworks leave in a checkpoint's metadata.
 
-Formats understood (EDVR_SPEC §2), all normalised to BasicSR parameter names:
+Formats understood (docs/CONVENTIONS.md#checkpoints), all normalised to BasicSR parameter names:
 
 - BasicSR: ``{'params': sd}`` and/or ``{'params_ema': sd}`` (official ``*_official-*.pth`` files,
-  BasicSR training outputs). Order of preference, as the spec recommends:
+  BasicSR training outputs). Order of preference, as docs/CONVENTIONS.md#checkpoints gives it:
   'params_ema' -> 'params' -> 'state_dict' -> 'model' -> the raw dict. EMA weights are preferred
   because they are the ones BasicSR evaluates when EMA was on; pass ``param_key='params'`` to
   take the raw weights instead.
@@ -52,7 +52,7 @@ _NUMPY_DATA_GLOBALS = {
 
 
 # ---------------------------------------------------------------------------------------------
-# Key renaming: small pure functions (EDVR_SPEC §2; tested against fixtures/edvr/keymap_*.json)
+# Key renaming: small pure functions (docs/CONVENTIONS.md#checkpoints; tested against fixtures/edvr/keymap_*.json)
 # ---------------------------------------------------------------------------------------------
 _ORIGINAL_RULES: list[tuple[re.Pattern, Any]] = [
     # predeblur module

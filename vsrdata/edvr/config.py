@@ -1,8 +1,8 @@
 """EDVR model configuration: one dataclass and the official presets.
 
-Field names and defaults are BasicSR's `EDVR(...)` constructor arguments (EDVR_SPEC §1.1), so a
+Field names and defaults are BasicSR's `EDVR(...)` constructor arguments (docs/CONVENTIONS.md#architecture), so a
 BasicSR `network_g` block maps onto `EDVRConfig(**kwargs)` directly. The presets reproduce the
-six official checkpoints (EDVR_SPEC §1.4; key lists and parameter counts in
+six official checkpoints (docs/CONVENTIONS.md#architecture; key lists and parameter counts in
 fixtures/edvr/statedict_index.json) plus a tiny non-official model for tests and demos.
 
 This module imports only the standard library and `vsrdata.errors` (no torch), so it is cheap to
@@ -22,7 +22,7 @@ from vsrdata.errors import ConfigError
 
 @dataclass
 class EDVRConfig:
-    """EDVR hyper-parameters (BasicSR names; EDVR_SPEC §1.1).
+    """EDVR hyper-parameters (BasicSR names; docs/CONVENTIONS.md#architecture).
 
     - num_in_ch / num_out_ch: image channels (3). The output adds the (upsampled) centre input
       frame, so both must be equal. BasicSR ignores num_out_ch and always outputs 3 channels;
@@ -116,7 +116,7 @@ class EDVRConfig:
                                   f"(num_frame={self.num_frame}), got {idx!r}")
 
 
-# Official configurations (EDVR_SPEC §1.4, BasicSR options/test/EDVR/*.yml, docs/ModelZoo.md):
+# Official configurations (docs/CONVENTIONS.md#architecture, BasicSR options/test/EDVR/*.yml, docs/ModelZoo.md):
 # M = 64 channels, 10 reconstruction blocks; L = 128 channels, 40 blocks; all N_e = 5, dg = 8.
 _M = dict(num_feat=64, num_reconstruct_block=10)
 _L = dict(num_feat=128, num_reconstruct_block=40)

@@ -1,7 +1,7 @@
 """`evaluate`: score EDVR (or the bicubic baseline) on a split-test output; `infer`: run it on
 any folder of frames or video file.
 
-Protocol (EDVR_SPEC section 5; EDVR-old `test_Vid4_REDS4_with_GT.py`, BasicSR
+Protocol (docs/CONVENTIONS.md#metrics; EDVR-old `test_Vid4_REDS4_with_GT.py`, BasicSR
 `video_test_dataset.py` / `video_base_model.py`; our own code):
 
 - Each frame of a clip is restored from the window of `num_frame` LR frames centred on it; at

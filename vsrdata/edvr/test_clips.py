@@ -12,7 +12,7 @@ half = n // 2, last index M = length - 1, window centre `crt`), following BasicS
 - ``circle``: i < 0 -> n + i; i > M -> i - n.                           -> [3, 4, 0, 1, 2]
 
 `reflection_circle` is what EDVR/BasicSR use for the SR models on Vid4 and REDS4; `replicate`
-for the SRblur/deblur models (spec section 5). For clips shorter than the formulas assume
+for the SRblur/deblur models (docs/CONVENTIONS.md#temporal-padding). For clips shorter than the formulas assume
 (length < n), an index that still falls outside [0, M] is clamped (our choice; the references
 would fail or index out of range there).
 

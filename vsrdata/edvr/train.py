@@ -27,7 +27,7 @@ loop (TSA-only phase, forward, divergence guard, backward, step, log, validate, 
   `init_deep_from_shallow` seeds a model with more reconstruction blocks from one with fewer by
   tiling: deep block i <- shallow block (i mod n_shallow), so 10 -> 40 repeats blocks 0..9 four
   times; every other tensor must match in shape (a channel change is refused). This is the
-  paper's "initialise deeper networks by parameters from shallower ones" (EDVR_SPEC §6, #91);
+  paper's "initialise deeper networks by parameters from shallower ones" (docs/CONVENTIONS.md#training);
   no official code does the tiling. Residual blocks are near-identity at init (x0.1 scaled), and
   a tiled stack of trained blocks stays finite and well-defined (tested).
 - Precision: fp32 on CPU. On CUDA `amp` = bf16 / fp16 autocast (fp16 with a GradScaler) and

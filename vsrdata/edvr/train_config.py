@@ -1,6 +1,6 @@
 """`TrainConfig`: every number of the EDVR training recipe in one dataclass.
 
-Defaults reproduce the official BasicSR REDS recipe for EDVR-M (EDVR_SPEC §3, BasicSR
+Defaults reproduce the official BasicSR REDS recipe for EDVR-M (docs/CONVENTIONS.md#training, BasicSR
 `options/train/EDVR/train_EDVR_M_x4_SR_REDS.yml`, run 102): REDS, gt_size 256, 5 frames,
 interval_list [1], hflip + rot, no random reverse; Adam lr 4e-4, betas (0.9, 0.99), wd 0;
 Charbonnier loss with reduction 'sum' and eps 1e-12 (so loss values of 1e4-1e7 are normal);
@@ -40,7 +40,7 @@ DATASETS = ("reds", "vimeo", "clips")
 AMP_MODES = ("none", "bf16", "fp16")
 LOSS_REDUCTIONS = ("sum", "mean")
 
-#: REDS validation partitions, removed from the training keys (EDVR_SPEC §4.2).
+#: REDS validation partitions, removed from the training keys (docs/CONVENTIONS.md#partitions).
 REDS_VAL_CLIPS = {"REDS4": REDS4, "official": REDS_VAL, "none": ()}
 VAL_PARTITIONS = tuple(REDS_VAL_CLIPS)
 

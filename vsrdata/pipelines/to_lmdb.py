@@ -172,7 +172,7 @@ def make_pool(workers: int):
 def process_tree_anon_bytes(pid: int | None = None) -> int | None:
     """RssAnon of `pid` (default: this process) plus all its descendants, from /proc (Linux);
     None where /proc is not available. File-backed pages (the LMDB map, page cache) are not
-    counted: the kernel can drop them (see MEASUREMENTS.md "LMDB builds")."""
+    counted: the kernel can drop them (see docs/CONVENTIONS.md#lmdb)."""
     pid = os.getpid() if pid is None else pid
     total, stack, seen = 0, [pid], set()
     found = False
