@@ -17,7 +17,7 @@ from vsrdata.cli import main
 from vsrdata.edvr import metrics
 from vsrdata.edvr.config import get_preset
 from vsrdata.edvr.evaluate import evaluate, restore
-from vsrdata.edvr.test_clips import PADDING_MODES, SlidingWindow, temporal_indices
+from vsrdata.edvr.test_clips import TEMPORAL_PADDINGS, SlidingWindow, temporal_indices
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
@@ -43,7 +43,7 @@ def test_padding_at_the_end_of_a_clip():
 
 
 def test_short_clips_stay_in_range():
-    for mode in PADDING_MODES:
+    for mode in TEMPORAL_PADDINGS:
         for length in (1, 2, 3):
             for t in range(length):
                 idx = temporal_indices(t, length, 7, mode)
@@ -59,7 +59,7 @@ def test_bad_padding_arguments():
 
 @pytest.mark.parametrize("known_length", [True, False])
 def test_sliding_window_matches_indices_and_is_bounded(known_length):
-    for mode in PADDING_MODES:
+    for mode in TEMPORAL_PADDINGS:
         for n in (1, 3, 5, 7):
             for length in (1, 2, 4, 9, 20):
                 sw = SlidingWindow(iter(range(length)), n, mode, length=length if known_length else None)

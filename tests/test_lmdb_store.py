@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from vsrdata.core.lmdb_store import (INCOMPLETE_MARKER, LmdbReader, LmdbWriter, check_key, make_key,
-                                     meta_line, parse_meta_txt, png_header_shape)
+                                     meta_line, parse_meta_txt)
 from vsrdata.errors import ConfigError, InputError, OutputError
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -80,19 +80,6 @@ def test_parse_meta_accepts_basicsr_and_mmagic_lines(tmp_path):
     meta.write_text("this is not a meta line\n")
     with pytest.raises(InputError, match="meta_info.txt:1"):
         parse_meta_txt(meta)
-
-
-@pytest.mark.parametrize("shape, dtype", [((9, 11, 3), np.uint8), ((9, 11), np.uint8),
-                                          ((9, 11, 4), np.uint8), ((9, 11, 3), np.uint16)])
-def test_png_header_shape_agrees_with_cv2(shape, dtype):
-    img = (np.arange(np.prod(shape)) * 37 % 250).astype(dtype).reshape(shape)
-    data = _png1(img)
-    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    (h, w, c), depth = png_header_shape(data)
-    assert (h, w) == decoded.shape[:2]
-    assert c == (decoded.shape[2] if decoded.ndim == 3 else 1)
-    assert depth == (16 if dtype == np.uint16 else 8)
-    assert png_header_shape(b"not a png at all, no header here") is None
 
 
 # ------------------------------------------------------------------------------------- reader
@@ -252,11 +239,12 @@ def test_writer_with_refetch_replays_from_sources_not_from_ram(tmp_path):
 
 def test_writer_fixed_map_size_full_is_a_clear_error(tmp_path):
     items = _values(200)
-    with pytest.raises(OutputError, match="--map-size"):
+    with pytest.raises(OutputError, match="larger map_size") as info:
         with LmdbWriter(tmp_path / "f.lmdb", map_size=1 << 20, commit_images=10) as w:
             for k, img in items:
                 w.put(k, _png1(img), img.shape)
             w.finish()
+    assert info.value.option == "map_size"  # the CLI names its flag
     # What was committed before the map filled is a valid LMDB, marked incomplete.
     assert (tmp_path / "f.lmdb" / INCOMPLETE_MARKER).exists()
     env = lmdb.open(str(tmp_path / "f.lmdb"), readonly=True, lock=False)
@@ -288,7 +276,7 @@ def test_writer_refuses_duplicates_finished_dbs_and_foreign_folders(tmp_path):
     with LmdbWriter(done) as w:
         w.put("a/b", _png1(img), img.shape)
         w.finish()
-    with pytest.raises(OutputError, match="--overwrite"):
+    with pytest.raises(OutputError, match="finished LMDB; overwrite it"):
         LmdbWriter(done).__enter__()
     with LmdbWriter(done, overwrite=True) as w:  # rebuilds from scratch
         w.put("x/y", _png1(img), img.shape)

@@ -82,14 +82,6 @@ def test_every_partition_is_listed_and_unknown_is_refused():
         splits.partition_clips("reds5")
 
 
-def test_cli_choices_match_the_tables():
-    from vsrdata.cli import split_test as cli_mod
-    from vsrdata.pipelines.split_test import LAYOUTS
-
-    assert set(cli_mod.PARTITION_NAMES) == set(splits.PARTITIONS)
-    assert tuple(cli_mod.LAYOUT_NAMES) == LAYOUTS
-
-
 def test_names():
     assert splits.clip_folder_name("00001/0266") == "00001_0266"
     assert splits.frame_name(0) == "00000000.png" and splits.frame_name(12) == "00000012.png"
@@ -139,7 +131,7 @@ def _record(gt_hw, lr_hw, lr_pad, scale=4, crop=None):
             "lr_crop": list(crop) if crop else None}
 
 
-@pytest.mark.parametrize("mode", splits.PAD_MODES)
+@pytest.mark.parametrize("mode", splits.SPATIAL_PADDINGS)
 @pytest.mark.parametrize("shape", [(37, 67), (37, 67, 3), (37, 67, 3, 2)])
 def test_pad_then_unpad_is_exact(mode, shape):
     rng = np.random.default_rng(1)

@@ -163,7 +163,7 @@ def test_finished_db_is_refused_unless_overwrite(tmp_path):
     before = (db / "meta_info.txt").read_text()
     result = run("to-lmdb", ODD, db, "-j", "1")
     assert result.exit_code == 1
-    assert result.output.strip() == f"Error: {db} is a finished LMDB; pass --overwrite to rebuild it"
+    assert result.output.strip() == f"Error: {db} is a finished LMDB; overwrite it to rebuild it (--overwrite)"
     assert (db / "meta_info.txt").read_text() == before
     result = run("to-lmdb", ODD, db, "-j", "1", "--overwrite")
     assert result.exit_code == 0, result.output

@@ -6,7 +6,18 @@ Library code raises these (never prints, never calls sys.exit); `vsrdata.cli` tu
 
 
 class VsrDataError(Exception):
-    """Base class: a user-facing problem with a one-line message."""
+    """Base class: a user-facing problem with a one-line message.
+
+    `option` names the library parameter the fix involves (e.g. 'overwrite'); the message speaks
+    in library terms and the CLI adds the matching flag (`(--overwrite)`).
+    """
+
+    def __init__(self, message: str = "", *, option: str | None = None):
+        super().__init__(message)
+        self.option = option
+
+    def __reduce__(self):  # keep `option` across process pools
+        return (self.__class__, self.args, {"option": self.option})
 
 
 class InputError(VsrDataError):

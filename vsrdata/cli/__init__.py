@@ -62,7 +62,8 @@ class _VsrGroup(click.Group):
                 warnings.showwarning = _show_warning
                 return super().invoke(ctx)
         except VsrDataError as exc:
-            raise click.ClickException(one_line(exc)) from None
+            flag = f" (--{exc.option.replace('_', '-')})" if exc.option else ""
+            raise click.ClickException(f"{one_line(exc)}{flag}") from None
         except OSError as exc:
             where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
             raise click.ClickException(f"{exc.strerror or exc}{where}") from None

@@ -6,6 +6,19 @@ import os
 
 import click
 
+# Every list of choices the commands offer, imported from the module that owns it (none of these
+# imports torch, cv2 or lmdb, so `--help` stays fast; tests/test_choices.py checks the CLI uses them).
+from vsrdata.core.degrade import DEGRADATIONS
+from vsrdata.core.lmdb_keys import KEY_STYLES
+from vsrdata.core.splits import PARTITIONS, SPATIAL_PADDINGS
+from vsrdata.edvr.test_clips import TEMPORAL_PADDINGS
+from vsrdata.edvr.train_config import AMP_MODES, DATASETS, LOSS_REDUCTIONS, VAL_PARTITIONS
+
+PARTITION_NAMES = tuple(PARTITIONS)
+__all__ = ["AMP_MODES", "DATASETS", "DEGRADATIONS", "KEY_STYLES", "LOSS_REDUCTIONS", "PARTITION_NAMES",
+           "SPATIAL_PADDINGS", "TEMPORAL_PADDINGS", "VAL_PARTITIONS", "ProgressBar", "default_workers",
+           "overwrite_option", "parse_shard", "workers_option"]
+
 
 def default_workers() -> int:
     """All cores this process may use."""

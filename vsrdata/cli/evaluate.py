@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import click
 
-from vsrdata.cli._common import ProgressBar
+from vsrdata.cli._common import TEMPORAL_PADDINGS, ProgressBar
 from vsrdata.errors import ConfigError
 
-_PADDINGS = ("reflection_circle", "replicate", "reflection", "circle")
 _PROTOCOLS = ("auto", "vid4", "reds4", "vimeo-t", "generic")
 
 
@@ -34,7 +33,7 @@ _PROTOCOLS = ("auto", "vid4", "reds4", "vimeo-t", "generic")
               "before scoring (protocol default: 0).")
 @click.option("--frames", type=click.Choice(["all", "center"]), default=None,
               help="Score every frame or only each clip's centre frame (protocol default).")
-@click.option("--padding", type=click.Choice(_PADDINGS), default=None,
+@click.option("--padding", type=click.Choice(TEMPORAL_PADDINGS), default=None,
               help="Temporal padding at clip ends (default reflection_circle; replicate for deblur presets).")
 @click.option("--average", type=click.Choice(["clip", "frame"]), default="clip", show_default=True,
               help="clip = mean of per-clip means (EDVR/BasicSR); frame = mean over all frames (mmagic).")

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import click
 
-from vsrdata.cli._common import ProgressBar
+from vsrdata.cli._common import TEMPORAL_PADDINGS, ProgressBar
 
-_PADDINGS = ("reflection_circle", "replicate", "reflection", "circle")
 _CODECS = ("libx264", "libx265", "libvpx-vp9", "ffv1")  # = vsrdata.core.video.CODECS (no PyAV import here)
 
 
@@ -35,7 +34,7 @@ def _fps(value: str | None):
               help="Restore in tiles of this many input pixels (rounded up to a multiple of 4).")
 @click.option("--tile-overlap", type=click.IntRange(min=0), default=16, show_default=True,
               help="Input pixels each tile extends into its neighbours (only the tile's own part is kept).")
-@click.option("--padding", type=click.Choice(_PADDINGS), default=None,
+@click.option("--padding", type=click.Choice(TEMPORAL_PADDINGS), default=None,
               help="Temporal padding at clip and shot ends (default reflection_circle; replicate for "
               "deblur presets).")
 @click.option("--scene-cuts", default="auto", show_default=True, metavar="auto|off|FILE",

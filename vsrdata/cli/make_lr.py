@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from vsrdata.cli._common import overwrite_option, parse_shard, workers_option
+from vsrdata.cli._common import DEGRADATIONS, overwrite_option, parse_shard, workers_option
 
 _MAX_LISTED_FAILURES = 20
 
@@ -14,7 +14,7 @@ _MAX_LISTED_FAILURES = 20
 @click.argument("dst", type=click.Path(path_type=str))
 @click.option("--scale", "-s", type=click.IntRange(min=1), default=4, show_default=True,
               help="Downscaling factor.")
-@click.option("--degradation", "-d", type=click.Choice(["bi", "bd"]), default="bi", show_default=True,
+@click.option("--degradation", "-d", type=click.Choice(DEGRADATIONS), default="bi", show_default=True,
               help="bi: mod-crop + MATLAB bicubic imresize(1/scale); bd: Gaussian blur sigma 1.6 + subsample.")
 @workers_option
 @overwrite_option

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import click
 
-from vsrdata.cli._common import overwrite_option, workers_option
+from vsrdata.cli._common import DEGRADATIONS, PARTITION_NAMES, SPATIAL_PADDINGS, overwrite_option, workers_option
 
-# Kept here as plain data so `--help` needs no library import (checked against
-# vsrdata.core.splits.PARTITIONS / LAYOUTS in tests/test_split_test.py).
-PARTITION_NAMES = ("reds4", "reds-val", "redsofficial4", "vimeo-t", "vimeo-t-fast", "vimeo-t-medium",
-                   "vimeo-t-slow", "vid4")
+# Kept here as plain data (pipelines.split_test.LAYOUTS imports more than `--help` should;
+# checked against it in tests/test_choices.py).
 LAYOUT_NAMES = ("auto", "vimeo", "reds", "gt-tree", "clips")
 _MAX_LISTED_FAILURES = 20
 
@@ -32,12 +30,12 @@ _MAX_LISTED_FAILURES = 20
               help="Read LR frames from this tree (same clip and frame names) instead of generating them.")
 @click.option("--scale", "-s", type=click.IntRange(min=1), default=4, show_default=True,
               help="SR scale: LR = GT / scale.")
-@click.option("--degradation", "-d", type=click.Choice(["bi", "bd"]), default="bi", show_default=True,
+@click.option("--degradation", "-d", type=click.Choice(DEGRADATIONS), default="bi", show_default=True,
               help="bi: MATLAB bicubic (BIx4 folder); bd: Gaussian sigma 1.6 + subsample (BDx4). "
                    "With --lr-root it only names the folder.")
 @click.option("--multiple", "-m", type=click.IntRange(min=1), default=4, show_default=True,
               help="Pad (or crop) every LR side to a multiple of this; 1 = leave sizes alone.")
-@click.option("--pad", type=click.Choice(["replicate", "reflect", "zero"]), default=None,
+@click.option("--pad", type=click.Choice(SPATIAL_PADDINGS), default=None,
               help="Padding at the bottom/right: replicate the edge (default), mirror without "
                    "repeating the edge, or zeros.")
 @click.option("--crop", is_flag=True, help="Crop at the bottom/right to the multiple instead of padding.")

@@ -6,7 +6,7 @@ import re
 
 import click
 
-from vsrdata.cli._common import ProgressBar, overwrite_option, workers_option
+from vsrdata.cli._common import KEY_STYLES, ProgressBar, overwrite_option, workers_option
 
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
@@ -28,7 +28,7 @@ def parse_size(ctx, param, value: str | None) -> int | None:
               help="Vimeo90K sources: gt4 = only im4 of each clip (the GT LMDB), lr7 = im1..im7.")
 @click.option("--list", "list_path", type=click.Path(dir_okay=False, path_type=str), default=None,
               help="Clip list (e.g. sep_trainlist.txt): only these clips, in this order.")
-@click.option("--key-style", type=click.Choice(["basicsr", "mmagic"]), default="basicsr", show_default=True,
+@click.option("--key-style", type=click.Choice(KEY_STYLES), default="basicsr", show_default=True,
               help="basicsr: 000/00000000, 00001/0001/im4; mmagic: 000_00000000, 00001_0001_4.")
 @click.option("--compress-level", type=click.IntRange(0, 9), default=1, show_default=True,
               help="PNG compression level of the stored values (the field uses 1).")

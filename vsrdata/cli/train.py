@@ -6,6 +6,8 @@ import os
 
 import click
 
+from vsrdata.cli._common import (AMP_MODES, DATASETS, LOSS_REDUCTIONS, TEMPORAL_PADDINGS,
+                                 VAL_PARTITIONS)
 
 
 def _numbers(value: str | None, name: str, kind: type = float):
@@ -19,29 +21,6 @@ def _numbers(value: str | None, name: str, kind: type = float):
         raise click.BadParameter(f"expected comma-separated {what}, got {value!r}", param_hint=name) from None
 
 
-def _model_opts(pairs: tuple[str, ...]) -> dict | None:
-    if not pairs:
-        return None
-    out = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep:
-            raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="--model-opt")
-        low = raw.strip().lower()
-        if low in ("true", "false"):
-            value = low == "true"
-        elif low in ("none", "null"):
-            value = None
-        else:
-            try:
-                value = int(raw)
-            except ValueError:
-                raise click.BadParameter(f"{key}: expected an integer, true/false or none, got {raw!r}",
-                                         param_hint="--model-opt") from None
-        out[key.strip()] = value
-    return out
-
-
 @click.command("train", context_settings={"max_content_width": 100})
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
               help="TOML or YAML file with TrainConfig fields (command-line options win).")
@@ -52,12 +31,12 @@ def _model_opts(pairs: tuple[str, ...]) -> dict | None:
 @click.option("--model-opt", multiple=True, metavar="KEY=VALUE",
               help="Override an EDVR field, e.g. num_reconstruct_block=40 (repeatable).")
 @click.option("--num-frame", type=int, default=None, help="Input frames (default: the preset's).")
-@click.option("--dataset", type=click.Choice(["reds", "vimeo", "clips"]), default=None,
+@click.option("--dataset", type=click.Choice(DATASETS), default=None,
               help="Training set layout. [reds]")
 @click.option("--gt", "gt_path", default=None, help="Training GT: an LMDB (folder with data.mdb) or a folder of clips.")
 @click.option("--lq", "lq_path", default=None, help="Training LQ (LR): LMDB or folder, same clips/keys as --gt.")
 @click.option("--train-list", default=None, help="Vimeo90K: clip list such as sep_trainlist.txt.")
-@click.option("--val-partition", type=click.Choice(["REDS4", "official", "none"]), default=None,
+@click.option("--val-partition", type=click.Choice(VAL_PARTITIONS), default=None,
               help="REDS clips left out of training. [REDS4]")
 @click.option("--gt-size", type=int, default=None, help="GT patch side; LQ patch = gt_size / 4. [256]")
 @click.option("--interval-list", default=None, help="Frame intervals to sample from, e.g. 1,2,3. [1]")
@@ -90,17 +69,17 @@ def _model_opts(pairs: tuple[str, ...]) -> dict | None:
                    "on a TSA model, else 0).")
 @click.option("--grad-clip", type=float, default=None, help="Max gradient norm (0 = off). [0]")
 @click.option("--ema-decay", type=float, default=None, help="EMA decay of the weights (0 = off, as the EDVR recipes; e.g. 0.999). [0]")
-@click.option("--loss-reduction", type=click.Choice(["sum", "mean"]), default=None,
+@click.option("--loss-reduction", type=click.Choice(LOSS_REDUCTIONS), default=None,
               help="Charbonnier reduction; with 'sum' loss values of 1e4-1e7 are normal. [sum]")
 @click.option("--loss-eps", type=float, default=None, help="Charbonnier eps (original EDVR: 1e-6). [1e-12]")
-@click.option("--amp", type=click.Choice(["none", "bf16", "fp16"]), default=None,
+@click.option("--amp", type=click.Choice(AMP_MODES), default=None,
               help="Mixed precision on CUDA (CPU always runs fp32). [none]")
 @click.option("--channels-last/--no-channels-last", default=None, help="channels_last memory format on CUDA. [off]")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="[auto]")
 @click.option("--seed", type=int, default=None, help="Random seed (data order, crops, init). [10]")
 @click.option("--val", "val_path", default=None, help="Validation set: a `vsrdata split-test` output.")
 @click.option("--val-freq", type=int, default=None, help="Validate every N iterations. [5000]")
-@click.option("--val-pad", type=click.Choice(["reflection_circle", "replicate", "reflection", "circle"]),
+@click.option("--val-pad", type=click.Choice(TEMPORAL_PADDINGS),
               default=None, help="Temporal padding at clip ends for validation. [reflection_circle]")
 @click.option("--val-max-frames", type=int, default=None, help="Frames scored per validation clip (0 = all). [0]")
 @click.option("--save-freq", type=int, default=None, help="Checkpoint every N iterations. [5000]")
@@ -133,9 +112,11 @@ def command(config_file, quiet, **options):
     Continue an interrupted run:
       vsrdata train --config edvr_m.toml --resume auto
     """
+    from vsrdata.edvr.config import parse_overrides
     from vsrdata.edvr.train import train
     from vsrdata.edvr.train_config import TrainConfig, from_dict, load_config
     from vsrdata.edvr.train_log import done_message, format_event
+    from vsrdata.errors import ConfigError
 
     master = int(os.environ.get("RANK", 0)) == 0
     note = (lambda line: click.echo(f"Warning: {line}" if "ignored:" in line else line, err=True)) if master \
@@ -146,9 +127,12 @@ def command(config_file, quiet, **options):
     options["periods"] = _numbers(options["periods"], "--periods", int)
     options["interval_list"] = _numbers(options["interval_list"], "--interval-list", int)
     options["inject_nan_at"] = _numbers(options["inject_nan_at"], "--inject-nan-at", int)
-    model_opts = _model_opts(options.pop("model_opt"))
-    if model_opts is not None:
-        options["model"] = {**cfg.model, **model_opts}
+    model_opts = options.pop("model_opt")
+    if model_opts:
+        try:
+            options["model"] = {**cfg.model, **parse_overrides(model_opts)}
+        except ConfigError as exc:
+            raise click.BadParameter(str(exc), param_hint="--model-opt") from None
     if options["dcn_backend"] == "auto":
         options["dcn_backend"] = None
         cfg.dcn_backend = None

@@ -77,18 +77,14 @@ def png_problem(data: bytes | memoryview) -> str | None:
 
 def frame_shape(path: str | os.PathLike) -> tuple[int, int, int, str]:
     """(h, w, c, dtype name) of a frame as `read_image` would return it, from the PNG header
-    when it can say (8/16-bit gray, RGB, RGBA; no decode, 26 bytes read), else by decoding."""
+    (`png_header`: no decode) when it can say, else by decoding."""
     try:
         with open(path, "rb") as fh:
-            head = fh.read(26)
+            head = png_header(fh.read(1 << 16))
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if len(head) == 26 and head[:8] == PNG_SIGNATURE and head[12:16] == b"IHDR":
-        width, height = struct.unpack(">II", head[16:24])
-        depth, colour = head[24], head[25]
-        channels = {0: 1, 2: 3, 6: 4}.get(colour)  # palette / gray+alpha: cv2 expands, so decode
-        if channels is not None and depth in (8, 16):
-            return height, width, channels, "uint8" if depth == 8 else "uint16"
+    if head is not None:
+        return head
     img = read_image(path)
     return img.shape[0], img.shape[1], (img.shape[2] if img.ndim == 3 else 1), str(img.dtype)
 
@@ -143,6 +139,39 @@ def encode_png(img: np.ndarray, compress_level: int = 1) -> bytes:
     if not ok:  # pragma: no cover - cv2 only fails on unsupported dtypes/shapes
         raise InputError(f"cannot PNG-encode array of shape {img.shape} dtype {img.dtype}")
     return buf.tobytes()
+
+
+# (colour type, bit depth) -> channels of cv2.imdecode(IMREAD_UNCHANGED) without / with a tRNS
+# chunk. Pairs not listed (e.g. 16-bit gray+alpha) are not predicted: `png_header` returns None.
+_PNG_CHANNELS = {(0, 1): (1, 1), (0, 2): (1, 1), (0, 4): (1, 1), (0, 8): (1, 1), (0, 16): (1, 1),
+                 (2, 8): (3, 4), (2, 16): (3, 4), (3, 8): (3, 4), (4, 8): (4, 4),
+                 (6, 8): (4, 4), (6, 16): (4, 4)}
+
+
+def png_header(data: bytes | memoryview) -> tuple[int, int, int, str] | None:
+    """(h, w, channels, dtype) that `decode_image` would return for PNG bytes, without decoding.
+
+    Reads the IHDR chunk and walks the chunk headers up to the first IDAT (a tRNS chunk before it
+    adds an alpha channel to RGB and palette images). `data` must reach that IDAT: pass a whole
+    value, or the first 64 KiB of a file. dtype is 'uint16' for 16-bit samples, else 'uint8'.
+    Returns None when `data` is not a PNG, is cut before the first IDAT, or has a colour type /
+    bit depth whose decoded layout is not predicted (the caller then decodes).
+    """
+    data = bytes(data[:1 << 16])
+    if len(data) < 33 or data[:8] != PNG_SIGNATURE or data[12:16] != b"IHDR":
+        return None
+    width, height = struct.unpack(">II", data[16:24])
+    channels = _PNG_CHANNELS.get((data[25], data[24]))
+    if channels is None:
+        return None
+    pos, has_trns = 33, False
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        if kind == b"IDAT":
+            return height, width, channels[has_trns], "uint16" if data[24] == 16 else "uint8"
+        has_trns = has_trns or kind == b"tRNS"
+        pos += 12 + length
+    return None
 
 
 def temp_path_for(path: str | os.PathLike) -> Path:

@@ -9,7 +9,7 @@ Format written (BasicSR `basicsr/utils/lmdb_util.py` convention, also read by mm
   `00001/0001/im4`), or the mmagic underscore form (`000_00000000`, `00001_0001_4`);
 - `meta_info.txt`: one line per value, in write order: `<key>.png (h,w,c) <level>`.
 
-Formats read by `LmdbReader` (EDVR_SPEC section 4.4): the above with either key style (mmagic's
+Formats read by `LmdbReader` (docs/CONVENTIONS.md#lmdb): the above with either key style (mmagic's
 per-frame `meta_info.txt` with `(h, w, c)` spaces too), and the original EDVR format: values are
 raw uint8 HWC BGR buffers and `meta_info.pkl` is a pickled dict `{'name', 'resolution', 'keys'}`
 with `resolution` either one `'c_h_w'` string or a list of them (one per key).
@@ -32,17 +32,16 @@ import json
 import os
 import pickle
 import re
-import struct
 from pathlib import Path
 from typing import Callable, Iterable
 
 import lmdb
 import numpy as np
 
-from vsrdata.core.image_io import decode_image, write_bytes_atomic
+from vsrdata.core.image_io import decode_image, png_header, write_bytes_atomic
+from vsrdata.core.lmdb_keys import KEY_STYLES
 from vsrdata.errors import ConfigError, InputError, OutputError
 
-KEY_STYLES = ("basicsr", "mmagic")
 META_TXT = "meta_info.txt"
 META_PKL = "meta_info.pkl"
 INCOMPLETE_MARKER = ".vsrdata-incomplete"
@@ -50,9 +49,6 @@ _META_PARTIAL = ".meta_info.txt.partial"
 _LMDB_FILES = ("data.mdb", "lock.mdb", META_TXT, META_PKL, INCOMPLETE_MARKER, _META_PARTIAL)
 _MAX_KEY_BYTES = 511  # LMDB's default mdb_env_get_maxkeysize()
 _MIB = 1 << 20
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-# PNG colour type -> channels of cv2.imdecode(IMREAD_UNCHANGED) (gray, BGR, palette->BGR, GA->BGRA, BGRA).
-_PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 4, 6: 4}
 _VIMEO_FRAME = re.compile(r"^im(\d+)$")
 _META_LINE = re.compile(r"^(?P<name>\S+)\s+\((?P<shape>\s*\d+\s*(?:,\s*\d+\s*)*)\)(?:\s+(?P<level>\d+))?\s*$")
 
@@ -100,17 +96,6 @@ def meta_line(key: str, shape: tuple[int, ...], compress_level: int) -> str:
     h, w = shape[0], shape[1]
     c = shape[2] if len(shape) > 2 else 1
     return f"{key}.png ({h},{w},{c}) {compress_level}\n"
-
-
-def png_header_shape(data: bytes | memoryview) -> tuple[tuple[int, int, int], int] | None:
-    """((h, w, c), bit_depth) read from a PNG's IHDR chunk without decoding, or None if `data`
-    is not a PNG. `c` is the channel count cv2.imdecode(IMREAD_UNCHANGED) returns."""
-    head = bytes(data[:26])
-    if len(head) < 26 or head[:8] != _PNG_SIGNATURE or head[12:16] != b"IHDR":
-        return None
-    width, height = struct.unpack(">II", head[16:24])
-    depth, colour = head[24], head[25]
-    return (height, width, _PNG_CHANNELS.get(colour, 3)), depth
 
 
 def parse_meta_txt(path: str | os.PathLike) -> tuple[list[str], dict[str, tuple[int, ...]]]:
@@ -351,7 +336,7 @@ class LmdbWriter:
         if commit_images < 1 or commit_bytes < 1:
             raise ConfigError("commit_images and commit_bytes must be >= 1")
         if map_size is not None and map_size < _MIB:
-            raise ConfigError(f"--map-size must be at least 1 MiB, got {map_size}")
+            raise ConfigError(f"map_size must be at least 1 MiB, got {map_size}", option="map_size")
         self.path = Path(path)
         self.settings = dict(settings or {})
         self.settings["compress_level"] = int(compress_level)
@@ -383,7 +368,7 @@ class LmdbWriter:
         if state == "other":
             raise OutputError(f"{self.path} exists and is not an LMDB folder; choose another DB path")
         if state == "finished" and not self.overwrite:
-            raise OutputError(f"{self.path} is a finished LMDB; pass --overwrite to rebuild it")
+            raise OutputError(f"{self.path} is a finished LMDB; overwrite it to rebuild it", option="overwrite")
         if state == "incomplete" and not self.overwrite:
             marker = self.path / INCOMPLETE_MARKER
             try:
@@ -393,7 +378,7 @@ class LmdbWriter:
             if old != self.settings:
                 raise ConfigError(f"{self.path} is an interrupted build started with settings {old}; "
                                   f"this run asks for {self.settings}: re-run with the same options to "
-                                  f"resume it, or pass --overwrite to start again")
+                                  f"resume it, or overwrite it to start again", option="overwrite")
             self.resumed = True
         elif state in ("finished", "incomplete"):  # overwrite: remove only the LMDB's own files
             for name in _LMDB_FILES:
@@ -461,10 +446,12 @@ class LmdbWriter:
         value = self._txn.get(key.encode("ascii"))
         if value is None:
             return None
-        head = png_header_shape(value)
+        head = png_header(value)
         if head is None:
-            raise OutputError(f"value of {key!r} in {self.path} is not a PNG; rebuild with --overwrite")
-        return head
+            raise OutputError(f"value of {key!r} in {self.path} is not a PNG this writer made; overwrite "
+                              f"the LMDB to rebuild it", option="overwrite")
+        h, w, c, dtype = head
+        return (h, w, c), 16 if dtype == "uint16" else 8
 
     def add_existing(self, key: str, shape: tuple[int, ...]) -> None:
         """Record a key kept from an earlier run (only its meta_info line is written)."""
@@ -517,8 +504,8 @@ class LmdbWriter:
             self._txn.abort()
             self._txn = None
         if self.fixed_map_size is not None:
-            raise OutputError(f"LMDB map of {self.path} is full at --map-size {self.fixed_map_size} "
-                              f"bytes; re-run with a larger --map-size (or without it, to grow on demand)")
+            raise OutputError(f"LMDB map of {self.path} is full at the fixed map_size of {self.fixed_map_size} "
+                              f"bytes; re-run with a larger map_size (or none, to grow on demand)", option="map_size")
         old = self._env.info()["map_size"]
         new = _round_mib(max(old * 2, old + 2 * (self._batch_bytes + extra) + 16 * _MIB))
         self._env.set_mapsize(new)

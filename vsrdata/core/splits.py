@@ -1,6 +1,6 @@
 """Named test splits as data, and the record `vsrdata split-test` leaves behind.
 
-Named partitions (facts from EDVR_SPEC §4, matching BasicSR's `meta_info_*_test_GT.txt` files):
+Named partitions (docs/CONVENTIONS.md#partitions, matching BasicSR's `meta_info_*_test_GT.txt` files):
 
 - ``reds4``         REDS4: clips 000, 011, 015, 020 of the REDS training set (100 frames each).
 - ``reds-val``      REDS official validation: clips 240..269, i.e. the 30 validation clips after
@@ -40,8 +40,8 @@ SPLIT_FILE = "split.json"
 META_FILE = "meta_info.txt"
 MAPPING_FILE = "mapping.txt"
 MARKER_FILE = ".vsrdata-split-test"
-PAD_MODES = ("replicate", "reflect", "zero")
-DEGRADATIONS = ("bi", "bd")
+#: Spatial padding at the bottom/right of a test frame (temporal padding: edvr/test_clips.py).
+SPATIAL_PADDINGS = ("replicate", "reflect", "zero")
 
 # --- named partitions (data) ----------------------------------------------------------------
 
@@ -52,7 +52,7 @@ REDS_OFFICIAL4 = ("240", "241", "246", "257")
 
 @dataclass(frozen=True)
 class Vid4Clip:
-    """One Vid4 clip of the standard release (EDVR_SPEC §4.3): frame count and GT size."""
+    """One Vid4 clip of the standard release (docs/CONVENTIONS.md#layouts): frame count and GT size."""
 
     frames: int
     gt_h: int
@@ -141,7 +141,7 @@ def lr_dir_name(degradation: str, scale: int) -> str:
 def pad_amount(size: int, multiple: int) -> int:
     """How much to add to `size` to reach the next multiple of `multiple` (0 if already one)."""
     if multiple < 1:
-        raise ConfigError(f"--multiple must be >= 1, got {multiple}")
+        raise ConfigError(f"multiple must be >= 1, got {multiple}", option="multiple")
     return (-size) % multiple
 
 
@@ -156,7 +156,7 @@ def pad_bottom_right(img: np.ndarray, bottom: int, right: int, mode: str) -> np.
     'zero' fills with 0. Dtype is kept; nothing is added at the top or left.
     """
     if mode not in _NP_MODES:
-        raise ConfigError(f"unknown pad mode {mode!r} (choose from {', '.join(PAD_MODES)})")
+        raise ConfigError(f"unknown pad mode {mode!r} (choose from {', '.join(SPATIAL_PADDINGS)})")
     if bottom < 0 or right < 0:
         raise ConfigError(f"padding must be >= 0, got bottom={bottom}, right={right}")
     if bottom == 0 and right == 0:

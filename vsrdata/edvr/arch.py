@@ -1,11 +1,11 @@
 """EDVR (Wang et al., CVPR-W 2019): PCD alignment, TSA fusion, predeblur, reconstruction.
 
-Our own code following EDVR_SPEC §1 (a description of BasicSR's `basicsr/archs/edvr_arch.py`).
+Our own code following docs/CONVENTIONS.md#architecture (a description of BasicSR's `basicsr/archs/edvr_arch.py`).
 Module and parameter names are BasicSR's, so `state_dict()` keys, their order and shapes equal the
 official checkpoints' (tested against fixtures/edvr/statedict_*.json); the original EDVR and
 mmagic names are mapped in `vsrdata.edvr.checkpoint`.
 
-Details that are easy to get wrong (EDVR_SPEC §8): upconv2 always has 256 outputs, so the tail
+Details that are easy to get wrong (docs/CONVENTIONS.md#architecture): upconv2 always has 256 outputs, so the tail
 (conv_hr, conv_last) works on 64 channels whatever num_feat is; upsampled offsets are multiplied
 by 2; there is no activation after the L1 feat_conv, after the woTSA 1x1 fusion, or after
 predeblur / conv_1x1; TSA's output is feat * sigmoid(attn) * 2 + attn_add.
@@ -69,7 +69,7 @@ def _blocks(n: int, num_feat: int) -> nn.Sequential:
 
 
 class PredeblurModule(nn.Module):
-    """Pre-deblurring pyramid (EDVR_SPEC §1.2 step 2). Output has num_feat channels at the input
+    """Pre-deblurring pyramid (docs/CONVENTIONS.md#architecture). Output has num_feat channels at the input
     size, or at 1/4 of it when hr_in (two extra stride-2 convs)."""
 
     def __init__(self, num_in_ch: int = 3, num_feat: int = 64, hr_in: bool = False) -> None:
@@ -106,7 +106,7 @@ class PredeblurModule(nn.Module):
 
 
 class PCDAlignment(nn.Module):
-    """Pyramid, cascading and deformable alignment (EDVR_SPEC §1.2 step 3).
+    """Pyramid, cascading and deformable alignment (docs/CONVENTIONS.md#architecture).
 
     forward(nbr_feat_l, ref_feat_l): lists [L1, L2, L3] of (n, C, h, w), (n, C, h/2, w/2),
     (n, C, h/4, w/4) features of the frames to align and of the reference frame. Returns the
@@ -163,7 +163,7 @@ class PCDAlignment(nn.Module):
 
 
 class TSAFusion(nn.Module):
-    """Temporal and spatial attention fusion (EDVR_SPEC §1.2 step 4).
+    """Temporal and spatial attention fusion (docs/CONVENTIONS.md#architecture).
 
     forward(aligned_feat (b, t, C, h, w)) -> (b, C, h, w); h and w must be multiples of 4.
     """
@@ -355,7 +355,10 @@ def build_edvr(preset_or_cfg: str | EDVRConfig | dict = "edvr-m", dcn_backend: s
                **overrides) -> EDVR:
     """Build an EDVR from a preset name, an EDVRConfig or a dict of its fields, with overrides.
 
-    >>> model = build_edvr("edvr-tiny", num_frame=3)
+    Example::
+
+        >>> from vsrdata import build_edvr
+        >>> model = build_edvr("edvr-tiny", num_frame=3)  # (b, 3, 3, h, w) in -> (b, 3, 4h, 4w) out
     """
     if isinstance(preset_or_cfg, str):
         cfg = get_preset(preset_or_cfg, **overrides)

@@ -5,10 +5,10 @@ A checkpoint is data, never code: every file is read with ``torch.load(weights_o
 extra types let through are numpy's array/scalar/dtype constructors, which some training
 frameworks leave in a checkpoint's metadata.
 
-Formats understood (EDVR_SPEC §2), all normalised to BasicSR parameter names:
+Formats understood (docs/CONVENTIONS.md#checkpoints), all normalised to BasicSR parameter names:
 
 - BasicSR: ``{'params': sd}`` and/or ``{'params_ema': sd}`` (official ``*_official-*.pth`` files,
-  BasicSR training outputs). Order of preference, as the spec recommends:
+  BasicSR training outputs). Order of preference, as docs/CONVENTIONS.md#checkpoints gives it:
   'params_ema' -> 'params' -> 'state_dict' -> 'model' -> the raw dict. EMA weights are preferred
   because they are the ones BasicSR evaluates when EMA was on; pass ``param_key='params'`` to
   take the raw weights instead.
@@ -52,7 +52,7 @@ _NUMPY_DATA_GLOBALS = {
 
 
 # ---------------------------------------------------------------------------------------------
-# Key renaming: small pure functions (EDVR_SPEC §2; tested against fixtures/edvr/keymap_*.json)
+# Key renaming: small pure functions (docs/CONVENTIONS.md#checkpoints; tested against fixtures/edvr/keymap_*.json)
 # ---------------------------------------------------------------------------------------------
 _ORIGINAL_RULES: list[tuple[re.Pattern, Any]] = [
     # predeblur module
@@ -403,6 +403,12 @@ def load_weights(model: torch.nn.Module, path_or_state_dict, strict: bool = True
     the exception's `.report`) and the model is left untouched. strict=False: load what matches
     (name and shape), report the rest, as BasicSR does when it initialises an EDVR with TSA from
     its woTSA run.
+
+    Example::
+
+        from vsrdata import build_edvr, load_weights
+        model = build_edvr("edvr-m")
+        report = load_weights(model, "EDVR_M_x4_SR_REDS_official-32075921.pth")  # BasicSR file
     """
     if isinstance(path_or_state_dict, (str, os.PathLike)):
         ckpt = read_checkpoint(path_or_state_dict, param_key=param_key)

@@ -1,8 +1,8 @@
 """EDVR model configuration: one dataclass and the official presets.
 
-Field names and defaults are BasicSR's `EDVR(...)` constructor arguments (EDVR_SPEC §1.1), so a
+Field names and defaults are BasicSR's `EDVR(...)` constructor arguments (docs/CONVENTIONS.md#architecture), so a
 BasicSR `network_g` block maps onto `EDVRConfig(**kwargs)` directly. The presets reproduce the
-six official checkpoints (EDVR_SPEC §1.4; key lists and parameter counts in
+six official checkpoints (docs/CONVENTIONS.md#architecture; key lists and parameter counts in
 fixtures/edvr/statedict_index.json) plus a tiny non-official model for tests and demos.
 
 This module imports only the standard library and `vsrdata.errors` (no torch), so it is cheap to
@@ -12,15 +12,17 @@ import from the CLI.
 from __future__ import annotations
 
 import dataclasses
+import re
+import typing
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable
 
 from vsrdata.errors import ConfigError
 
 
 @dataclass
 class EDVRConfig:
-    """EDVR hyper-parameters (BasicSR names; EDVR_SPEC §1.1).
+    """EDVR hyper-parameters (BasicSR names; docs/CONVENTIONS.md#architecture).
 
     - num_in_ch / num_out_ch: image channels (3). The output adds the (upsampled) centre input
       frame, so both must be equal. BasicSR ignores num_out_ch and always outputs 3 channels;
@@ -114,7 +116,7 @@ class EDVRConfig:
                                   f"(num_frame={self.num_frame}), got {idx!r}")
 
 
-# Official configurations (EDVR_SPEC §1.4, BasicSR options/test/EDVR/*.yml, docs/ModelZoo.md):
+# Official configurations (docs/CONVENTIONS.md#architecture, BasicSR options/test/EDVR/*.yml, docs/ModelZoo.md):
 # M = 64 channels, 10 reconstruction blocks; L = 128 channels, 40 blocks; all N_e = 5, dg = 8.
 _M = dict(num_feat=64, num_reconstruct_block=10)
 _L = dict(num_feat=128, num_reconstruct_block=40)
@@ -173,3 +175,35 @@ def get_preset(name: str, **overrides: Any) -> EDVRConfig:
         raise ConfigError(f"unknown EDVR config field(s): {', '.join(unknown)} "
                           f"(known: {', '.join(sorted(names))})")
     return dataclasses.replace(base, **overrides)
+
+
+def parse_overrides(pairs: Iterable[str]) -> dict[str, Any]:
+    """EDVRConfig overrides from `KEY=VALUE` strings, each VALUE converted to the field's type.
+
+    int fields take integers, bool fields `true`/`false`, `center_frame_idx` also `none`.
+    Raises ConfigError naming the pair for an unknown field or a value of the wrong type.
+
+    Example::
+
+        >>> parse_overrides(["num_reconstruct_block=40", "with_tsa=false"])
+        {'num_reconstruct_block': 40, 'with_tsa': False}
+    """
+    hints = typing.get_type_hints(EDVRConfig)
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = (part.strip() for part in pair.partition("="))
+        if not sep:
+            raise ConfigError(f"expected KEY=VALUE, got {pair!r}")
+        if key not in hints:
+            raise ConfigError(f"unknown EDVR config field {key!r} (known: {', '.join(sorted(hints))})")
+        hint, low = hints[key], raw.lower()
+        if hint is bool and low in ("true", "false"):
+            out[key] = low == "true"
+        elif low in ("none", "null") and type(None) in typing.get_args(hint):
+            out[key] = None
+        elif hint is not bool and re.fullmatch(r"[+-]?\d+", raw):
+            out[key] = int(raw)
+        else:
+            kind = "true or false" if hint is bool else "an integer" + (" or none" if typing.get_args(hint) else "")
+            raise ConfigError(f"{key}: expected {kind}, got {raw!r}")
+    return out

@@ -4,7 +4,7 @@ for validation on a split-test output.
 
 Conventions matched (facts from BasicSR `basicsr/data/reds_dataset.py`,
 `basicsr/data/vimeo90k_dataset.py`, `basicsr/data/transforms.py`, `basicsr/data/data_util.py`;
-EDVR_SPEC §3, §4, §5; the code is our own):
+docs/CONVENTIONS.md#training, #layouts, #partitions; the code is our own):
 - REDS / clips: every frame of every training clip is a key and the key's frame is the centre;
   an interval is drawn from `interval_list`; when the window would leave the clip, the centre is
   redrawn uniformly among the centres whose window fits. GT = the centre frame only.

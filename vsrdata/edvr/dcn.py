@@ -9,10 +9,10 @@ Two backends with the same semantics:
 
 Selection (`resolve_backend`): the explicit argument, else the environment variable
 ``VSRDATA_DCN=torch|torchvision``, else automatic: ``'torch'`` on CPU (measured faster there, see
-research/MEASUREMENTS.md "Deformable convolution on CPU") and ``'torchvision'`` on CUDA when it
+docs/CONVENTIONS.md#dcn) and ``'torchvision'`` on CUDA when it
 imports, otherwise ``'torch'``.
 
-Conventions (they match torchvision's op and the BasicSR/mmcv CUDA kernel; EDVR_SPEC §1.3):
+Conventions (they match torchvision's op and the BasicSR/mmcv CUDA kernel; docs/CONVENTIONS.md#dcn):
 
 - offset: (N, 2*G*kh*kw, Ho, Wo); for group g and tap k (row-major over the kernel), channel
   2*(g*kh*kw + k) is dy and channel 2*(g*kh*kw + k) + 1 is dx (interleaved, not a y-half and an
@@ -227,7 +227,7 @@ class DCNv2Pack(nn.Module):
     checkpoints load): `weight` (Cout, Cin, k, k) uniform +-1/sqrt(Cin*k*k), `bias` zero,
     `conv_offset` = Conv2d(in_channels -> deformable_groups*3*k*k) zero-initialised (offset 0 and
     mask 0.5 at init). The conv_offset output is chunked into 3 equal parts; the first two
-    concatenated are the offsets (interleaved dy, dx; EDVR_SPEC §1.3), the third goes through a
+    concatenated are the offsets (interleaved dy, dx; docs/CONVENTIONS.md#dcn), the third goes through a
     sigmoid to give the mask.
 
     forward(x, feat): x (N, Cin, H, W) is the feature map to align, feat (N, Cin, H, W) the offset

@@ -1,7 +1,7 @@
 """`evaluate`: score EDVR (or the bicubic baseline) on a split-test output. The model-running
 helpers here (`load_model`, `restore`) are shared with `vsrdata.edvr.infer`.
 
-Protocol (EDVR_SPEC section 5; EDVR-old `test_Vid4_REDS4_with_GT.py`, BasicSR
+Protocol (docs/CONVENTIONS.md#metrics; EDVR-old `test_Vid4_REDS4_with_GT.py`, BasicSR
 `video_test_dataset.py` / `video_base_model.py`; our own code):
 
 - Each frame of a clip is restored from the window of `num_frame` LR frames centred on it; at
@@ -45,7 +45,7 @@ from vsrdata.core.image_io import bgr_to_rgb, read_image, write_image
 from vsrdata.core.layouts import natural_key
 from vsrdata.edvr import metrics
 from vsrdata.edvr.report import ClipScores, EvalReport, FrameScore, write_strip
-from vsrdata.edvr.test_clips import PADDING_MODES, SlidingWindow
+from vsrdata.edvr.test_clips import TEMPORAL_PADDINGS, SlidingWindow
 from vsrdata.errors import CheckpointError, ConfigError, InputError
 
 __all__ = ["PROTOCOLS", "PRECISIONS", "evaluate", "load_model", "restore", "default_device"]
@@ -205,8 +205,8 @@ def restore(model: torch.nn.Module, window: torch.Tensor, *, scale: int, multipl
 def _check_padding(padding: str | None, with_predeblur: bool) -> str:
     if padding is None:
         return "replicate" if with_predeblur else "reflection_circle"
-    if padding not in PADDING_MODES:
-        raise ConfigError(f"unknown temporal padding {padding!r} (choose from {', '.join(PADDING_MODES)})")
+    if padding not in TEMPORAL_PADDINGS:
+        raise ConfigError(f"unknown temporal padding {padding!r} (choose from {', '.join(TEMPORAL_PADDINGS)})")
     return padding
 
 
@@ -307,6 +307,11 @@ def evaluate(split_dir: str | os.PathLike | None, checkpoint: str | os.PathLike 
 
     Raises InputError (not a split-test output, unreadable frames), CheckpointError (missing or
     mismatching weights), ConfigError (bad options, model scale that does not fit the split).
+
+    Example::
+
+        from vsrdata import evaluate
+        report = evaluate("datasets/REDS4", "EDVR_M_x4_SR_REDS_official-32075921.pth")  # RGB PSNR/SSIM
     """
     if (gt is None) != (lq is None) or (gt is not None and split_dir is not None):
         raise ConfigError("give either a split-test DATASET or both --gt and --lq")

@@ -173,6 +173,11 @@ def infer(input_path: str | os.PathLike, output: str | os.PathLike, *, checkpoin
 
     Raises InputError (missing/unreadable input, no video stream), ConfigError, CheckpointError,
     OutputError. A truncated video gives a warning in `InferResult.warnings`.
+
+    Example::
+
+        from vsrdata import infer
+        result = infer("my_clip.mp4", "my_clip_x4.mp4", checkpoint="EDVR_M_x4_SR_REDS_official-32075921.pth")
     """
     src_path, dst = Path(input_path), Path(output)
     to_video = _check_args(src_path, dst, tile, tile_overlap, checkpoint, model)

@@ -1,7 +1,7 @@
 """PSNR and SSIM exactly as the video super-resolution field computes them.
 
 Conventions (EDVR-old `codes/utils/util.py` and BasicSR `basicsr/metrics/psnr_ssim.py`; the code
-here is our own, written from the spec, ../shared/research/EDVR_SPEC.md section 5):
+here is our own; docs/CONVENTIONS.md#metrics):
 
 - Model outputs are quantised first: clamp to [0, 1], x255, round (half to even, as numpy/torch
   `round`), cast to uint8 (`tensor_to_uint8`). Metrics are then computed in float64 on [0, 255].

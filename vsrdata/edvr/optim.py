@@ -1,4 +1,4 @@
-"""Loss, learning-rate schedule, parameter groups and EMA of the EDVR recipe (EDVR_SPEC §3).
+"""Loss, learning-rate schedule, parameter groups and EMA of the EDVR recipe (docs/CONVENTIONS.md#training).
 
 Conventions matched (facts from BasicSR `basicsr/losses/basic_loss.py`,
 `basicsr/models/lr_scheduler.py`, `basicsr/models/edvr_model.py`, `basicsr/models/base_model.py`;

@@ -12,7 +12,7 @@ half = n // 2, last index M = length - 1, window centre `crt`), following BasicS
 - ``circle``: i < 0 -> n + i; i > M -> i - n.                           -> [3, 4, 0, 1, 2]
 
 `reflection_circle` is what EDVR/BasicSR use for the SR models on Vid4 and REDS4; `replicate`
-for the SRblur/deblur models (spec section 5). For clips shorter than the formulas assume
+for the SRblur/deblur models (docs/CONVENTIONS.md#temporal-padding). For clips shorter than the formulas assume
 (length < n), an index that still falls outside [0, M] is clamped (our choice; the references
 would fail or index out of range there).
 
@@ -32,16 +32,18 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import bisect
 
-__all__ = ["PADDING_MODES", "SlidingWindow", "shot_temporal_indices", "temporal_indices"]
+__all__ = ["TEMPORAL_PADDINGS", "SlidingWindow", "shot_temporal_indices", "temporal_indices"]
 
-PADDING_MODES = ("reflection_circle", "replicate", "reflection", "circle")
+#: Temporal padding modes (the one list; the CLI and TrainConfig import it). No torch here, so
+#: `vsrdata --help` can import it.
+TEMPORAL_PADDINGS = ("reflection_circle", "replicate", "reflection", "circle")
 
 
 def _check(num_frame: int, mode: str) -> None:
     if num_frame < 1 or num_frame % 2 == 0:
         raise ValueError(f"num_frame must be a positive odd number, got {num_frame}")
-    if mode not in PADDING_MODES:
-        raise ValueError(f"unknown temporal padding {mode!r}; choose one of {', '.join(PADDING_MODES)}")
+    if mode not in TEMPORAL_PADDINGS:
+        raise ValueError(f"unknown temporal padding {mode!r}; choose one of {', '.join(TEMPORAL_PADDINGS)}")
 
 
 def temporal_indices(crt: int, length: int, num_frame: int, mode: str = "reflection_circle") -> list[int]:
@@ -51,7 +53,7 @@ def temporal_indices(crt: int, length: int, num_frame: int, mode: str = "reflect
         crt: centre index, 0 <= crt < length.
         length: number of frames in the clip.
         num_frame: window size n (odd).
-        mode: one of PADDING_MODES (see the module docstring).
+        mode: one of TEMPORAL_PADDINGS (see the module docstring).
 
     Returns:
         n indices in [0, length - 1]; position n // 2 is `crt`.
@@ -96,7 +98,7 @@ class SlidingWindow:
         frames: iterable of frames in temporal order (anything: arrays, tensors). It is consumed
             once, front to back; a frame is read only when a window first needs it.
         num_frame: window size n (odd).
-        mode: temporal padding, one of PADDING_MODES.
+        mode: temporal padding, one of TEMPORAL_PADDINGS.
         length: number of frames if known; otherwise it is found when `frames` runs out
             (e.g. a video whose frame count the container does not state reliably).
         centers: optional ascending subset of centre indices to yield (e.g. only the middle

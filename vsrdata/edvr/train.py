@@ -32,7 +32,7 @@ loop (TSA-only phase, forward, divergence guard, backward, step, log, validate, 
   `init_deep_from_shallow` seeds a model with more reconstruction blocks from one with fewer by
   tiling: deep block i <- shallow block (i mod n_shallow), so 10 -> 40 repeats blocks 0..9 four
   times; every other tensor must match in shape (a channel change is refused). This is the
-  paper's "initialise deeper networks by parameters from shallower ones" (EDVR_SPEC §6, #91);
+  paper's "initialise deeper networks by parameters from shallower ones" (docs/CONVENTIONS.md#training);
   no official code does the tiling. Residual blocks are near-identity at init (x0.1 scaled), and
   a tiled stack of trained blocks stays finite and well-defined (tested).
 - Precision: fp32 on CPU. On CUDA `amp` = bf16 / fp16 autocast (fp16 with a GradScaler) and
@@ -400,6 +400,13 @@ def train(cfg: TrainConfig, on_event: Callable[[dict], None] | None = None) -> T
     {'kind': 'step', 'iter', 'loss', 'lr'} every iteration, {'kind': 'val', 'iter', 'psnr'},
     {'kind': 'rollback', 'iter', 'to_iter', 'reason'}, {'kind': 'info', 'message'}.
     Raises VsrDataError subclasses for bad input, before any training step.
+
+    Example::
+
+        from vsrdata import train
+        from vsrdata.edvr.train_config import TrainConfig
+        result = train(TrainConfig(preset="edvr-m", gt_path="train_sharp_with_val.lmdb",
+                                   lq_path="train_sharp_bicubic_with_val.lmdb", val_path="datasets/REDS4"))
     """
     emit = on_event or (lambda event: None)
     # ---- distributed environment ------------------------------------------------------------

@@ -1,6 +1,6 @@
 """`TrainConfig`: every number of the EDVR training recipe in one dataclass.
 
-Defaults reproduce the official BasicSR REDS recipe for EDVR-M (EDVR_SPEC §3, BasicSR
+Defaults reproduce the official BasicSR REDS recipe for EDVR-M (docs/CONVENTIONS.md#training, BasicSR
 `options/train/EDVR/train_EDVR_M_x4_SR_REDS.yml`, run 102): REDS, gt_size 256, 5 frames,
 interval_list [1], hflip + rot, no random reverse; Adam lr 4e-4, betas (0.9, 0.99), wd 0;
 Charbonnier loss with reduction 'sum' and eps 1e-12 (so loss values of 1e4-1e7 are normal);
@@ -32,22 +32,19 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
+from vsrdata.core.splits import REDS4, REDS_VAL
+from vsrdata.edvr.test_clips import TEMPORAL_PADDINGS
 from vsrdata.errors import ConfigError
 
 DATASETS = ("reds", "vimeo", "clips")
-VAL_PARTITIONS = ("REDS4", "official", "none")
 AMP_MODES = ("none", "bf16", "fp16")
-PAD_MODES = ("reflection_circle", "replicate", "reflection", "circle")
 LOSS_REDUCTIONS = ("sum", "mean")
 LOSS_TYPES = ("charbonnier", "l1", "mse")
 SCHEDULERS = ("cosine_restart", "multistep")
 
-#: REDS validation partitions, removed from the training keys (EDVR_SPEC §4.2).
-REDS_VAL_CLIPS = {
-    "REDS4": ("000", "011", "015", "020"),
-    "official": tuple(f"{i:03d}" for i in range(240, 270)),
-    "none": (),
-}
+#: REDS validation partitions, removed from the training keys (docs/CONVENTIONS.md#partitions).
+REDS_VAL_CLIPS = {"REDS4": REDS4, "official": REDS_VAL, "none": ()}
+VAL_PARTITIONS = tuple(REDS_VAL_CLIPS)
 
 
 @dataclass
@@ -165,8 +162,8 @@ class TrainConfig:
             bad("val_partition", f"{self.val_partition!r} (choose from {', '.join(VAL_PARTITIONS)})")
         if self.amp not in AMP_MODES:
             bad("amp", f"{self.amp!r} (choose from {', '.join(AMP_MODES)})")
-        if self.val_pad not in PAD_MODES:
-            bad("val_pad", f"{self.val_pad!r} (choose from {', '.join(PAD_MODES)})")
+        if self.val_pad not in TEMPORAL_PADDINGS:
+            bad("val_pad", f"{self.val_pad!r} (choose from {', '.join(TEMPORAL_PADDINGS)})")
         if self.scheduler not in SCHEDULERS:
             bad("scheduler", f"{self.scheduler!r} (choose from {', '.join(SCHEDULERS)})")
         if self.loss_type not in LOSS_TYPES:

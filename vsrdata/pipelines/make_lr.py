@@ -41,15 +41,14 @@ import json
 import os
 from pathlib import Path
 
-from vsrdata.core.degrade import degrade
+from vsrdata.core.degrade import DEGRADATIONS, degrade
 from vsrdata.core.image_io import read_image, remove_stale_temps, write_bytes_atomic, write_image
 from vsrdata.core.layouts import clip_shape, find_clips
 from vsrdata.errors import ConfigError, InputError, OutputError
 from vsrdata.pipelines.runner import SKIPPED, WRITTEN, JobsFailed, Summary, available_cores, run_jobs
 
-__all__ = ["make_lr", "plan_make_lr", "Summary", "JobsFailed", "DEGRADATIONS"]
+__all__ = ["make_lr", "plan_make_lr", "Summary", "JobsFailed"]
 
-DEGRADATIONS = ("bi", "bd")
 _EXAMPLES = 5
 MANIFEST = "make_lr.json"
 MANIFEST_FORMAT = "vsrdata-make-lr/1"
@@ -173,6 +172,13 @@ def make_lr(src: str | os.PathLike, dst: str | os.PathLike, scale: int = 4, degr
     With `dry_run`, nothing is written: the returned Summary has `written` = frames that would be
     written, `skipped` = outputs that already exist, and `examples` = the first few pairs.
     Raises `JobsFailed` (an InputError, with `.summary`) after the run if any frame failed.
+
+    Example::
+
+        from vsrdata import make_lr
+        summary = make_lr("vimeo_septuplet/sequences", "vimeo_septuplet_matlabLRx4/sequences",
+                          scale=4, degradation="bi")  # MATLAB-exact bicubic x4
+        print(summary.line())
     """
     if degradation not in DEGRADATIONS:
         raise ConfigError(f"unknown degradation {degradation!r}: expected one of {', '.join(DEGRADATIONS)}")

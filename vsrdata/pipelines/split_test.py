@@ -61,6 +61,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vsrdata.core import splits
+from vsrdata.core.degrade import DEGRADATIONS
 from vsrdata.core.image_io import (PNG_IEND, frame_shape, is_image_file, read_image, remove_stale_temps,
                                    temp_path_for, write_bytes_atomic, write_image)
 from vsrdata.core.layouts import (Clip, clip_root, clip_shape, clips_from_list, detect_layout,
@@ -445,17 +446,23 @@ def split_test(src: str | os.PathLike, out: str | os.PathLike, *, layout: str = 
 
     Raises ConfigError (bad options), InputError (missing/unsafe clips, size mismatches, bad
     frames: `JobsFailed` after the other frames were written), OutputError (unusable OUT).
+
+    Example::
+
+        from vsrdata import split_test
+        result = split_test("REDS/train_sharp", "datasets/REDS4", partition="reds4")
+        print(result.line())  # datasets/REDS4/GT/<clip>/00000000.png and BIx4/...
     """
     src, out = Path(src), Path(out)
-    if degradation not in splits.DEGRADATIONS:
+    if degradation not in DEGRADATIONS:
         raise ConfigError(f"unknown degradation {degradation!r} (choose from bi, bd)")
     if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
         raise ConfigError(f"--scale must be a positive integer, got {scale!r}")
     if isinstance(multiple, bool) or not isinstance(multiple, int) or multiple < 1:
         raise ConfigError(f"--multiple must be a positive integer, got {multiple!r}")
     pad_mode = None if crop else (pad or "replicate")
-    if pad_mode is not None and pad_mode not in splits.PAD_MODES:
-        raise ConfigError(f"unknown pad mode {pad!r} (choose from {', '.join(splits.PAD_MODES)})")
+    if pad_mode is not None and pad_mode not in splits.SPATIAL_PADDINGS:
+        raise ConfigError(f"unknown pad mode {pad!r} (choose from {', '.join(splits.SPATIAL_PADDINGS)})")
     if workers is None:
         workers = available_cores()
     if workers < 1:

@@ -172,7 +172,7 @@ def make_pool(workers: int):
 def process_tree_anon_bytes(pid: int | None = None) -> int | None:
     """RssAnon of `pid` (default: this process) plus all its descendants, from /proc (Linux);
     None where /proc is not available. File-backed pages (the LMDB map, page cache) are not
-    counted: the kernel can drop them (see MEASUREMENTS.md "LMDB builds")."""
+    counted: the kernel can drop them (see docs/CONVENTIONS.md#lmdb)."""
     pid = os.getpid() if pid is None else pid
     total, stack, seen = 0, [pid], set()
     found = False
@@ -208,6 +208,11 @@ def build_lmdb(src: str | os.PathLike, db: str | os.PathLike, *, vimeo_mode: str
     `progress(done, total)` is called after each frame (written or kept). Raises InputError for
     a bad frame (after committing every frame before it, so the DB stays valid and a re-run
     resumes), ConfigError for bad options, OutputError when DB cannot be written.
+
+    Example::
+
+        from vsrdata import build_lmdb
+        summary = build_lmdb("REDS/train_sharp", "REDS/train_sharp_with_val.lmdb")  # keys 000/00000000
     """
     start = time.perf_counter()
     if key_style not in KEY_STYLES:
@@ -363,6 +368,11 @@ def verify_lmdb(db: str | os.PathLike, *, workers: int | None = None,
 
     Works on our DBs and on BasicSR / mmagic / original-EDVR ones. Raises InputError if DB
     cannot be opened at all (not an LMDB folder, incomplete build, no meta info).
+
+    Example::
+
+        from vsrdata import verify_lmdb
+        report = verify_lmdb("REDS/train_sharp_with_val.lmdb")
     """
     from vsrdata.core.lmdb_store import LmdbReader
 

@@ -1,0 +1,85 @@
+"""Every `click.Choice` of every command lists exactly the library's own list of choices.
+
+Lists owned by torch-free modules are imported by the CLI (through `cli/_common.py`) and must be
+the same tuple; lists owned by torch modules (which `--help` must not import) are compared here.
+A Choice added without an entry below fails `test_every_choice_is_accounted_for`.
+"""
+
+from __future__ import annotations
+
+import click
+import pytest
+
+from vsrdata.cli import main
+from vsrdata.core import degrade, lmdb_keys, splits
+from vsrdata.edvr import test_clips, train_config
+from vsrdata.pipelines import split_test as split_pipeline
+
+
+def _shared():
+    """(command, option) -> the library tuple the CLI must use as it is."""
+    return {
+        ("make-lr", "degradation"): degrade.DEGRADATIONS,
+        ("split-test", "degradation"): degrade.DEGRADATIONS,
+        ("split-test", "pad"): splits.SPATIAL_PADDINGS,
+        ("split-test", "partition"): tuple(splits.PARTITIONS),
+        ("split-test", "layout"): split_pipeline.LAYOUTS,
+        ("to-lmdb", "key_style"): lmdb_keys.KEY_STYLES,
+        ("evaluate", "padding"): test_clips.TEMPORAL_PADDINGS,
+        ("infer", "padding"): test_clips.TEMPORAL_PADDINGS,
+        ("train", "val_pad"): test_clips.TEMPORAL_PADDINGS,
+        ("train", "val_partition"): train_config.VAL_PARTITIONS,
+        ("train", "dataset"): train_config.DATASETS,
+        ("train", "amp"): train_config.AMP_MODES,
+        ("train", "loss_reduction"): train_config.LOSS_REDUCTIONS,
+    }
+
+
+def _torch_owned():
+    """(command, option) -> the library's choices (as a set; 'auto' is a CLI-only extra)."""
+    from vsrdata.edvr import dcn, evaluate, metrics
+    from vsrdata.pipelines import to_lmdb
+
+    backends = {"auto", *dcn.BACKENDS}
+    return {
+        ("evaluate", "protocol"): {"auto", *evaluate.PROTOCOLS},
+        ("evaluate", "precision"): set(evaluate.PRECISIONS),
+        ("infer", "precision"): set(evaluate.PRECISIONS),
+        ("evaluate", "average"): set(metrics.AVERAGE_MODES),
+        ("evaluate", "dcn_backend"): backends,
+        ("infer", "dcn_backend"): backends,
+        ("train", "dcn_backend"): backends,
+        ("to-lmdb", "vimeo_mode"): set(to_lmdb.VIMEO_MODES),
+    }
+
+
+# Choices with no list in the library (a literal in one command only).
+_CLI_ONLY = {("evaluate", "frames"), ("train", "device"), ("convert-checkpoint", "to")}
+
+
+def _cli_choices():
+    return {(name, p.name): tuple(p.type.choices)
+            for name, cmd in main.commands.items() for p in cmd.params if isinstance(p.type, click.Choice)}
+
+
+def test_every_choice_is_accounted_for():
+    known = set(_shared()) | set(_torch_owned()) | _CLI_ONLY
+    assert set(_cli_choices()) == known
+
+
+@pytest.mark.parametrize("key", sorted(_shared()))
+def test_cli_choice_is_the_library_list(key):
+    assert _cli_choices()[key] == tuple(_shared()[key])
+
+
+@pytest.mark.parametrize("key", sorted(_torch_owned()))
+def test_cli_choice_matches_a_torch_module_list(key):
+    assert set(_cli_choices()[key]) == _torch_owned()[key]
+
+
+def test_one_name_per_padding_kind():
+    # PAD_MODES meant temporal padding in one module and spatial padding in another
+    for module in (splits, test_clips, train_config):
+        assert not hasattr(module, "PAD_MODES") and not hasattr(module, "PADDING_MODES")
+    assert train_config.REDS_VAL_CLIPS["REDS4"] == splits.REDS4
+    assert train_config.REDS_VAL_CLIPS["official"] == splits.REDS_VAL
