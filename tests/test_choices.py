@@ -11,7 +11,7 @@ import click
 import pytest
 
 from vsrdata.cli import main
-from vsrdata.core import degrade, lmdb_keys, splits
+from vsrdata.core import degrade, lmdb_keys, splits, video
 from vsrdata.edvr import test_clips, train_config
 from vsrdata.pipelines import split_test as split_pipeline
 
@@ -32,6 +32,9 @@ def _shared():
         ("train", "dataset"): train_config.DATASETS,
         ("train", "amp"): train_config.AMP_MODES,
         ("train", "loss_reduction"): train_config.LOSS_REDUCTIONS,
+        ("train", "init_key"): train_config.INIT_KEYS,
+        ("infer", "codec"): video.CODECS,
+        ("infer", "pix_fmt"): video.PIX_FMTS,
     }
 
 

@@ -11,8 +11,9 @@ import click
 from vsrdata.core.degrade import DEGRADATIONS
 from vsrdata.core.lmdb_keys import KEY_STYLES
 from vsrdata.core.splits import PARTITIONS, SPATIAL_PADDINGS
+from vsrdata.core.video import CODECS, PIX_FMTS
 from vsrdata.edvr.test_clips import TEMPORAL_PADDINGS
-from vsrdata.edvr.train_config import AMP_MODES, DATASETS, LOSS_REDUCTIONS, VAL_PARTITIONS
+from vsrdata.edvr.train_config import AMP_MODES, DATASETS, INIT_KEYS, LOSS_REDUCTIONS, VAL_PARTITIONS
 
 PARTITION_NAMES = tuple(PARTITIONS)
 __all__ = ["AMP_MODES", "DATASETS", "DEGRADATIONS", "KEY_STYLES", "LOSS_REDUCTIONS", "PARTITION_NAMES",

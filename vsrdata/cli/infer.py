@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import click
 
-from vsrdata.cli._common import TEMPORAL_PADDINGS, ProgressBar
+from vsrdata.cli._common import CODECS, PIX_FMTS, TEMPORAL_PADDINGS, ProgressBar
 
-_CODECS = ("libx264", "libx265", "libvpx-vp9", "ffv1")  # = vsrdata.core.video.CODECS (no PyAV import here)
 
 
 def _fps(value: str | None):
@@ -47,11 +46,11 @@ def _fps(value: str | None):
               help="Shortest shot in frames for --scene-cuts auto (closer cuts are merged).")
 @click.option("--fps", default=None, help="Frame rate of a video OUTPUT, e.g. 25 or 24000/1001 (default: "
               "the input video's, exactly; else 25).")
-@click.option("--codec", type=click.Choice(_CODECS), default=None,
+@click.option("--codec", type=click.Choice(CODECS), default=None,
               help="Video OUTPUT codec (default libx264; libvpx-vp9 for .webm; ffv1 is lossless).")
 @click.option("--crf", type=click.IntRange(min=0, max=63), default=None,
               help="Constant-rate factor (default 17 for libx264, 18 libx265, 20 VP9: visually lossless).")
-@click.option("--pix-fmt", type=click.Choice(["yuv420p", "yuv444p"]), default=None,
+@click.option("--pix-fmt", type=click.Choice(PIX_FMTS), default=None,
               help="Chroma of a video OUTPUT (default yuv420p: plays everywhere; yuv444p keeps full colour).")
 @click.option("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available).")
 @click.option("--precision", type=click.Choice(["fp32", "fp16", "bf16"]), default="fp32", show_default=True,

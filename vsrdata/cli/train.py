@@ -6,7 +6,7 @@ import os
 
 import click
 
-from vsrdata.cli._common import (AMP_MODES, DATASETS, LOSS_REDUCTIONS, TEMPORAL_PADDINGS,
+from vsrdata.cli._common import (AMP_MODES, DATASETS, INIT_KEYS, LOSS_REDUCTIONS, TEMPORAL_PADDINGS,
                                  VAL_PARTITIONS)
 
 
@@ -48,7 +48,7 @@ def _numbers(value: str | None, name: str, kind: type = float):
               help="Gradient accumulation steps: global batch = batch size x processes x K. [1]")
 @click.option("--num-workers", type=int, default=None, help="Data loader workers per process. [3]")
 @click.option("--init", default=None, help="Initialise from a checkpoint, non-strict (woTSA -> TSA).")
-@click.option("--init-key", type=click.Choice(["params", "params_ema"]), default=None,
+@click.option("--init-key", type=click.Choice(INIT_KEYS), default=None,
               help="Checkpoint entry --init loads (BasicSR param_key_g). [params]")
 @click.option("--init-deep-from-shallow", default=None,
               help="Initialise from a model with fewer reconstruction blocks by tiling them (10 -> 40).")

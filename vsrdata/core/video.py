@@ -46,12 +46,13 @@ import numpy as np
 
 from vsrdata.errors import ConfigError, InputError, OutputError
 
-__all__ = ["VIDEO_EXTENSIONS", "OUTPUT_EXTENSIONS", "CODECS", "DEFAULT_CRF", "AudioInfo", "VideoInfo",
+__all__ = ["VIDEO_EXTENSIONS", "OUTPUT_EXTENSIONS", "CODECS", "PIX_FMTS", "DEFAULT_CRF", "AudioInfo", "VideoInfo",
            "Frame", "VideoReader", "VideoWriter", "probe", "read_frames", "is_video_path"]
 
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".gif", ".mpg", ".mpeg", ".ts", ".flv")
 OUTPUT_EXTENSIONS = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v")
 CODECS = ("libx264", "libx265", "libvpx-vp9", "ffv1")
+PIX_FMTS = ("yuv420p", "yuv444p")  # chroma layouts offered for output (4:2:0 plays everywhere)
 DEFAULT_CRF = {"libx264": 17, "libx265": 18, "libvpx-vp9": 20}  # ffv1 is lossless: no CRF
 
 

@@ -38,6 +38,7 @@ from vsrdata.errors import ConfigError
 
 DATASETS = ("reds", "vimeo", "clips")
 AMP_MODES = ("none", "bf16", "fp16")
+INIT_KEYS = ("params", "params_ema")  # checkpoint entries `init` can read (BasicSR param_key_g)
 LOSS_REDUCTIONS = ("sum", "mean")
 LOSS_TYPES = ("charbonnier", "l1", "mse")
 SCHEDULERS = ("cosine_restart", "multistep")
@@ -168,8 +169,8 @@ class TrainConfig:
             bad("scheduler", f"{self.scheduler!r} (choose from {', '.join(SCHEDULERS)})")
         if self.loss_type not in LOSS_TYPES:
             bad("loss_type", f"{self.loss_type!r} (choose from {', '.join(LOSS_TYPES)})")
-        if self.init_key not in (None, "params", "params_ema"):
-            bad("init_key", f"{self.init_key!r} (choose from params, params_ema)")
+        if self.init_key not in (None, *INIT_KEYS):
+            bad("init_key", f"{self.init_key!r} (choose from {', '.join(INIT_KEYS)})")
         if bool(self.val_gt) != bool(self.val_lq):
             bad("val_gt", "give both the validation GT and LQ roots")
         if self.loss_reduction not in LOSS_REDUCTIONS:
