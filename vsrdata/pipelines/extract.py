@@ -29,8 +29,8 @@ What it does, in order:
 `OUT/extract.json` records the settings, the inputs, every video (frames decoded and declared,
 fps, cuts) and every clip (source, frame range `[start, end)`, timestamps of its first and last
 frame in seconds, its shot, the cut that ended its shot if it is the shot's last clip, and its
-motion). It is written before any frame; a re-run into the same OUT with other settings or
-other inputs is refused.
+motion). It is written after the analysis, before any frame; a re-run into the same OUT with
+other settings or other inputs is refused (the analysis cache alone binds nothing).
 
 Resize (`size=(W, H)`): MATLAB-exact bicubic `imresize` (`core.resize`; see
 docs/CONVENTIONS.md) to the smallest size that covers W x H with the aspect ratio kept (the
@@ -284,7 +284,7 @@ def _check_manifest(out: Path, identity: dict) -> dict | None:
     return old
 
 
-def _write_manifest(out: Path, identity: dict, videos: list[dict] | None, clips: list[dict] | None) -> None:
+def _write_manifest(out: Path, identity: dict, videos: list[dict], clips: list[dict]) -> None:
     record = dict(identity, resize=("MATLAB imresize, bicubic with antialiasing, to cover the size with "
                                      "the aspect ratio kept, then centre crop"),
                   motion_unit="mean |frame[i] - frame[i-1]| in 8-bit levels, decoded frames",
@@ -398,8 +398,6 @@ def extract(inputs: list[str | os.PathLike], out: str | os.PathLike, *,
 
     with tempfile.TemporaryDirectory() as tmp:
         cache_dir = Path(tmp) if dry_run else out / CACHE_DIR
-        if not dry_run and old is None:
-            _write_manifest(out, identity, None, None)  # settings first: a kill leaves them guarded
         if plan_only:
             _analyse_all(mine, cache_dir, cfg, workers, progress)
             return ExtractResult(out, [], [], None)
