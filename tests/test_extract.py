@@ -191,11 +191,11 @@ def test_folder_input_sorted_numbering_and_shard_union(tmp_path, three_videos):
     sources = [Path(c["source"]).name for c in json.loads((full / "extract.json").read_text())["clips"]]
     assert sources == ["b.mp4"] * 4 + ["c.mov"] * 2 + ["a.mkv"] * 4  # natural order of full paths
     sharded = tmp_path / "sharded"
-    r0 = run_cli(three_videos, sharded, "-n", 6, "--shard", "0/2", "-q")
+    r0 = run_cli(three_videos, sharded, "-n", 6, "--shard", "0/2", "-j", 1, "-q")
     assert r0.exit_code == 0, r0.output
     assert sorted(png_clips(sharded)) == ["000", "001", "002", "003", "006", "007", "008", "009"]  # b, a
     slurm = {"SLURM_ARRAY_TASK_ID": "8", "SLURM_ARRAY_TASK_COUNT": "2", "SLURM_ARRAY_TASK_MIN": "7"}
-    r1 = run_cli(three_videos, sharded, "-n", 6, "--shard", "auto", "-q", env=slurm)  # = 1/2
+    r1 = run_cli(three_videos, sharded, "-n", 6, "--shard", "auto", "-j", 1, "-q", env=slurm)  # = 1/2
     assert r1.exit_code == 0 and "(shard 1/2)" in r1.output, r1.output
     assert files_under(sharded) == files_under(full)
 
@@ -337,3 +337,18 @@ def test_dry_run_writes_nothing_and_help_has_an_example(tmp_path, video):
     assert "dry run: frames: 40 to write, 0 to skip" in result.output
     assert not (tmp_path / "out").exists()
     assert "vsrdata extract footage/" in CliRunner().invoke(main, ["extract", "--help"]).output
+
+
+def test_plan_only_stages_then_write_uses_the_cache(tmp_path, three_videos):
+    out = tmp_path / "out"
+    for i in range(2):
+        result = run_cli(three_videos, out, "-n", 6, "--plan-only", "--shard", f"{i}/2", "-j", 1, "-q")
+        assert result.exit_code == 0 and "no frames written" in result.output, result.output
+    cache = sorted((out / ".extract-cache").iterdir())
+    assert len(cache) == 3 and not (out / "extract.json").exists()
+    stamps = [p.stat().st_mtime_ns for p in cache]
+    dry = run_cli(three_videos, out, "-n", 6, "--dry-run", "-j", 1, "-q")  # reads the cache, writes nothing
+    assert dry.exit_code == 0 and "10 clip(s)" in dry.output and not (out / "extract.json").exists()
+    assert run_cli(three_videos, out, "-n", 6, "-j", 1, "-q").exit_code == 0
+    assert [p.stat().st_mtime_ns for p in sorted((out / ".extract-cache").iterdir())] == stamps
+    assert len(png_clips(out)) == 10

@@ -241,11 +241,15 @@ def _probe_all(videos: list[Path]) -> list[int]:
 
 
 def _analyse_all(videos: list[Path], cache_dir: Path, cfg: dict, workers: int, progress: bool,
-                 own: int | None = None) -> list[str]:
+                 own: int | None = None, reuse_dir: Path | None = None) -> list[str]:
     """Analyse every video that has no cache entry; returns the cache paths in video order.
-    The first `own` videos (default all) are this shard's."""
+    The first `own` videos (default all) are this shard's. An entry already in `reuse_dir`
+    (OUT's cache, for a dry run) is read from there and nothing is written into it."""
     weights = _probe_all(videos)
     caches = [_cache_path(cache_dir, v, cfg) for v in videos]
+    if reuse_dir is not None:
+        caches = [r if os.path.exists(r) else c
+                  for c, r in zip(caches, (_cache_path(reuse_dir, v, cfg) for v in videos))]
     # Temps of killed runs; only this run's own videos (another shard may be writing others').
     remove_stale_temps(cache_dir, {os.path.basename(c) for c in caches[:own]})
     summary = run_jobs(_analyse, [(str(v), c, cfg) for v, c in zip(videos, caches)],
@@ -255,6 +259,17 @@ def _analyse_all(videos: list[Path], cache_dir: Path, cfg: dict, workers: int, p
         summary.unit = "video"
         raise JobsFailed(summary)
     return caches
+
+
+def _plan(videos: list[Path], mine: list[Path], out: Path, cfg: dict, workers: int, progress: bool,
+          dry_run: bool) -> tuple[list[dict], list[dict], list[str]]:
+    """Analyse (this shard's videos first) and number the clips of all videos."""
+    set_mine = set(mine)
+    order = mine + [v for v in videos if v not in set_mine]
+    with tempfile.TemporaryDirectory() as tmp:
+        cache_dir, reuse = (Path(tmp), out / CACHE_DIR) if dry_run else (out / CACHE_DIR, None)
+        cached = dict(zip(order, _analyse_all(order, cache_dir, cfg, workers, progress, len(mine), reuse)))
+        return _assemble([cached[v] for v in videos])
 
 
 # --------------------------------------------------------------------------------- manifest
@@ -343,6 +358,15 @@ def _write_video(item: tuple[str, str, list[dict], tuple[int, int] | None]) -> s
     return WRITTEN
 
 
+def _write_items(clips: list[dict], mine: list[Path], out: str, size) -> list[tuple]:
+    """One write job per video of this shard that has clips: (video, OUT, its clips, size)."""
+    by_video: dict[str, list[dict]] = {str(v): [] for v in mine}
+    for clip in clips:
+        if clip["source"] in by_video:
+            by_video[clip["source"]].append({"name": clip["name"], "frames": clip["frames"]})
+    return [(v, out, cs, tuple(size) if size else None) for v, cs in by_video.items() if cs]
+
+
 # ------------------------------------------------------------------------------------- main
 def _settings(frames_per_clip, stride, keep_short, scene_cuts, scene_threshold, scene_min_len, size,
               skip_static, static_threshold, allow_truncated) -> dict:
@@ -394,28 +418,16 @@ def extract(inputs: list[str | os.PathLike], out: str | os.PathLike, *,
     identity = _identity(cfg, videos)
     old = _check_manifest(out, identity)
     mine = [v for k, v in enumerate(videos) if shard is None or k % shard[1] == shard[0]]
-    set_mine = set(mine)
-
-    with tempfile.TemporaryDirectory() as tmp:
-        cache_dir = Path(tmp) if dry_run else out / CACHE_DIR
-        if plan_only:
-            _analyse_all(mine, cache_dir, cfg, workers, progress)
-            return ExtractResult(out, [], [], None)
-        order = mine + [v for v in videos if v not in set_mine]  # own videos first
-        cached = dict(zip(order, _analyse_all(order, cache_dir, cfg, workers, progress, own=len(mine))))
-        caches = [cached[v] for v in videos]
-        video_records, clips, warnings = _assemble(caches)
+    if plan_only:
+        _analyse_all(mine, out / CACHE_DIR, cfg, workers, progress)
+        return ExtractResult(out, [], [], None)
+    video_records, clips, warnings = _plan(videos, mine, out, cfg, workers, progress, dry_run)
     if old is not None and old.get("clips") is not None and old["clips"] != clips:
         raise OutputError(f"the clip plan differs from {out / MANIFEST} (a video changed since?); "
                           f"choose another OUT or remove it")
     if not dry_run:
         _write_manifest(out, identity, video_records, clips)
-    mine_set = {str(v) for v in mine}
-    by_video = {str(v): [] for v in mine}
-    for clip in clips:
-        if clip["source"] in mine_set:
-            by_video[clip["source"]].append({"name": clip["name"], "frames": clip["frames"]})
-    items = [(v, str(out), cs, cfg["size"] and tuple(cfg["size"])) for v, cs in by_video.items() if cs]
+    items = _write_items(clips, mine, str(out), cfg["size"])
     weights = [sum(c["frames"][1] - c["frames"][0] for c in cs) for _, _, cs, _ in items]
     result = ExtractResult(out, video_records, clips, None, warnings, frames=sum(weights), dry_run=dry_run)
     if dry_run:
@@ -423,7 +435,7 @@ def extract(inputs: list[str | os.PathLike], out: str | os.PathLike, *,
         result.summary = Summary(total=result.frames, written=result.frames - existing, skipped=existing,
                                  dry_run=True)
         return result
-    for _, o, cs, _ in items:
+    for _, o, cs, _ in items:  # temps a killed run left (only this shard's clips)
         for c in cs:
             remove_stale_temps(os.path.join(o, c["name"]))
     summary = run_jobs(_write_video, items, workers=min(workers, max(1, len(items))), progress=progress,
