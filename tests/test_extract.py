@@ -352,3 +352,10 @@ def test_plan_only_stages_then_write_uses_the_cache(tmp_path, three_videos):
     assert run_cli(three_videos, out, "-n", 6, "-j", 1, "-q").exit_code == 0
     assert [p.stat().st_mtime_ns for p in sorted((out / ".extract-cache").iterdir())] == stamps
     assert len(png_clips(out)) == 10
+
+
+def test_progress_bars_count_frames(tmp_path, video, capsys):
+    extract([video], tmp_path / "out", frames_per_clip=10, workers=1, progress=True)
+    err = capsys.readouterr().err
+    assert "extract: analyse: 100%" in err and "50/50" in err  # decoded frames (declared count)
+    assert "40/40" in err  # frames written: 4 clips of 10

@@ -25,11 +25,12 @@ def _parse_size(ctx, param, value):
 @click.argument("videos", metavar="VIDEO...", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.argument("out", metavar="OUT", type=click.Path(path_type=str))
 @click.option("--frames-per-clip", "-n", type=click.IntRange(min=1), default=100, show_default=True,
-              help="Frames per clip (REDS: 100).")
+              help="Frames per clip (REDS: 100; BasicSR's REDSDataset assumes 100).")
 @click.option("--stride", type=click.IntRange(min=1), default=None,
               help="Frames from one clip's start to the next one's (default: --frames-per-clip, "
                    "no overlap; smaller overlaps).")
-@click.option("--keep-short", is_flag=True, help="Keep the remainder of a shot shorter than N as a shorter clip.")
+@click.option("--keep-short", is_flag=True, help="Keep the remainder of a shot shorter than N as a shorter clip "
+              "(BasicSR's REDSDataset needs 100 frames; vsrdata train needs at least its window).")
 @click.option("--scene-cuts", default="auto", show_default=True, metavar="auto|off|FILE",
               help="Shot boundaries no clip may span: detected (PySceneDetect ContentDetector, as infer), "
                    "none, or a FILE of cut frame indices (one VIDEO only).")
