@@ -77,6 +77,7 @@ def main() -> None:
 
     \b
     Typical pipeline:
+      vsrdata extract    VIDEOS... GT_ROOT          # your footage -> REDS-style clips
       vsrdata make-lr    GT_ROOT LR_ROOT            # BI (MATLAB bicubic) or BD x4
       vsrdata split-test GT_ROOT datasets/NAME ...  # integer names, padded to x4
       vsrdata to-lmdb    GT_ROOT train_GT.lmdb      # BasicSR-readable, streaming

@@ -84,3 +84,31 @@ class ProgressBar:
     def __exit__(self, *exc) -> None:
         if self._bar is not None:
             self._bar.close()
+
+
+def parse_shard_auto(env=None) -> tuple[int, int]:
+    """The shard (I, N) of a Slurm array task: I = SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN,
+    N = SLURM_ARRAY_TASK_COUNT (so `--array=0-7` and `--array=1-8` both give shards 0..7 of 8).
+    Outside an array job, or for an array with a step (`--array=0-15:2`), a BadParameter."""
+    env = os.environ if env is None else env
+    names = ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN")
+    missing = [n for n in names if not env.get(n)]
+    if missing:
+        raise click.BadParameter(f"'auto' needs a Slurm array job, but {missing[0]} is not set "
+                                 f"(submit with sbatch --array, or give I/N)")
+    try:
+        task, count, low = (int(env[n]) for n in names)
+    except ValueError:
+        raise click.BadParameter(f"non-integer Slurm array variables: {', '.join(f'{n}={env[n]}' for n in names)}") from None
+    index = task - low
+    if count < 1 or not 0 <= index < count:
+        raise click.BadParameter(f"Slurm array task {task} (min {low}, count {count}) is not shard 0..{count - 1} "
+                                 f"of {count}: use a contiguous --array without a step, or give I/N")
+    return index, count
+
+
+def parse_shard_option(value: str | None) -> tuple[int, int] | None:
+    """`--shard` value: I/N, or 'auto' for the Slurm array task's shard (parse_shard_auto)."""
+    if value is not None and value.strip().lower() == "auto":
+        return parse_shard_auto()
+    return parse_shard(value)

@@ -213,13 +213,18 @@ def _progress_bar(progress, total: int, desc: str, unit: str):
 
 
 def run_jobs(job: str | Callable, items: Sequence, *, workers: int = 1, progress: bool = True,
-             desc: str = "", unit: str = "frame", chunksize: int | None = None) -> Summary:
+             desc: str = "", unit: str = "frame", chunksize: int | None = None,
+             weights: Sequence[int] | None = None) -> Summary:
     """Run `job(item)` for every item and count the outcomes (see the module docstring).
 
     `job` is a module-level function or its 'module:function' name (needed by spawned
     workers). Returns a `Summary`; raises nothing for failed items (the caller decides,
-    typically `raise JobsFailed(summary)` when `summary.failed`).
+    typically `raise JobsFailed(summary)` when `summary.failed`). With `weights` (one per
+    item), the progress bar counts `sum(weights)` units of `unit` (e.g. frames of videos) and
+    an item adds its weight when it ends; the Summary still counts items.
     """
+    if weights is not None and len(weights) != len(items):
+        raise ValueError(f"got {len(weights)} weights for {len(items)} items")
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     summary = Summary(total=len(items), unit=unit)
@@ -236,14 +241,15 @@ def run_jobs(job: str | Callable, items: Sequence, *, workers: int = 1, progress
             summary.failed += 1
             errors[index] = message or "failed"
         if bar is not None:
-            bar.update(1)
+            bar.update(1 if weights is None else weights[index])
             if summary.failed:
                 bar.set_postfix(failed=summary.failed, refresh=False)
 
+    bar_total = len(items) if weights is None else sum(weights)
     try:
         if workers == 1 or len(items) <= 1:
             fn = _resolve(job)
-            bar = _progress_bar(progress, len(items), desc, unit)
+            bar = _progress_bar(progress, bar_total, desc, unit)
             for index, item in enumerate(items):
                 record(index, *_call(fn, item))
         else:
@@ -251,7 +257,7 @@ def run_jobs(job: str | Callable, items: Sequence, *, workers: int = 1, progress
             if chunksize is None:
                 # Small chunks keep the bar live and the tail balanced; a few per worker round.
                 chunksize = max(1, min(16, len(items) // (workers * 8)))
-            bar = _progress_bar(progress, len(items), desc, unit)
+            bar = _progress_bar(progress, bar_total, desc, unit)
             for results in _pool_results(job, items, workers, chunksize):
                 for index, status, message in results:
                     record(index, status, message)

@@ -1,0 +1,447 @@
+"""`extract`: cut videos into REDS-style clips `OUT/000/00000000.png ...` that never span a cut.
+
+What it does, in order:
+
+1. **Inputs.** Every VIDEO argument is a video file, or a folder whose video files (by
+   extension, `core.video.VIDEO_EXTENSIONS`, hidden names skipped) are taken at any depth. The
+   videos are sorted by natural order of their resolved paths; that order numbers the clips, so
+   the names depend only on the set of inputs (not on `--shard`, workers or resume).
+2. **Analyse** (one job per video, parallel): decode every frame (`core.video.VideoReader`:
+   uint8 BGR, decode order), find the scene cuts (`core.scenes.CutDetector`, PySceneDetect's
+   ContentDetector -- the detector `infer` uses; or a user FILE; or none) and measure motion:
+   `d[i]` = mean |frame[i] - frame[i-1]| over all pixels and channels, in 8-bit levels.
+   The result of each video is cached in `OUT/.extract-cache/` (keyed by path, size, mtime and
+   the settings), so a re-run or another shard does not decode it again.
+3. **Lay out clips** per shot `[a, b)` (frames between two cuts): windows of `frames_per_clip`
+   (N) frames starting at a, a + S, a + 2S, ... (S = `stride`, default N) while they fit in the
+   shot. A window never takes frames across a cut; the remainder shorter than N is dropped, or
+   kept as a shorter clip with `keep_short` (the next window cut at the shot's end, when it
+   holds frames no earlier clip has). With `skip_static`, a clip whose motion (the mean of
+   `d` over its N - 1 frame pairs) is below `static_threshold` levels is dropped (a clip of one
+   frame counts as static). Clips are numbered over all videos in order: 3 digits as REDS,
+   more when there are over 1000 clips.
+4. **Write** (one job per video of this shard, parallel): decode again and write frame k of a
+   clip as `OUT/<clip>/<k:08d>.png` (PNG is lossless: the file holds the decoded pixels,
+   or with `size` the resized and centre-cropped ones), through a temporary name and a rename
+   (`image_io.write_image`). Existing frames are skipped, so a re-run after `kill -9` finishes
+   the tree byte-identically (decoding and PNG encoding are deterministic).
+
+`OUT/extract.json` records the settings, the inputs, every video (frames decoded and declared,
+fps, cuts) and every clip (source, frame range `[start, end)`, timestamps of its first and last
+frame in seconds, its shot, the cut that ended its shot if it is the shot's last clip, and its
+motion). It is written after the analysis, before any frame; a re-run into the same OUT with
+other settings or other inputs is refused (the analysis cache alone binds nothing).
+
+Resize (`size=(W, H)`): MATLAB-exact bicubic `imresize` (`core.resize`; see
+docs/CONVENTIONS.md) to the smallest size that covers W x H with the aspect ratio kept (the
+covering side exactly, the other rounded), then the centre W x H crop (extra rows/columns
+split evenly, the odd one at the bottom/right). A frame already W x H is written unchanged.
+
+Shards (`shard=(I, N)`): video k of the sorted list belongs to shard k mod N. Numbering needs
+every video's clip count, so each shard analyses the videos no cache holds yet; `plan_only`
+analyses just this shard's videos and writes no frames, a cheap first stage for an array job.
+
+Bad input: a missing or unreadable file, a file without a video stream, and (unless
+`allow_truncated`) a video that decodes fewer frames than its container declares are errors
+of the analysis, one line each naming the file; no frame is written while any input is bad,
+since numbering depends on every video.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from vsrdata.core.image_io import remove_stale_temps, write_bytes_atomic, write_image
+from vsrdata.core.layouts import natural_key
+from vsrdata.errors import ConfigError, InputError, OutputError
+from vsrdata.pipelines.runner import SKIPPED, WRITTEN, JobsFailed, Summary, available_cores, run_jobs
+
+__all__ = ["extract", "ExtractResult", "find_videos", "layout_clips", "fit_frame", "MANIFEST",
+           "DEFAULT_FRAMES_PER_CLIP", "DEFAULT_STATIC_THRESHOLD"]
+
+MANIFEST = "extract.json"
+MANIFEST_FORMAT = "vsrdata-extract/1"
+CACHE_DIR = ".extract-cache"
+DEFAULT_FRAMES_PER_CLIP = 100  # REDS: 100 frames per clip
+DEFAULT_STATIC_THRESHOLD = 1.0  # mean |frame difference| in 8-bit levels
+
+
+@dataclass
+class ExtractResult:
+    """What `extract` did: the clip plan of all videos and the write summary of this shard."""
+
+    out: Path
+    videos: list[dict]
+    clips: list[dict]
+    summary: Summary | None  # None with plan_only
+    warnings: list[str] = field(default_factory=list)
+    frames: int = 0  # PNG files of this shard's clips
+    dry_run: bool = False
+
+
+# ----------------------------------------------------------------------------------- inputs
+def find_videos(inputs: list[str | os.PathLike]) -> list[Path]:
+    """Resolved video paths of the inputs (files, or folders searched at any depth), unique,
+    in natural order. Raises InputError for a missing input or when no video is found."""
+    from vsrdata.core.video import is_video_path
+
+    found: set[Path] = set()
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            for root, dirs, files in os.walk(path, followlinks=True):
+                dirs[:] = [d for d in dirs if not d.startswith(".")]
+                found.update(Path(root, f).resolve() for f in files
+                             if not f.startswith(".") and is_video_path(f))
+        elif path.is_file():
+            found.add(path.resolve())
+        else:
+            raise InputError(f"video not found: {path}")
+    if not found:
+        raise InputError(f"no video files found in {', '.join(map(str, inputs))}")
+    return sorted(found, key=lambda p: natural_key(str(p)))
+
+
+def _check_out(inputs: list[str | os.PathLike], out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"output exists and is not a folder: {out}")
+    out_real = out.resolve()
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir() and (path.resolve() == out_real or path.resolve() in out_real.parents):
+            raise OutputError(f"output {out} is inside the input folder {path} (choose an OUT outside it)")
+
+
+# ------------------------------------------------------------------------------------ layout
+def layout_clips(length: int, cuts: list[int], frames_per_clip: int, stride: int,
+                 keep_short: bool = False) -> list[dict]:
+    """Clip windows of a `length`-frame video with shot boundaries `cuts` (module doc, step 3).
+
+    Returns dicts with `frames` [start, end), `shot` [a, b) and `cut_avoided` (b when b is a
+    cut and this is the shot's last clip, else None), in frame order.
+    """
+    from vsrdata.core.scenes import shots
+
+    clips = []
+    cut_set = set(cuts)
+    for a, b in shots(cuts, length):
+        windows = [(s, s + frames_per_clip) for s in range(a, b - frames_per_clip + 1, stride)]
+        nxt = windows[-1][0] + stride if windows else a
+        covered = windows[-1][1] if windows else a
+        if keep_short and nxt < b and b > covered:
+            windows.append((nxt, b))
+        for i, (s, e) in enumerate(windows):
+            last = i == len(windows) - 1
+            clips.append({"frames": [s, e], "shot": [a, b],
+                          "cut_avoided": b if last and b in cut_set else None})
+    return clips
+
+
+def fit_frame(img: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
+    """HxWx3 uint8 BGR -> `size` (W, H): MATLAB imresize to cover W x H (aspect kept), then
+    the centre crop (module doc). None, or a frame already that size, is returned unchanged."""
+    if size is None:
+        return img
+    out_w, out_h = size
+    h, w = img.shape[:2]
+    if (w, h) == (out_w, out_h):
+        return img
+    s = max(out_w / w, out_h / h)
+    cover_h = out_h if s == out_h / h else max(out_h, round(h * s))
+    cover_w = out_w if s == out_w / w else max(out_w, round(w * s))
+    if (cover_h, cover_w) != (h, w):
+        from vsrdata.core.resize import imresize
+
+        img = imresize(img, output_shape=(cover_h, cover_w))
+    top, left = (cover_h - out_h) // 2, (cover_w - out_w) // 2
+    return np.ascontiguousarray(img[top:top + out_h, left:left + out_w])
+
+
+def _motion(diffs: list[float], start: int, end: int) -> float:
+    """Mean |frame difference| (8-bit levels) over the end - start - 1 pairs of a clip."""
+    pairs = diffs[start + 1:end]
+    return round(float(np.mean(pairs)), 4) if pairs else 0.0
+
+
+# ---------------------------------------------------------------------------------- analyse
+def _analyse(item: tuple[str, str, dict]) -> str:
+    """Job: decode one video, find cuts and motion, lay out its clips; write the cache JSON."""
+    from vsrdata.core import scenes
+    from vsrdata.core.video import VideoReader
+
+    path, cache, cfg = item
+    if os.path.exists(cache):
+        return SKIPPED
+    import cv2
+
+    times, diffs, prev = [], [], None
+    detector = scenes.CutDetector(cfg["scene_threshold"], cfg["scene_min_len"]) if cfg["scene_cuts"] == "auto" else None
+    with VideoReader(path) as reader:
+        info = reader.info
+        for frame in reader:
+            if detector is not None:
+                detector.add(frame.image)
+            times.append(None if frame.time is None else round(float(frame.time), 6))
+            diffs.append(0.0 if prev is None else float(cv2.absdiff(frame.image, prev).mean()))
+            prev = frame.image
+        warning = reader.truncation_warning()
+    if warning and not cfg["allow_truncated"]:
+        raise InputError(f"{warning}; use --allow-truncated to extract the frames that decoded")
+    length = len(times)
+    if detector is not None:
+        cuts = detector.finish()
+    elif cfg["scene_cuts"] == "off":
+        cuts = []
+    else:
+        cuts = scenes.check_cuts(scenes.read_cut_file(cfg["scene_cuts"]), length, source=cfg["scene_cuts"])
+    clips = layout_clips(length, cuts, cfg["frames_per_clip"], cfg["stride"], cfg["keep_short"])
+    kept, static = [], 0
+    for clip in clips:
+        start, end = clip["frames"]
+        clip["time"] = [times[start], times[end - 1]]
+        clip["motion"] = _motion(diffs, start, end)
+        if cfg["skip_static"] and (end - start < 2 or clip["motion"] < cfg["static_threshold"]):
+            static += 1
+            continue
+        kept.append(clip)
+    record = {"source": path, "frames": length, "declared_frames": info.declared_frames,
+              "fps": str(info.fps) if info.fps is not None else None, "width": info.width,
+              "height": info.height, "cuts": cuts, "static_dropped": static, "warning": warning, "clips": kept}
+    write_bytes_atomic(cache, json.dumps(record).encode())
+    return WRITTEN
+
+
+def _cache_path(cache_dir: Path, video: Path, cfg: dict) -> str:
+    st = video.stat()
+    key = json.dumps([str(video), st.st_size, st.st_mtime_ns, cfg], sort_keys=True)
+    return str(cache_dir / (hashlib.sha1(key.encode()).hexdigest()[:20] + ".json"))
+
+
+def _probe_all(videos: list[Path]) -> list[int]:
+    """Estimated frame count of each video (for the progress bar); bad files fail here, all listed."""
+    from vsrdata.core.video import probe
+
+    counts, errors = [], []
+    for video in videos:
+        try:
+            counts.append(probe(video).estimated_frames or 1)
+        except InputError as exc:
+            errors.append(str(exc))
+    if errors:
+        raise JobsFailed(Summary(total=len(videos), failed=len(errors), errors=errors, unit="video"))
+    return counts
+
+
+def _analyse_all(videos: list[Path], cache_dir: Path, cfg: dict, workers: int, progress: bool,
+                 own: int | None = None, reuse_dir: Path | None = None) -> list[str]:
+    """Analyse every video that has no cache entry; returns the cache paths in video order.
+    The first `own` videos (default all) are this shard's. An entry already in `reuse_dir`
+    (OUT's cache, for a dry run) is read from there and nothing is written into it."""
+    weights = _probe_all(videos)
+    caches = [_cache_path(cache_dir, v, cfg) for v in videos]
+    if reuse_dir is not None:
+        caches = [r if os.path.exists(r) else c
+                  for c, r in zip(caches, (_cache_path(reuse_dir, v, cfg) for v in videos))]
+    # Temps of killed runs; only this run's own videos (another shard may be writing others').
+    remove_stale_temps(cache_dir, {os.path.basename(c) for c in caches[:own]})
+    summary = run_jobs(_analyse, [(str(v), c, cfg) for v, c in zip(videos, caches)],
+                       workers=min(workers, len(videos)), progress=progress, desc="extract: analyse",
+                       unit="frame", weights=weights)
+    if summary.failed:
+        summary.unit = "video"
+        raise JobsFailed(summary)
+    return caches
+
+
+def _plan(videos: list[Path], mine: list[Path], out: Path, cfg: dict, workers: int, progress: bool,
+          dry_run: bool) -> tuple[list[dict], list[dict], list[str]]:
+    """Analyse (this shard's videos first) and number the clips of all videos."""
+    set_mine = set(mine)
+    order = mine + [v for v in videos if v not in set_mine]
+    with tempfile.TemporaryDirectory() as tmp:
+        cache_dir, reuse = (Path(tmp), out / CACHE_DIR) if dry_run else (out / CACHE_DIR, None)
+        cached = dict(zip(order, _analyse_all(order, cache_dir, cfg, workers, progress, len(mine), reuse)))
+        return _assemble([cached[v] for v in videos])
+
+
+# --------------------------------------------------------------------------------- manifest
+def _identity(cfg: dict, videos: list[Path]) -> dict:
+    settings = {k: v for k, v in cfg.items() if k != "allow_truncated"}
+    if settings["scene_cuts"] not in ("auto", "off"):
+        settings["scene_cuts"] = {"file": str(Path(settings["scene_cuts"]).resolve())}
+    return {"format": MANIFEST_FORMAT, "settings": settings, "inputs": [str(v) for v in videos]}
+
+
+def _check_manifest(out: Path, identity: dict) -> dict | None:
+    """The existing manifest (None if absent); OutputError when it was made otherwise."""
+    path = out / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        old = json.loads(path.read_text())
+        old_identity = {k: old[k] for k in ("format", "settings", "inputs")}
+    except (ValueError, KeyError, TypeError, OSError):
+        raise OutputError(f"unreadable {path}: remove it or choose another OUT") from None
+    if old_identity != identity:
+        what = "settings" if old_identity["settings"] != identity["settings"] else "input videos"
+        diff = [k for k in identity["settings"] if old_identity["settings"].get(k) != identity["settings"][k]]
+        detail = f" ({', '.join(diff)})" if diff else ""
+        raise OutputError(f"{out} holds clips extracted with other {what}{detail} (see {path}); "
+                          f"choose another OUT or remove it")
+    return old
+
+
+def _write_manifest(out: Path, identity: dict, videos: list[dict], clips: list[dict]) -> None:
+    record = dict(identity, resize=("MATLAB imresize, bicubic with antialiasing, to cover the size with "
+                                     "the aspect ratio kept, then centre crop"),
+                  motion_unit="mean |frame[i] - frame[i-1]| in 8-bit levels, decoded frames",
+                  videos=videos, clips=clips)
+    write_bytes_atomic(out / MANIFEST, (json.dumps(record, indent=1) + "\n").encode())
+
+
+def _assemble(caches: list[str]) -> tuple[list[dict], list[dict], list[str]]:
+    """Videos, numbered clips and warnings from the cache records, in video order."""
+    records = [json.loads(Path(c).read_text()) for c in caches]
+    total = sum(len(r["clips"]) for r in records)
+    width = max(3, len(str(max(total - 1, 0))))
+    videos, clips, warnings = [], [], []
+    for record in records:
+        own = record.pop("clips")
+        for clip in own:
+            clips.append({"name": f"{len(clips):0{width}d}", "source": record["source"], **clip})
+        record["clips"] = len(own)
+        videos.append(record)
+        if record["warning"]:
+            warnings.append(record["warning"])
+    return videos, clips, warnings
+
+
+# ------------------------------------------------------------------------------------ write
+def _frame_paths(out: str, clip: dict) -> list[tuple[int, str]]:
+    start, end = clip["frames"]
+    return [(i, os.path.join(out, clip["name"], f"{i - start:08d}.png")) for i in range(start, end)]
+
+
+def _write_video(item: tuple[str, str, list[dict], tuple[int, int] | None]) -> str:
+    """Job: decode one video and write the missing frames of its clips."""
+    from vsrdata.core.video import VideoReader
+
+    path, out, clips, size = item
+    todo: dict[int, list[str]] = {}
+    for clip in clips:
+        for index, dst in _frame_paths(out, clip):
+            if not os.path.exists(dst):
+                todo.setdefault(index, []).append(dst)
+    if not todo:
+        return SKIPPED
+    last = max(todo)
+    with VideoReader(path) as reader:
+        for frame in reader:
+            targets = todo.pop(frame.index, None)
+            if targets:
+                img = fit_frame(frame.image, size)
+                for dst in targets:
+                    write_image(dst, img)
+            if frame.index >= last:
+                break
+    if todo:
+        raise InputError(f"{path}: decoding stopped before frame {min(todo)}, which the plan in "
+                         f"{MANIFEST} needs (has the video changed? remove {CACHE_DIR} to re-analyse)")
+    return WRITTEN
+
+
+def _write_items(clips: list[dict], mine: list[Path], out: str, size) -> list[tuple]:
+    """One write job per video of this shard that has clips: (video, OUT, its clips, size)."""
+    by_video: dict[str, list[dict]] = {str(v): [] for v in mine}
+    for clip in clips:
+        if clip["source"] in by_video:
+            by_video[clip["source"]].append({"name": clip["name"], "frames": clip["frames"]})
+    return [(v, out, cs, tuple(size) if size else None) for v, cs in by_video.items() if cs]
+
+
+# ------------------------------------------------------------------------------------- main
+def _settings(frames_per_clip, stride, keep_short, scene_cuts, scene_threshold, scene_min_len, size,
+              skip_static, static_threshold, allow_truncated) -> dict:
+    if isinstance(frames_per_clip, bool) or not isinstance(frames_per_clip, int) or frames_per_clip < 1:
+        raise ConfigError(f"frames_per_clip must be a positive integer, got {frames_per_clip!r}")
+    stride = frames_per_clip if stride is None else stride
+    if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
+        raise ConfigError(f"stride must be a positive integer, got {stride!r}")
+    if scene_cuts not in ("auto", "off") and not Path(scene_cuts).is_file():
+        raise InputError(f"scene cut file not found: {scene_cuts}")
+    if size is not None and (len(size) != 2 or min(size) < 1):
+        raise ConfigError(f"size must be (width, height) with positive sides, got {size!r}")
+    if not static_threshold >= 0:
+        raise ConfigError(f"static threshold must be >= 0, got {static_threshold}")
+    return {"frames_per_clip": frames_per_clip, "stride": stride, "keep_short": bool(keep_short),
+            "scene_cuts": str(scene_cuts), "scene_threshold": float(scene_threshold),
+            "scene_min_len": int(scene_min_len), "size": list(size) if size else None,
+            "skip_static": bool(skip_static), "static_threshold": float(static_threshold),
+            "allow_truncated": bool(allow_truncated)}
+
+
+def extract(inputs: list[str | os.PathLike], out: str | os.PathLike, *,
+            frames_per_clip: int = DEFAULT_FRAMES_PER_CLIP, stride: int | None = None,
+            keep_short: bool = False, scene_cuts: str = "auto", scene_threshold: float = 27.0,
+            scene_min_len: int = 15, size: tuple[int, int] | None = None, skip_static: bool = False,
+            static_threshold: float = DEFAULT_STATIC_THRESHOLD, allow_truncated: bool = False,
+            workers: int | None = None, shard: tuple[int, int] | None = None, plan_only: bool = False,
+            dry_run: bool = False, progress: bool = True) -> ExtractResult:
+    """Cut `inputs` (video files or folders of them) into REDS-style clips under `out`.
+
+    See the module docstring for the plan, numbering, resize, shards, resume and errors.
+    `scene_cuts` is 'auto', 'off' or a file of cut frame indices (one input video only).
+    `size` is (width, height). `workers=None` uses every core; 1 runs in-process. With
+    `dry_run` nothing is written under `out` (the analysis still decodes every video).
+    Raises `JobsFailed` (an InputError listing each bad video) before any frame is written.
+    """
+    cfg = _settings(frames_per_clip, stride, keep_short, scene_cuts, scene_threshold, scene_min_len,
+                    size, skip_static, static_threshold, allow_truncated)
+    if shard is not None and (shard[1] < 1 or not 0 <= shard[0] < shard[1]):
+        raise ConfigError(f"shard must be I/N with 0 <= I < N, got {shard[0]}/{shard[1]}")
+    workers = available_cores() if workers is None else workers
+    if workers < 1:
+        raise ConfigError(f"workers must be >= 1, got {workers}")
+    out = Path(out)
+    _check_out(inputs, out)
+    videos = find_videos(inputs)
+    if cfg["scene_cuts"] not in ("auto", "off") and len(videos) > 1:
+        raise ConfigError(f"a scene cut file applies to one video, got {len(videos)}; use auto or off")
+    identity = _identity(cfg, videos)
+    old = _check_manifest(out, identity)
+    mine = [v for k, v in enumerate(videos) if shard is None or k % shard[1] == shard[0]]
+    if plan_only:
+        _analyse_all(mine, out / CACHE_DIR, cfg, workers, progress)
+        return ExtractResult(out, [], [], None)
+    video_records, clips, warnings = _plan(videos, mine, out, cfg, workers, progress, dry_run)
+    if old is not None and old.get("clips") is not None and old["clips"] != clips:
+        raise OutputError(f"the clip plan differs from {out / MANIFEST} (a video changed since?); "
+                          f"choose another OUT or remove it")
+    if not dry_run:
+        _write_manifest(out, identity, video_records, clips)
+    items = _write_items(clips, mine, str(out), cfg["size"])
+    weights = [sum(c["frames"][1] - c["frames"][0] for c in cs) for _, _, cs, _ in items]
+    result = ExtractResult(out, video_records, clips, None, warnings, frames=sum(weights), dry_run=dry_run)
+    if dry_run:
+        existing = sum(os.path.exists(p) for _, o, cs, _ in items for c in cs for _, p in _frame_paths(o, c))
+        result.summary = Summary(total=result.frames, written=result.frames - existing, skipped=existing,
+                                 dry_run=True)
+        return result
+    for _, o, cs, _ in items:  # temps a killed run left (only this shard's clips)
+        for c in cs:
+            remove_stale_temps(os.path.join(o, c["name"]))
+    summary = run_jobs(_write_video, items, workers=min(workers, max(1, len(items))), progress=progress,
+                       desc="extract", unit="frame", weights=weights)
+    summary.unit = "video"
+    result.summary = summary
+    if summary.failed:
+        raise JobsFailed(summary)
+    return result
