@@ -2,17 +2,7 @@
 
 from __future__ import annotations
 
-import os
-
 import click
-
-
-def default_workers() -> int:
-    """All cores this process may use."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - non-Linux
-        return max(1, os.cpu_count() or 1)
 
 
 workers_option = click.option(

@@ -293,6 +293,22 @@ class LmdbReader:
             for k in cur.iternext(keys=True, values=False):
                 yield k.decode("ascii", "replace")
 
+    def unlisted_keys(self) -> list[str]:
+        """Keys stored in the DB but absent from the meta info (LMDB byte order)."""
+        return [k for k in self.iter_stored_keys() if k not in self._shapes]
+
+    def check_keys(self) -> None:
+        """Raise InputError unless the meta info lists exactly the keys stored in the DB (a
+        reader that trusts the meta info would otherwise drop or miss frames silently)."""
+        stored = set(self.iter_stored_keys())
+        missing = [k for k in self._keys if k not in stored]
+        unlisted = sorted(k for k in stored if k not in self._shapes)
+        for count, what, first in ((len(missing), "listed in the meta info but not stored", missing),
+                                   (len(unlisted), "stored but not listed in the meta info", unlisted)):
+            if count:
+                raise InputError(f"{self.path}: {count} key(s) {what} (first: {', '.join(first[:5])}); "
+                                 f"the meta info and the DB disagree: rebuild the DB")
+
     def close(self) -> None:
         if self._env is not None and self._pid == os.getpid():
             _release_env(self.path)
@@ -661,6 +677,7 @@ def _shared_env(path: Path):
     key = (os.path.realpath(path), pid)
     entry = _ENVS.get(key)
     if entry is None:
+        check_not_truncated(path / "data.mdb")
         try:
             env = lmdb.open(str(path), readonly=True, lock=False, readahead=False, subdir=True)
         except lmdb.Error as exc:
@@ -668,6 +685,50 @@ def _shared_env(path: Path):
         entry = _ENVS[key] = [env, 0]
     entry[1] += 1
     return entry[0]
+
+
+# LMDB 0.9 data format (lmdb.h / mdb.c, 64-bit builds): pages 0 and 1 are meta pages; after a
+# 16-byte page header a meta holds magic (u32), version (u32), address (8), map size (8), the
+# free DB record (48 bytes; its first u32 is the page size) and the main DB record (48 bytes),
+# then the last used page number (u64) and the transaction id (u64). The meta with the larger
+# transaction id is the current one.
+_META = struct.Struct("<II8xQI44x48xQQ")
+_META_OFFSET = 16
+_MDB_MAGIC = 0xBEEFC0DE
+
+
+def check_not_truncated(data: Path) -> None:
+    """Raise InputError if `data` (a data.mdb) is shorter than the last page its meta pages
+    record. Reading such a file through the memory map would kill the process with SIGBUS at the
+    first page past the end. Files in another format (other magic) are left to LMDB itself."""
+    try:
+        with open(data, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            first = _read_meta(fh, 0)
+            if first is None:
+                if size < _META_OFFSET + _META.size:
+                    raise InputError(f"truncated LMDB file ({size} bytes, no meta page): {data}")
+                return
+            second = _read_meta(fh, first[0])
+    except OSError as exc:
+        raise InputError(f"cannot read {data}: {exc.strerror or exc}") from None
+    psize, last_pg, _ = max((m for m in (first, second) if m is not None), key=lambda m: m[2])
+    need = (last_pg + 1) * psize
+    if size < need:
+        raise InputError(f"truncated LMDB file: {data} has {size} bytes but its last page ends at "
+                         f"byte {need} (copy interrupted or disk full?); rebuild or re-copy it")
+
+
+def _read_meta(fh, offset: int) -> tuple[int, int, int] | None:
+    """(page size, last page number, txn id) of the meta page at `offset`, or None."""
+    fh.seek(offset + _META_OFFSET)
+    raw = fh.read(_META.size)
+    if len(raw) < _META.size:
+        return None
+    magic, _version, _mapsize, psize, last_pg, txnid = _META.unpack(raw)
+    if magic != _MDB_MAGIC or psize < 512 or psize & (psize - 1):
+        return None
+    return psize, last_pg, txnid
 
 
 def _release_env(path: Path) -> None:

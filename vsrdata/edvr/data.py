@@ -97,6 +97,8 @@ class FrameStore:
         reader = self.reader
         try:
             keys = list(reader.keys())
+            if hasattr(reader, "check_keys"):
+                reader.check_keys()  # meta info and DB must agree: no clip dropped silently
         except InputError:
             raise
         except Exception as exc:

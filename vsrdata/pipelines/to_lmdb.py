@@ -14,10 +14,9 @@ DB has the same keys, values and `meta_info.txt` as an uninterrupted build.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import time
-from collections import deque
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -27,7 +26,7 @@ from vsrdata.core.layouts import (Clip, clips_from_list, detect_layout, find_cli
                                   read_clip_list)
 from vsrdata.core.lmdb_store import KEY_STYLES, LmdbWriter, make_key
 from vsrdata.errors import ConfigError, InputError, VsrDataError
-from vsrdata.pipelines.runner import prepare_worker
+from vsrdata.pipelines.runner import available_cores, map_ordered
 
 VIMEO_MODES = ("gt4", "lr7")
 _MIB = 1 << 20
@@ -130,42 +129,9 @@ class _Refetch:
         return read_encode(path, self.compress_level)[0]
 
 
-def _init_worker(parent_pid: int) -> None:
-    prepare_worker(parent_pid)
-
-
-class _Inline:
-    """Stand-in for a pool with one worker: run in the calling process, result ready at once."""
-
-    class _Done:
-        def __init__(self, fn, args):
-            try:
-                self._value, self._exc = fn(*args), None
-            except Exception as exc:  # noqa: BLE001 - re-raised by get(), as a pool would
-                self._value, self._exc = None, exc
-
-        def get(self):
-            if self._exc is not None:
-                raise self._exc
-            return self._value
-
-    def apply_async(self, fn, args):
-        return self._Done(fn, args)
-
-    def terminate(self):
-        pass
-
-    def join(self):
-        pass
-
-
-def make_pool(workers: int):
-    """A pool of `workers` single-threaded spawn workers (safe next to threads/torch in the
-    parent), or an in-process stand-in for workers == 1."""
-    if workers <= 1:
-        return _Inline()
-    ctx = multiprocessing.get_context("spawn")
-    return ctx.Pool(workers, initializer=_init_worker, initargs=(os.getpid(),))
+def _encode(item: tuple[str, str, int]) -> tuple[bytes, tuple[int, ...], str]:
+    """Pool job: `read_encode` of the frame of one (key, path, compress_level) item."""
+    return read_encode(item[1], item[2])
 
 
 # -------------------------------------------------------------------------------------- memory
@@ -224,85 +190,78 @@ def build_lmdb(src: str | os.PathLike, db: str | os.PathLike, *, vimeo_mode: str
         summary.warnings.append("all clips are under X4/: keys will start with 'X4/' (BasicSR's REDS "
                                 "gotcha); point SRC at the X4 folder to get '000/00000000' keys")
     settings = {"key_style": key_style, "vimeo_mode": vimeo_mode}
-    workers = max(1, min(workers or _default_workers(), total))
-    window = workers * 4 if workers > 1 else 1  # frames in flight (inline: one at a time)
-    peak = 0
-    last_sample = 0.0
-
-    pool = make_pool(workers)  # before the writer opens anything, so workers inherit nothing
-    try:
-        with LmdbWriter(db_path, settings=settings, compress_level=compress_level, map_size=map_size,
-                        commit_images=commit_images, commit_bytes=commit_bytes, overwrite=overwrite,
-                        expected_items=total, refetch=_Refetch(compress_level)) as writer:
-            summary.resumed = writer.resumed
-            reference: list = []  # (dtype, channels, path) of the first frame
-            pending: deque = deque()
-            done = 0
-
-            def check_mixed(shape, dtype, path) -> None:
-                channels = shape[2] if len(shape) > 2 else 1
-                if not reference:
-                    reference.append((dtype, channels, path))
-                elif not allow_mixed and (dtype, channels) != reference[0][:2]:
-                    ref_dtype, ref_ch, ref_path = reference[0]
-                    raise InputError(f"{path} is {dtype} with {channels} channel(s) but {ref_path} is "
-                                     f"{ref_dtype} with {ref_ch}: mixed bit depths/channel counts in one "
-                                     f"LMDB are refused (pass --allow-mixed to accept)")
-
-            def handle(entry) -> None:
-                nonlocal done
-                key, path, result, stored = entry
-                if result is None:
-                    check_mixed(stored[0], "uint16" if stored[1] == 16 else "uint8", path)
-                    writer.add_existing(key, stored[0])
-                else:
-                    try:
-                        value, shape, dtype = result.get()
-                    except VsrDataError as exc:
-                        raise InputError(f"{exc} ({writer.existing + writer.written} frames before it are "
-                                         f"in {db_path}: fix or remove the frame and re-run to resume)") from None
-                    check_mixed(shape, dtype, path)
-                    writer.put(key, value, shape, str(path))
-                done += 1
-                if progress is not None:
-                    progress(done, total)
-
-            vimeo = layout == "vimeo"
-            for key, path in _items(clips, key_style, vimeo):
-                stored = writer.stored_shape_and_depth(key)
-                if stored is not None:
-                    pending.append((key, path, None, stored))
-                else:
-                    pending.append((key, path, pool.apply_async(read_encode, (str(path), compress_level)), None))
-                while len(pending) > window or (pending and pending[0][2] is None):
-                    handle(pending.popleft())
-                now = time.monotonic()
-                if now - last_sample > 0.25:
-                    last_sample = now
-                    peak = max(peak, process_tree_anon_bytes() or 0)
-            while pending:
-                handle(pending.popleft())
-            peak = max(peak, process_tree_anon_bytes() or 0)
-            writer.finish()
-            summary.map_size = writer.map_size or 0
-            summary.written = writer.written
-            summary.skipped = writer.existing
-            summary.bytes_written = writer.bytes_written
-            summary.commits = writer.commits
-            summary.map_growths = writer.map_growths
-    finally:
-        pool.terminate()
-        pool.join()
+    workers = max(1, min(workers or available_cores(), total))
+    with LmdbWriter(db_path, settings=settings, compress_level=compress_level, map_size=map_size,
+                    commit_images=commit_images, commit_bytes=commit_bytes, overwrite=overwrite,
+                    expected_items=total, refetch=_Refetch(compress_level)) as writer:
+        summary.resumed = writer.resumed
+        items = ((key, str(path), compress_level) for key, path in _items(clips, key_style, layout == "vimeo"))
+        peak = _write_all(writer, items, workers, allow_mixed, progress, total)
+        writer.finish()
+        summary.map_size = writer.map_size or 0
+        summary.written = writer.written
+        summary.skipped = writer.existing
+        summary.bytes_written = writer.bytes_written
+        summary.commits = writer.commits
+        summary.map_growths = writer.map_growths
     summary.peak_anon_mib = peak / _MIB if peak else None
     summary.seconds = time.perf_counter() - start
     return summary
 
 
-def _default_workers() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - non-Linux
-        return max(1, os.cpu_count() or 1)
+class _MixedCheck:
+    """Refuse a frame whose bit depth or channel count differs from the first frame's."""
+
+    def __init__(self, allow: bool):
+        self.allow, self.first = allow, None
+
+    def __call__(self, shape: tuple[int, ...], dtype: str, path: str) -> None:
+        channels = shape[2] if len(shape) > 2 else 1
+        if self.first is None:
+            self.first = (dtype, channels, path)
+        elif not self.allow and (dtype, channels) != self.first[:2]:
+            ref_dtype, ref_ch, ref_path = self.first
+            raise InputError(f"{path} is {dtype} with {channels} channel(s) but {ref_path} is "
+                             f"{ref_dtype} with {ref_ch}: mixed bit depths/channel counts in one "
+                             f"LMDB are refused (pass --allow-mixed to accept)")
+
+
+def _write_all(writer: LmdbWriter, items, workers: int, allow_mixed: bool,
+               progress: Callable[[int, int], None] | None, total: int) -> int:
+    """Encode `items` in the runner's pool and put them in order; returns the peak anon RSS
+    sampled (bytes). A frame an interrupted run committed is not re-read (`local`)."""
+    check_mixed = _MixedCheck(allow_mixed)
+
+    def stored(item):
+        head = writer.stored_shape_and_depth(item[0])
+        return None if head is None else ("stored", *head)
+
+    peak, last_sample, done = 0, 0.0, 0
+    with closing(map_ordered(_encode, items, workers=workers, local=stored)) as results:
+        results = iter(results)
+        while True:
+            try:
+                (key, path, _), result = next(results)
+            except StopIteration:
+                break
+            except VsrDataError as exc:
+                raise InputError(f"{exc} ({writer.existing + writer.written} frames before it are in "
+                                 f"{writer.path}: fix or remove the frame and re-run to resume)") from None
+            if result[0] == "stored":
+                check_mixed(result[1], "uint16" if result[2] == 16 else "uint8", path)
+                writer.add_existing(key, result[1])
+            else:
+                value, shape, dtype = result
+                check_mixed(shape, dtype, path)
+                writer.put(key, value, shape, path)
+            done += 1
+            if progress is not None:
+                progress(done, total)
+            now = time.monotonic()
+            if now - last_sample > 0.25:
+                last_sample = now
+                peak = max(peak, process_tree_anon_bytes() or 0)
+    return max(peak, process_tree_anon_bytes() or 0)
 
 
 # ------------------------------------------------------------------------------------- verify
@@ -329,15 +288,7 @@ class VerifyReport:
                 f"in {self.seconds:.1f} s")
 
 
-_VERIFY_READER = None
-
-
-def _verify_init(db: str, parent_pid: int) -> None:
-    _init_worker(parent_pid)
-    global _VERIFY_READER
-    from vsrdata.core.lmdb_store import LmdbReader
-
-    _VERIFY_READER = LmdbReader(db)
+_READERS: dict = {}  # one reader per DB in each worker process
 
 
 def _verify_one(reader, key: str) -> str | None:
@@ -353,16 +304,23 @@ def _verify_one(reader, key: str) -> str | None:
     return None
 
 
-def _verify_chunk(keys: list[str]) -> list[str]:
-    return [m for m in (_verify_one(_VERIFY_READER, k) for k in keys) if m]
+def _verify_chunk(item: tuple[str, list[str]]) -> list[str]:
+    """Pool job: the problems of one (db, keys) chunk."""
+    from vsrdata.core.lmdb_store import LmdbReader
+
+    db, keys = item
+    reader = _READERS.get(db) or _READERS.setdefault(db, LmdbReader(db))
+    return [m for m in (_verify_one(reader, k) for k in keys) if m]
 
 
 def verify_lmdb(db: str | os.PathLike, *, workers: int | None = None,
                 progress: Callable[[int, int], None] | None = None) -> VerifyReport:
-    """Check that every meta-info key of DB is present, decodes and has its recorded shape.
+    """Check that DB's meta info and stored keys agree and that every key decodes to its recorded
+    shape. Keys stored but not listed in the meta info are one problem (a trainer reading the
+    meta info would silently never see them).
 
     Works on our DBs and on BasicSR / mmagic / original-EDVR ones. Raises InputError if DB
-    cannot be opened at all (not an LMDB folder, incomplete build, no meta info).
+    cannot be opened at all (not an LMDB folder, incomplete build, no meta info, truncated).
     """
     from vsrdata.core.lmdb_store import LmdbReader
 
@@ -370,29 +328,24 @@ def verify_lmdb(db: str | os.PathLike, *, workers: int | None = None,
     reader = LmdbReader(db)
     keys = reader.keys()
     report = VerifyReport(db=Path(db), key_style=reader.key_style, keys=len(keys))
-    workers = max(1, min(workers or _default_workers(), max(1, len(keys) // 64)))
+    workers = max(1, min(workers or available_cores(), max(1, len(keys) // 64)))
     chunk = 64
-    chunks = [keys[i:i + chunk] for i in range(0, len(keys), chunk)]
-    if workers == 1:
-        results = ([m for m in (_verify_one(reader, k) for k in c) if m] for c in chunks)
-        pool = None
-    else:
-        ctx = multiprocessing.get_context("spawn")
-        pool = ctx.Pool(workers, initializer=_verify_init, initargs=(str(db), os.getpid()))
-        results = pool.imap(_verify_chunk, chunks)
+    chunks = ((str(db), keys[i:i + chunk]) for i in range(0, len(keys), chunk))
+    _READERS[str(db)] = reader
     try:
-        for c, problems in zip(chunks, results):
-            report.checked += len(c)
-            report.problems.extend(problems)
-            if progress is not None:
-                progress(report.checked, len(keys))
+        with closing(map_ordered(_verify_chunk, chunks, workers=workers)) as results:
+            for (_, part), problems in results:
+                report.checked += len(part)
+                report.problems.extend(problems)
+                if progress is not None:
+                    progress(report.checked, len(keys))
+        unlisted = reader.unlisted_keys()
     finally:
-        if pool is not None:
-            pool.terminate()
-            pool.join()
-    listed = set(keys)
-    if reader.key_style != "edvr-old":
-        report.extra_keys = sum(1 for k in reader.iter_stored_keys() if k not in listed)
-    reader.close()
+        _READERS.pop(str(db), None)
+        reader.close()
+    report.extra_keys = len(unlisted)
+    if unlisted:
+        report.problems.append(f"{len(unlisted)} key(s) stored in the DB are not listed in its meta info "
+                               f"(first: {', '.join(unlisted[:5])})")
     report.seconds = time.perf_counter() - start
     return report
