@@ -422,3 +422,47 @@ def test_aborted_two_worker_builds_end_in_seconds_every_time(tmp_path, damage):
     assert len(lines) == 15
     expected = "truncated PNG" if damage == "truncated" else str(bad)
     assert all(expected in line for line in lines), lines[:3]
+
+
+# ------------------------------------------------------------------------- damaged / mismatched
+def test_truncated_data_mdb_is_one_line_not_sigbus(tmp_path):
+    """Issue: a truncated data.mdb killed lmdb-verify (and train) with SIGBUS, exit 135."""
+    db = tmp_path / "t.lmdb"
+    build_lmdb(REDS, db, workers=1)
+    data = db / "data.mdb"
+    os.truncate(data, data.stat().st_size // 2)
+    proc = subprocess.run([sys.executable, "-m", "vsrdata", "lmdb-verify", str(db), "-q", "-j", "1"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1, (proc.returncode, proc.stderr)
+    lines = (proc.stdout + proc.stderr).strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: truncated LMDB file") and str(data) in lines[0]
+    from vsrdata.edvr.data import FrameStore
+    from vsrdata.errors import InputError
+
+    with pytest.raises(InputError, match="truncated LMDB file"):
+        FrameStore(db).get("000", "00000000")
+
+
+def test_meta_info_and_db_keys_must_agree_both_ways(tmp_path):
+    """Issue: lmdb-verify exited 0 when meta_info.txt lacked keys the DB holds, and train then
+    dropped that clip silently. Either direction is now an error, with the count and first keys."""
+    from vsrdata.edvr.data import FrameStore
+    from vsrdata.errors import InputError
+
+    db = tmp_path / "m.lmdb"
+    build_lmdb(REDS, db, workers=1)
+    meta = db / "meta_info.txt"
+    full = meta.read_text()
+    meta.write_text("".join(line for line in full.splitlines(True) if not line.startswith("002/")))
+    result = run("lmdb-verify", db, "-q", "-j", "1")
+    assert result.exit_code == 1
+    assert "7 key(s) stored in the DB are not listed in its meta info (first: 002/00000000, 002/00000001" \
+        in result.output
+    with pytest.raises(InputError, match=r"7 key\(s\) stored but not listed in the meta info"):
+        FrameStore(db)
+    meta.write_text(full + "003/00000000.png (180,320,3) 1\n")
+    with pytest.raises(InputError, match=r"1 key\(s\) listed in the meta info but not stored \(first: 003/0"):
+        FrameStore(db)
+    meta.write_text(full)
+    assert run("lmdb-verify", db, "-q", "-j", "1").exit_code == 0
+    assert len(FrameStore(db).clips) == 3
