@@ -466,3 +466,57 @@ def test_meta_info_and_db_keys_must_agree_both_ways(tmp_path):
     meta.write_text(full)
     assert run("lmdb-verify", db, "-q", "-j", "1").exit_code == 0
     assert len(FrameStore(db).clips) == 3
+
+
+def test_db_inside_the_source_folder_is_refused(tmp_path):
+    """Issue: to-lmdb accepted an output inside its input (make-lr and split-test refuse it)."""
+    src = copy_tree(REDS, tmp_path / "src")
+    result = run("to-lmdb", src, src / "train.lmdb", "-j", "1", "-q")
+    assert result.exit_code == 1
+    assert result.output.strip() == f"Error: DB {src / 'train.lmdb'} is inside the source folder {src} " \
+                                    f"(choose a DB path outside it)"
+    assert not (src / "train.lmdb").exists()
+    (tmp_path / "link").symlink_to(src)
+    result = run("to-lmdb", tmp_path / "link", src / "sub" / "x.lmdb", "-j", "1", "-q")
+    assert result.exit_code == 1 and "is inside the source folder" in result.output
+
+
+_HOLD_BUILD = """
+import sys
+from vsrdata.core.lmdb_store import LmdbWriter
+with LmdbWriter(sys.argv[1], settings={"key_style": "basicsr", "vimeo_mode": None}) as writer:
+    writer.put("000/00000000", open(sys.argv[2], "rb").read(), (180, 320, 3))
+    writer.commit()
+    print("building", flush=True)
+    sys.stdin.readline()
+    writer.finish()
+"""
+
+
+def test_second_builder_of_one_db_stops_at_once_and_never_deletes_the_live_build(tmp_path):
+    """Issue: a second to-lmdb on the same DB printed a misleading error or, with --overwrite,
+    deleted a live build. Now the DB is locked for the whole build."""
+    db = tmp_path / "live.lmdb"
+    frame = REDS / "000" / "00000000.png"
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_BUILD, str(db), str(frame)], text=True,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline().strip() == "building"
+        for extra in ([], ["--overwrite"]):
+            start = time.monotonic()
+            result = run("to-lmdb", REDS, db, "-j", "1", "-q", *extra)
+            assert time.monotonic() - start < 10
+            assert result.exit_code == 1
+            assert result.output.strip() == (f"Error: DB {db} is being built by process {holder.pid}; "
+                                             f"wait for it to finish (or stop it) and run again")
+            assert (db / INCOMPLETE_MARKER).exists() and (db / "data.mdb").exists()
+        holder.stdin.write("\n")
+        holder.stdin.flush()
+        assert holder.wait(timeout=30) == 0
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+    assert LmdbReader(db).keys() == ["000/00000000"]
+    result = run("to-lmdb", REDS, db, "-j", "1", "-q", "--overwrite")  # lock released: rebuild works
+    assert result.exit_code == 0, result.output
+    assert len(LmdbReader(db).keys()) == 21

@@ -40,6 +40,7 @@ import lmdb
 import numpy as np
 
 from vsrdata.core.image_io import decode_image, write_bytes_atomic
+from vsrdata.core.locks import LOCK_NAME, OutputLock
 from vsrdata.errors import ConfigError, InputError, OutputError
 
 KEY_STYLES = ("basicsr", "mmagic")
@@ -330,7 +331,7 @@ def db_state(path: str | os.PathLike) -> str:
         return "missing"
     if not path.is_dir():
         return "other"
-    names = {p.name for p in path.iterdir()}
+    names = {p.name for p in path.iterdir()} - {LOCK_NAME}
     if not names:
         return "empty"
     if INCOMPLETE_MARKER in names:
@@ -391,6 +392,7 @@ class LmdbWriter:
         self._batch: list[tuple[bytes, bytes | str]] = []  # (key, value or its source)
         self._batch_bytes = 0
         self._meta = None
+        self._lock: OutputLock | None = None
         self._estimated = map_size is not None
 
     # -- setup
@@ -426,7 +428,18 @@ class LmdbWriter:
             write_bytes_atomic(self.path / INCOMPLETE_MARKER, (json.dumps(marker) + "\n").encode())
 
     def __enter__(self) -> "LmdbWriter":
-        self._prepare_folder()
+        if db_state(self.path) == "other":  # refuse a foreign folder before putting a lock in it
+            raise OutputError(f"{self.path} exists and is not an LMDB folder; choose another DB path")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create LMDB folder {self.path}: {exc.strerror or exc}") from None
+        self._lock = OutputLock(self.path, "DB").acquire()  # held until close(): one builder per DB
+        try:
+            self._prepare_folder()
+        except BaseException:
+            self.close()
+            raise
         size = self.fixed_map_size or self.initial_map_size
         data = self.path / "data.mdb"
         if self.fixed_map_size is None and data.exists():
@@ -455,7 +468,9 @@ class LmdbWriter:
         self.close()
         return False
 
-    def close(self) -> None:
+    def close(self, finished: bool = False) -> None:
+        """Release everything; the lock file is removed only from a finished DB (an interrupted
+        one keeps it, harmlessly: the lock itself dies with the process)."""
         if self._txn is not None:
             try:
                 self._txn.abort()
@@ -468,6 +483,9 @@ class LmdbWriter:
         if self._meta is not None:
             self._meta.close()
             self._meta = None
+        if self._lock is not None:
+            self._lock.release(remove=finished)
+            self._lock = None
 
     # -- writing
     def stored_shape_and_depth(self, key: str) -> tuple[tuple[int, int, int], int] | None:
@@ -618,7 +636,7 @@ class LmdbWriter:
             _fsync_dir(self.path)
         except OSError as exc:
             raise OutputError(f"cannot write {meta_path}: {exc.strerror or exc}") from None
-        self.close()
+        self.close(finished=True)
         return meta_path
 
     @property

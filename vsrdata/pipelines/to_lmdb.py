@@ -25,7 +25,7 @@ from vsrdata.core import image_io
 from vsrdata.core.layouts import (Clip, clips_from_list, detect_layout, find_clips,
                                   read_clip_list)
 from vsrdata.core.lmdb_store import KEY_STYLES, LmdbWriter, make_key
-from vsrdata.errors import ConfigError, InputError, VsrDataError
+from vsrdata.errors import ConfigError, InputError, OutputError, VsrDataError
 from vsrdata.pipelines.runner import available_cores, map_ordered
 
 VIMEO_MODES = ("gt4", "lr7")
@@ -129,6 +129,18 @@ class _Refetch:
         return read_encode(path, self.compress_level)[0]
 
 
+def _check_not_inside(src: Path, db: Path) -> None:
+    """Refuse a DB that is SRC or lies inside it (symlinks resolved): a later plan of SRC would
+    walk the DB folder, and a clean-up of the DB could touch source frames."""
+    if not src.is_dir():
+        return
+    src_real, db_real = src.resolve(), db.resolve()
+    if db_real == src_real:
+        raise ConfigError(f"DB must not be the source folder: {db}")
+    if src_real in db_real.parents:
+        raise OutputError(f"DB {db} is inside the source folder {src} (choose a DB path outside it)")
+
+
 def _encode(item: tuple[str, str, int]) -> tuple[bytes, tuple[int, ...], str]:
     """Pool job: `read_encode` of the frame of one (key, path, compress_level) item."""
     return read_encode(item[1], item[2])
@@ -181,8 +193,7 @@ def build_lmdb(src: str | os.PathLike, db: str | os.PathLike, *, vimeo_mode: str
     if not 0 <= int(compress_level) <= 9:
         raise ConfigError(f"--compress-level must be 0..9, got {compress_level}")
     src_path, db_path = Path(src), Path(db)
-    if src_path.is_dir() and db_path.exists() and db_path.resolve() == src_path.resolve():
-        raise ConfigError(f"DB must not be the source folder: {db}")
+    _check_not_inside(src_path, db_path)
     layout, clips = plan_clips(src_path, vimeo_mode=vimeo_mode, list_path=list_path)
     total = sum(len(c.frames) for c in clips)
     summary = BuildSummary(db=db_path, layout=layout, key_style=key_style, total=total)
