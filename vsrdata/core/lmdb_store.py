@@ -468,9 +468,9 @@ class LmdbWriter:
         self.close()
         return False
 
-    def close(self, finished: bool = False) -> None:
-        """Release everything; the lock file is removed only from a finished DB (an interrupted
-        one keeps it, harmlessly: the lock itself dies with the process)."""
+    def close(self) -> None:
+        """Release everything, the DB's lock last (its file is removed: none is left behind
+        except by a killed process, harmlessly, since the lock itself dies with the process)."""
         if self._txn is not None:
             try:
                 self._txn.abort()
@@ -484,7 +484,7 @@ class LmdbWriter:
             self._meta.close()
             self._meta = None
         if self._lock is not None:
-            self._lock.release(remove=finished)
+            self._lock.release(remove=True)
             self._lock = None
 
     # -- writing
@@ -636,7 +636,7 @@ class LmdbWriter:
             _fsync_dir(self.path)
         except OSError as exc:
             raise OutputError(f"cannot write {meta_path}: {exc.strerror or exc}") from None
-        self.close(finished=True)
+        self.close()
         return meta_path
 
     @property
