@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 import click
+
+from vsrdata.errors import ConfigError
 
 
 workers_option = click.option(
@@ -14,18 +18,52 @@ overwrite_option = click.option(
 )
 
 
-def parse_shard(value: str | None) -> tuple[int, int] | None:
-    """Parse `I/N` (0 <= I < N) into a tuple; None stays None."""
+def parse_shard(value: str | None, environ: dict | None = None) -> tuple[int, int] | None:
+    """`I/N` (0 <= I < N) as a tuple; `auto` from the Slurm job array; None stays None.
+
+    auto: I = (SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN) / SLURM_ARRAY_TASK_STEP and
+    N = SLURM_ARRAY_TASK_COUNT, so `sbatch --array=0-7` (or 1-8, or 0-14:2) runs shards 0/8..7/8.
+    Errors are ConfigError (one line): outside an array, or for an array whose indices are not
+    evenly spaced (e.g. `--array=1,4,5`).
+    """
     if value is None:
         return None
+    if value.strip().lower() == "auto":
+        return _slurm_shard(os.environ if environ is None else environ)
     try:
         i_str, n_str = value.split("/")
         i, n = int(i_str), int(n_str)
     except ValueError:
-        raise click.BadParameter(f"expected I/N such as 0/4, got {value!r}") from None
+        raise ConfigError(f"--shard: expected I/N such as 0/4, or auto, got {value!r}") from None
     if n < 1 or not 0 <= i < n:
-        raise click.BadParameter(f"need 0 <= I < N, got {value!r}")
+        raise ConfigError(f"--shard: need 0 <= I < N, got {value!r}")
     return i, n
+
+
+def _slurm_shard(env) -> tuple[int, int]:
+    names = ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN")
+    missing = [n for n in names if not env.get(n)]
+    if missing:
+        raise ConfigError(f"--shard auto needs a Slurm job array (sbatch --array=0-N), but "
+                          f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set; "
+                          f"outside an array pass --shard I/N")
+    try:
+        task, count, low = (int(env[n]) for n in names)
+        step = int(env.get("SLURM_ARRAY_TASK_STEP") or 1)
+    except ValueError:
+        raise ConfigError(f"--shard auto: non-integer Slurm array variables "
+                          f"{', '.join(f'{n}={env[n]}' for n in names)}") from None
+    index, rest = divmod(task - low, max(step, 1))
+    if rest or not 0 <= index < count:
+        raise ConfigError(f"--shard auto: array task {task} is not one of {count} evenly spaced tasks "
+                          f"from {low} (step {step}); use --array=0-{count - 1} or pass --shard I/N")
+    return index, count
+
+
+def shard_option(help_text: str):
+    """The shared `--shard I/N|auto` option (parsed by `parse_shard`)."""
+    return click.option("--shard", metavar="I/N|auto", callback=lambda ctx, param, value: parse_shard(value),
+                        help=help_text)
 
 
 class ProgressBar:

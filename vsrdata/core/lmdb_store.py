@@ -34,7 +34,7 @@ import pickle
 import re
 import struct
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 import lmdb
 import numpy as np
@@ -48,7 +48,8 @@ META_TXT = "meta_info.txt"
 META_PKL = "meta_info.pkl"
 INCOMPLETE_MARKER = ".vsrdata-incomplete"
 _META_PARTIAL = ".meta_info.txt.partial"
-_LMDB_FILES = ("data.mdb", "lock.mdb", META_TXT, META_PKL, INCOMPLETE_MARKER, _META_PARTIAL)
+SHARD_FILE = "vsrdata_shard.json"  # in a `to-lmdb --shard I/N` DB: which shard, of how many frames
+_LMDB_FILES = ("data.mdb", "lock.mdb", META_TXT, META_PKL, INCOMPLETE_MARKER, _META_PARTIAL, SHARD_FILE)
 _MAX_KEY_BYTES = 511  # LMDB's default mdb_env_get_maxkeysize()
 _MIB = 1 << 20
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -56,6 +57,10 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 4, 6: 4}
 _VIMEO_FRAME = re.compile(r"^im(\d+)$")
 _META_LINE = re.compile(r"^(?P<name>\S+)\s+\((?P<shape>\s*\d+\s*(?:,\s*\d+\s*)*)\)(?:\s+(?P<level>\d+))?\s*$")
+
+
+class DuplicateKeyError(InputError):
+    """A key put twice into one LMDB."""
 
 
 # ----------------------------------------------------------------------------------- keys / meta
@@ -114,30 +119,36 @@ def png_header_shape(data: bytes | memoryview) -> tuple[tuple[int, int, int], in
     return (height, width, _PNG_CHANNELS.get(colour, 3)), depth
 
 
-def parse_meta_txt(path: str | os.PathLike) -> tuple[list[str], dict[str, tuple[int, ...]]]:
-    """Keys (file order) and shapes from a BasicSR/mmagic `meta_info.txt`.
+def iter_meta_txt(path: str | os.PathLike) -> Iterator[tuple[str, tuple[int, ...], str]]:
+    """Stream (key, shape, line) from a BasicSR/mmagic `meta_info.txt`, one line at a time.
 
     Accepts `key.png (h,w,c) level` (BasicSR, ours) and `key.png (h, w, c)` (mmagic); the
-    extension is removed to form the key. Raises InputError naming the file and line.
+    extension is removed to form the key; `line` is the line as written (with its newline).
+    Raises InputError naming the file and line.
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="ascii")
+        with open(path, encoding="ascii", newline="") as fh:
+            for lineno, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                m = _META_LINE.match(line.strip())
+                if not m:
+                    raise InputError(f"{path}:{lineno}: not a meta_info line (expected 'KEY.png (h,w,c) "
+                                     f"level'): {line[:80]!r}")
+                name = m.group("name")
+                key = name.rsplit(".", 1)[0] if name.lower().endswith((".png", ".jpg", ".jpeg")) else name
+                yield key, tuple(int(v) for v in m.group("shape").split(",")), line
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+
+
+def parse_meta_txt(path: str | os.PathLike) -> tuple[list[str], dict[str, tuple[int, ...]]]:
+    """Keys (file order) and shapes from a `meta_info.txt` (see `iter_meta_txt`)."""
     keys: list[str] = []
     shapes: dict[str, tuple[int, ...]] = {}
     shape_cache: dict[tuple[int, ...], tuple[int, ...]] = {}
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        m = _META_LINE.match(line.strip())
-        if not m:
-            raise InputError(f"{path}:{lineno}: not a meta_info line (expected 'KEY.png (h,w,c) level'): "
-                             f"{line[:80]!r}")
-        name = m.group("name")
-        key = name.rsplit(".", 1)[0] if name.lower().endswith((".png", ".jpg", ".jpeg")) else name
-        shape = tuple(int(v) for v in m.group("shape").split(","))
+    for key, shape, _ in iter_meta_txt(path):
         keys.append(key)
         shapes[key] = shape_cache.setdefault(shape, shape)
     return keys, shapes
@@ -525,7 +536,7 @@ class LmdbWriter:
         while True:
             try:
                 if not self._txn.put(kb, value, overwrite=False):
-                    raise InputError(f"duplicate LMDB key {kb.decode()!r} (from {source}): two frames "
+                    raise DuplicateKeyError(f"duplicate LMDB key {kb.decode()!r} (from {source}): two frames "
                                      f"map to the same key")
                 return
             except lmdb.MapFullError:
@@ -747,6 +758,16 @@ def _read_meta(fh, offset: int) -> tuple[int, int, int] | None:
     if magic != _MDB_MAGIC or psize < 512 or psize & (psize - 1):
         return None
     return psize, last_pg, txnid
+
+
+def open_shared(path: str | os.PathLike):
+    """The read-only environment of the LMDB folder `path` for this process (checked for
+    truncation first); pair every call with `release_shared(path)`."""
+    return _shared_env(Path(path))
+
+
+def release_shared(path: str | os.PathLike) -> None:
+    _release_env(Path(path))
 
 
 def _release_env(path: Path) -> None:

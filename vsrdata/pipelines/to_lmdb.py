@@ -14,6 +14,8 @@ DB has the same keys, values and `meta_info.txt` as an uninterrupted build.
 
 from __future__ import annotations
 
+import itertools
+import json
 import os
 import time
 from contextlib import closing
@@ -24,11 +26,12 @@ from typing import Callable, Iterator
 from vsrdata.core import image_io
 from vsrdata.core.layouts import (Clip, clips_from_list, detect_layout, find_clips,
                                   read_clip_list)
-from vsrdata.core.lmdb_store import KEY_STYLES, LmdbWriter, make_key
+from vsrdata.core.lmdb_store import KEY_STYLES, SHARD_FILE, LmdbWriter, make_key
 from vsrdata.errors import ConfigError, InputError, OutputError, VsrDataError
 from vsrdata.pipelines.runner import available_cores, map_ordered
 
 VIMEO_MODES = ("gt4", "lr7")
+SHARD_FORMAT = "vsrdata-lmdb-shard/1"
 _MIB = 1 << 20
 
 
@@ -179,9 +182,13 @@ def build_lmdb(src: str | os.PathLike, db: str | os.PathLike, *, vimeo_mode: str
                list_path: str | os.PathLike | None = None, key_style: str = "basicsr",
                compress_level: int = 1, workers: int | None = None, map_size: int | None = None,
                commit_images: int = 1000, commit_bytes: int = 64 * _MIB, overwrite: bool = False,
-               allow_mixed: bool = False,
+               allow_mixed: bool = False, shard: tuple[int, int] | None = None,
                progress: Callable[[int, int], None] | None = None) -> BuildSummary:
     """Write every planned frame of SRC into the LMDB folder DB (see the module docstring).
+
+    `shard=(I, N)`: only frame k of the plan with k mod N == I (make-lr's rule), into a shard
+    DB that records (I, N) and the plan's size in `vsrdata_shard.json`; `vsrdata lmdb-merge`
+    joins the N shard DBs into the DB one unsharded build writes.
 
     `progress(done, total)` is called after each frame (written or kept). Raises InputError for
     a bad frame (after committing every frame before it, so the DB stays valid and a re-run
@@ -194,19 +201,31 @@ def build_lmdb(src: str | os.PathLike, db: str | os.PathLike, *, vimeo_mode: str
         raise ConfigError(f"--compress-level must be 0..9, got {compress_level}")
     src_path, db_path = Path(src), Path(db)
     _check_not_inside(src_path, db_path)
+    if shard is not None and (shard[1] < 1 or not 0 <= shard[0] < shard[1]):
+        raise ConfigError(f"shard must be I/N with 0 <= I < N, got {shard[0]}/{shard[1]}")
     layout, clips = plan_clips(src_path, vimeo_mode=vimeo_mode, list_path=list_path)
-    total = sum(len(c.frames) for c in clips)
+    plan_total = sum(len(c.frames) for c in clips)
+    total = plan_total if shard is None else len(range(shard[0], plan_total, shard[1]))
+    if total == 0:
+        raise InputError(f"shard {shard[0]}/{shard[1]} of {src} holds no frames ({plan_total} in all)")
     summary = BuildSummary(db=db_path, layout=layout, key_style=key_style, total=total)
     if layout == "clips" and clips and all(c.name.split("/")[0].upper() == "X4" for c in clips):
         summary.warnings.append("all clips are under X4/: keys will start with 'X4/' (BasicSR's REDS "
                                 "gotcha); point SRC at the X4 folder to get '000/00000000' keys")
     settings = {"key_style": key_style, "vimeo_mode": vimeo_mode}
+    if shard is not None:
+        settings["shard"] = list(shard)
     workers = max(1, min(workers or available_cores(), total))
     with LmdbWriter(db_path, settings=settings, compress_level=compress_level, map_size=map_size,
                     commit_images=commit_images, commit_bytes=commit_bytes, overwrite=overwrite,
                     expected_items=total, refetch=_Refetch(compress_level)) as writer:
         summary.resumed = writer.resumed
         items = ((key, str(path), compress_level) for key, path in _items(clips, key_style, layout == "vimeo"))
+        if shard is not None:
+            items = itertools.islice(items, shard[0], None, shard[1])
+            record = {"format": SHARD_FORMAT, "shard": list(shard), "frames": plan_total,
+                      "key_style": key_style, "compress_level": int(compress_level)}
+            image_io.write_bytes_atomic(db_path / SHARD_FILE, (json.dumps(record) + "\n").encode())
         peak = _write_all(writer, items, workers, allow_mixed, progress, total)
         writer.finish()
         summary.map_size = writer.map_size or 0
