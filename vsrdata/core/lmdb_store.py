@@ -366,6 +366,9 @@ class LmdbWriter:
 
     - `refetch(source) -> bytes`: re-creates the value `put(..., source=...)` was given (e.g.
       re-read and re-encode the frame), so the batch need not be kept in RAM for a replay.
+    - `metasync=False`: one flush per commit instead of two (LMDB's MDB_NOMETASYNC: the data
+      pages are flushed, the meta page is left to the OS). Integrity is kept; only an operating
+      system crash (not a kill) can undo the last commit, which a re-run then redoes.
 
     Call `put(key, png_bytes, shape, source)` for new values and `add_existing(key, shape)` for values a
     previous run committed, in the order `meta_info.txt` should list them.
@@ -375,7 +378,8 @@ class LmdbWriter:
                  compress_level: int = 1, map_size: int | None = None,
                  commit_images: int = 1000, commit_bytes: int = 64 * _MIB,
                  overwrite: bool = False, expected_items: int | None = None,
-                 initial_map_size: int = 64 * _MIB, refetch: Callable[[str], bytes] | None = None):
+                 initial_map_size: int = 64 * _MIB, refetch: Callable[[str], bytes] | None = None,
+                 metasync: bool = True):
         if commit_images < 1 or commit_bytes < 1:
             raise ConfigError("commit_images and commit_bytes must be >= 1")
         if map_size is not None and map_size < _MIB:
@@ -391,6 +395,7 @@ class LmdbWriter:
         self.expected_items = expected_items
         self.initial_map_size = initial_map_size
         self.refetch = refetch
+        self.metasync = metasync
         self.resumed = False
         self.written = 0          # values put by this run
         self.existing = 0         # values committed by an earlier run and kept
@@ -457,7 +462,7 @@ class LmdbWriter:
             size = max(size, int(data.stat().st_size * 1.25) + 16 * _MIB)
         try:
             # meminit=False: LMDB need not zero its page buffers; sync stays on (durable commits).
-            self._env = _open_for_write(self.path, _round_mib(size))
+            self._env = _open_for_write(self.path, _round_mib(size), self.metasync)
             self._txn = self._env.begin(write=True)
             self._meta = open(self.path / _META_PARTIAL, "w", encoding="ascii")
         except lmdb.Error as exc:
@@ -658,14 +663,14 @@ class LmdbWriter:
         return getattr(self, "_final_map_size", None)
 
 
-def _open_for_write(path: Path, map_size: int):
+def _open_for_write(path: Path, map_size: int, metasync: bool = True):
     """Open (create) the environment for writing in LMDB 0.9's data format, which every reader
     in the field (py-lmdb 1.x under BasicSR / mmagic) understands. py-lmdb >= 3 bundles LMDB
     1.0 too and takes `lib_version`; older releases only have 0.9 and lack the argument."""
     key = (os.path.realpath(path), os.getpid())
     if key in _ENVS:  # a reader of this process still holds the old DB open: drop it
         _ENVS.pop(key)[0].close()
-    kwargs = dict(map_size=map_size, subdir=True, meminit=False, max_dbs=0)
+    kwargs = dict(map_size=map_size, subdir=True, meminit=False, max_dbs=0, metasync=metasync)
     try:
         return lmdb.open(str(path), lib_version=0, **kwargs)
     except TypeError:  # pragma: no cover - py-lmdb < 3
@@ -758,16 +763,6 @@ def _read_meta(fh, offset: int) -> tuple[int, int, int] | None:
     if magic != _MDB_MAGIC or psize < 512 or psize & (psize - 1):
         return None
     return psize, last_pg, txnid
-
-
-def open_shared(path: str | os.PathLike):
-    """The read-only environment of the LMDB folder `path` for this process (checked for
-    truncation first); pair every call with `release_shared(path)`."""
-    return _shared_env(Path(path))
-
-
-def release_shared(path: str | os.PathLike) -> None:
-    _release_env(Path(path))
 
 
 def _release_env(path: Path) -> None:

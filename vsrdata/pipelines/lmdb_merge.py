@@ -20,8 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
+import lmdb
+
 from vsrdata.core.lmdb_store import (INCOMPLETE_MARKER, META_TXT, SHARD_FILE, DuplicateKeyError,
-                                     LmdbWriter, iter_meta_txt, open_shared, release_shared)
+                                     LmdbWriter, check_not_truncated, iter_meta_txt)
 from vsrdata.errors import InputError, OutputError
 
 _MIB = 1 << 20
@@ -106,10 +108,15 @@ class _ShardValues:
 
     def __init__(self, shards: list[Path]):
         self.shards = shards
-        self.envs = []
-        for db in shards:
-            self.envs.append(open_shared(db))
-        self.txns = [env.begin(buffers=False) for env in self.envs]
+        self.envs, self.txns = [], []
+        for db in shards:  # own environments: readahead on, the shards are read front to back
+            check_not_truncated(db / "data.mdb")
+            try:
+                self.envs.append(lmdb.open(str(db), readonly=True, lock=False, readahead=True, subdir=True))
+            except lmdb.Error as exc:
+                self.close()
+                raise InputError(f"cannot open LMDB {db}: {exc}") from None
+        self.txns = [env.begin(buffers=True) for env in self.envs]
 
     def get(self, shard: int, key: str) -> bytes:
         value = self.txns[shard].get(key.encode("ascii"))
@@ -124,8 +131,8 @@ class _ShardValues:
     def close(self) -> None:
         for txn in self.txns:
             txn.abort()
-        for db in self.shards:
-            release_shared(db)
+        for env in self.envs:
+            env.close()
         self.txns, self.envs = [], []
 
 
@@ -162,7 +169,7 @@ def merge_lmdb(out: str | os.PathLike, shards: list[str | os.PathLike], *, overw
     try:
         with LmdbWriter(out, settings=settings, compress_level=record["compress_level"],
                         commit_images=commit_images, commit_bytes=commit_bytes, overwrite=overwrite,
-                        initial_map_size=initial, refetch=values.refetch) as writer:
+                        initial_map_size=initial, refetch=values.refetch, metasync=False) as writer:
             resuming = writer.resumed  # an interrupted merge committed a prefix of the plan
             for done, (shard, key, shape) in enumerate(_round_robin(ordered, record["frames"]), 1):
                 resuming = resuming and writer.stored_shape_and_depth(key) is not None
