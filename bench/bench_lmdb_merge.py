@@ -34,7 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from vsrdata.core.image_io import encode_png, read_image  # noqa: E402
-from vsrdata.core.lmdb_store import SHARD_FILE, LmdbWriter, make_key  # noqa: E402
+from vsrdata.core.lmdb.keys import SHARD_FILE, make_key  # noqa: E402
+from vsrdata.core.lmdb.writer import LmdbWriter  # noqa: E402
 from vsrdata.pipelines.to_lmdb import SHARD_FORMAT, process_tree_anon_bytes  # noqa: E402
 
 FIXTURE = ROOT / "fixtures" / "reds" / "train_sharp"

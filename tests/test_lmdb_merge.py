@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from vsrdata.cli import main
-from vsrdata.core.lmdb_store import SHARD_FILE
+from vsrdata.core.lmdb.keys import SHARD_FILE
 from vsrdata.pipelines.lmdb_merge import merge_lmdb
 from vsrdata.pipelines.to_lmdb import build_lmdb
 

@@ -24,8 +24,10 @@ import pytest
 from click.testing import CliRunner
 
 from vsrdata.cli import main
-from vsrdata.core.lmdb_store import INCOMPLETE_MARKER, LmdbReader
-from vsrdata.pipelines.to_lmdb import build_lmdb, verify_lmdb
+from vsrdata.core.lmdb.keys import INCOMPLETE_MARKER
+from vsrdata.core.lmdb.reader import LmdbReader
+from vsrdata.pipelines.lmdb_verify import verify_lmdb
+from vsrdata.pipelines.to_lmdb import build_lmdb
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 VIMEO = FIXTURES / "vimeo_septuplet"
@@ -483,7 +485,7 @@ def test_db_inside_the_source_folder_is_refused(tmp_path):
 
 _HOLD_BUILD = """
 import sys
-from vsrdata.core.lmdb_store import LmdbWriter
+from vsrdata.core.lmdb.writer import LmdbWriter
 with LmdbWriter(sys.argv[1], settings={"key_style": "basicsr", "vimeo_mode": None}) as writer:
     writer.put("000/00000000", open(sys.argv[2], "rb").read(), (180, 320, 3))
     writer.commit()

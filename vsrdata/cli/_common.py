@@ -23,8 +23,9 @@ def parse_shard(value: str | None, environ: dict | None = None) -> tuple[int, in
 
     auto: I = (SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN) / SLURM_ARRAY_TASK_STEP and
     N = SLURM_ARRAY_TASK_COUNT, so `sbatch --array=0-7` (or 1-8, or 0-14:2) runs shards 0/8..7/8.
-    Errors are ConfigError (one line): outside an array, or for an array whose indices are not
-    evenly spaced (e.g. `--array=1,4,5`).
+    A malformed value is a usage error (click.BadParameter, exit 2); `auto` outside an array, or
+    in an array whose indices are not evenly spaced (e.g. `--array=1,4,5`), is a one-line
+    ConfigError (exit 1).
     """
     if value is None:
         return None
@@ -34,9 +35,9 @@ def parse_shard(value: str | None, environ: dict | None = None) -> tuple[int, in
         i_str, n_str = value.split("/")
         i, n = int(i_str), int(n_str)
     except ValueError:
-        raise ConfigError(f"--shard: expected I/N such as 0/4, or auto, got {value!r}") from None
+        raise click.BadParameter(f"expected I/N such as 0/4, or auto, got {value!r}") from None
     if n < 1 or not 0 <= i < n:
-        raise ConfigError(f"--shard: need 0 <= I < N, got {value!r}")
+        raise click.BadParameter(f"need 0 <= I < N, got {value!r}")
     return i, n
 
 

@@ -62,7 +62,8 @@ def command(src, db, vimeo_mode, list_path, key_style, compress_level, workers, 
           --list vimeo_septuplet/sep_trainlist.txt
       vsrdata to-lmdb REDS/train_sharp shards/train_1.lmdb --shard 1/4   # then lmdb-merge
     """
-    from vsrdata.pipelines.to_lmdb import build_lmdb, verify_lmdb
+    from vsrdata.pipelines.lmdb_verify import verify_lmdb
+    from vsrdata.pipelines.to_lmdb import build_lmdb
 
     with ProgressBar("to-lmdb", "img", quiet=quiet, absolute=True) as progress:
         summary = build_lmdb(src, db, vimeo_mode=vimeo_mode, list_path=list_path, key_style=key_style,

@@ -125,7 +125,7 @@ class FrameStore:
     @property
     def reader(self):
         if self._reader is None:
-            from vsrdata.core.lmdb_store import LmdbReader
+            from vsrdata.core.lmdb.reader import LmdbReader
 
             self._reader = LmdbReader(self.path)
         return self._reader

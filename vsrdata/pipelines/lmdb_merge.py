@@ -22,8 +22,9 @@ from typing import Callable, Iterator
 
 import lmdb
 
-from vsrdata.core.lmdb_store import (INCOMPLETE_MARKER, META_TXT, SHARD_FILE, DuplicateKeyError,
-                                     LmdbWriter, check_not_truncated, iter_meta_txt)
+from vsrdata.core.lmdb.keys import INCOMPLETE_MARKER, META_TXT, SHARD_FILE, iter_meta_txt
+from vsrdata.core.lmdb.reader import check_not_truncated
+from vsrdata.core.lmdb.writer import DuplicateKeyError, LmdbWriter
 from vsrdata.errors import InputError, OutputError
 
 _MIB = 1 << 20

@@ -2,14 +2,19 @@
 
 Plan: the clips of SRC (Vimeo90K septuplet with mode `gt4` = im4 only / `lr7` = im1..im7, REDS,
 or any folder of clips; optionally only and in the order of `--list`), frames in natural order.
-Worker processes read and PNG-encode frames (`image_io.read_image` + `encode_png`, level 1 by
-default, as the field stores them); the parent is the only writer and puts values into the LMDB
-in plan order (`LmdbWriter`: commits every N images / M bytes, grows the map on demand). At most
-`window` frames are in flight, so memory is O(window + commit batch), not O(dataset) -- unlike
-BasicSR's `multiprocessing_read=True`, which holds every encoded frame in a dict first.
+Worker processes of the runner's pool (`runner.map_ordered`) read and PNG-encode frames
+(`image_io.read_image` + `encode_png`, level 1 by default, as the field stores them); the parent
+is the only writer and puts values into the LMDB in plan order (`LmdbWriter`: commits every N
+images / M bytes, grows the map on demand, locks the DB). At most 4 frames per worker are in
+flight, so memory is O(workers + commit batch), not O(dataset) -- unlike BasicSR's
+`multiprocessing_read=True`, which holds every encoded frame in a dict first. A bad frame stops
+the pool cleanly (queued frames cancelled, the frames being encoded finish) within seconds.
 
 Resume: keys already committed by an interrupted run are skipped (not even read); the finished
 DB has the same keys, values and `meta_info.txt` as an uninterrupted build.
+
+Shards (`shard=(I, N)`): frame k of the plan goes to shard k mod N (make-lr's rule);
+`pipelines.lmdb_merge` joins the N shard DBs into the DB an unsharded build writes.
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ from typing import Callable, Iterator
 from vsrdata.core import image_io
 from vsrdata.core.layouts import (Clip, clips_from_list, detect_layout, find_clips,
                                   read_clip_list)
-from vsrdata.core.lmdb_store import KEY_STYLES, SHARD_FILE, LmdbWriter, make_key
+from vsrdata.core.lmdb.keys import KEY_STYLES, SHARD_FILE, make_key
+from vsrdata.core.lmdb.writer import LmdbWriter
 from vsrdata.errors import ConfigError, InputError, OutputError, VsrDataError
 from vsrdata.pipelines.runner import available_cores, map_ordered
 
@@ -292,90 +298,3 @@ def _write_all(writer: LmdbWriter, items, workers: int, allow_mixed: bool,
                 last_sample = now
                 peak = max(peak, process_tree_anon_bytes() or 0)
     return max(peak, process_tree_anon_bytes() or 0)
-
-
-# ------------------------------------------------------------------------------------- verify
-@dataclass
-class VerifyReport:
-    """Outcome of `verify_lmdb`: `problems` holds one line per bad key (empty = all good)."""
-
-    db: Path
-    key_style: str
-    keys: int = 0
-    checked: int = 0
-    problems: list[str] = field(default_factory=list)
-    extra_keys: int = 0
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def line(self) -> str:
-        status = "OK" if self.ok else f"{len(self.problems)} problem(s)"
-        extra = f", {self.extra_keys} keys in the DB not listed in the meta info" if self.extra_keys else ""
-        return (f"{self.db}: {self.checked}/{self.keys} keys checked ({self.key_style}): {status}{extra} "
-                f"in {self.seconds:.1f} s")
-
-
-_READERS: dict = {}  # one reader per DB in each worker process
-
-
-def _verify_one(reader, key: str) -> str | None:
-    """None if `key` is present, decodes and matches its recorded shape, else a message."""
-    expected = reader.shape(key)
-    try:
-        img = reader.get(key)
-    except VsrDataError as exc:
-        return str(exc)
-    got = img.shape if img.ndim == 3 else (*img.shape, 1)
-    if tuple(got) != tuple(expected):
-        return f"{key}: decoded shape {tuple(got)} but the meta info says {tuple(expected)}"
-    return None
-
-
-def _verify_chunk(item: tuple[str, list[str]]) -> list[str]:
-    """Pool job: the problems of one (db, keys) chunk."""
-    from vsrdata.core.lmdb_store import LmdbReader
-
-    db, keys = item
-    reader = _READERS.get(db) or _READERS.setdefault(db, LmdbReader(db))
-    return [m for m in (_verify_one(reader, k) for k in keys) if m]
-
-
-def verify_lmdb(db: str | os.PathLike, *, workers: int | None = None,
-                progress: Callable[[int, int], None] | None = None) -> VerifyReport:
-    """Check that DB's meta info and stored keys agree and that every key decodes to its recorded
-    shape. Keys stored but not listed in the meta info are one problem (a trainer reading the
-    meta info would silently never see them).
-
-    Works on our DBs and on BasicSR / mmagic / original-EDVR ones. Raises InputError if DB
-    cannot be opened at all (not an LMDB folder, incomplete build, no meta info, truncated).
-    """
-    from vsrdata.core.lmdb_store import LmdbReader
-
-    start = time.perf_counter()
-    reader = LmdbReader(db)
-    keys = reader.keys()
-    report = VerifyReport(db=Path(db), key_style=reader.key_style, keys=len(keys))
-    workers = max(1, min(workers or available_cores(), max(1, len(keys) // 64)))
-    chunk = 64
-    chunks = ((str(db), keys[i:i + chunk]) for i in range(0, len(keys), chunk))
-    _READERS[str(db)] = reader
-    try:
-        with closing(map_ordered(_verify_chunk, chunks, workers=workers)) as results:
-            for (_, part), problems in results:
-                report.checked += len(part)
-                report.problems.extend(problems)
-                if progress is not None:
-                    progress(report.checked, len(keys))
-        unlisted = reader.unlisted_keys()
-    finally:
-        _READERS.pop(str(db), None)
-        reader.close()
-    report.extra_keys = len(unlisted)
-    if unlisted:
-        report.problems.append(f"{len(unlisted)} key(s) stored in the DB are not listed in its meta info "
-                               f"(first: {', '.join(unlisted[:5])})")
-    report.seconds = time.perf_counter() - start
-    return report

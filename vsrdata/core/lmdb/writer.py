@@ -1,0 +1,392 @@
+"""`LmdbWriter`: a streaming, resumable LMDB writer in the BasicSR format, one builder per DB.
+
+Memory: the writer commits every `commit_images` values or `commit_bytes` bytes, whichever
+comes first (the field commits every 5,000 images, and an LMDB write transaction keeps its dirty
+pages in RAM until it commits). A `MapFullError` is answered by growing the map and replaying the
+uncommitted batch; with a `refetch` callable the writer remembers only each value's source and
+re-creates the value from it (rare), so peak memory is about `commit_bytes` (otherwise it keeps
+the batch's values too: about twice that), whatever the size of the dataset.
+
+Lock: the DB folder is locked (`core.locks.OutputLock`) from `__enter__` to `close()`; a second
+writer of the same DB stops at once, naming the process that holds it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Callable
+
+import lmdb
+
+from vsrdata.core.image_io import write_bytes_atomic
+from vsrdata.core.lmdb.keys import (_LMDB_FILES, _META_PARTIAL, _MIB, INCOMPLETE_MARKER, META_TXT,
+                                    check_key, meta_line, png_header_shape)
+from vsrdata.core.lmdb.reader import _ENVS
+from vsrdata.core.locks import LOCK_NAME, OutputLock
+from vsrdata.errors import ConfigError, InputError, OutputError
+
+
+class DuplicateKeyError(InputError):
+    """A key put twice into one LMDB."""
+
+
+def db_state(path: str | os.PathLike) -> str:
+    """'missing', 'empty' (an empty folder), 'incomplete' (our interrupted build), 'finished'
+    (an LMDB folder without our marker) or 'other' (a file, or a folder with other content)."""
+    path = Path(path)
+    if not path.exists():
+        return "missing"
+    if not path.is_dir():
+        return "other"
+    names = {p.name for p in path.iterdir()} - {LOCK_NAME}
+    if not names:
+        return "empty"
+    if INCOMPLETE_MARKER in names:
+        return "incomplete"
+    if "data.mdb" in names and names <= set(_LMDB_FILES):
+        return "finished"
+    return "other"
+
+
+class LmdbWriter:
+    """Write one LMDB folder in BasicSR's format, streaming, with batched commits, on-demand map
+    growth and resume (use as a context manager, then call `finish()`).
+
+    - `settings`: options that decide the values/keys (e.g. key style, compress level); they
+      are stored in the incomplete marker and a resumed build must use the same ones.
+    - `map_size`: a fixed map size in bytes (then a full map is an error); None = start from
+      `initial_map_size` (or an estimate from the first value and `expected_items`) and grow
+      on demand (abort, enlarge, replay the uncommitted batch).
+    - resume: an incomplete DB (our marker present) is continued: `stored_shape_and_depth(key)` tells
+      which keys are already committed; a finished DB is refused unless `overwrite`.
+
+    - `refetch(source) -> bytes`: re-creates the value `put(..., source=...)` was given (e.g.
+      re-read and re-encode the frame), so the batch need not be kept in RAM for a replay.
+    - `metasync=False`: one flush per commit instead of two (LMDB's MDB_NOMETASYNC: the data
+      pages are flushed, the meta page is left to the OS). Integrity is kept; only an operating
+      system crash (not a kill) can undo the last commit, which a re-run then redoes.
+
+    Call `put(key, png_bytes, shape, source)` for new values and `add_existing(key, shape)` for values a
+    previous run committed, in the order `meta_info.txt` should list them.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, settings: dict | None = None,
+                 compress_level: int = 1, map_size: int | None = None,
+                 commit_images: int = 1000, commit_bytes: int = 64 * _MIB,
+                 overwrite: bool = False, expected_items: int | None = None,
+                 initial_map_size: int = 64 * _MIB, refetch: Callable[[str], bytes] | None = None,
+                 metasync: bool = True):
+        if commit_images < 1 or commit_bytes < 1:
+            raise ConfigError("commit_images and commit_bytes must be >= 1")
+        if map_size is not None and map_size < _MIB:
+            raise ConfigError(f"--map-size must be at least 1 MiB, got {map_size}")
+        self.path = Path(path)
+        self.settings = dict(settings or {})
+        self.settings["compress_level"] = int(compress_level)
+        self.compress_level = int(compress_level)
+        self.fixed_map_size = map_size
+        self.commit_images = commit_images
+        self.commit_bytes = commit_bytes
+        self.overwrite = overwrite
+        self.expected_items = expected_items
+        self.initial_map_size = initial_map_size
+        self.refetch = refetch
+        self.metasync = metasync
+        self.resumed = False
+        self.written = 0          # values put by this run
+        self.existing = 0         # values committed by an earlier run and kept
+        self.committed = 0        # values committed by this run
+        self.bytes_written = 0
+        self.commits = 0
+        self.map_growths = 0
+        self._env = None
+        self._txn = None
+        self._batch: list[tuple[bytes, bytes | str]] = []  # (key, value or its source)
+        self._batch_bytes = 0
+        self._meta = None
+        self._lock: OutputLock | None = None
+        self._estimated = map_size is not None
+
+    # -- setup
+    def _prepare_folder(self) -> None:
+        state = db_state(self.path)
+        if state == "other":
+            raise OutputError(f"{self.path} exists and is not an LMDB folder; choose another DB path")
+        if state == "finished" and not self.overwrite:
+            raise OutputError(f"{self.path} is a finished LMDB; pass --overwrite to rebuild it")
+        if state == "incomplete" and not self.overwrite:
+            marker = self.path / INCOMPLETE_MARKER
+            try:
+                old = json.loads(marker.read_text()).get("settings", {})
+            except (OSError, ValueError):
+                old = None
+            if old != self.settings:
+                raise ConfigError(f"{self.path} is an interrupted build started with settings {old}; "
+                                  f"this run asks for {self.settings}: re-run with the same options to "
+                                  f"resume it, or pass --overwrite to start again")
+            self.resumed = True
+        elif state in ("finished", "incomplete"):  # overwrite: remove only the LMDB's own files
+            for name in _LMDB_FILES:
+                try:
+                    (self.path / name).unlink()
+                except FileNotFoundError:
+                    pass
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create LMDB folder {self.path}: {exc.strerror or exc}") from None
+        if not self.resumed:
+            marker = {"format": "vsrdata-lmdb-build/1", "settings": self.settings}
+            write_bytes_atomic(self.path / INCOMPLETE_MARKER, (json.dumps(marker) + "\n").encode())
+
+    def __enter__(self) -> "LmdbWriter":
+        if db_state(self.path) == "other":  # refuse a foreign folder before putting a lock in it
+            raise OutputError(f"{self.path} exists and is not an LMDB folder; choose another DB path")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create LMDB folder {self.path}: {exc.strerror or exc}") from None
+        self._lock = OutputLock(self.path, "DB").acquire()  # held until close(): one builder per DB
+        try:
+            self._prepare_folder()
+        except BaseException:
+            self.close()
+            raise
+        size = self.fixed_map_size or self.initial_map_size
+        data = self.path / "data.mdb"
+        if self.fixed_map_size is None and data.exists():
+            size = max(size, int(data.stat().st_size * 1.25) + 16 * _MIB)
+        try:
+            # meminit=False: LMDB need not zero its page buffers; sync stays on (durable commits).
+            self._env = _open_for_write(self.path, _round_mib(size), self.metasync)
+            self._txn = self._env.begin(write=True)
+            self._meta = open(self.path / _META_PARTIAL, "w", encoding="ascii")
+        except lmdb.Error as exc:
+            self.close()
+            raise OutputError(f"cannot open LMDB {self.path}: {exc}") from None
+        except OSError as exc:
+            self.close()
+            raise OutputError(f"cannot write {self.path / _META_PARTIAL}: {exc.strerror or exc}") from None
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        # On any error keep what was put so far (it is valid and ordered): commit it, leave the
+        # incomplete marker, so that a re-run resumes after the last good value.
+        if exc_type is not None and self._txn is not None:
+            try:
+                self.commit()
+            except Exception:  # noqa: BLE001 - the original error is the one to report
+                pass
+        self.close()
+        return False
+
+    def close(self) -> None:
+        """Release everything, the DB's lock last (its file is removed: none is left behind
+        except by a killed process, harmlessly, since the lock itself dies with the process)."""
+        if self._txn is not None:
+            try:
+                self._txn.abort()
+            except lmdb.Error:
+                pass
+            self._txn = None
+        if self._env is not None:
+            self._env.close()
+            self._env = None
+        if self._meta is not None:
+            self._meta.close()
+            self._meta = None
+        if self._lock is not None:
+            self._lock.release(remove=True)
+            self._lock = None
+
+    # -- writing
+    def stored_shape_and_depth(self, key: str) -> tuple[tuple[int, int, int], int] | None:
+        """((h, w, c), bit depth) of `key` if an earlier run of this build committed it, else None."""
+        if not self.resumed:
+            return None
+        value = self._txn.get(key.encode("ascii"))
+        if value is None:
+            return None
+        head = png_header_shape(value)
+        if head is None:
+            raise OutputError(f"value of {key!r} in {self.path} is not a PNG; rebuild with --overwrite")
+        return head
+
+    def add_existing(self, key: str, shape: tuple[int, ...]) -> None:
+        """Record a key kept from an earlier run (only its meta_info line is written)."""
+        self._write_meta(key, shape)
+        self.existing += 1
+
+    def put(self, key: str, value: bytes, shape: tuple[int, ...], source: str = "") -> None:
+        """Add one value; commits when the batch reaches `commit_images` or `commit_bytes`."""
+        kb = check_key(key, source)
+        if self.refetch is not None and not source:
+            raise ValueError("put() needs `source` when the writer has a refetch callable")
+        if not self._estimated:
+            self._estimate_map(len(value))
+        self._put_one(kb, value, source or key)
+        self._batch.append((kb, value if self.refetch is None else source))
+        self._batch_bytes += len(value)
+        self._write_meta(key, shape)
+        self.written += 1
+        self.bytes_written += len(value)
+        if len(self._batch) >= self.commit_images or self._batch_bytes >= self.commit_bytes:
+            self.commit()
+
+    def _put_one(self, kb: bytes, value: bytes, source: str) -> None:
+        while True:
+            try:
+                if not self._txn.put(kb, value, overwrite=False):
+                    raise DuplicateKeyError(f"duplicate LMDB key {kb.decode()!r} (from {source}): two frames "
+                                     f"map to the same key")
+                return
+            except lmdb.MapFullError:
+                self._grow(len(value))
+                self._replay()
+            except lmdb.Error as exc:
+                raise self._write_error(exc) from None
+
+    def _replay(self) -> None:
+        """Re-put the uncommitted batch into a fresh transaction (after a map growth)."""
+        for kb, item in self._batch:
+            value = item if self.refetch is None else self.refetch(item)
+            try:
+                self._txn.put(kb, value, overwrite=False)
+            except lmdb.MapFullError:
+                self._grow(self._batch_bytes)
+                return self._replay()
+            except lmdb.Error as exc:
+                raise self._write_error(exc) from None
+
+    def _grow(self, extra: int) -> None:
+        if self._txn is not None:
+            self._txn.abort()
+            self._txn = None
+        if self.fixed_map_size is not None:
+            raise OutputError(f"LMDB map of {self.path} is full at --map-size {self.fixed_map_size} "
+                              f"bytes; re-run with a larger --map-size (or without it, to grow on demand)")
+        old = self._env.info()["map_size"]
+        new = _round_mib(max(old * 2, old + 2 * (self._batch_bytes + extra) + 16 * _MIB))
+        self._env.set_mapsize(new)
+        self.map_growths += 1
+        self._txn = self._env.begin(write=True)
+
+    def _estimate_map(self, first_value_bytes: int) -> None:
+        """A modest measured start: the first PNG's size x the items still to come, +25%."""
+        self._estimated = True
+        if not self.expected_items:
+            return
+        info = self._env.info()
+        used = (info["last_pgno"] + 1) * self._env.stat()["psize"]
+        want = _round_mib(used + int(first_value_bytes * 1.25) * self.expected_items + 16 * _MIB)
+        if want > info["map_size"] and not self._batch:
+            self._txn.abort()
+            self._env.set_mapsize(want)
+            self._txn = self._env.begin(write=True)
+
+    def commit(self) -> None:
+        """Commit the current batch (a durable point a re-run resumes from)."""
+        if self._txn is None:
+            return
+        if not self._batch:
+            return
+        while True:
+            try:
+                self._txn.commit()
+                break
+            except lmdb.MapFullError:  # the freelist can need pages at commit time
+                self._txn = None  # LMDB frees a transaction whose commit failed
+                self._grow(0)
+                self._replay()
+            except lmdb.Error as exc:
+                self._txn = None
+                raise self._write_error(exc) from None
+        self.committed += len(self._batch)
+        self.commits += 1
+        self._batch.clear()
+        self._batch_bytes = 0
+        self._txn = self._env.begin(write=True)
+
+    def _write_error(self, exc: Exception) -> OutputError:
+        kept = self.existing + self.committed
+        hint = ""
+        if "Input/output error" in str(exc) or "No space" in str(exc):  # LMDB's short write = EIO
+            try:
+                import shutil
+
+                hint = f" (disk full? {shutil.disk_usage(self.path).free / _MIB:.0f} MiB free)"
+            except OSError:  # pragma: no cover
+                hint = " (disk full?)"
+        return OutputError(f"cannot write LMDB {self.path}: {exc}{hint}; the {kept} values committed "
+                           f"before stay valid: free space / fix the cause and re-run to resume")
+
+    def _write_meta(self, key: str, shape: tuple[int, ...]) -> None:
+        try:
+            self._meta.write(meta_line(key, shape, self.compress_level))
+        except OSError as exc:
+            raise OutputError(f"cannot write {self.path / _META_PARTIAL}: {exc.strerror or exc}") from None
+
+    def finish(self) -> Path:
+        """Final commit, then `meta_info.txt` (fsync + rename), then remove the incomplete marker.
+        Returns the path of meta_info.txt."""
+        self.commit()
+        self._txn.abort()
+        self._txn = None
+        self._final_map_size = self._env.info()["map_size"]
+        try:
+            self._env.sync(True)
+        except lmdb.Error as exc:
+            raise self._write_error(exc) from None
+        meta_path = self.path / META_TXT
+        try:
+            self._meta.flush()
+            os.fsync(self._meta.fileno())
+            self._meta.close()
+            self._meta = None
+            os.replace(self.path / _META_PARTIAL, meta_path)
+            (self.path / INCOMPLETE_MARKER).unlink()
+            _fsync_dir(self.path)
+        except OSError as exc:
+            raise OutputError(f"cannot write {meta_path}: {exc.strerror or exc}") from None
+        self.close()
+        return meta_path
+
+    @property
+    def map_size(self) -> int | None:
+        """The current map size in bytes (after `finish()`: the final one)."""
+        if self._env is not None:
+            return self._env.info()["map_size"]
+        return getattr(self, "_final_map_size", None)
+
+
+def _open_for_write(path: Path, map_size: int, metasync: bool = True):
+    """Open (create) the environment for writing in LMDB 0.9's data format, which every reader
+    in the field (py-lmdb 1.x under BasicSR / mmagic) understands. py-lmdb >= 3 bundles LMDB
+    1.0 too and takes `lib_version`; older releases only have 0.9 and lack the argument."""
+    key = (os.path.realpath(path), os.getpid())
+    if key in _ENVS:  # a reader of this process still holds the old DB open: drop it
+        _ENVS.pop(key)[0].close()
+    kwargs = dict(map_size=map_size, subdir=True, meminit=False, max_dbs=0, metasync=metasync)
+    try:
+        return lmdb.open(str(path), lib_version=0, **kwargs)
+    except TypeError:  # pragma: no cover - py-lmdb < 3
+        return lmdb.open(str(path), **kwargs)
+
+
+def _round_mib(n: int) -> int:
+    return -(-int(n) // _MIB) * _MIB
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - not supported on this platform
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
