@@ -151,3 +151,26 @@ def test_shard_auto_outside_an_array_is_one_line(tmp_path):
     result = run("make-lr", REDS, tmp_path / "lr", "--shard", "auto", env=_slurm(task=3, count=2, low=0))
     assert result.exit_code == 1 and "is not one of 2 evenly spaced tasks" in result.output
     assert not (tmp_path / "x.lmdb").exists() and not (tmp_path / "lr").exists()
+
+
+def test_interrupted_merge_resumes_to_the_same_db(tmp_path):
+    """A merge stopped half way (here: plan frame 11, a value missing from shard 1) keeps what it committed;
+    after the fix the same command finishes and equals one build."""
+    s0, s1 = build_shards(tmp_path, REDS, 2)
+    env = lmdb.open(str(s1))
+    with env.begin(write=True) as txn:
+        saved = txn.pop(b"001/00000004")
+    env.close()
+    out = tmp_path / "m.lmdb"
+    result = run("lmdb-merge", out, s0, s1, "-q")
+    assert result.exit_code == 1 and "'001/00000004' is listed in" in result.output
+    assert not (out / "meta_info.txt").exists() and len(raw_items(out)) == 11  # plan frames 0..10 committed
+    env = lmdb.open(str(s1))
+    with env.begin(write=True) as txn:
+        txn.put(b"001/00000004", saved)
+    env.close()
+    result = run("lmdb-merge", out, s0, s1, "-q")
+    assert result.exit_code == 0, result.output
+    assert "10 written, 11 kept from the interrupted run" in result.output
+    build_lmdb(REDS, tmp_path / "ref.lmdb", workers=1)
+    assert_same_db(out, tmp_path / "ref.lmdb")

@@ -140,7 +140,7 @@ def _guarded(path: str, lineno: int) -> bool:
     for node in ast.walk(tree):
         if (isinstance(node, ast.If) and any(isinstance(n, ast.Name) and n.id == "__name__"
                                              for n in ast.walk(node.test))
-                and node.body[0].lineno <= lineno <= (node.body[-1].end_lineno or lineno)):
+                and node.lineno < lineno <= (node.end_lineno or lineno)):  # body or else branch
             return True
     return False
 
