@@ -55,12 +55,13 @@ _NAIVE = """
 import json, os, sys, time
 import lmdb
 from vsrdata.core.layouts import find_clips
-from vsrdata.pipelines.to_lmdb import make_pool, read_encode
+import multiprocessing
+from vsrdata.pipelines.to_lmdb import read_encode
 src, db, workers, n = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 t = time.perf_counter()
 paths = [str(p) for c in find_clips(src) for p in c.frame_paths()]
 keys = [os.path.relpath(p, src)[:-4] for p in paths]
-pool = make_pool(workers)
+pool = multiprocessing.get_context("spawn").Pool(workers)
 dataset, shapes = {}, {}
 def callback(result, key):
     dataset[key], shapes[key] = result[0], result[1]   # BasicSR: everything in RAM first
@@ -85,23 +86,17 @@ print(json.dumps({"seconds": time.perf_counter() - t, "frames": len(keys)}))
 
 _FLOOR = """
 import json, sys, time
-from collections import deque
+from contextlib import closing
 from vsrdata.core.layouts import find_clips
-from vsrdata.pipelines.to_lmdb import make_pool, read_encode
+from vsrdata.pipelines.runner import map_ordered
 src, db, workers, n = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 t = time.perf_counter()
-paths = [str(p) for c in find_clips(src) for p in c.frame_paths()]
-pool = make_pool(workers)
-pending, count, window = deque(), 0, workers * 4   # the same dispatch as build_lmdb
-for path in paths:
-    pending.append(pool.apply_async(read_encode, (path, 1)))
-    while len(pending) > window:
-        pending.popleft().get()   # bytes received, then dropped
+items = [("k", str(p), 1) for c in find_clips(src) for p in c.frame_paths()]
+count = 0
+# the same dispatch as build_lmdb (runner.map_ordered, 4 x workers in flight); bytes dropped
+with closing(map_ordered("vsrdata.pipelines.to_lmdb:_encode", items, workers=workers)) as results:
+    for _ in results:
         count += 1
-while pending:
-    pending.popleft().get()
-    count += 1
-pool.terminate()
 assert count == n
 print(json.dumps({"seconds": time.perf_counter() - t, "frames": count}))
 """

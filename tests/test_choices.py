@@ -11,7 +11,8 @@ import click
 import pytest
 
 from vsrdata.cli import main
-from vsrdata.core import degrade, lmdb_keys, splits, video
+from vsrdata.core import degrade, splits, video
+from vsrdata.core.lmdb import keys as lmdb_keys
 from vsrdata.edvr import test_clips, train_config
 from vsrdata.pipelines import split_test as split_pipeline
 

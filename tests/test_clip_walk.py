@@ -106,7 +106,7 @@ def test_split_test_follows_links(tmp_path):
 
 
 def test_to_lmdb_follows_links(tmp_path):
-    from vsrdata.core.lmdb_store import LmdbReader
+    from vsrdata.core.lmdb.reader import LmdbReader
 
     src = linked_tree(tmp_path)
     result = cli("to-lmdb", src, tmp_path / "x.lmdb", "-j", "1")

@@ -202,10 +202,10 @@ def test_folder_input_sorted_numbering_and_shard_union(tmp_path, three_videos):
 
 def test_shard_auto_outside_an_array_is_an_error(tmp_path, video):
     result = run_cli(video, tmp_path / "out", "--shard", "auto", env={"SLURM_ARRAY_TASK_ID": None})
-    assert result.exit_code == 2 and "needs a Slurm array job" in result.output
+    assert result.exit_code == 1 and "needs a Slurm job array" in result.output
     bad = {"SLURM_ARRAY_TASK_ID": "4", "SLURM_ARRAY_TASK_COUNT": "2", "SLURM_ARRAY_TASK_MIN": "0"}
     result = run_cli(video, tmp_path / "out", "--shard", "auto", env=bad)
-    assert result.exit_code == 2 and "without a step" in result.output
+    assert result.exit_code == 1 and "evenly spaced tasks" in result.output
     assert not (tmp_path / "out").exists()
 
 

@@ -56,7 +56,7 @@ def test_png_header_gives_up_rather_than_guessing():
 
 
 def test_png_constants_have_one_home():
-    import vsrdata.core.lmdb_store as lmdb_store
+    import vsrdata.core.lmdb.keys as lmdb_store
     import vsrdata.pipelines.split_test as split_test
 
     for module in (lmdb_store, split_test):

@@ -1,6 +1,6 @@
-"""core/lmdb_store.py: keys, meta_info format, LmdbWriter (commits, map growth, refusals) and
-LmdbReader on DBs built by hand in the formats of BasicSR, mmagic and the original EDVR code
-(EDVR_SPEC section 4.4)."""
+"""core/lmdb/ (keys, reader, writer): keys, meta_info format, LmdbWriter (commits, map growth,
+refusals) and LmdbReader on DBs built by hand in the formats of BasicSR, mmagic and the original
+EDVR code (docs/CONVENTIONS.md)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ import lmdb
 import numpy as np
 import pytest
 
-from vsrdata.core.lmdb_store import (INCOMPLETE_MARKER, LmdbReader, LmdbWriter, check_key, make_key,
-                                     meta_line, parse_meta_txt)
+from vsrdata.core.lmdb.keys import INCOMPLETE_MARKER, check_key, make_key, meta_line, parse_meta_txt
+from vsrdata.core.lmdb.reader import LmdbReader
+from vsrdata.core.lmdb.writer import LmdbWriter
 from vsrdata.errors import ConfigError, InputError, OutputError
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"

@@ -33,9 +33,9 @@ def test_bare_import_loads_no_heavy_module():
 
 def test_public_names_resolve_to_the_library_functions_and_carry_an_example():
     from vsrdata.edvr import arch, checkpoint, evaluate, infer, train
-    from vsrdata.pipelines import make_lr, split_test, to_lmdb
+    from vsrdata.pipelines import lmdb_verify, make_lr, split_test, to_lmdb
 
-    home = {"make_lr": make_lr, "split_test": split_test, "build_lmdb": to_lmdb, "verify_lmdb": to_lmdb,
+    home = {"make_lr": make_lr, "split_test": split_test, "build_lmdb": to_lmdb, "verify_lmdb": lmdb_verify,
             "build_edvr": arch, "load_weights": checkpoint, "train": train, "evaluate": evaluate,
             "infer": infer}
     assert set(vsrdata.__all__) == {"__version__", *PUBLIC}

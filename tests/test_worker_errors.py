@@ -112,9 +112,13 @@ def clip_dataset(gt, lq) -> ClipDataset:
 
 @pytest.mark.parametrize("workers", [0, 2])
 def test_missing_key_and_odd_frame_size_name_db_and_key(dbs, tmp_path, workers):
+    # a key the meta info lists but the DB lacks is refused when the store is opened, before any
+    # worker starts (the meta info and the keys must agree)
     missing = edited_copy(dbs["lq"], tmp_path / "missing.lmdb", lambda txn: txn.delete(b"a/00000001"))
-    exc = first_error(clip_dataset(dbs["gt"], missing), workers)
-    assert one_line(exc) == f"key 'a/00000001' not found in LMDB {missing}"
+    with pytest.raises(InputError) as info:
+        first_error(clip_dataset(dbs["gt"], missing), workers)
+    assert one_line(info.value) == (f"{missing}: 1 key(s) listed in the meta info but not stored (first: "
+                                    f"a/00000001); the meta info and the DB disagree: rebuild the DB")
 
     small = encode_png(np.zeros((9, 8, 3), np.uint8))  # the meta info still says 8x8
     odd = edited_copy(dbs["lq"], tmp_path / "odd.lmdb", lambda txn: txn.put(b"a/00000003", small))

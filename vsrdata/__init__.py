@@ -26,7 +26,7 @@ _API = {
     "make_lr": "vsrdata.pipelines.make_lr",
     "split_test": "vsrdata.pipelines.split_test",
     "build_lmdb": "vsrdata.pipelines.to_lmdb",
-    "verify_lmdb": "vsrdata.pipelines.to_lmdb",
+    "verify_lmdb": "vsrdata.pipelines.lmdb_verify",
     "build_edvr": "vsrdata.edvr.arch",
     "load_weights": "vsrdata.edvr.checkpoint",
     "train": "vsrdata.edvr.train",

@@ -9,24 +9,17 @@ import click
 # Every list of choices the commands offer, imported from the module that owns it (none of these
 # imports torch, cv2 or lmdb, so `--help` stays fast; tests/test_choices.py checks the CLI uses them).
 from vsrdata.core.degrade import DEGRADATIONS
-from vsrdata.core.lmdb_keys import KEY_STYLES
+from vsrdata.core.lmdb.keys import KEY_STYLES
 from vsrdata.core.splits import PARTITIONS, SPATIAL_PADDINGS
 from vsrdata.core.video import CODECS, PIX_FMTS
 from vsrdata.edvr.test_clips import TEMPORAL_PADDINGS
 from vsrdata.edvr.train_config import AMP_MODES, DATASETS, INIT_KEYS, LOSS_REDUCTIONS, VAL_PARTITIONS
+from vsrdata.errors import ConfigError
 
 PARTITION_NAMES = tuple(PARTITIONS)
 __all__ = ["AMP_MODES", "DATASETS", "DEGRADATIONS", "KEY_STYLES", "LOSS_REDUCTIONS", "PARTITION_NAMES",
-           "SPATIAL_PADDINGS", "TEMPORAL_PADDINGS", "VAL_PARTITIONS", "ProgressBar", "default_workers",
-           "overwrite_option", "parse_shard", "workers_option"]
-
-
-def default_workers() -> int:
-    """All cores this process may use."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - non-Linux
-        return max(1, os.cpu_count() or 1)
+           "SPATIAL_PADDINGS", "TEMPORAL_PADDINGS", "VAL_PARTITIONS", "ProgressBar",
+           "overwrite_option", "parse_shard", "shard_option", "workers_option"]
 
 
 workers_option = click.option(
@@ -38,18 +31,53 @@ overwrite_option = click.option(
 )
 
 
-def parse_shard(value: str | None) -> tuple[int, int] | None:
-    """Parse `I/N` (0 <= I < N) into a tuple; None stays None."""
+def parse_shard(value: str | None, environ: dict | None = None) -> tuple[int, int] | None:
+    """`I/N` (0 <= I < N) as a tuple; `auto` from the Slurm job array; None stays None.
+
+    auto: I = (SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN) / SLURM_ARRAY_TASK_STEP and
+    N = SLURM_ARRAY_TASK_COUNT, so `sbatch --array=0-7` (or 1-8, or 0-14:2) runs shards 0/8..7/8.
+    A malformed value is a usage error (click.BadParameter, exit 2); `auto` outside an array, or
+    in an array whose indices are not evenly spaced (e.g. `--array=1,4,5`), is a one-line
+    ConfigError (exit 1).
+    """
     if value is None:
         return None
+    if value.strip().lower() == "auto":
+        return _slurm_shard(os.environ if environ is None else environ)
     try:
         i_str, n_str = value.split("/")
         i, n = int(i_str), int(n_str)
     except ValueError:
-        raise click.BadParameter(f"expected I/N such as 0/4, got {value!r}") from None
+        raise click.BadParameter(f"expected I/N such as 0/4, or auto, got {value!r}") from None
     if n < 1 or not 0 <= i < n:
         raise click.BadParameter(f"need 0 <= I < N, got {value!r}")
     return i, n
+
+
+def _slurm_shard(env) -> tuple[int, int]:
+    names = ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN")
+    missing = [n for n in names if not env.get(n)]
+    if missing:
+        raise ConfigError(f"--shard auto needs a Slurm job array (sbatch --array=0-N), but "
+                          f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set; "
+                          f"outside an array pass --shard I/N")
+    try:
+        task, count, low = (int(env[n]) for n in names)
+        step = int(env.get("SLURM_ARRAY_TASK_STEP") or 1)
+    except ValueError:
+        raise ConfigError(f"--shard auto: non-integer Slurm array variables "
+                          f"{', '.join(f'{n}={env[n]}' for n in names)}") from None
+    index, rest = divmod(task - low, max(step, 1))
+    if rest or not 0 <= index < count:
+        raise ConfigError(f"--shard auto: array task {task} is not one of {count} evenly spaced tasks "
+                          f"from {low} (step {step}); use --array=0-{count - 1} or pass --shard I/N")
+    return index, count
+
+
+def shard_option(help_text: str):
+    """The shared `--shard I/N|auto` option (parsed by `parse_shard`)."""
+    return click.option("--shard", metavar="I/N|auto", callback=lambda ctx, param, value: parse_shard(value),
+                        help=help_text)
 
 
 class ProgressBar:
@@ -85,30 +113,3 @@ class ProgressBar:
         if self._bar is not None:
             self._bar.close()
 
-
-def parse_shard_auto(env=None) -> tuple[int, int]:
-    """The shard (I, N) of a Slurm array task: I = SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN,
-    N = SLURM_ARRAY_TASK_COUNT (so `--array=0-7` and `--array=1-8` both give shards 0..7 of 8).
-    Outside an array job, or for an array with a step (`--array=0-15:2`), a BadParameter."""
-    env = os.environ if env is None else env
-    names = ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN")
-    missing = [n for n in names if not env.get(n)]
-    if missing:
-        raise click.BadParameter(f"'auto' needs a Slurm array job, but {missing[0]} is not set "
-                                 f"(submit with sbatch --array, or give I/N)")
-    try:
-        task, count, low = (int(env[n]) for n in names)
-    except ValueError:
-        raise click.BadParameter(f"non-integer Slurm array variables: {', '.join(f'{n}={env[n]}' for n in names)}") from None
-    index = task - low
-    if count < 1 or not 0 <= index < count:
-        raise click.BadParameter(f"Slurm array task {task} (min {low}, count {count}) is not shard 0..{count - 1} "
-                                 f"of {count}: use a contiguous --array without a step, or give I/N")
-    return index, count
-
-
-def parse_shard_option(value: str | None) -> tuple[int, int] | None:
-    """`--shard` value: I/N, or 'auto' for the Slurm array task's shard (parse_shard_auto)."""
-    if value is not None and value.strip().lower() == "auto":
-        return parse_shard_auto()
-    return parse_shard(value)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from vsrdata.cli._common import parse_shard_option, workers_option
+from vsrdata.cli._common import shard_option, workers_option
 
 _MAX_LISTED_FAILURES = 20
 
@@ -47,9 +47,8 @@ def _parse_size(ctx, param, value):
 @click.option("--allow-truncated", is_flag=True,
               help="Extract the frames of a video that decodes fewer frames than it declares (default: error).")
 @workers_option
-@click.option("--shard", metavar="I/N|auto", callback=lambda ctx, param, value: parse_shard_option(value),
-              help="Write only shard I of N: video k of the sorted list belongs to shard k mod N; "
-                   "'auto' takes it from the Slurm array task (SLURM_ARRAY_TASK_ID/_COUNT/_MIN).")
+@shard_option("Write only shard I of N: video k of the sorted list belongs to shard k mod N; "
+              "'auto' takes it from the Slurm array task (SLURM_ARRAY_TASK_ID/_COUNT/_MIN).")
 @click.option("--plan-only", is_flag=True,
               help="Only decode and analyse (cuts, frame counts) this shard's videos into OUT's cache; "
                    "no frames written (a first stage for array jobs).")

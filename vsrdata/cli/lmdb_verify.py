@@ -1,4 +1,4 @@
-"""`vsrdata lmdb-verify`: a thin shell over `vsrdata.pipelines.to_lmdb.verify_lmdb`."""
+"""`vsrdata lmdb-verify`: a thin shell over `vsrdata.pipelines.lmdb_verify.verify_lmdb`."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def command(db, workers, quiet):
     Example:
       vsrdata lmdb-verify REDS/train_sharp_with_val.lmdb
     """
-    from vsrdata.pipelines.to_lmdb import verify_lmdb
+    from vsrdata.pipelines.lmdb_verify import verify_lmdb
 
     with ProgressBar("lmdb-verify", "key", quiet=quiet, absolute=True) as progress:
         report = verify_lmdb(db, workers=workers, progress=progress)

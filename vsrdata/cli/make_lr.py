@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from vsrdata.cli._common import DEGRADATIONS, overwrite_option, parse_shard, workers_option
+from vsrdata.cli._common import DEGRADATIONS, overwrite_option, shard_option, workers_option
 
 _MAX_LISTED_FAILURES = 20
 
@@ -18,8 +18,8 @@ _MAX_LISTED_FAILURES = 20
               help="bi: mod-crop + MATLAB bicubic imresize(1/scale); bd: Gaussian blur sigma 1.6 + subsample.")
 @workers_option
 @overwrite_option
-@click.option("--shard", metavar="I/N", callback=lambda ctx, param, value: parse_shard(value),
-              help="Process only shard I of N: frame k of the sorted frame list belongs to shard k mod N.")
+@shard_option("Process only shard I of N: frame k of the sorted frame list belongs to shard k mod N. "
+              "auto: I and N from the Slurm array task (SLURM_ARRAY_TASK_ID/_COUNT/_MIN).")
 @click.option("--dry-run", is_flag=True, help="Print what would be done (counts, first pairs); write nothing.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar (the summary line is still printed).")
 def command(src, dst, scale, degradation, workers, overwrite, shard, dry_run, quiet):

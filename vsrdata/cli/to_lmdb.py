@@ -6,7 +6,7 @@ import re
 
 import click
 
-from vsrdata.cli._common import KEY_STYLES, ProgressBar, overwrite_option, workers_option
+from vsrdata.cli._common import KEY_STYLES, ProgressBar, overwrite_option, shard_option, workers_option
 
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
@@ -41,10 +41,12 @@ def parse_size(ctx, param, value: str | None) -> int | None:
               help="... or this many bytes of values, whichever comes first (bounds RAM).")
 @overwrite_option
 @click.option("--allow-mixed", is_flag=True, help="Accept frames of different bit depth or channel count.")
+@shard_option("Build only shard I of N (frame k of the plan belongs to shard k mod N, as in make-lr); "
+              "join the N shard DBs with `vsrdata lmdb-merge`. auto: from the Slurm array task.")
 @click.option("--verify", is_flag=True, help="Run `vsrdata lmdb-verify` on the finished DB.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar (the summary line is still printed).")
 def command(src, db, vimeo_mode, list_path, key_style, compress_level, workers, map_size, commit_images,
-            commit_bytes, overwrite, allow_mixed, verify, quiet):
+            commit_bytes, overwrite, allow_mixed, shard, verify, quiet):
     """Pack a frame tree into a BasicSR-readable LMDB (PNG values, meta_info.txt), streaming.
 
     SRC is a Vimeo90K septuplet tree (needs --vimeo-mode), a REDS folder (`000/00000000.png`)
@@ -58,14 +60,16 @@ def command(src, db, vimeo_mode, list_path, key_style, compress_level, workers, 
       vsrdata to-lmdb REDS/train_sharp REDS/train_sharp_with_val.lmdb
       vsrdata to-lmdb vimeo_septuplet vimeo90k_train_GT_only4th.lmdb --vimeo-mode gt4 \\
           --list vimeo_septuplet/sep_trainlist.txt
+      vsrdata to-lmdb REDS/train_sharp shards/train_1.lmdb --shard 1/4   # then lmdb-merge
     """
-    from vsrdata.pipelines.to_lmdb import build_lmdb, verify_lmdb
+    from vsrdata.pipelines.lmdb_verify import verify_lmdb
+    from vsrdata.pipelines.to_lmdb import build_lmdb
 
     with ProgressBar("to-lmdb", "img", quiet=quiet, absolute=True) as progress:
         summary = build_lmdb(src, db, vimeo_mode=vimeo_mode, list_path=list_path, key_style=key_style,
                              compress_level=compress_level, workers=workers, map_size=map_size,
                              commit_images=commit_images, commit_bytes=commit_bytes, overwrite=overwrite,
-                             allow_mixed=allow_mixed, progress=progress)
+                             allow_mixed=allow_mixed, shard=shard, progress=progress)
     for warning in summary.warnings:
         click.echo(f"Warning: {warning}", err=True)
     click.echo(summary.line())

@@ -99,6 +99,8 @@ class FrameStore:
         reader = self.reader
         try:
             keys = list(reader.keys())
+            if hasattr(reader, "check_keys"):
+                reader.check_keys()  # meta info and DB must agree: no clip dropped silently
         except InputError:
             raise
         except Exception as exc:
@@ -141,7 +143,7 @@ class FrameStore:
     @property
     def reader(self):
         if self._reader is None:
-            from vsrdata.core.lmdb_store import LmdbReader
+            from vsrdata.core.lmdb.reader import LmdbReader
 
             self._reader = LmdbReader(self.path)
         return self._reader

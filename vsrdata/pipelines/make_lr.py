@@ -39,11 +39,13 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import nullcontext
 from pathlib import Path
 
 from vsrdata.core.degrade import DEGRADATIONS, degrade
 from vsrdata.core.image_io import read_image, remove_stale_temps, write_bytes_atomic, write_image
 from vsrdata.core.layouts import clip_shape, find_clips
+from vsrdata.core.locks import OutputLock
 from vsrdata.errors import ConfigError, InputError, OutputError
 from vsrdata.pipelines.runner import SKIPPED, WRITTEN, JobsFailed, Summary, available_cores, run_jobs
 
@@ -190,19 +192,21 @@ def make_lr(src: str | os.PathLike, dst: str | os.PathLike, scale: int = 4, degr
         raise ConfigError(f"workers must be >= 1, got {workers}")
 
     pairs = plan_make_lr(src, dst, shard)
-    examples = pairs[:_EXAMPLES]
-    _check_manifest(Path(dst), scale, degradation, overwrite, write=not dry_run)
-    if dry_run:
-        existing = 0 if overwrite else sum(1 for _, out in pairs if os.path.exists(out))
-        return Summary(total=len(pairs), written=len(pairs) - existing, skipped=existing,
-                       dry_run=True, examples=examples)
+    # One writer per DST (per shard): two runs at once could mix BI and BD frames (--overwrite).
+    with nullcontext() if dry_run else OutputLock(dst, "DST", shard=shard):
+        examples = pairs[:_EXAMPLES]
+        _check_manifest(Path(dst), scale, degradation, overwrite, write=not dry_run)
+        if dry_run:
+            existing = 0 if overwrite else sum(1 for _, out in pairs if os.path.exists(out))
+            return Summary(total=len(pairs), written=len(pairs) - existing, skipped=existing,
+                           dry_run=True, examples=examples)
 
-    _remove_stale_temps(pairs)
-    items = [(s, d, scale, degradation, overwrite) for s, d in pairs]
-    del pairs
-    summary = run_jobs(_make_one, items, workers=workers, progress=progress,
-                       desc="make-lr", unit="frame")
-    summary.examples = examples
-    if summary.failed:
-        raise JobsFailed(summary)
-    return summary
+        _remove_stale_temps(pairs)
+        items = [(s, d, scale, degradation, overwrite) for s, d in pairs]
+        del pairs
+        summary = run_jobs(_make_one, items, workers=workers, progress=progress,
+                           desc="make-lr", unit="frame")
+        summary.examples = examples
+        if summary.failed:
+            raise JobsFailed(summary)
+        return summary

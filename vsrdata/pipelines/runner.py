@@ -31,16 +31,19 @@ import multiprocessing
 import os
 import sys
 import time
+from collections import deque
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
-from vsrdata.errors import InputError, VsrDataError
+from vsrdata.errors import ConfigError, InputError, VsrDataError
 
 WRITTEN = "written"
 SKIPPED = "skipped"
 
+_DIED = ("a worker process died unexpectedly (killed, e.g. out of memory?); finished outputs "
+         "are kept, re-run the same command to resume")
 _THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 
@@ -98,6 +101,48 @@ def available_cores() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - non-Linux
         return max(1, os.cpu_count() or 1)
+
+
+# ------------------------------------------------------------------------ spawn re-import
+def check_spawn_safe() -> None:
+    """Refuse to start a spawn pool from an unguarded top-level line of the `__main__` script.
+
+    A spawned worker re-imports the main script (as `__mp_main__`); a pool started by that
+    script's top-level code without `if __name__ == "__main__":` would be started again in every
+    worker, which Python stops by killing the worker -- the parent then only sees a dead worker.
+    Here the parent finds the script's top-level line that led to this call and, when no
+    `if __name__ == "__main__":` block encloses it, raises a one-line ConfigError saying so.
+    Scripts without a source file (`python -c`, a REPL, frozen apps) are not re-imported: no check.
+    """
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if not path or not str(path).endswith(".py"):
+        return
+    frame = sys._getframe(1)
+    while frame is not None and not (frame.f_code.co_name == "<module>" and frame.f_globals is vars(main)):
+        frame = frame.f_back
+    if frame is None or _guarded(path, frame.f_lineno):
+        return
+    raise ConfigError(f"{path}, line {frame.f_lineno}: worker processes re-import this script, so put "
+                      f"the code that starts them under `if __name__ == \"__main__\":`")
+
+
+def _guarded(path: str, lineno: int) -> bool:
+    """True if line `lineno` of the script `path` lies inside an `if __name__ == ...` block
+    (or the source cannot be read: then we cannot tell and do not refuse)."""
+    import ast
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            tree = ast.parse(fh.read(), path)
+    except (OSError, SyntaxError, ValueError):
+        return True
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.If) and any(isinstance(n, ast.Name) and n.id == "__name__"
+                                             for n in ast.walk(node.test))
+                and node.lineno < lineno <= (node.end_lineno or lineno)):  # body or else branch
+            return True
+    return False
 
 
 # ----------------------------------------------------------------------------------- workers
@@ -179,9 +224,7 @@ def _pool_results(job, items: Sequence, workers: int, chunksize: int):
     of items. A worker that dies (out-of-memory kill, segfault) stops the run with a
     VsrDataError instead of hanging; finished outputs stay valid for a re-run.
     """
-    ctx = multiprocessing.get_context("spawn")
-    executor = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                                   initargs=(_job_name(job), os.getpid()))
+    executor = _spawn_executor(job, workers)
     indexed = enumerate(items)
     pending: set = set()
     try:
@@ -194,10 +237,67 @@ def _pool_results(job, items: Sequence, workers: int, chunksize: int):
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             yield from (future.result() for future in done)
     except BrokenProcessPool:
-        raise VsrDataError("a worker process died unexpectedly (killed, e.g. out of memory?); "
-                           "finished outputs are kept, re-run the same command to resume") from None
+        raise VsrDataError(_DIED) from None
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
+
+
+# ----------------------------------------------------------------------- ordered results
+def _run_one(item):
+    return _JOB(item)
+
+
+def _spawn_executor(job, workers: int) -> ProcessPoolExecutor:
+    check_spawn_safe()
+    ctx = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                               initargs=(_job_name(job), os.getpid()))
+
+
+def map_ordered(job: str | Callable, items: Iterable, *, workers: int = 1, window: int | None = None,
+                local: Callable | None = None) -> Iterator[tuple[object, object]]:
+    """Yield `(item, job(item))` for every item, in input order, computing ahead in a pool.
+
+    For a consumer that needs each result in order (one LMDB writer, a verifier). `items` may
+    be a lazy iterable; at most `window` (default `4 * workers`) items are in flight, so memory
+    does not grow with the number of items. With `local`, an item for which `local(item)` is not
+    None yields that value instead and is not sent to a worker (e.g. a frame a killed build
+    already committed). An exception of `job` (a `VsrDataError` pickles through unchanged) is
+    raised here when its item's turn comes; a dead worker raises a `VsrDataError`.
+
+    Use it as `with contextlib.closing(map_ordered(...)) as results:` so that an abort by the
+    consumer (any exception) stops the pool at once: queued items are cancelled, the items
+    being computed (at most one per worker) finish, the workers exit -- no terminate() while a
+    worker holds the result pipe, so no hang. With `workers == 1` everything runs in-process.
+    """
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    if workers == 1:
+        fn = _resolve(job)
+        for item in items:
+            value = local(item) if local is not None else None
+            yield item, (fn(item) if value is None else value)
+        return
+    window = window or 4 * workers
+    executor = _spawn_executor(job, workers)
+    pending: deque = deque()
+    try:
+        for item in items:
+            value = local(item) if local is not None else None
+            pending.append((item, value, None if value is not None else executor.submit(_run_one, item)))
+            while len(pending) > window or (pending and pending[0][2] is None):
+                yield _take(pending.popleft())
+        while pending:
+            yield _take(pending.popleft())
+    except BrokenProcessPool:
+        raise VsrDataError(_DIED) from None
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _take(entry: tuple) -> tuple[object, object]:
+    item, value, future = entry
+    return item, (value if future is None else future.result())
 
 
 # ------------------------------------------------------------------------------------ driver

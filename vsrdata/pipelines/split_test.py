@@ -66,6 +66,7 @@ from vsrdata.core.image_io import (PNG_IEND, frame_shape, is_image_file, read_im
                                    temp_path_for, write_bytes_atomic, write_image)
 from vsrdata.core.layouts import (Clip, clip_root, clip_shape, clips_from_list, detect_layout,
                                   find_clips, read_clip_list, validate_clip_id)
+from vsrdata.core.locks import LOCK_NAME, OutputLock
 from vsrdata.errors import ConfigError, InputError, OutputError
 from vsrdata.pipelines.runner import SKIPPED, WRITTEN, JobsFailed, Summary, available_cores, run_jobs
 
@@ -394,7 +395,7 @@ def _prepare_out(out: Path, marker: dict, overwrite: bool, lr_dir: str, check_on
         if (out / name).is_symlink():
             raise OutputError(f"{out / name} is a symbolic link; split-test writes real folders there")
     existing = _read_marker(out) if out.is_dir() else None
-    non_empty = out.is_dir() and any(out.iterdir())
+    non_empty = out.is_dir() and any(p.name != LOCK_NAME for p in out.iterdir())
     if not overwrite:
         if existing is None and non_empty:
             raise OutputError(f"OUT {out} is not empty and was not made by split-test "
@@ -536,35 +537,37 @@ def split_test(src: str | os.PathLike, out: str | os.PathLike, *, layout: str = 
                                  dry_run=True)
         return result
 
-    _prepare_out(out, marker, overwrite, lr_dir)
-    write_bytes_atomic(out / splits.MARKER_FILE, _json_text(marker))  # first: OUT is ours now
-    for directory in (out / sub / folder for sub in ("GT", lr_dir) for folder in records):
-        remove_stale_temps(directory)
+    # One writer per OUT: a second run (--overwrite) would delete or mix the first one's frames.
+    with OutputLock(out, "OUT"):
+        _prepare_out(out, marker, overwrite, lr_dir)
+        write_bytes_atomic(out / splits.MARKER_FILE, _json_text(marker))  # first: OUT is ours now
+        for directory in (out / sub / folder for sub in ("GT", lr_dir) for folder in records):
+            remove_stale_temps(directory)
 
-    summary = run_jobs(_frame_job, items, workers=workers, progress=progress, desc="split-test",
-                       unit="frame")
-    result.summary = summary
-    if summary.failed:
-        raise JobsFailed(summary)
-    if link:
-        result.linked = sum(1 for it in items for s, d in (("gt_src", "gt_dst"), ("lr_src", "lr_dst"))
-                            if it[s] and _same_file(it[s], it[d]))
+        summary = run_jobs(_frame_job, items, workers=workers, progress=progress, desc="split-test",
+                           unit="frame")
+        result.summary = summary
+        if summary.failed:
+            raise JobsFailed(summary)
+        if link:
+            result.linked = sum(1 for it in items for s, d in (("gt_src", "gt_dst"), ("lr_src", "lr_dst"))
+                                if it[s] and _same_file(it[s], it[d]))
 
-    meta = "".join(f"{folder} {rec['num_frames']} ({rec['gt_size'][0]},{rec['gt_size'][1]},{rec['gt_size'][2]})\n"
-                   for folder, rec in records.items())
-    mapping = "".join(f"{rec['source'] + '/' if rec['source'] else ''}{old} {folder}/{new}\n"
-                      for folder, rec in records.items() for new, old in rec["frames"].items())
-    record = {
-        "format": splits.SPLIT_FORMAT, "scale": scale, "degradation": degradation,
-        "gt_dir": "GT", "lr_dir": lr_dir, "multiple": multiple, "pad_mode": pad_mode,
-        "crop": bool(crop), "layout": layout,
-        "lr_source": "generated" if lr_base is None else "given",
-        "selection": selection, "clips": records,
-    }
-    write_bytes_atomic(out / splits.META_FILE, meta.encode())
-    write_bytes_atomic(out / splits.MAPPING_FILE, mapping.encode())
-    write_bytes_atomic(out / splits.SPLIT_FILE, _json_text(record))  # last: the output is complete
-    return result
+        meta = "".join(f"{folder} {rec['num_frames']} ({rec['gt_size'][0]},{rec['gt_size'][1]},{rec['gt_size'][2]})\n"
+                       for folder, rec in records.items())
+        mapping = "".join(f"{rec['source'] + '/' if rec['source'] else ''}{old} {folder}/{new}\n"
+                          for folder, rec in records.items() for new, old in rec["frames"].items())
+        record = {
+            "format": splits.SPLIT_FORMAT, "scale": scale, "degradation": degradation,
+            "gt_dir": "GT", "lr_dir": lr_dir, "multiple": multiple, "pad_mode": pad_mode,
+            "crop": bool(crop), "layout": layout,
+            "lr_source": "generated" if lr_base is None else "given",
+            "selection": selection, "clips": records,
+        }
+        write_bytes_atomic(out / splits.META_FILE, meta.encode())
+        write_bytes_atomic(out / splits.MAPPING_FILE, mapping.encode())
+        write_bytes_atomic(out / splits.SPLIT_FILE, _json_text(record))  # last: the output is complete
+        return result
 
 
 def _same_file(a: str, b: str) -> bool:

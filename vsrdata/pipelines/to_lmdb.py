@@ -2,22 +2,28 @@
 
 Plan: the clips of SRC (Vimeo90K septuplet with mode `gt4` = im4 only / `lr7` = im1..im7, REDS,
 or any folder of clips; optionally only and in the order of `--list`), frames in natural order.
-Worker processes read and PNG-encode frames (`image_io.read_image` + `encode_png`, level 1 by
-default, as the field stores them); the parent is the only writer and puts values into the LMDB
-in plan order (`LmdbWriter`: commits every N images / M bytes, grows the map on demand). At most
-`window` frames are in flight, so memory is O(window + commit batch), not O(dataset) -- unlike
-BasicSR's `multiprocessing_read=True`, which holds every encoded frame in a dict first.
+Worker processes of the runner's pool (`runner.map_ordered`) read and PNG-encode frames
+(`image_io.read_image` + `encode_png`, level 1 by default, as the field stores them); the parent
+is the only writer and puts values into the LMDB in plan order (`LmdbWriter`: commits every N
+images / M bytes, grows the map on demand, locks the DB). At most 4 frames per worker are in
+flight, so memory is O(workers + commit batch), not O(dataset) -- unlike BasicSR's
+`multiprocessing_read=True`, which holds every encoded frame in a dict first. A bad frame stops
+the pool cleanly (queued frames cancelled, the frames being encoded finish) within seconds.
 
 Resume: keys already committed by an interrupted run are skipped (not even read); the finished
 DB has the same keys, values and `meta_info.txt` as an uninterrupted build.
+
+Shards (`shard=(I, N)`): frame k of the plan goes to shard k mod N (make-lr's rule);
+`pipelines.lmdb_merge` joins the N shard DBs into the DB an unsharded build writes.
 """
 
 from __future__ import annotations
 
-import multiprocessing
+import itertools
+import json
 import os
 import time
-from collections import deque
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -25,11 +31,13 @@ from typing import Callable, Iterator
 from vsrdata.core import image_io
 from vsrdata.core.layouts import (Clip, check_uniform, clips_from_list, detect_layout, find_clips,
                                   read_clip_list)
-from vsrdata.core.lmdb_store import KEY_STYLES, LmdbWriter, make_key
-from vsrdata.errors import ConfigError, InputError, VsrDataError
-from vsrdata.pipelines.runner import prepare_worker
+from vsrdata.core.lmdb.keys import KEY_STYLES, SHARD_FILE, make_key
+from vsrdata.core.lmdb.writer import LmdbWriter
+from vsrdata.errors import ConfigError, InputError, OutputError, VsrDataError
+from vsrdata.pipelines.runner import available_cores, map_ordered
 
 VIMEO_MODES = ("gt4", "lr7")
+SHARD_FORMAT = "vsrdata-lmdb-shard/1"
 _MIB = 1 << 20
 
 
@@ -130,42 +138,21 @@ class _Refetch:
         return read_encode(path, self.compress_level)[0]
 
 
-def _init_worker(parent_pid: int) -> None:
-    prepare_worker(parent_pid)
+def _check_not_inside(src: Path, db: Path) -> None:
+    """Refuse a DB that is SRC or lies inside it (symlinks resolved): a later plan of SRC would
+    walk the DB folder, and a clean-up of the DB could touch source frames."""
+    if not src.is_dir():
+        return
+    src_real, db_real = src.resolve(), db.resolve()
+    if db_real == src_real:
+        raise ConfigError(f"DB must not be the source folder: {db}")
+    if src_real in db_real.parents:
+        raise OutputError(f"DB {db} is inside the source folder {src} (choose a DB path outside it)")
 
 
-class _Inline:
-    """Stand-in for a pool with one worker: run in the calling process, result ready at once."""
-
-    class _Done:
-        def __init__(self, fn, args):
-            try:
-                self._value, self._exc = fn(*args), None
-            except Exception as exc:  # noqa: BLE001 - re-raised by get(), as a pool would
-                self._value, self._exc = None, exc
-
-        def get(self):
-            if self._exc is not None:
-                raise self._exc
-            return self._value
-
-    def apply_async(self, fn, args):
-        return self._Done(fn, args)
-
-    def terminate(self):
-        pass
-
-    def join(self):
-        pass
-
-
-def make_pool(workers: int):
-    """A pool of `workers` single-threaded spawn workers (safe next to threads/torch in the
-    parent), or an in-process stand-in for workers == 1."""
-    if workers <= 1:
-        return _Inline()
-    ctx = multiprocessing.get_context("spawn")
-    return ctx.Pool(workers, initializer=_init_worker, initargs=(os.getpid(),))
+def _encode(item: tuple[str, str, int]) -> tuple[bytes, tuple[int, ...], str]:
+    """Pool job: `read_encode` of the frame of one (key, path, compress_level) item."""
+    return read_encode(item[1], item[2])
 
 
 # -------------------------------------------------------------------------------------- memory
@@ -201,9 +188,13 @@ def build_lmdb(src: str | os.PathLike, db: str | os.PathLike, *, vimeo_mode: str
                list_path: str | os.PathLike | None = None, key_style: str = "basicsr",
                compress_level: int = 1, workers: int | None = None, map_size: int | None = None,
                commit_images: int = 1000, commit_bytes: int = 64 * _MIB, overwrite: bool = False,
-               allow_mixed: bool = False,
+               allow_mixed: bool = False, shard: tuple[int, int] | None = None,
                progress: Callable[[int, int], None] | None = None) -> BuildSummary:
     """Write every planned frame of SRC into the LMDB folder DB (see the module docstring).
+
+    `shard=(I, N)`: only frame k of the plan with k mod N == I (make-lr's rule), into a shard
+    DB that records (I, N) and the plan's size in `vsrdata_shard.json`; `vsrdata lmdb-merge`
+    joins the N shard DBs into the DB one unsharded build writes.
 
     `progress(done, total)` is called after each frame (written or kept). Raises InputError for
     a bad frame (after committing every frame before it, so the DB stays valid and a re-run
@@ -220,189 +211,95 @@ def build_lmdb(src: str | os.PathLike, db: str | os.PathLike, *, vimeo_mode: str
     if not 0 <= int(compress_level) <= 9:
         raise ConfigError(f"--compress-level must be 0..9, got {compress_level}")
     src_path, db_path = Path(src), Path(db)
-    if src_path.is_dir() and db_path.exists() and db_path.resolve() == src_path.resolve():
-        raise ConfigError(f"DB must not be the source folder: {db}")
+    _check_not_inside(src_path, db_path)
+    if shard is not None and (shard[1] < 1 or not 0 <= shard[0] < shard[1]):
+        raise ConfigError(f"shard must be I/N with 0 <= I < N, got {shard[0]}/{shard[1]}")
     layout, clips = plan_clips(src_path, vimeo_mode=vimeo_mode, list_path=list_path)
-    total = sum(len(c.frames) for c in clips)
+    plan_total = sum(len(c.frames) for c in clips)
+    total = plan_total if shard is None else len(range(shard[0], plan_total, shard[1]))
+    if total == 0:
+        raise InputError(f"shard {shard[0]}/{shard[1]} of {src} holds no frames ({plan_total} in all)")
     summary = BuildSummary(db=db_path, layout=layout, key_style=key_style, total=total)
     if layout == "clips" and clips and all(c.name.split("/")[0].upper() == "X4" for c in clips):
         summary.warnings.append("all clips are under X4/: keys will start with 'X4/' (BasicSR's REDS "
                                 "gotcha); point SRC at the X4 folder to get '000/00000000' keys")
     settings = {"key_style": key_style, "vimeo_mode": vimeo_mode}
-    workers = max(1, min(workers or _default_workers(), total))
-    window = workers * 4 if workers > 1 else 1  # frames in flight (inline: one at a time)
-    peak = 0
-    last_sample = 0.0
-
-    pool = make_pool(workers)  # before the writer opens anything, so workers inherit nothing
-    try:
-        with LmdbWriter(db_path, settings=settings, compress_level=compress_level, map_size=map_size,
-                        commit_images=commit_images, commit_bytes=commit_bytes, overwrite=overwrite,
-                        expected_items=total, refetch=_Refetch(compress_level)) as writer:
-            summary.resumed = writer.resumed
-            reference: list = []  # (dtype, channels, path) of the first frame
-            pending: deque = deque()
-            done = 0
-
-            def check_mixed(shape, dtype, path) -> None:
-                channels = shape[2] if len(shape) > 2 else 1
-                if not reference:
-                    reference.append((dtype, channels, path))
-                elif not allow_mixed and (dtype, channels) != reference[0][:2]:
-                    ref_dtype, ref_ch, ref_path = reference[0]
-                    raise InputError(f"{path} is {dtype} with {channels} channel(s) but {ref_path} is "
-                                     f"{ref_dtype} with {ref_ch}: mixed bit depths/channel counts in one "
-                                     f"LMDB are refused (pass --allow-mixed to accept)")
-
-            def handle(entry) -> None:
-                nonlocal done
-                key, path, result, stored = entry
-                if result is None:
-                    check_mixed(stored[0], "uint16" if stored[1] == 16 else "uint8", path)
-                    writer.add_existing(key, stored[0])
-                else:
-                    try:
-                        value, shape, dtype = result.get()
-                    except VsrDataError as exc:
-                        raise InputError(f"{exc} ({writer.existing + writer.written} frames before it are "
-                                         f"in {db_path}: fix or remove the frame and re-run to resume)") from None
-                    check_mixed(shape, dtype, path)
-                    writer.put(key, value, shape, str(path))
-                done += 1
-                if progress is not None:
-                    progress(done, total)
-
-            vimeo = layout == "vimeo"
-            for key, path in _items(clips, key_style, vimeo):
-                stored = writer.stored_shape_and_depth(key)
-                if stored is not None:
-                    pending.append((key, path, None, stored))
-                else:
-                    pending.append((key, path, pool.apply_async(read_encode, (str(path), compress_level)), None))
-                while len(pending) > window or (pending and pending[0][2] is None):
-                    handle(pending.popleft())
-                now = time.monotonic()
-                if now - last_sample > 0.25:
-                    last_sample = now
-                    peak = max(peak, process_tree_anon_bytes() or 0)
-            while pending:
-                handle(pending.popleft())
-            peak = max(peak, process_tree_anon_bytes() or 0)
-            writer.finish()
-            summary.map_size = writer.map_size or 0
-            summary.written = writer.written
-            summary.skipped = writer.existing
-            summary.bytes_written = writer.bytes_written
-            summary.commits = writer.commits
-            summary.map_growths = writer.map_growths
-    finally:
-        pool.terminate()
-        pool.join()
+    if shard is not None:
+        settings["shard"] = list(shard)
+    workers = max(1, min(workers or available_cores(), total))
+    with LmdbWriter(db_path, settings=settings, compress_level=compress_level, map_size=map_size,
+                    commit_images=commit_images, commit_bytes=commit_bytes, overwrite=overwrite,
+                    expected_items=total, refetch=_Refetch(compress_level)) as writer:
+        summary.resumed = writer.resumed
+        items = ((key, str(path), compress_level) for key, path in _items(clips, key_style, layout == "vimeo"))
+        if shard is not None:
+            items = itertools.islice(items, shard[0], None, shard[1])
+            record = {"format": SHARD_FORMAT, "shard": list(shard), "frames": plan_total,
+                      "key_style": key_style, "compress_level": int(compress_level)}
+            image_io.write_bytes_atomic(db_path / SHARD_FILE, (json.dumps(record) + "\n").encode())
+        peak = _write_all(writer, items, workers, allow_mixed, progress, total)
+        writer.finish()
+        summary.map_size = writer.map_size or 0
+        summary.written = writer.written
+        summary.skipped = writer.existing
+        summary.bytes_written = writer.bytes_written
+        summary.commits = writer.commits
+        summary.map_growths = writer.map_growths
     summary.peak_anon_mib = peak / _MIB if peak else None
     summary.seconds = time.perf_counter() - start
     return summary
 
 
-def _default_workers() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - non-Linux
-        return max(1, os.cpu_count() or 1)
+class _MixedCheck:
+    """Refuse a frame whose bit depth or channel count differs from the first frame's."""
+
+    def __init__(self, allow: bool):
+        self.allow, self.first = allow, None
+
+    def __call__(self, shape: tuple[int, ...], dtype: str, path: str) -> None:
+        channels = shape[2] if len(shape) > 2 else 1
+        if self.first is None:
+            self.first = (dtype, channels, path)
+        elif not self.allow and (dtype, channels) != self.first[:2]:
+            ref_dtype, ref_ch, ref_path = self.first
+            raise InputError(f"{path} is {dtype} with {channels} channel(s) but {ref_path} is "
+                             f"{ref_dtype} with {ref_ch}: mixed bit depths/channel counts in one "
+                             f"LMDB are refused (pass --allow-mixed to accept)")
 
 
-# ------------------------------------------------------------------------------------- verify
-@dataclass
-class VerifyReport:
-    """Outcome of `verify_lmdb`: `problems` holds one line per bad key (empty = all good)."""
+def _write_all(writer: LmdbWriter, items, workers: int, allow_mixed: bool,
+               progress: Callable[[int, int], None] | None, total: int) -> int:
+    """Encode `items` in the runner's pool and put them in order; returns the peak anon RSS
+    sampled (bytes). A frame an interrupted run committed is not re-read (`local`)."""
+    check_mixed = _MixedCheck(allow_mixed)
 
-    db: Path
-    key_style: str
-    keys: int = 0
-    checked: int = 0
-    problems: list[str] = field(default_factory=list)
-    extra_keys: int = 0
-    seconds: float = 0.0
+    def stored(item):
+        head = writer.stored_shape_and_depth(item[0])
+        return None if head is None else ("stored", *head)
 
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def line(self) -> str:
-        status = "OK" if self.ok else f"{len(self.problems)} problem(s)"
-        extra = f", {self.extra_keys} keys in the DB not listed in the meta info" if self.extra_keys else ""
-        return (f"{self.db}: {self.checked}/{self.keys} keys checked ({self.key_style}): {status}{extra} "
-                f"in {self.seconds:.1f} s")
-
-
-_VERIFY_READER = None
-
-
-def _verify_init(db: str, parent_pid: int) -> None:
-    _init_worker(parent_pid)
-    global _VERIFY_READER
-    from vsrdata.core.lmdb_store import LmdbReader
-
-    _VERIFY_READER = LmdbReader(db)
-
-
-def _verify_one(reader, key: str) -> str | None:
-    """None if `key` is present, decodes and matches its recorded shape, else a message."""
-    expected = reader.shape(key)
-    try:
-        img = reader.get(key)
-    except VsrDataError as exc:
-        return str(exc)
-    got = img.shape if img.ndim == 3 else (*img.shape, 1)
-    if tuple(got) != tuple(expected):
-        return f"{key}: decoded shape {tuple(got)} but the meta info says {tuple(expected)}"
-    return None
-
-
-def _verify_chunk(keys: list[str]) -> list[str]:
-    return [m for m in (_verify_one(_VERIFY_READER, k) for k in keys) if m]
-
-
-def verify_lmdb(db: str | os.PathLike, *, workers: int | None = None,
-                progress: Callable[[int, int], None] | None = None) -> VerifyReport:
-    """Check that every meta-info key of DB is present, decodes and has its recorded shape.
-
-    Works on our DBs and on BasicSR / mmagic / original-EDVR ones. Raises InputError if DB
-    cannot be opened at all (not an LMDB folder, incomplete build, no meta info).
-
-    Example::
-
-        from vsrdata import verify_lmdb
-        report = verify_lmdb("REDS/train_sharp_with_val.lmdb")
-    """
-    from vsrdata.core.lmdb_store import LmdbReader
-
-    start = time.perf_counter()
-    reader = LmdbReader(db)
-    keys = reader.keys()
-    report = VerifyReport(db=Path(db), key_style=reader.key_style, keys=len(keys))
-    workers = max(1, min(workers or _default_workers(), max(1, len(keys) // 64)))
-    chunk = 64
-    chunks = [keys[i:i + chunk] for i in range(0, len(keys), chunk)]
-    if workers == 1:
-        results = ([m for m in (_verify_one(reader, k) for k in c) if m] for c in chunks)
-        pool = None
-    else:
-        ctx = multiprocessing.get_context("spawn")
-        pool = ctx.Pool(workers, initializer=_verify_init, initargs=(str(db), os.getpid()))
-        results = pool.imap(_verify_chunk, chunks)
-    try:
-        for c, problems in zip(chunks, results):
-            report.checked += len(c)
-            report.problems.extend(problems)
+    peak, last_sample, done = 0, 0.0, 0
+    with closing(map_ordered(_encode, items, workers=workers, local=stored)) as results:
+        results = iter(results)
+        while True:
+            try:
+                (key, path, _), result = next(results)
+            except StopIteration:
+                break
+            except VsrDataError as exc:
+                raise InputError(f"{exc} ({writer.existing + writer.written} frames before it are in "
+                                 f"{writer.path}: fix or remove the frame and re-run to resume)") from None
+            if result[0] == "stored":
+                check_mixed(result[1], "uint16" if result[2] == 16 else "uint8", path)
+                writer.add_existing(key, result[1])
+            else:
+                value, shape, dtype = result
+                check_mixed(shape, dtype, path)
+                writer.put(key, value, shape, path)
+            done += 1
             if progress is not None:
-                progress(report.checked, len(keys))
-    finally:
-        if pool is not None:
-            pool.terminate()
-            pool.join()
-    listed = set(keys)
-    if reader.key_style != "edvr-old":
-        report.extra_keys = sum(1 for k in reader.iter_stored_keys() if k not in listed)
-    reader.close()
-    report.seconds = time.perf_counter() - start
-    return report
+                progress(done, total)
+            now = time.monotonic()
+            if now - last_sample > 0.25:
+                last_sample = now
+                peak = max(peak, process_tree_anon_bytes() or 0)
+    return max(peak, process_tree_anon_bytes() or 0)

@@ -1,296 +1,37 @@
-"""LMDB image stores: a streaming, resumable writer and a reader for the field's three formats.
+"""`LmdbWriter`: a streaming, resumable LMDB writer in the BasicSR format, one builder per DB.
 
-Format written (BasicSR `basicsr/utils/lmdb_util.py` convention, also read by mmagic):
-
-- a folder `NAME.lmdb/` holding `data.mdb`, `lock.mdb` and `meta_info.txt`;
-- value = PNG bytes of the BGR(A) frame as `cv2.imencode('.png', img, [PNG_COMPRESSION, level])`
-  writes them (level 1 by default), i.e. `image_io.encode_png`;
-- key = ASCII of the frame's path relative to the root without extension (`000/00000000`,
-  `00001/0001/im4`), or the mmagic underscore form (`000_00000000`, `00001_0001_4`);
-- `meta_info.txt`: one line per value, in write order: `<key>.png (h,w,c) <level>`.
-
-Formats read by `LmdbReader` (docs/CONVENTIONS.md#lmdb): the above with either key style (mmagic's
-per-frame `meta_info.txt` with `(h, w, c)` spaces too), and the original EDVR format: values are
-raw uint8 HWC BGR buffers and `meta_info.pkl` is a pickled dict `{'name', 'resolution', 'keys'}`
-with `resolution` either one `'c_h_w'` string or a list of them (one per key).
-
-Our own builds are marked incomplete by a `.vsrdata-incomplete` file from the first write until
-the final commit and the atomic `meta_info.txt` rename; readers refuse such a folder.
-
-Memory: `LmdbWriter` commits every `commit_images` values or `commit_bytes` bytes, whichever
+Memory: the writer commits every `commit_images` values or `commit_bytes` bytes, whichever
 comes first (the field commits every 5,000 images, and an LMDB write transaction keeps its dirty
 pages in RAM until it commits). A `MapFullError` is answered by growing the map and replaying the
 uncommitted batch; with a `refetch` callable the writer remembers only each value's source and
 re-creates the value from it (rare), so peak memory is about `commit_bytes` (otherwise it keeps
 the batch's values too: about twice that), whatever the size of the dataset.
+
+Lock: the DB folder is locked (`core.locks.OutputLock`) from `__enter__` to `close()`; a second
+writer of the same DB stops at once, naming the process that holds it.
 """
 
 from __future__ import annotations
 
-import builtins
 import json
 import os
-import pickle
-import re
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
 import lmdb
-import numpy as np
 
-from vsrdata.core.image_io import decode_image, png_header, write_bytes_atomic
-from vsrdata.core.lmdb_keys import KEY_STYLES
+from vsrdata.core.image_io import png_header, write_bytes_atomic
+from vsrdata.core.lmdb.keys import (_LMDB_FILES, _META_PARTIAL, _MIB, INCOMPLETE_MARKER, META_TXT,
+                                    check_key, meta_line)
+from vsrdata.core.lmdb.reader import _ENVS
+from vsrdata.core.locks import LOCK_NAME, OutputLock
 from vsrdata.errors import ConfigError, InputError, OutputError
 
-META_TXT = "meta_info.txt"
-META_PKL = "meta_info.pkl"
-INCOMPLETE_MARKER = ".vsrdata-incomplete"
-_META_PARTIAL = ".meta_info.txt.partial"
-_LMDB_FILES = ("data.mdb", "lock.mdb", META_TXT, META_PKL, INCOMPLETE_MARKER, _META_PARTIAL)
-_MAX_KEY_BYTES = 511  # LMDB's default mdb_env_get_maxkeysize()
-_MIB = 1 << 20
-_VIMEO_FRAME = re.compile(r"^im(\d+)$")
-_META_LINE = re.compile(r"^(?P<name>\S+)\s+\((?P<shape>\s*\d+\s*(?:,\s*\d+\s*)*)\)(?:\s+(?P<level>\d+))?\s*$")
+
+class DuplicateKeyError(InputError):
+    """A key put twice into one LMDB."""
 
 
-# ----------------------------------------------------------------------------------- keys / meta
-def make_key(clip: str, frame: str, key_style: str = "basicsr", *, vimeo: bool = False) -> str:
-    """LMDB key of `frame` (a file name; the extension is dropped) in `clip` ('/'-separated).
-
-    basicsr: `000/00000000`, `00001/0001/im4`; mmagic: `000_00000000`, and for Vimeo90K
-    (`vimeo=True`) `00001_0001_4` (the `im` prefix dropped, as mmagic's converter does).
-    """
-    stem = frame.rsplit(".", 1)[0] if "." in frame else frame
-    if key_style == "basicsr":
-        return f"{clip}/{stem}" if clip else stem
-    if key_style == "mmagic":
-        if vimeo:
-            m = _VIMEO_FRAME.match(stem)
-            if m:
-                stem = m.group(1)
-        return "_".join([*clip.split("/"), stem]) if clip else stem
-    raise ConfigError(f"unknown key style {key_style!r} (choose from {', '.join(KEY_STYLES)})")
-
-
-def check_key(key: str, source: str = "") -> bytes:
-    """`key` as the ASCII bytes stored in LMDB; refuse keys the field's readers cannot use
-    (non-ASCII: they call `key.encode('ascii')`; '.' or whitespace: BasicSR parses
-    `meta_info.txt` with `line.split('.')[0]` / `split(' ')`; over LMDB's 511-byte limit)."""
-    where = f" (from {source})" if source else ""
-    try:
-        data = key.encode("ascii")
-    except UnicodeEncodeError:
-        raise InputError(f"non-ASCII LMDB key {key!r}{where}: the field's readers use "
-                         f"key.encode('ascii'); rename the clip/frame") from None
-    if not key or "." in key or any(ch.isspace() for ch in key):
-        raise InputError(f"LMDB key {key!r}{where} is empty or contains '.' or whitespace, which "
-                         f"BasicSR's meta_info.txt parser cannot read back; rename the clip/frame")
-    if len(data) > _MAX_KEY_BYTES:
-        raise InputError(f"LMDB key longer than {_MAX_KEY_BYTES} bytes{where}: {key[:60]}...")
-    return data
-
-
-def meta_line(key: str, shape: tuple[int, ...], compress_level: int) -> str:
-    """One `meta_info.txt` line in BasicSR's format: `000/00000000.png (720,1280,3) 1`.
-    A 2-D (gray) shape is written with c=1, as BasicSR does."""
-    h, w = shape[0], shape[1]
-    c = shape[2] if len(shape) > 2 else 1
-    return f"{key}.png ({h},{w},{c}) {compress_level}\n"
-
-
-def parse_meta_txt(path: str | os.PathLike) -> tuple[list[str], dict[str, tuple[int, ...]]]:
-    """Keys (file order) and shapes from a BasicSR/mmagic `meta_info.txt`.
-
-    Accepts `key.png (h,w,c) level` (BasicSR, ours) and `key.png (h, w, c)` (mmagic); the
-    extension is removed to form the key. Raises InputError naming the file and line.
-    """
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="ascii")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
-    keys: list[str] = []
-    shapes: dict[str, tuple[int, ...]] = {}
-    shape_cache: dict[tuple[int, ...], tuple[int, ...]] = {}
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        m = _META_LINE.match(line.strip())
-        if not m:
-            raise InputError(f"{path}:{lineno}: not a meta_info line (expected 'KEY.png (h,w,c) level'): "
-                             f"{line[:80]!r}")
-        name = m.group("name")
-        key = name.rsplit(".", 1)[0] if name.lower().endswith((".png", ".jpg", ".jpeg")) else name
-        shape = tuple(int(v) for v in m.group("shape").split(","))
-        keys.append(key)
-        shapes[key] = shape_cache.setdefault(shape, shape)
-    return keys, shapes
-
-
-class _MetaPklUnpickler(pickle.Unpickler):
-    """Loads only plain containers and strings: a `meta_info.pkl` on a user's disk is data, and
-    pickle can otherwise run arbitrary code."""
-
-    _ALLOWED = {"dict", "list", "tuple", "set", "frozenset", "str", "int", "bytes"}
-
-    def find_class(self, module, name):
-        if module in ("builtins", "__builtin__") and name in self._ALLOWED:
-            return getattr(builtins, name)
-        raise pickle.UnpicklingError(f"{module}.{name} is not allowed in meta_info.pkl")
-
-
-def _parse_resolution(value, where: str) -> tuple[int, int, int]:
-    try:
-        c, h, w = (int(v) for v in str(value).split("_"))
-    except ValueError:
-        raise InputError(f"{where}: resolution {value!r} is not 'c_h_w'") from None
-    return h, w, c
-
-
-# ------------------------------------------------------------------------------------- reader
-class LmdbReader:
-    """Read frames from a BasicSR-, mmagic- or original-EDVR-style LMDB folder.
-
-    The LMDB environment is opened lazily in each process (readonly, lock=False,
-    readahead=False, as BasicSR's `LmdbBackend` does), so a reader may be created in the parent
-    and used in DataLoader workers (forked or spawned: the open handle is not pickled).
-
-    `get(key)` returns the frame exactly as `cv2.imdecode(buf, IMREAD_UNCHANGED)` does for PNG
-    values (BGR(A), uint8 or uint16, HxW for gray), and an HxWxC uint8 BGR array for the raw
-    buffers of original-EDVR DBs. `keys()` lists keys in meta-info order; `shape(key)` is the
-    (h, w, c) recorded there. `key_style` is 'basicsr', 'mmagic' or 'edvr-old'.
-    """
-
-    def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-        self._env = None
-        self._pid = None
-        if not (self.path / "data.mdb").is_file():
-            raise InputError(f"not an LMDB folder (no data.mdb): {self.path}")
-        if (self.path / INCOMPLETE_MARKER).exists():
-            raise InputError(f"incomplete LMDB (interrupted `vsrdata to-lmdb` build): {self.path}; "
-                             f"re-run the build to finish it")
-        self.raw = False
-        self._resolution: tuple[int, int, int] | None = None
-        if (self.path / META_TXT).is_file():
-            self._keys, self._shapes = parse_meta_txt(self.path / META_TXT)
-            slash = any("/" in k for k in self._keys[:1000])
-            self.key_style = "basicsr" if slash or not self._keys else "mmagic"
-        elif (self.path / META_PKL).is_file():
-            self._load_pkl(self.path / META_PKL)
-            self.key_style = "edvr-old"
-            self.raw = True
-        else:
-            raise InputError(f"LMDB folder has neither {META_TXT} nor {META_PKL}: {self.path}")
-
-    # -- original EDVR (`codes/data_scripts/create_lmdb_mp.py`): raw buffers + meta_info.pkl
-    def _load_pkl(self, pkl: Path) -> None:
-        try:
-            with open(pkl, "rb") as fh:
-                meta = _MetaPklUnpickler(fh).load()
-        except (OSError, pickle.UnpicklingError, EOFError, ValueError) as exc:
-            raise InputError(f"cannot read {pkl}: {exc}") from None
-        if not isinstance(meta, dict) or "keys" not in meta or "resolution" not in meta:
-            raise InputError(f"{pkl}: expected a dict with 'keys' and 'resolution'")
-        keys = meta["keys"]
-        if isinstance(keys, (set, frozenset)):  # EDVR-old Vimeo90K stores an unordered set
-            from vsrdata.core.layouts import natural_key
-
-            keys = sorted(keys, key=natural_key)
-        keys = [k.decode("ascii") if isinstance(k, bytes) else str(k) for k in keys]
-        res = meta["resolution"]
-        if isinstance(res, (list, tuple)):
-            if len(res) != len(keys):
-                raise InputError(f"{pkl}: {len(res)} resolutions for {len(keys)} keys")
-            cache: dict = {}
-            shapes = {k: cache.setdefault(r, _parse_resolution(r, str(pkl))) for k, r in zip(keys, res)}
-        else:
-            one = _parse_resolution(res, str(pkl))
-            shapes = dict.fromkeys(keys, one)
-        # EDVR-old Vimeo90K lists clip keys ('00001_0001') while the values are stored per
-        # frame ('00001_0001_4'): then list the frame keys found in the DB instead.
-        env = self._open()
-        with env.begin() as txn:
-            if keys and txn.get(keys[0].encode("ascii")) is None:
-                from vsrdata.core.layouts import natural_key
-
-                clip_shape = shapes[keys[0]]
-                with txn.cursor() as cur:
-                    db_keys = [k.decode("ascii") for k in cur.iternext(keys=True, values=False)]
-                keys = sorted(db_keys, key=natural_key)
-                shapes = dict.fromkeys(keys, clip_shape) if not isinstance(res, (list, tuple)) else {
-                    k: shapes.get(k.rsplit("_", 1)[0], clip_shape) for k in keys}
-        self._keys, self._shapes = keys, shapes
-
-    def _open(self):
-        pid = os.getpid()
-        if self._env is None or self._pid != pid:
-            self._env = _shared_env(self.path)
-            self._pid = pid
-        return self._env
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state["_env"] = None
-        state["_pid"] = None
-        return state
-
-    def __len__(self) -> int:
-        return len(self._keys)
-
-    def __contains__(self, key: str) -> bool:
-        return key in self._shapes
-
-    def keys(self) -> list[str]:
-        """All keys in meta-info order (a copy)."""
-        return list(self._keys)
-
-    def shape(self, key: str) -> tuple[int, ...]:
-        """(h, w, c) as recorded in the meta info (c=1 for gray frames)."""
-        try:
-            return self._shapes[key]
-        except KeyError:
-            raise InputError(f"key {key!r} is not in the meta info of {self.path}") from None
-
-    def get_bytes(self, key: str) -> bytes:
-        """The stored value of `key` (PNG bytes, or the raw pixel buffer for edvr-old)."""
-        env = self._open()
-        with env.begin(write=False) as txn:
-            value = txn.get(key.encode("ascii"))
-        if value is None:
-            raise InputError(f"key {key!r} not found in LMDB {self.path}")
-        return value
-
-    def get(self, key: str) -> np.ndarray:
-        """The frame stored under `key` (see the class docstring for dtype and layout)."""
-        value = self.get_bytes(key)
-        if self.raw:
-            h, w, c = self.shape(key)
-            if len(value) != h * w * c:
-                raise InputError(f"value of {key!r} in {self.path} has {len(value)} bytes, "
-                                 f"expected {h}*{w}*{c} for its resolution")
-            return np.frombuffer(value, dtype=np.uint8).reshape(h, w, c).copy()
-        return decode_image(value, f"{self.path}:{key}")
-
-    def iter_stored_keys(self) -> Iterable[str]:
-        """Every key stored in the DB, in LMDB's byte order (not meta order)."""
-        with self._open().begin() as txn, txn.cursor() as cur:
-            for k in cur.iternext(keys=True, values=False):
-                yield k.decode("ascii", "replace")
-
-    def close(self) -> None:
-        if self._env is not None and self._pid == os.getpid():
-            _release_env(self.path)
-        self._env = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-
-# ------------------------------------------------------------------------------------- writer
 def db_state(path: str | os.PathLike) -> str:
     """'missing', 'empty' (an empty folder), 'incomplete' (our interrupted build), 'finished'
     (an LMDB folder without our marker) or 'other' (a file, or a folder with other content)."""
@@ -299,7 +40,7 @@ def db_state(path: str | os.PathLike) -> str:
         return "missing"
     if not path.is_dir():
         return "other"
-    names = {p.name for p in path.iterdir()}
+    names = {p.name for p in path.iterdir()} - {LOCK_NAME}
     if not names:
         return "empty"
     if INCOMPLETE_MARKER in names:
@@ -323,6 +64,9 @@ class LmdbWriter:
 
     - `refetch(source) -> bytes`: re-creates the value `put(..., source=...)` was given (e.g.
       re-read and re-encode the frame), so the batch need not be kept in RAM for a replay.
+    - `metasync=False`: one flush per commit instead of two (LMDB's MDB_NOMETASYNC: the data
+      pages are flushed, the meta page is left to the OS). Integrity is kept; only an operating
+      system crash (not a kill) can undo the last commit, which a re-run then redoes.
 
     Call `put(key, png_bytes, shape, source)` for new values and `add_existing(key, shape)` for values a
     previous run committed, in the order `meta_info.txt` should list them.
@@ -332,7 +76,8 @@ class LmdbWriter:
                  compress_level: int = 1, map_size: int | None = None,
                  commit_images: int = 1000, commit_bytes: int = 64 * _MIB,
                  overwrite: bool = False, expected_items: int | None = None,
-                 initial_map_size: int = 64 * _MIB, refetch: Callable[[str], bytes] | None = None):
+                 initial_map_size: int = 64 * _MIB, refetch: Callable[[str], bytes] | None = None,
+                 metasync: bool = True):
         if commit_images < 1 or commit_bytes < 1:
             raise ConfigError("commit_images and commit_bytes must be >= 1")
         if map_size is not None and map_size < _MIB:
@@ -348,6 +93,7 @@ class LmdbWriter:
         self.expected_items = expected_items
         self.initial_map_size = initial_map_size
         self.refetch = refetch
+        self.metasync = metasync
         self.resumed = False
         self.written = 0          # values put by this run
         self.existing = 0         # values committed by an earlier run and kept
@@ -360,6 +106,7 @@ class LmdbWriter:
         self._batch: list[tuple[bytes, bytes | str]] = []  # (key, value or its source)
         self._batch_bytes = 0
         self._meta = None
+        self._lock: OutputLock | None = None
         self._estimated = map_size is not None
 
     # -- setup
@@ -395,14 +142,25 @@ class LmdbWriter:
             write_bytes_atomic(self.path / INCOMPLETE_MARKER, (json.dumps(marker) + "\n").encode())
 
     def __enter__(self) -> "LmdbWriter":
-        self._prepare_folder()
+        if db_state(self.path) == "other":  # refuse a foreign folder before putting a lock in it
+            raise OutputError(f"{self.path} exists and is not an LMDB folder; choose another DB path")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create LMDB folder {self.path}: {exc.strerror or exc}") from None
+        self._lock = OutputLock(self.path, "DB").acquire()  # held until close(): one builder per DB
+        try:
+            self._prepare_folder()
+        except BaseException:
+            self.close()
+            raise
         size = self.fixed_map_size or self.initial_map_size
         data = self.path / "data.mdb"
         if self.fixed_map_size is None and data.exists():
             size = max(size, int(data.stat().st_size * 1.25) + 16 * _MIB)
         try:
             # meminit=False: LMDB need not zero its page buffers; sync stays on (durable commits).
-            self._env = _open_for_write(self.path, _round_mib(size))
+            self._env = _open_for_write(self.path, _round_mib(size), self.metasync)
             self._txn = self._env.begin(write=True)
             self._meta = open(self.path / _META_PARTIAL, "w", encoding="ascii")
         except lmdb.Error as exc:
@@ -425,6 +183,8 @@ class LmdbWriter:
         return False
 
     def close(self) -> None:
+        """Release everything, the DB's lock last (its file is removed: none is left behind
+        except by a killed process, harmlessly, since the lock itself dies with the process)."""
         if self._txn is not None:
             try:
                 self._txn.abort()
@@ -437,6 +197,9 @@ class LmdbWriter:
         if self._meta is not None:
             self._meta.close()
             self._meta = None
+        if self._lock is not None:
+            self._lock.release(remove=True)
+            self._lock = None
 
     # -- writing
     def stored_shape_and_depth(self, key: str) -> tuple[tuple[int, int, int], int] | None:
@@ -478,7 +241,7 @@ class LmdbWriter:
         while True:
             try:
                 if not self._txn.put(kb, value, overwrite=False):
-                    raise InputError(f"duplicate LMDB key {kb.decode()!r} (from {source}): two frames "
+                    raise DuplicateKeyError(f"duplicate LMDB key {kb.decode()!r} (from {source}): two frames "
                                      f"map to the same key")
                 return
             except lmdb.MapFullError:
@@ -600,14 +363,14 @@ class LmdbWriter:
         return getattr(self, "_final_map_size", None)
 
 
-def _open_for_write(path: Path, map_size: int):
+def _open_for_write(path: Path, map_size: int, metasync: bool = True):
     """Open (create) the environment for writing in LMDB 0.9's data format, which every reader
     in the field (py-lmdb 1.x under BasicSR / mmagic) understands. py-lmdb >= 3 bundles LMDB
     1.0 too and takes `lib_version`; older releases only have 0.9 and lack the argument."""
     key = (os.path.realpath(path), os.getpid())
     if key in _ENVS:  # a reader of this process still holds the old DB open: drop it
         _ENVS.pop(key)[0].close()
-    kwargs = dict(map_size=map_size, subdir=True, meminit=False, max_dbs=0)
+    kwargs = dict(map_size=map_size, subdir=True, meminit=False, max_dbs=0, metasync=metasync)
     try:
         return lmdb.open(str(path), lib_version=0, **kwargs)
     except TypeError:  # pragma: no cover - py-lmdb < 3
@@ -629,39 +392,3 @@ def _fsync_dir(path: Path) -> None:
         pass
     finally:
         os.close(fd)
-
-
-# One environment per (folder, process): py-lmdb refuses to open the same environment twice in
-# one process, and several readers (e.g. a dataset and a verifier) may share a folder.
-_ENVS: dict[tuple[str, int], list] = {}
-
-
-def _shared_env(path: Path):
-    pid = os.getpid()
-    # After a fork (DataLoader workers) the parent's handles are useless here, and py-lmdb >= 3
-    # refuses to reopen their files until they are closed in this process: close them first.
-    for stale in [k for k in _ENVS if k[1] != pid]:
-        try:
-            _ENVS.pop(stale)[0].close()
-        except lmdb.Error:  # pragma: no cover
-            pass
-    key = (os.path.realpath(path), pid)
-    entry = _ENVS.get(key)
-    if entry is None:
-        try:
-            env = lmdb.open(str(path), readonly=True, lock=False, readahead=False, subdir=True)
-        except lmdb.Error as exc:
-            raise InputError(f"cannot open LMDB {path}: {exc}") from None
-        entry = _ENVS[key] = [env, 0]
-    entry[1] += 1
-    return entry[0]
-
-
-def _release_env(path: Path) -> None:
-    key = (os.path.realpath(path), os.getpid())
-    entry = _ENVS.get(key)
-    if entry is not None:
-        entry[1] -= 1
-        if entry[1] <= 0:
-            del _ENVS[key]
-            entry[0].close()
