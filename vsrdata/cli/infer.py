@@ -13,7 +13,7 @@ _PADDINGS = ("reflection_circle", "replicate", "reflection", "circle")
 @click.argument("input_path", metavar="INPUT", type=click.Path(exists=True))
 @click.argument("output", metavar="OUTPUT", type=click.Path())
 @click.option("--checkpoint", "-c", required=True, type=click.Path(), help="EDVR weights (BasicSR, mmagic, "
-              "original EDVR or vsrdata format).")
+              "original EDVR or vsrdata format), or a `vsrdata export` .onnx file.")
 @click.option("--preset", default=None, help="EDVR preset of the checkpoint (default: the config stored in "
               "the checkpoint, else the one its weight shapes imply).")
 @click.option("--tile", type=click.IntRange(min=4), default=None,
@@ -26,12 +26,14 @@ _PADDINGS = ("reflection_circle", "replicate", "reflection", "circle")
               "video's, else 25).")
 @click.option("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available).")
 @click.option("--precision", type=click.Choice(["fp32", "fp16", "bf16"]), default="fp32", show_default=True,
-              help="Autocast precision (fp16/bf16 on CUDA only).")
+              help="Autocast precision: bf16 on CPU or CUDA (faster, less exact), fp16 on CUDA only.")
+@click.option("--engine", type=click.Choice(["auto", "torch", "onnxruntime"]), default="auto", show_default=True,
+              help="onnxruntime runs a `vsrdata export` .onnx file given as the checkpoint; auto: by its suffix.")
 @click.option("--dcn-backend", type=click.Choice(["auto", "torch", "torchvision"]), default="auto",
               show_default=True, help="Deformable-convolution implementation.")
 @click.option("--overwrite", is_flag=True, help="Redo frames that already exist in OUTPUT.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def command(input_path, output, checkpoint, preset, tile, tile_overlap, padding, fps, device, precision,
+def command(input_path, output, checkpoint, preset, tile, tile_overlap, padding, fps, device, precision, engine,
             dcn_backend, overwrite, quiet):
     """Super-resolve a folder of frames or a video with EDVR (no ground truth needed).
 
@@ -51,7 +53,7 @@ def command(input_path, output, checkpoint, preset, tile, tile_overlap, padding,
         result = infer(input_path, output, checkpoint=checkpoint, preset=preset, device=device,
                        padding=padding, tile=tile, tile_overlap=tile_overlap, precision=precision, fps=fps,
                        overwrite=overwrite, dcn_backend=None if dcn_backend == "auto" else dcn_backend,
-                       progress=progress)
+                       progress=progress, engine=None if engine == "auto" else engine)
     size = ""
     if result.in_size and result.out_size:
         size = (f", {result.in_size[1]}x{result.in_size[0]} -> {result.out_size[1]}x{result.out_size[0]}")
