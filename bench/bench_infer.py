@@ -4,7 +4,7 @@
     python bench/bench_infer.py --size 92x160 --frames 3 --threads 2
 
 Each path restores --frames output frames (one forward of a 5-frame window each, batch 1) after
-one warm-up forward; frames/s = frames / seconds. Paths (same random weights, same input):
+one warm-up forward, the paths taking turns frame by frame; s/frame is the median per path. Paths (same random weights, same input):
 
 - torch fp32, contiguous memory format (PyTorch's default);
 - torch fp32, channels_last (vsrdata's CPU default: `vsrdata.edvr.engines.TorchEngine`);
@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import copy
 import platform
+import statistics
 import sys
 import tempfile
 import time
@@ -38,12 +39,17 @@ from vsrdata.edvr.dcn import torchvision_available  # noqa: E402
 from vsrdata.edvr.engines import OnnxEngine, TorchEngine  # noqa: E402
 
 
-def seconds_per_frame(fn, x: torch.Tensor, frames: int) -> tuple[float, torch.Tensor]:
-    out = fn(x)  # warm-up (allocator, oneDNN primitive caches, ORT arenas)
-    t0 = time.perf_counter()
+def interleaved_times(paths, x: torch.Tensor, frames: int) -> dict[str, tuple[list[float], torch.Tensor]]:
+    """Warm every path up once, then time one forward of each path per round, `frames` rounds:
+    a burst of load from other processes hits all paths alike instead of the one running then."""
+    outs = {label: fn(x) for label, fn in paths}  # warm-up (allocator, oneDNN caches, ORT arenas)
+    times: dict[str, list[float]] = {label: [] for label, _ in paths}
     for _ in range(frames):
-        fn(x)
-    return (time.perf_counter() - t0) / frames, out
+        for label, fn in paths:
+            t0 = time.perf_counter()
+            fn(x)
+            times[label].append(time.perf_counter() - t0)
+    return {label: (times[label], outs[label]) for label, _ in paths}
 
 
 def plain(model):
@@ -111,11 +117,10 @@ def main() -> None:
     if base_fn is not None:
         paths.append((base_label, base_fn))
 
-    results, ref_out = {}, None
-    for label, fn in paths:
-        spf, out = seconds_per_frame(fn, x, args.frames)
-        ref_out = out.float() if ref_out is None else ref_out
-        results[label] = (spf, (out.float() - ref_out).abs().max().item())
+    measured = interleaved_times(paths, x, args.frames)
+    ref_out = measured["torch fp32 contiguous"][1].float()
+    results = {label: (statistics.median(t), (out.float() - ref_out).abs().max().item())
+               for label, (t, out) in measured.items()}
     tmp.cleanup()
 
     denom_label = base_label if base_fn is not None else "torch fp32 contiguous"
