@@ -41,7 +41,7 @@ def _shared():
 
 def _torch_owned():
     """(command, option) -> the library's choices (as a set; 'auto' is a CLI-only extra)."""
-    from vsrdata.edvr import dcn, evaluate, metrics
+    from vsrdata.edvr import dcn, engines, evaluate, metrics
     from vsrdata.pipelines import to_lmdb
 
     backends = {"auto", *dcn.BACKENDS}
@@ -54,6 +54,8 @@ def _torch_owned():
         ("infer", "dcn_backend"): backends,
         ("train", "dcn_backend"): backends,
         ("to-lmdb", "vimeo_mode"): set(to_lmdb.VIMEO_MODES),
+        ("evaluate", "engine"): {"auto", *engines.ENGINES},
+        ("infer", "engine"): {"auto", *engines.ENGINES},
     }
 
 

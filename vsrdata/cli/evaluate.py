@@ -40,7 +40,9 @@ _PROTOCOLS = ("auto", "vid4", "reds4", "vimeo-t", "generic")
 @click.option("--with-bicubic", is_flag=True, help="Add a column with the bicubic baseline's PSNR.")
 @click.option("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available).")
 @click.option("--precision", type=click.Choice(["fp32", "fp16", "bf16"]), default="fp32", show_default=True,
-              help="Autocast precision (fp16/bf16 on CUDA only).")
+              help="Autocast precision: bf16 on CPU or CUDA (faster, less exact), fp16 on CUDA only.")
+@click.option("--engine", type=click.Choice(["auto", "torch", "onnxruntime"]), default="auto", show_default=True,
+              help="onnxruntime runs a `vsrdata export` .onnx file given as the checkpoint; auto: by its suffix.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Report folder (default: results/<dataset>/<checkpoint name or bicubic>).")
 @click.option("--save-frames", is_flag=True, help="Also write the restored frames as PNG.")
@@ -57,7 +59,7 @@ _PROTOCOLS = ("auto", "vid4", "reds4", "vimeo-t", "generic")
               help="Shortest shot in frames for --scene-cuts auto.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def command(paths, gt_root, lq_root, meta_info, config_file, bicubic, preset, protocol, channel, crop_border, frames,
-            padding, average, with_bicubic, device, precision, out_dir, save_frames, no_strips, dcn_backend,
+            padding, average, with_bicubic, device, precision, engine, out_dir, save_frames, no_strips, dcn_backend,
             scene_cuts, scene_threshold, scene_min_len, quiet):
     """Score EDVR (or bicubic) on a split-test dataset: per-clip PSNR/SSIM table, JSON, CSV.
 
@@ -103,7 +105,8 @@ def command(paths, gt_root, lq_root, meta_info, config_file, bicubic, preset, pr
                           save_frames=save_frames, strips=not no_strips, with_bicubic=with_bicubic,
                           dcn_backend=None if dcn_backend == "auto" else dcn_backend, progress=progress,
                           gt=gt_root, lq=lq_root, meta_info=meta_info, scene_cuts=scene_cuts,
-                          scene_threshold=scene_threshold, scene_min_len=scene_min_len)
+                          scene_threshold=scene_threshold, scene_min_len=scene_min_len,
+                          engine=None if engine == "auto" else engine)
     _print(report)
 
 

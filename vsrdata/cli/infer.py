@@ -26,7 +26,7 @@ def _fps(value: str | None):
 @click.argument("input_path", metavar="INPUT", type=click.Path(exists=True))
 @click.argument("output", metavar="OUTPUT", type=click.Path())
 @click.option("--checkpoint", "-c", required=True, type=click.Path(), help="EDVR weights (BasicSR, mmagic, "
-              "original EDVR or vsrdata format).")
+              "original EDVR or vsrdata format), or a `vsrdata export` .onnx file.")
 @click.option("--preset", default=None, help="EDVR preset of the checkpoint (default: the config stored in "
               "the checkpoint, else the one its weight shapes imply).")
 @click.option("--tile", type=click.IntRange(min=4), default=None,
@@ -54,13 +54,15 @@ def _fps(value: str | None):
               help="Chroma of a video OUTPUT (default yuv420p: plays everywhere; yuv444p keeps full colour).")
 @click.option("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available).")
 @click.option("--precision", type=click.Choice(["fp32", "fp16", "bf16"]), default="fp32", show_default=True,
-              help="Autocast precision (fp16/bf16 on CUDA only).")
+              help="Autocast precision: bf16 on CPU or CUDA (faster, less exact), fp16 on CUDA only.")
+@click.option("--engine", type=click.Choice(["auto", "torch", "onnxruntime"]), default="auto", show_default=True,
+              help="onnxruntime runs a `vsrdata export` .onnx file given as the checkpoint; auto: by its suffix.")
 @click.option("--dcn-backend", type=click.Choice(["auto", "torch", "torchvision"]), default="auto",
               show_default=True, help="Deformable-convolution implementation.")
 @click.option("--overwrite", is_flag=True, help="Redo frames that already exist in OUTPUT.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def command(input_path, output, checkpoint, preset, tile, tile_overlap, padding, scene_cuts, scene_threshold,
-            scene_min_len, fps, codec, crf, pix_fmt, device, precision, dcn_backend, overwrite, quiet):
+            scene_min_len, fps, codec, crf, pix_fmt, device, precision, engine, dcn_backend, overwrite, quiet):
     """Super-resolve a folder of frames or a video with EDVR (no ground truth needed).
 
     INPUT is a folder of frames (natural order) or a video file; OUTPUT is a folder of PNG
@@ -82,7 +84,8 @@ def command(input_path, output, checkpoint, preset, tile, tile_overlap, padding,
                        padding=padding, tile=tile, tile_overlap=tile_overlap, precision=precision,
                        fps=_fps(fps), codec=codec, crf=crf, pix_fmt=pix_fmt, scene_cuts=scene_cuts,
                        scene_threshold=scene_threshold, scene_min_len=scene_min_len, overwrite=overwrite,
-                       dcn_backend=None if dcn_backend == "auto" else dcn_backend, progress=progress)
+                       dcn_backend=None if dcn_backend == "auto" else dcn_backend, progress=progress,
+                       engine=None if engine == "auto" else engine)
     for warning in result.warnings:
         click.echo(f"Warning: {warning}", err=True)
     size = ""

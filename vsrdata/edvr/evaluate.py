@@ -24,7 +24,8 @@ Protocol (docs/CONVENTIONS.md#metrics; EDVR-old `test_Vid4_REDS4_with_GT.py`, Ba
   (unpadded) LR centre frame, via `vsrdata.core.resize`.
 
 Memory is bounded by the window (2 * num_frame LR frames are held), not by the clip length.
-The model runs under `torch.inference_mode()`; fp16/bf16 (autocast) only on CUDA.
+The model runs through an engine (`vsrdata.edvr.engines`: PyTorch, channels_last on CPU, fp32 /
+bf16 / fp16 autocast; or ONNX Runtime on a `vsrdata export` file) under `torch.inference_mode()`.
 """
 
 from __future__ import annotations
@@ -44,11 +45,13 @@ from vsrdata.core import splits
 from vsrdata.core.image_io import bgr_to_rgb, read_image, write_image
 from vsrdata.core.layouts import natural_key
 from vsrdata.edvr import metrics
+from vsrdata.edvr.engines import PRECISIONS, default_device, load_engine, load_model
+from vsrdata.edvr.engines import autocast_for as _autocast, resolve_device as _device
 from vsrdata.edvr.report import ClipScores, EvalReport, FrameScore, write_strip
 from vsrdata.edvr.test_clips import TEMPORAL_PADDINGS, SlidingWindow
 from vsrdata.errors import CheckpointError, ConfigError, InputError
 
-__all__ = ["PROTOCOLS", "PRECISIONS", "evaluate", "load_model", "restore", "default_device"]
+__all__ = ["PROTOCOLS", "PRECISIONS", "evaluate", "load_engine", "load_model", "restore", "default_device"]
 
 Progress = Callable[[int, "int | None"], None]  # (frames just done, total or None)
 
@@ -66,59 +69,10 @@ PROTOCOLS = {
     "vimeo-t": Protocol("y", 0, "center"),
     "generic": Protocol("y", 0, "all"),
 }
-PRECISIONS = ("fp32", "fp16", "bf16")
 _REDS_NAMES = ("reds4", "redsofficial4", "reds-val")
 
 
-# -- model, device, precision ------------------------------------------------------------------
-
-def default_device() -> str:
-    """'cuda' when a CUDA device is available, else 'cpu'."""
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def _device(device: str | None) -> torch.device:
-    name = device or default_device()
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"unknown device {name!r} (use cpu, cuda or cuda:N)") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r} requested but CUDA is not available (use --device cpu)")
-    return dev
-
-
-def _autocast(dev: torch.device, precision: str):
-    if precision not in PRECISIONS:
-        raise ConfigError(f"unknown precision {precision!r} (choose from {', '.join(PRECISIONS)})")
-    if precision == "fp32":
-        return torch.autocast(dev.type, enabled=False)
-    if dev.type != "cuda":
-        raise ConfigError(f"--precision {precision} needs a CUDA device (got {dev})")
-    return torch.autocast("cuda", dtype=torch.float16 if precision == "fp16" else torch.bfloat16)
-
-
-def load_model(checkpoint: str | os.PathLike, preset: str | None = None,
-               device: str | torch.device | None = None, dcn_backend: str | None = None) -> torch.nn.Module:
-    """Build an EDVR and load `checkpoint` strictly (any format `checkpoint.read_checkpoint`
-    reads: BasicSR, vsrdata, mmagic, original EDVR). The architecture is `preset` when given,
-    else the config stored in a vsrdata checkpoint, else the one the weights' shapes imply
-    (`checkpoint.infer_config`). Returns the model in eval mode on `device`."""
-    path = Path(checkpoint)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    from vsrdata.edvr import checkpoint as ckpt
-    from vsrdata.edvr.arch import build_edvr
-
-    # read_checkpoint also picks up the config stored in vsrdata files (`config` of converted
-    # weights, `model_config` of training checkpoints).
-    loaded = ckpt.read_checkpoint(path)
-    cfg = preset or loaded.config or ckpt.infer_config(loaded.state_dict, str(path))
-    model = build_edvr(cfg, dcn_backend=dcn_backend)
-    ckpt.load_weights(model, loaded, strict=True)
-    dev = device if isinstance(device, torch.device) else _device(device)
-    return model.to(dev).eval()
-
+# -- model meta ---------------------------------------------------------------------------------
 
 def _model_meta(model: torch.nn.Module) -> tuple[int, int, int, bool]:
     """(num_frame, scale, size_multiple, with_predeblur) of an EDVR (or a look-alike with `.config`)."""
@@ -157,11 +111,13 @@ def _tile_starts(size: int, tile: int) -> list[int]:
     return list(range(0, size, tile))
 
 
-def restore(model: torch.nn.Module, window: torch.Tensor, *, scale: int, multiple: int,
+def restore(model: Callable[[torch.Tensor], torch.Tensor], window: torch.Tensor, *, scale: int, multiple: int,
             tile: int | None = None, tile_overlap: int = 16, autocast=None) -> torch.Tensor:
     """Run the model on one window of frames of any size.
 
     Args:
+        model: an EDVR module or an engine (`vsrdata.edvr.engines`): (1, t, 3, H, W) float32 ->
+            (1, 3, scale*H, scale*W), H and W multiples of `multiple`.
         window: (t, 3, h, w) float RGB in [0, 1] on the model's device.
         scale: output / input size ratio of the model.
         multiple: the model's size constraint; the window is padded (edge replication, bottom /
@@ -284,10 +240,12 @@ def evaluate(split_dir: str | os.PathLike | None, checkpoint: str | os.PathLike 
              save_frames: bool = False, strips: bool = True, strip_crop: int = 192,
              with_bicubic: bool = False, dcn_backend: str | None = None, scene_cuts: str = "off",
              scene_threshold: float = 27.0, scene_min_len: int = 15,
-             progress: Progress | None = None, gt: str | os.PathLike | None = None,
+             progress: Progress | None = None, engine: str | None = None, gt: str | os.PathLike | None = None,
              lq: str | os.PathLike | None = None, meta_info: str | os.PathLike | None = None) -> EvalReport:
     """Score a model (a `checkpoint`, or an already built `model`) or the bicubic baseline
     (`bicubic=True`) on the split-test output `split_dir`; see the module docstring.
+    `engine`: 'torch', 'onnxruntime' (`checkpoint` is a `vsrdata export` file) or None (by the
+    checkpoint's suffix); see `vsrdata.edvr.engines`.
 
     `channel` ('y'/'rgb'), `crop_border` and `frames` ('all'/'center') override the protocol's.
     Writes report.json / report.csv / report.txt, comparison strips (compare/<clip>.png) and,
@@ -338,7 +296,8 @@ def evaluate(split_dir: str | os.PathLike | None, checkpoint: str | os.PathLike 
         raise ConfigError(f"frames must be 'all' or 'center', got {frames!r}")
     if average not in metrics.AVERAGE_MODES:
         raise ConfigError(f"unknown average {average!r} (choose from {', '.join(metrics.AVERAGE_MODES)})")
-    setup = _setup(record, checkpoint, bicubic, model, preset, padding, device, precision, dcn_backend)
+    setup = _setup(record, checkpoint, bicubic, model, preset, padding, device, precision, dcn_backend,
+                   engine)
 
     tag = "bicubic" if setup.model is None else (Path(checkpoint).stem if checkpoint else "model")
     out = Path(out_dir) if out_dir is not None else Path("results") / split_dir.resolve().name / tag
@@ -416,7 +375,8 @@ def evaluate(split_dir: str | os.PathLike | None, checkpoint: str | os.PathLike 
         "checkpoint": str(checkpoint) if checkpoint else None, "channel": proto.channel,
         "crop_border": proto.crop_border, "frames": proto.frames, "padding": setup.padding,
         "num_frame": setup.num_frame, "scale": setup.scale, "average": average,
-        "device": str(setup.device), "precision": precision, "degradation": record.get("degradation"),
+        "device": str(setup.device), "precision": precision,
+        "engine": None if setup.model is None else type(setup.model).__name__, "degradation": record.get("degradation"),
         "selection": record.get("selection"), "scene_cuts": "file" if scene_cuts not in ("off", "auto")
         else scene_cuts, "model_config": (setup.model.config.to_dict() if setup.model is not None
                          and hasattr(setup.model.config, "to_dict") else None),
@@ -431,13 +391,14 @@ def evaluate(split_dir: str | os.PathLike | None, checkpoint: str | os.PathLike 
     return report
 
 
-def _setup(record, checkpoint, bicubic, model, preset, padding, device, precision, dcn_backend) -> _Setup:
+def _setup(record, checkpoint, bicubic, model, preset, padding, device, precision, dcn_backend,
+           engine=None) -> _Setup:
     sources = sum(x is not None and x is not False for x in (checkpoint, model)) + bool(bicubic)
     if sources != 1:
         raise ConfigError("give exactly one of a checkpoint, a model or --bicubic")
-    dev = _device(device)
-    ac = _autocast(dev, precision)
     if bicubic:
+        dev = _device(device)
+        ac = _autocast(dev, precision)
         from vsrdata.edvr.config import get_preset
 
         cfg = get_preset(preset or "edvr-m")
@@ -446,15 +407,14 @@ def _setup(record, checkpoint, bicubic, model, preset, padding, device, precisio
         # No temporal window for bicubic; num_frame only decides which frames count as border,
         # so its Center/Border columns line up with the model's.
         return _Setup(None, cfg.num_frame, scale, 1, "n/a", dev, ac, "bicubic", preset or "-")
-    if model is None:
-        model = load_model(checkpoint, preset, dev, dcn_backend)
-    else:
-        model = model.to(dev).eval()
+    model = load_engine(checkpoint, model, engine=engine, preset=preset, device=device, precision=precision,
+                        dcn_backend=dcn_backend)
+    dev, ac = model.device, None  # the engine applies its own precision
     num_frame, scale, multiple, predeblur = _model_meta(model)
     if scale != int(record.get("scale", 4)):
         raise ConfigError(f"the model upscales x{scale} but the split was made for x{record.get('scale')} "
                           f"(wrong --preset?)")
-    name = Path(checkpoint).name if checkpoint else type(model).__name__
+    name = Path(checkpoint).name if checkpoint else model.name
     if preset is None:
         try:
             from vsrdata.edvr.checkpoint import preset_name

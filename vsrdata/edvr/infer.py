@@ -34,7 +34,7 @@ from vsrdata.core.image_io import is_image_file, read_image, write_image
 from vsrdata.core.layouts import natural_key
 from vsrdata.core.video import OUTPUT_EXTENSIONS, VideoReader, VideoWriter, is_video_path
 from vsrdata.edvr import metrics
-from vsrdata.edvr.evaluate import _autocast, _check_padding, _device, _model_meta, load_model, restore
+from vsrdata.edvr.evaluate import _check_padding, _model_meta, load_engine, restore
 from vsrdata.edvr.test_clips import SlidingWindow
 from vsrdata.errors import ConfigError, InputError
 
@@ -158,7 +158,8 @@ def infer(input_path: str | os.PathLike, output: str | os.PathLike, *, checkpoin
           precision: str = "fp32", fps=None, codec: str | None = None, crf: int | None = None,
           pix_fmt: str | None = None, scene_cuts: str = "auto", scene_threshold: float = scenes.DEFAULT_THRESHOLD,
           scene_min_len: int = scenes.DEFAULT_MIN_SCENE_LEN, overwrite: bool = False,
-          dcn_backend: str | None = None, progress: Progress | None = None) -> InferResult:
+          dcn_backend: str | None = None, progress: Progress | None = None,
+          engine: str | None = None) -> InferResult:
     """Super-resolve a folder of frames or a video file into PNG frames or a video file.
 
     INPUT: a directory of frames (natural order) or a video file (PyAV). OUTPUT: a video file when
@@ -169,7 +170,8 @@ def infer(input_path: str | os.PathLike, output: str | os.PathLike, *, checkpoin
 
     Any frame size works (edge-padded to the model's multiple, cut back); `tile`/`tile_overlap` as
     `evaluate.restore`. Temporal padding as `evaluate` (default reflection_circle, replicate for
-    predeblur models), applied per shot with `scene_cuts` ('auto', 'off' or a cut file).
+    predeblur models), applied per shot with `scene_cuts` ('auto', 'off' or a cut file). `engine`
+    ('torch', 'onnxruntime', or None: onnxruntime for a .onnx checkpoint) as in `evaluate`.
 
     Raises InputError (missing/unreadable input, no video stream), ConfigError, CheckpointError,
     OutputError. A truncated video gives a warning in `InferResult.warnings`.
@@ -181,14 +183,11 @@ def infer(input_path: str | os.PathLike, output: str | os.PathLike, *, checkpoin
     """
     src_path, dst = Path(input_path), Path(output)
     to_video = _check_args(src_path, dst, tile, tile_overlap, checkpoint, model)
-    dev = _device(device)
-    ac = _autocast(dev, precision)
     src = _Source(src_path)
     cuts, cut_mode, detected_len = _cuts(src, scene_cuts, scene_threshold, scene_min_len)
-    if model is None:
-        model = load_model(checkpoint, preset, dev, dcn_backend)
-    else:
-        model = model.to(dev).eval()
+    model = load_engine(checkpoint, model, engine=engine, preset=preset, device=device, precision=precision,
+                        dcn_backend=dcn_backend)
+    dev, ac = model.device, None  # the engine applies its own precision
     num_frame, scale, multiple, predeblur = _model_meta(model)
     mode = _check_padding(padding, predeblur)
 

@@ -1,0 +1,139 @@
+"""EDVR inference speed on CPU: our torch paths, ONNX Runtime, and BasicSR's EDVR, in one run.
+
+    python bench/bench_infer.py                       # EDVR-M, 1x5x3x180x320 (a REDS LR frame), 2 frames each
+    python bench/bench_infer.py --size 92x160 --frames 3 --threads 2
+
+Each path restores --frames output frames (one forward of a 5-frame window each, batch 1) after
+one warm-up forward, the paths taking turns frame by frame; s/frame is the median per path. Paths (same random weights, same input):
+
+- torch fp32, contiguous memory format (PyTorch's default);
+- torch fp32, channels_last (vsrdata's CPU default: `vsrdata.edvr.engines.TorchEngine`);
+- torch bf16 autocast + channels_last (`--precision bf16`; lower precision);
+- onnxruntime on a `vsrdata export` of the same weights (CPUExecutionProvider);
+- BasicSR's EDVR with torchvision's DCN when `basicsr` imports, else our EDVR with the
+  torchvision DCN backend when torchvision imports, else skipped (printed as such).
+
+Ratios are time per frame relative to the BasicSR/torchvision baseline when it ran, else to
+torch fp32 contiguous. The target of the issue: fp32 (our default) <= 0.6x BasicSR's time.
+Threads: --threads for torch and onnxruntime alike. Max |diff| of each path against torch fp32
+contiguous is printed too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch  # noqa: E402
+
+from vsrdata.edvr.arch import build_edvr  # noqa: E402
+from vsrdata.edvr.dcn import torchvision_available  # noqa: E402
+from vsrdata.edvr.engines import OnnxEngine, TorchEngine  # noqa: E402
+
+
+def interleaved_times(paths, x: torch.Tensor, frames: int) -> dict[str, tuple[list[float], torch.Tensor]]:
+    """Warm every path up once, then time one forward of each path per round, `frames` rounds:
+    a burst of load from other processes hits all paths alike instead of the one running then."""
+    outs = {label: fn(x) for label, fn in paths}  # warm-up (allocator, oneDNN caches, ORT arenas)
+    times: dict[str, list[float]] = {label: [] for label, _ in paths}
+    for _ in range(frames):
+        for label, fn in paths:
+            t0 = time.perf_counter()
+            fn(x)
+            times[label].append(time.perf_counter() - t0)
+    return {label: (times[label], outs[label]) for label, _ in paths}
+
+
+def plain(model):
+    def run(x):
+        with torch.inference_mode():
+            return model(x)
+    return run
+
+
+def baseline(weights: dict, preset: str):
+    """(label, callable) for BasicSR's EDVR + torchvision DCN, or our EDVR + torchvision DCN,
+    or (reason, None)."""
+    try:
+        from basicsr.archs.edvr_arch import EDVR as BasicsrEDVR  # noqa: N811
+
+        cfg = build_edvr(preset).config
+        model = BasicsrEDVR(num_feat=cfg.num_feat, num_frame=cfg.num_frame,
+                            num_reconstruct_block=cfg.num_reconstruct_block, with_tsa=cfg.with_tsa).eval()
+        model.load_state_dict(weights)
+        return "BasicSR EDVR + torchvision DCN", plain(model)
+    except Exception as exc:  # ImportError, or BasicSR's compiled-op import failing
+        print(f"BasicSR EDVR: skipped: basicsr does not import ({type(exc).__name__}: {str(exc)[:80]})")
+    if not torchvision_available():
+        print("ours + torchvision DCN: skipped: torchvision does not import")
+        return "no baseline", None
+    model = build_edvr(preset, dcn_backend="torchvision").eval()
+    model.load_state_dict(weights)
+    return "ours + torchvision DCN (BasicSR stand-in)", plain(model)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--preset", default="edvr-m")
+    ap.add_argument("--size", default="180x320", help="LR HxW (multiples of 4)")
+    ap.add_argument("--frames", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = ap.parse_args()
+    h, w = (int(v) for v in args.size.lower().split("x"))
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    ref_model = build_edvr(args.preset, dcn_backend="torch").eval()
+    for dcn in ref_model.dcn_modules().values():  # off-grid sampling, as trained models do
+        torch.nn.init.normal_(dcn.conv_offset.weight, std=0.02)
+    weights = ref_model.state_dict()
+    x = torch.rand(1, ref_model.config.num_frame, 3, h, w, generator=torch.Generator().manual_seed(1))
+    print(f"{args.preset}, input {tuple(x.shape)}, {args.frames} frame(s) per path, {args.threads} thread(s), "
+          f"torch {torch.__version__}, {platform.processor() or platform.machine()}")
+
+    paths: list[tuple[str, object]] = [
+        ("torch fp32 contiguous", plain(ref_model)),
+        ("torch fp32 channels_last (default)", TorchEngine(copy.deepcopy(ref_model), "cpu")),
+        ("torch bf16 + channels_last", TorchEngine(copy.deepcopy(ref_model), "cpu", precision="bf16")),
+    ]
+    tmp = tempfile.TemporaryDirectory()
+    try:
+        from vsrdata.edvr.checkpoint import save_atomic
+        from vsrdata.edvr.export import export_onnx
+
+        save_atomic({"params": weights}, Path(tmp.name) / "m.pth")
+        export_onnx(Path(tmp.name) / "m.pth", Path(tmp.name) / "m.onnx", preset=args.preset)
+        paths.append(("onnxruntime fp32", OnnxEngine(Path(tmp.name) / "m.onnx", threads=args.threads)))
+    except Exception as exc:  # vsrdata ConfigError without the onnx extra
+        print(f"onnxruntime: skipped: {exc}")
+    base_label, base_fn = baseline(weights, args.preset)
+    if base_fn is not None:
+        paths.append((base_label, base_fn))
+
+    measured = interleaved_times(paths, x, args.frames)
+    ref_out = measured["torch fp32 contiguous"][1].float()
+    results = {label: (statistics.median(t), (out.float() - ref_out).abs().max().item())
+               for label, (t, out) in measured.items()}
+    tmp.cleanup()
+
+    denom_label = base_label if base_fn is not None else "torch fp32 contiguous"
+    denom = results[denom_label][0]
+    print(f"\n{'path':44s} {'s/frame':>8s} {'frames/s':>9s} {'vs ' + denom_label[:28]:>32s} {'max|diff|':>10s}")
+    for label, (spf, diff) in results.items():
+        print(f"{label:44s} {spf:8.3f} {1 / spf:9.3f} {spf / denom:31.2f}x {diff:10.2e}")
+    if base_fn is not None:
+        ratio = results["torch fp32 channels_last (default)"][0] / denom
+        print(f"\ntarget fp32 (default) <= 0.6x {base_label}: {ratio:.2f}x -> {'met' if ratio <= 0.6 else 'NOT met'}")
+    else:
+        print("\ntarget fp32 <= 0.6x BasicSR: not measurable here (neither basicsr nor torchvision imports)")
+
+
+if __name__ == "__main__":
+    main()
