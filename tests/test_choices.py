@@ -13,7 +13,8 @@ import pytest
 from vsrdata.cli import main
 from vsrdata.core import degrade, splits, video
 from vsrdata.core.lmdb import keys as lmdb_keys
-from vsrdata.edvr import test_clips, train_config
+from vsrdata.edvr import test_clips
+from vsrdata.training import config as train_config
 from vsrdata.pipelines import split_test as split_pipeline
 
 

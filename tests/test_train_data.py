@@ -18,10 +18,10 @@ import pytest
 import torch
 
 from vsrdata.core.layouts import find_clips
-from vsrdata.edvr.data import ClipDataset, FrameStore, TrainSampler, VimeoDataset, augment, load_val_clips
-from vsrdata.edvr.optim import (CharbonnierLoss, CosineAnnealingRestartLR, ModelEMA, build_optimizer,
+from vsrdata.training.data import ClipDataset, FrameStore, TrainSampler, VimeoDataset, augment, load_val_clips
+from vsrdata.training.optim import (CharbonnierLoss, CosineAnnealingRestartLR, ModelEMA, build_optimizer,
                                 split_parameters)
-from vsrdata.edvr.train_config import TrainConfig, from_dict, load_config
+from vsrdata.training.config import TrainConfig, from_dict, load_config
 from vsrdata.errors import ConfigError, InputError
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"

@@ -20,9 +20,9 @@ from test_train_data import REDS_GT, make_lq_tree
 from vsrdata.cli import main
 from vsrdata.core.resize import imresize
 from vsrdata.edvr.arch import build_edvr
-from vsrdata.edvr.optim import split_parameters
-from vsrdata.edvr.train import DivergenceError, init_deep_from_shallow, list_checkpoints, train
-from vsrdata.edvr.train_config import TrainConfig
+from vsrdata.training.optim import split_parameters
+from vsrdata.training.loop import DivergenceError, init_deep_from_shallow, list_checkpoints, train
+from vsrdata.training.config import TrainConfig
 from vsrdata.errors import CheckpointError, ConfigError, InputError, OutputError
 
 
@@ -285,8 +285,8 @@ def test_validation_psnr_matches_scikit_image(data):
     from skimage.metrics import peak_signal_noise_ratio
 
     from vsrdata.edvr.config import get_preset
-    from vsrdata.edvr.data import load_val_clips
-    from vsrdata.edvr.train import validate
+    from vsrdata.training.data import load_val_clips
+    from vsrdata.training.loop import validate
 
     class Bilinear(torch.nn.Module):  # a "model": x4 bilinear of the centre frame
         config = get_preset("edvr-tiny", num_frame=3)

@@ -14,7 +14,7 @@ Example::
     evaluate("datasets/REDS4", "EDVR_M_x4_SR_REDS_official-32075921.pth")   # imports torch now
 
 Data: make_lr, split_test, build_lmdb, verify_lmdb. Model (torch): build_edvr, load_weights,
-train (takes a `vsrdata.edvr.train_config.TrainConfig`), evaluate, infer.
+train (takes a `vsrdata.training.config.TrainConfig`), evaluate, infer.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ _API = {
     "verify_lmdb": "vsrdata.pipelines.lmdb_verify",
     "build_edvr": "vsrdata.edvr.arch",
     "load_weights": "vsrdata.edvr.checkpoint",
-    "train": "vsrdata.edvr.train",
+    "train": "vsrdata.training.loop",
     "evaluate": "vsrdata.edvr.evaluate",
     "infer": "vsrdata.edvr.infer",
 }

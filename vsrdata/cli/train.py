@@ -1,4 +1,4 @@
-"""`vsrdata train`: the EDVR training recipe (thin shell over vsrdata.edvr.train.train)."""
+"""`vsrdata train`: the EDVR training recipe (thin shell over vsrdata.training.loop.train)."""
 
 from __future__ import annotations
 
@@ -113,9 +113,9 @@ def command(config_file, quiet, **options):
       vsrdata train --config edvr_m.toml --resume auto
     """
     from vsrdata.edvr.config import parse_overrides
-    from vsrdata.edvr.train import train
-    from vsrdata.edvr.train_config import TrainConfig, from_dict, load_config
-    from vsrdata.edvr.train_log import done_message, format_event
+    from vsrdata.training.loop import train
+    from vsrdata.training.config import TrainConfig, from_dict, load_config
+    from vsrdata.training.logs import done_message, format_event
     from vsrdata.errors import ConfigError
 
     master = int(os.environ.get("RANK", 0)) == 0

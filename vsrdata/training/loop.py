@@ -14,7 +14,7 @@ loop (TSA-only phase, forward, divergence guard, backward, step, log, validate, 
   model (`params`, BasicSR-loadable), `params_ema`, optimiser, scheduler, AMP scaler, RNG states
   (python, numpy, torch, cuda), iteration, best PSNR, rollback count and the resolved config.
   `resume="auto"` continues from the newest checkpoint that loads. Data order depends only on the
-  seed and the iteration (see `vsrdata.edvr.data.TrainSampler`), so a resumed run is exact.
+  seed and the iteration (see `vsrdata.training.data.TrainSampler`), so a resumed run is exact.
 - `RUN/log.jsonl`: one JSON object per line. `lr` logged at iteration k is the rate iteration k's
   update used: BasicSR's count, the schedule after k - 1 scheduler steps (`optim._IterationLR`).
 - TSA-only phase (BasicSR `tsa_iter`): iterations 1 .. tsa_iter-1 train only `model.fusion`; the
@@ -66,13 +66,13 @@ import torch
 import torch.distributed as dist
 
 from vsrdata.core.image_io import read_image, write_bytes_atomic
-from vsrdata.edvr.data import (ClipDataset, FrameStore, TrainSampler, VimeoDataset, load_val_clips,
+from vsrdata.training.data import (ClipDataset, FrameStore, TrainSampler, VimeoDataset, load_val_clips,
                                to_tensor, worker_init)
-from vsrdata.edvr.optim import (ModelEMA, build_loss, build_optimizer, build_scheduler,
+from vsrdata.training.optim import (ModelEMA, build_loss, build_optimizer, build_scheduler,
                                 set_tsa_only)
 from vsrdata.edvr.test_clips import temporal_indices
-from vsrdata.edvr.train_config import REDS_VAL_CLIPS, TrainConfig
-from vsrdata.edvr.train_log import RunLog, done_message, plot_curves  # noqa: F401 (plot_curves: public)
+from vsrdata.training.config import REDS_VAL_CLIPS, TrainConfig
+from vsrdata.training.logs import RunLog, done_message, plot_curves  # noqa: F401 (plot_curves: public)
 from vsrdata.errors import CheckpointError, ConfigError, InputError, OutputError, VsrDataError
 
 CKPT_FORMAT = "vsrdata-train/1"
@@ -404,7 +404,7 @@ def train(cfg: TrainConfig, on_event: Callable[[dict], None] | None = None) -> T
     Example::
 
         from vsrdata import train
-        from vsrdata.edvr.train_config import TrainConfig
+        from vsrdata.training.config import TrainConfig
         result = train(TrainConfig(preset="edvr-m", gt_path="train_sharp_with_val.lmdb",
                                    lq_path="train_sharp_bicubic_with_val.lmdb", val_path="datasets/REDS4"))
     """
