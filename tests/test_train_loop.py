@@ -21,7 +21,9 @@ from vsrdata.cli import main
 from vsrdata.core.resize import imresize
 from vsrdata.edvr.arch import build_edvr
 from vsrdata.training.optim import split_parameters
-from vsrdata.training.loop import DivergenceError, init_deep_from_shallow, list_checkpoints, train
+from vsrdata.edvr.checkpoint.init import init_deep_from_shallow
+from vsrdata.edvr.checkpoint.train_state import list_checkpoints
+from vsrdata.training.loop import DivergenceError, train
 from vsrdata.training.config import TrainConfig
 from vsrdata.errors import CheckpointError, ConfigError, InputError, OutputError
 
@@ -90,7 +92,7 @@ def test_loss_goes_down_on_a_fixed_batch_and_validation_keeps_best(data, tmp_pat
     png = cv2.imread(str(result.curve_png))
     assert png is not None and png.shape[0] > 100
     ck = weights(result.last_checkpoint)
-    assert ck["config"]["preset"] == "edvr-tiny" and ck["iter"] == 20 and "params_ema" in ck
+    assert ck["train_config"]["preset"] == "edvr-tiny" and ck["iter"] == 20 and "params_ema" in ck
     assert json.loads((tmp_path / "run" / "config.json").read_text())["total_iter"] == 20
 
 
@@ -119,7 +121,7 @@ def test_accumulation_stop_and_resume_equals_uninterrupted(data, tmp_path):
     b = weights(tmp_path / "split" / "checkpoints" / "iter_00000004.pth")
     for key in ("params", "params_ema"):
         assert all(torch.equal(t, b[key][n]) for n, t in a[key].items()), key
-    assert a["config"]["accum_steps"] == 2
+    assert a["train_config"]["accum_steps"] == 2
     # a different K sees other samples per update: the runs must differ (the option is not ignored)
     train(cfg_for(data, tmp_path / "k1", **{**kw, "accum_steps": 1}))
     c = weights(tmp_path / "k1" / "checkpoints" / "iter_00000004.pth")
@@ -273,8 +275,8 @@ def test_cli_config_file_errors_and_woTSA_to_TSA_init(data, tmp_path):
     assert res.exit_code == 0, res.output
     assert "done: 2 iterations" in res.output
     ck = weights(tmp_path / "run" / "checkpoints" / "iter_00000002.pth")
-    assert ck["config"]["tsa_iter"] == 50_000  # woTSA -> TSA stage: TSA-only phase by default
-    assert ck["config"]["batch_size"] == 1 and ck["config"]["init"] == str(tmp_path / "wotsa.pth")
+    assert ck["train_config"]["tsa_iter"] == 50_000  # woTSA -> TSA stage: TSA-only phase by default
+    assert ck["train_config"]["batch_size"] == 1 and ck["train_config"]["init"] == str(tmp_path / "wotsa.pth")
     assert torch.equal(ck["params"]["conv_first.weight"], wotsa.state_dict()["conv_first.weight"])  # frozen
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     init = next(r for r in log if r.get("event") == "init")
@@ -285,8 +287,8 @@ def test_validation_psnr_matches_scikit_image(data):
     from skimage.metrics import peak_signal_noise_ratio
 
     from vsrdata.edvr.config import get_preset
-    from vsrdata.training.data import load_val_clips
-    from vsrdata.training.loop import validate
+    from vsrdata.training.validate import load_val_clips
+    from vsrdata.training.validate import validate
 
     class Bilinear(torch.nn.Module):  # a "model": x4 bilinear of the centre frame
         config = get_preset("edvr-tiny", num_frame=3)
@@ -319,7 +321,7 @@ def test_vimeo_training_with_deep_from_shallow_init(tmp_path):
                       total_iter=1, ema_decay=0, init_deep_from_shallow=str(tmp_path / "shallow.pth"))
     result = train(cfg)
     ck = weights(result.last_checkpoint)
-    assert ck["model_config"]["num_frame"] == 7 and ck["model_config"]["num_reconstruct_block"] == 4
+    assert ck["config"]["num_frame"] == 7 and ck["config"]["num_reconstruct_block"] == 4
     init = weights(tmp_path / "run" / "checkpoints" / "iter_00000000.pth")["params"]
     src = shallow.state_dict()
     assert torch.equal(init["reconstruction.3.conv2.weight"], src["reconstruction.1.conv2.weight"])

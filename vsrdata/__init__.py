@@ -28,7 +28,7 @@ _API = {
     "build_lmdb": "vsrdata.pipelines.to_lmdb",
     "verify_lmdb": "vsrdata.pipelines.lmdb_verify",
     "build_edvr": "vsrdata.edvr.arch",
-    "load_weights": "vsrdata.edvr.checkpoint",
+    "load_weights": "vsrdata.edvr.checkpoint.weights",
     "train": "vsrdata.training.loop",
     "evaluate": "vsrdata.edvr.evaluate",
     "infer": "vsrdata.edvr.infer",
