@@ -112,6 +112,26 @@ def test_resume_is_exact(data, tmp_path):
     assert all(torch.equal(sa[i]["exp_avg_sq"], sb[i]["exp_avg_sq"]) for i in sa)
 
 
+def test_old_style_checkpoint_still_resumes_and_loads(data, tmp_path):
+    """vsrdata-train/1 files (model config under 'model_config', TrainConfig under 'config') resume
+    exactly like the current format (model config under 'config', as the weights format)."""
+    from vsrdata.edvr.checkpoint import read_checkpoint, save_atomic
+
+    kw = dict(total_iter=4)
+    train(cfg_for(data, tmp_path / "straight", **kw))
+    train(cfg_for(data, tmp_path / "old", **{**kw, "total_iter": 2}))
+    path = tmp_path / "old" / "checkpoints" / "iter_00000002.pth"
+    new = weights(path)
+    assert new["format"] == "vsrdata-train/2" and new["config"]["num_frame"] == 5 and "model_config" not in new
+    old = {**new, "format": "vsrdata-train/1", "model_config": new["config"], "config": new.pop("train_config")}
+    save_atomic(old, path)
+    assert read_checkpoint(path).config.num_frame == 5  # evaluate/infer read the model config too
+    train(cfg_for(data, tmp_path / "old", **{**kw, "resume": "auto"}))
+    a = weights(tmp_path / "straight" / "checkpoints" / "iter_00000004.pth")
+    b = weights(tmp_path / "old" / "checkpoints" / "iter_00000004.pth")
+    assert all(torch.equal(t, b["params"][n]) for n, t in a["params"].items())
+
+
 def test_accumulation_stop_and_resume_equals_uninterrupted(data, tmp_path):
     kw = dict(accum_steps=2, batch_size=1, random_reverse=True, ema_decay=0.9, total_iter=4)
     train(cfg_for(data, tmp_path / "straight", **kw))
