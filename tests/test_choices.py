@@ -35,6 +35,8 @@ def _shared():
         ("train", "amp"): train_config.AMP_MODES,
         ("train", "loss_reduction"): train_config.LOSS_REDUCTIONS,
         ("train", "init_key"): train_config.INIT_KEYS,
+        ("train", "loss_type"): train_config.LOSS_TYPES,
+        ("train", "scheduler"): train_config.SCHEDULERS,
         ("infer", "codec"): video.CODECS,
         ("infer", "pix_fmt"): video.PIX_FMTS,
     }

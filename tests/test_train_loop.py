@@ -424,3 +424,25 @@ def test_failure_on_the_first_batch_leaves_no_checkpoint(data, tmp_path):
     frame.write_bytes(good)  # the user fixes the data and runs the same command again
     assert train(cfg_for(data, run, **cfg)).iterations == 2
     assert [i for i, _ in list_checkpoints(run)] == [2, 0]
+
+
+def test_cli_loss_and_scheduler_options_reach_the_run(data, tmp_path):
+    """--loss-type/--loss-weight/--scheduler/--milestones/--gamma set the TrainConfig fields: the
+    logged lr halves at the milestone and an L1 loss x2 is logged (not Charbonnier's sum)."""
+    run = tmp_path / "run"
+    res = CliRunner().invoke(main, ["train", "--preset", "edvr-tiny", "--dataset", "clips", "--gt", str(data["gt"]),
+                                    "--lq", str(data["lq"]), "--gt-size", "32", "--num-workers", "0",
+                                    "--batch-size", "1", "--total-iter", "3", "--print-freq", "1", "--lr", "1e-3",
+                                    "--loss-type", "l1", "--loss-weight", "2", "--loss-reduction", "mean",
+                                    "--scheduler", "multistep", "--milestones", "2", "--gamma", "0.5",
+                                    "--run-dir", str(run), "-q"])
+    assert res.exit_code == 0, res.output
+    cfg = json.loads((run / "config.json").read_text())
+    assert (cfg["loss_type"], cfg["loss_weight"], cfg["scheduler"], cfg["milestones"], cfg["gamma"]) == \
+        ("l1", 2.0, "multistep", [2], 0.5)
+    records = [r for r in map(json.loads, (run / "log.jsonl").read_text().splitlines()) if "lr" in r]
+    # iteration k runs after k - 1 scheduler steps: the milestone at step 2 lowers iteration 3's lr
+    assert [r["lr"] for r in records] == pytest.approx([1e-3, 1e-3, 5e-4], rel=1e-12)
+    assert all(0 < r["loss"] < 2 for r in records)  # 2 x mean |error| of [0, 1] images
+    bad = CliRunner().invoke(main, ["train", "--milestones", "1,x"])
+    assert bad.exit_code == 2 and "--milestones" in bad.output
