@@ -124,9 +124,9 @@ def _print(report) -> None:
 
 def _evaluate_config(config_file, paths, opts) -> None:
     """Score every datasets.test_* set of a BasicSR test option file with its val.metrics."""
-    from vsrdata.edvr.basicsr_options import read_options
+    from vsrdata.training.basicsr_options import read_options
     from vsrdata.edvr.evaluate import evaluate
-    from vsrdata.edvr.train_config import read_config_file
+    from vsrdata.training.config import read_config_file
 
     data = read_config_file(config_file)
     parsed = read_options(data, str(config_file))
