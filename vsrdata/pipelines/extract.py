@@ -62,7 +62,8 @@ import numpy as np
 from vsrdata.core.image_io import remove_stale_temps, write_bytes_atomic, write_image
 from vsrdata.core.layouts import natural_key
 from vsrdata.errors import ConfigError, InputError, OutputError
-from vsrdata.pipelines.runner import SKIPPED, WRITTEN, JobsFailed, Summary, available_cores, run_jobs
+from vsrdata.pipelines.runner import (SKIPPED, WRITTEN, JobsFailed, Summary, available_cores, report_progress,
+                                      run_jobs)
 
 __all__ = ["extract", "ExtractResult", "find_videos", "layout_clips", "fit_frame", "MANIFEST",
            "DEFAULT_FRAMES_PER_CLIP", "DEFAULT_STATIC_THRESHOLD"]
@@ -192,6 +193,7 @@ def _analyse(item: tuple[str, str, dict]) -> str:
             times.append(None if frame.time is None else round(float(frame.time), 6))
             diffs.append(0.0 if prev is None else float(cv2.absdiff(frame.image, prev).mean()))
             prev = frame.image
+            report_progress(1)
         warning = reader.truncation_warning()
     if warning and not cfg["allow_truncated"]:
         raise InputError(f"{warning}; use --allow-truncated to extract the frames that decoded")
@@ -342,6 +344,7 @@ def _write_video(item: tuple[str, str, list[dict], tuple[int, int] | None]) -> s
                 todo.setdefault(index, []).append(dst)
     if not todo:
         return SKIPPED
+    report_progress(sum(c["frames"][1] - c["frames"][0] for c in clips) - sum(map(len, todo.values())))
     last = max(todo)
     with VideoReader(path) as reader:
         for frame in reader:
@@ -350,6 +353,7 @@ def _write_video(item: tuple[str, str, list[dict], tuple[int, int] | None]) -> s
                 img = fit_frame(frame.image, size)
                 for dst in targets:
                     write_image(dst, img)
+                report_progress(len(targets))
             if frame.index >= last:
                 break
     if todo:
