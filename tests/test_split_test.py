@@ -353,7 +353,8 @@ def test_foreign_or_different_out_is_refused(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
-    fails(REDS, out, "--lr-root", lr, match="not made by split-test")
+    line = fails(REDS, out, "--lr-root", lr, match="not made by split-test")
+    assert line.endswith("(--overwrite)") and "use --overwrite" not in line  # the CLI adds its flag
     fails(REDS, out, "--lr-root", lr, "--dry-run", match="not made by split-test")
     assert sorted(os.listdir(out)) == ["notes.txt"]
     ok(REDS, out, "--lr-root", lr, "--overwrite")
@@ -487,3 +488,12 @@ def test_alpha_frames_and_symlinked_output_folders_are_refused(tmp_path):
     (out / "GT").symlink_to(tmp_path / "elsewhere")
     fails(REDS, out, "--lr-root", lr, "--overwrite", match="symbolic link")
     assert not list((tmp_path / "elsewhere").iterdir())
+
+
+def test_option_errors_name_the_flag_once_in_the_cli_and_none_in_the_library(tmp_path):
+    """Library messages speak of options; the CLI appends the flag (` (--lr-root)`)."""
+    line = fails(REDS, tmp_path / "o", "--scale", 1, match="scale 1 needs an LR tree to read")
+    assert line.endswith("(--lr-root)") and line.count("--") == 1
+    with pytest.raises(ConfigError, match="^workers must be >= 1, got 0$") as info:
+        split_test(REDS, tmp_path / "o", workers=0)
+    assert info.value.option == "workers"

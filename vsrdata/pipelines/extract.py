@@ -196,7 +196,8 @@ def _analyse(item: tuple[str, str, dict]) -> str:
             report_progress(1)
         warning = reader.truncation_warning()
     if warning and not cfg["allow_truncated"]:
-        raise InputError(f"{warning}; use --allow-truncated to extract the frames that decoded")
+        raise InputError(f"{warning}; allow truncated videos to extract the frames that decoded",
+                         option="allow_truncated")
     length = len(times)
     if detector is not None:
         cuts = detector.finish()

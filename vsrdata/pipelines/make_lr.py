@@ -72,10 +72,11 @@ def _check_manifest(dst: Path, scale: int, degradation: str, overwrite: bool, wr
             old = json.loads(path.read_text())
             old_key = (int(old["scale"]), str(old["degradation"]))
         except (ValueError, KeyError, TypeError, OSError):
-            raise OutputError(f"unreadable {path}: remove it or use --overwrite") from None
+            raise OutputError(f"unreadable {path}: remove it or overwrite", option="overwrite") from None
         if old_key != (scale, degradation):
             raise OutputError(f"{dst} already holds x{old_key[0]} '{old_key[1]}' frames ({MANIFEST}); "
-                              f"refusing to mix in x{scale} '{degradation}' (choose another DST or --overwrite)")
+                              f"refusing to mix in x{scale} '{degradation}' (choose another DST or overwrite)",
+                              option="overwrite")
     if write:
         record = {"format": MANIFEST_FORMAT, "scale": scale, "degradation": degradation,
                   "method": _METHODS[degradation]}

@@ -215,7 +215,7 @@ def _resolve_layout(src: Path, layout: str) -> str:
 
 def _select(src: Path, gt_root: Path, layout: str, list_file, partition, clip_ids, limit):
     """(ids or None for 'every clip', selection record)."""
-    given = [n for n, v in (("--list", list_file), ("--partition", partition), ("--clips", clip_ids))
+    given = [n for n, v in (("list_file", list_file), ("partition", partition), ("clips", clip_ids))
              if v not in (None, "", [], ())]
     if len(given) > 1:
         raise ConfigError(f"choose one of {' / '.join(given)}, not several")
@@ -228,14 +228,14 @@ def _select(src: Path, gt_root: Path, layout: str, list_file, partition, clip_id
     elif clip_ids:
         if isinstance(clip_ids, str):
             clip_ids = clip_ids.split(",")
-        ids = [validate_clip_id(c, "--clips") for c in clip_ids if c.strip()]
+        ids = [validate_clip_id(c, "the clips given") for c in clip_ids if c.strip()]
         selection = {"kind": "clips", "name": None}
     elif layout == "vimeo":
         base = src.parent if src.name == "sequences" else src
         default = base / "sep_testlist.txt"
         if not default.is_file():
-            raise ConfigError(f"no sep_testlist.txt in {base}: give --list FILE or --partition vimeo-t "
-                              "(a Vimeo90K tree mixes train and test clips)")
+            raise ConfigError(f"no sep_testlist.txt in {base}: give a clip list or the partition vimeo-t "
+                              "(a Vimeo90K tree mixes train and test clips)", option="partition")
         ids = read_clip_list(default)
         selection = {"kind": "list", "name": default.name}
     else:
@@ -251,7 +251,7 @@ def _select(src: Path, gt_root: Path, layout: str, list_file, partition, clip_id
             raise InputError(f"the clip {selection['kind']} {selection['name'] or ''} is empty")
     if limit is not None:
         if limit < 1:
-            raise ConfigError(f"--limit must be >= 1, got {limit}")
+            raise ConfigError(f"limit must be >= 1, got {limit}", option="limit")
         selection["limit"] = limit
     if ids is not None:
         ids = ids[:limit] if limit else ids
@@ -332,8 +332,8 @@ def _plan_clip(clip: Clip, lr_base: Path | None, scale: int, multiple: int, crop
     if crop:
         lr_crop = (lr_h - lr_h % multiple, lr_w - lr_w % multiple)
         if 0 in lr_crop:
-            raise InputError(f"clip {label!r}: LR {lr_h}x{lr_w} is smaller than --multiple {multiple}, "
-                             "cannot crop (use padding instead)")
+            raise InputError(f"clip {label!r}: LR {lr_h}x{lr_w} is smaller than the multiple {multiple}, "
+                             "cannot crop (pad instead)", option="multiple")
         gt_crop = (lr_crop[0] * scale, lr_crop[1] * scale)
         lr_pad = gt_pad = (0, 0)
         lr_out, gt_out = lr_crop, gt_crop
@@ -399,12 +399,13 @@ def _prepare_out(out: Path, marker: dict, overwrite: bool, lr_dir: str, check_on
     if not overwrite:
         if existing is None and non_empty:
             raise OutputError(f"OUT {out} is not empty and was not made by split-test "
-                              "(use --overwrite to write into it anyway, or choose another OUT)")
+                              "(overwrite to write into it anyway, or choose another OUT)", option="overwrite")
         if existing is not None and existing != marker:
             diff = sorted({"clip selection" if k.startswith("clips") else k
                            for k in set(existing) | set(marker) if existing.get(k) != marker.get(k)})
             raise OutputError(f"OUT {out} holds a split-test output made with different "
-                              f"{', '.join(diff) or 'options'} (use --overwrite to redo it, or choose another OUT)")
+                              f"{', '.join(diff) or 'options'} (overwrite to redo it, or choose another OUT)",
+                              option="overwrite")
         return
     if check_only:
         return
@@ -458,16 +459,16 @@ def split_test(src: str | os.PathLike, out: str | os.PathLike, *, layout: str = 
     if degradation not in DEGRADATIONS:
         raise ConfigError(f"unknown degradation {degradation!r} (choose from bi, bd)")
     if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
-        raise ConfigError(f"--scale must be a positive integer, got {scale!r}")
+        raise ConfigError(f"scale must be a positive integer, got {scale!r}", option="scale")
     if isinstance(multiple, bool) or not isinstance(multiple, int) or multiple < 1:
-        raise ConfigError(f"--multiple must be a positive integer, got {multiple!r}")
+        raise ConfigError(f"multiple must be a positive integer, got {multiple!r}", option="multiple")
     pad_mode = None if crop else (pad or "replicate")
     if pad_mode is not None and pad_mode not in splits.SPATIAL_PADDINGS:
         raise ConfigError(f"unknown pad mode {pad!r} (choose from {', '.join(splits.SPATIAL_PADDINGS)})")
     if workers is None:
         workers = available_cores()
     if workers < 1:
-        raise ConfigError(f"--workers must be >= 1, got {workers}")
+        raise ConfigError(f"workers must be >= 1, got {workers}", option="workers")
 
     layout = _resolve_layout(src, layout)
     gt_root = clip_root(src / "GT" if layout == "gt-tree" else src)
@@ -476,7 +477,7 @@ def split_test(src: str | os.PathLike, out: str | os.PathLike, *, layout: str = 
         lr_root = src / lr_dir  # Vid4-style tree: use its own LR frames
     lr_base = clip_root(lr_root) if lr_root is not None else None
     if lr_base is None and scale == 1:
-        raise ConfigError("--scale 1 needs --lr-root (there is nothing to downscale)")
+        raise ConfigError("scale 1 needs an LR tree to read (there is nothing to downscale)", option="lr_root")
     _check_out(out, [src] + ([Path(lr_root)] if lr_root is not None else []))
 
     selected, selection = _select(src, gt_root, layout, list_file, partition, clips, limit)

@@ -85,12 +85,14 @@ def plan_clips(src: str | os.PathLike, *, vimeo_mode: str | None = None,
         raise InputError(f"source is not a directory: {src}")
     layout = detect_layout(src)
     if vimeo_mode is not None and vimeo_mode not in VIMEO_MODES:
-        raise ConfigError(f"unknown --vimeo-mode {vimeo_mode!r} (choose from {', '.join(VIMEO_MODES)})")
+        raise ConfigError(f"unknown vimeo_mode {vimeo_mode!r} (choose from {', '.join(VIMEO_MODES)})",
+                          option="vimeo_mode")
     if layout == "vimeo" and vimeo_mode is None:
-        raise ConfigError(f"{src} is a Vimeo90K tree: choose --vimeo-mode gt4 (GT LMDB, im4 only) "
-                          f"or lr7 (all seven frames, the LQ LMDB)")
+        raise ConfigError(f"{src} is a Vimeo90K tree: choose the Vimeo mode gt4 (GT LMDB, im4 only) "
+                          f"or lr7 (all seven frames, the LQ LMDB)", option="vimeo_mode")
     if layout != "vimeo" and vimeo_mode is not None:
-        raise ConfigError(f"--vimeo-mode given but {src} is not a Vimeo90K tree (no sequences/ folder)")
+        raise ConfigError(f"a Vimeo mode is given but {src} is not a Vimeo90K tree (no sequences/ folder)",
+                          option="vimeo_mode")
     clips = clips_from_list(src, read_clip_list(list_path)) if list_path else find_clips(src)
     if not clips:
         raise InputError(f"no image frames found under {src}")
@@ -207,9 +209,10 @@ def build_lmdb(src: str | os.PathLike, db: str | os.PathLike, *, vimeo_mode: str
     """
     start = time.perf_counter()
     if key_style not in KEY_STYLES:
-        raise ConfigError(f"unknown --key-style {key_style!r} (choose from {', '.join(KEY_STYLES)})")
+        raise ConfigError(f"unknown key style {key_style!r} (choose from {', '.join(KEY_STYLES)})",
+                          option="key_style")
     if not 0 <= int(compress_level) <= 9:
-        raise ConfigError(f"--compress-level must be 0..9, got {compress_level}")
+        raise ConfigError(f"compress level must be 0..9, got {compress_level}", option="compress_level")
     src_path, db_path = Path(src), Path(db)
     _check_not_inside(src_path, db_path)
     if shard is not None and (shard[1] < 1 or not 0 <= shard[0] < shard[1]):
@@ -264,7 +267,7 @@ class _MixedCheck:
             ref_dtype, ref_ch, ref_path = self.first
             raise InputError(f"{path} is {dtype} with {channels} channel(s) but {ref_path} is "
                              f"{ref_dtype} with {ref_ch}: mixed bit depths/channel counts in one "
-                             f"LMDB are refused (pass --allow-mixed to accept)")
+                             f"LMDB are refused unless allowed", option="allow_mixed")
 
 
 def _write_all(writer: LmdbWriter, items, workers: int, allow_mixed: bool,
