@@ -11,10 +11,9 @@ import click
 import pytest
 
 from vsrdata.cli import main
-from vsrdata.core import degrade, splits, video
+from vsrdata.core import degrade, layouts, splits, video
 from vsrdata.core.lmdb import keys as lmdb_keys
 from vsrdata.edvr import test_clips, train_config
-from vsrdata.pipelines import split_test as split_pipeline
 
 
 def _shared():
@@ -24,7 +23,7 @@ def _shared():
         ("split-test", "degradation"): degrade.DEGRADATIONS,
         ("split-test", "pad"): splits.SPATIAL_PADDINGS,
         ("split-test", "partition"): tuple(splits.PARTITIONS),
-        ("split-test", "layout"): split_pipeline.LAYOUTS,
+        ("split-test", "layout"): layouts.LAYOUTS,
         ("to-lmdb", "key_style"): lmdb_keys.KEY_STYLES,
         ("evaluate", "padding"): test_clips.TEMPORAL_PADDINGS,
         ("infer", "padding"): test_clips.TEMPORAL_PADDINGS,

@@ -497,3 +497,42 @@ def test_option_errors_name_the_flag_once_in_the_cli_and_none_in_the_library(tmp
     with pytest.raises(ConfigError, match="^workers must be >= 1, got 0$") as info:
         split_test(REDS, tmp_path / "o", workers=0)
     assert info.value.option == "workers"
+
+
+# --- shards ----------------------------------------------------------------------------------
+
+def test_shards_together_give_the_tree_of_one_run_and_records_come_last(tmp_path):
+    """Issue 14 §3: `split-test --shard I/N`. Clip k goes to shard k mod N; the shard that
+    finishes last writes split.json/meta_info.txt/mapping.txt, so the union is one run's tree."""
+    lr = subsample_tree(REDS, tmp_path / "lr")
+    one, sharded = tmp_path / "one", tmp_path / "sharded"
+    ok(REDS, one, "--lr-root", lr, "--multiple", 8)
+    first = ok(REDS, sharded, "--lr-root", lr, "--multiple", 8, "--shard", "1/2")
+    assert sorted(os.listdir(sharded / "GT")) == ["001"]  # clips 000, 001, 002: k mod 2 == 1
+    assert not (sharded / "split.json").exists() and "other shards not finished" in first.output
+    ok(REDS, sharded, "--lr-root", lr, "--multiple", 8, "--shard", "0/2")
+    assert tree_bytes(sharded) == tree_bytes(one)
+    again = ok(REDS, sharded, "--lr-root", lr, "--multiple", 8, "--shard", "1/2")  # a re-run resumes
+    assert "0 written" in again.output and tree_bytes(sharded) == tree_bytes(one)
+
+
+def test_shard_auto_under_a_slurm_array_equals_the_explicit_shard(tmp_path):
+    lr = subsample_tree(REDS, tmp_path / "lr")
+    explicit, auto = tmp_path / "explicit", tmp_path / "auto"
+    ok(REDS, explicit, "--lr-root", lr, "--shard", "1/3")
+    slurm = {"SLURM_ARRAY_TASK_ID": "5", "SLURM_ARRAY_TASK_COUNT": "3", "SLURM_ARRAY_TASK_MIN": "4"}
+    result = CliRunner().invoke(main, ["split-test", str(REDS), str(auto), "--lr-root", str(lr), "-q", "-j", "1",
+                                       "--shard", "auto"], env=slurm)
+    assert result.exit_code == 0, result.output
+    assert tree_bytes(auto) == tree_bytes(explicit) and sorted(os.listdir(auto / "GT")) == ["001"]
+    outside = CliRunner().invoke(main, ["split-test", str(REDS), str(tmp_path / "x"), "--shard", "auto"],
+                                 env={"SLURM_ARRAY_TASK_ID": None})
+    assert outside.exit_code == 1 and "Slurm job array" in outside.output
+
+
+def test_shard_with_overwrite_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="every shard's frames") as info:
+        split_test(REDS, tmp_path / "o", shard=(0, 2), overwrite=True)
+    assert info.value.option == "overwrite"
+    with pytest.raises(ConfigError, match="shard must be I/N"):
+        split_test(REDS, tmp_path / "o", shard=(2, 2))

@@ -32,6 +32,9 @@ from typing import Iterator
 from vsrdata.core.image_io import format_shape, frame_shape, is_image_file
 from vsrdata.errors import InputError, VsrDataWarning
 
+# Source layouts a command can be told to expect ('auto' detects; 'gt-tree' is a Vid4-style
+# SRC/GT/<clip>/ tree with its LR in SRC/BIx4/); the one list the split-test CLI offers.
+LAYOUTS = ("auto", "vimeo", "reds", "gt-tree", "clips")
 _DIGITS = re.compile(r"(\d+)")
 _VIMEO_ID = re.compile(r"^\d{5}/\d{4}$")
 

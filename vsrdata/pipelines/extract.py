@@ -62,8 +62,8 @@ import numpy as np
 from vsrdata.core.image_io import remove_stale_temps, write_bytes_atomic, write_image
 from vsrdata.core.layouts import natural_key
 from vsrdata.errors import ConfigError, InputError, OutputError
-from vsrdata.pipelines.runner import (SKIPPED, WRITTEN, JobsFailed, Summary, available_cores, report_progress,
-                                      run_jobs)
+from vsrdata.pipelines.runner import (SKIPPED, WRITTEN, JobsFailed, Summary, available_cores, check_shard,
+                                      report_progress, run_jobs)
 
 __all__ = ["extract", "ExtractResult", "find_videos", "layout_clips", "fit_frame", "MANIFEST",
            "DEFAULT_FRAMES_PER_CLIP", "DEFAULT_STATIC_THRESHOLD"]
@@ -410,8 +410,7 @@ def extract(inputs: list[str | os.PathLike], out: str | os.PathLike, *,
     """
     cfg = _settings(frames_per_clip, stride, keep_short, scene_cuts, scene_threshold, scene_min_len,
                     size, skip_static, static_threshold, allow_truncated)
-    if shard is not None and (shard[1] < 1 or not 0 <= shard[0] < shard[1]):
-        raise ConfigError(f"shard must be I/N with 0 <= I < N, got {shard[0]}/{shard[1]}")
+    check_shard(shard)
     workers = available_cores() if workers is None else workers
     if workers < 1:
         raise ConfigError(f"workers must be >= 1, got {workers}")

@@ -104,6 +104,13 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def check_shard(shard: tuple[int, int] | None) -> None:
+    """A `shard=(I, N)` argument must have 0 <= I < N (None: no sharding). Every sharded
+    pipeline gives item k of its plan to shard k mod N."""
+    if shard is not None and (len(shard) != 2 or shard[1] < 1 or not 0 <= shard[0] < shard[1]):
+        raise ConfigError(f"shard must be I/N with 0 <= I < N, got {'/'.join(map(str, shard))}", option="shard")
+
+
 # ------------------------------------------------------------------------ spawn re-import
 def check_spawn_safe() -> None:
     """Refuse to start a spawn pool from an unguarded top-level line of the `__main__` script.

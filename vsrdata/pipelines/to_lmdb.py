@@ -34,7 +34,7 @@ from vsrdata.core.layouts import (Clip, check_uniform, clips_from_list, detect_l
 from vsrdata.core.lmdb.keys import KEY_STYLES, SHARD_FILE, make_key
 from vsrdata.core.lmdb.writer import LmdbWriter
 from vsrdata.errors import ConfigError, InputError, OutputError, VsrDataError
-from vsrdata.pipelines.runner import available_cores, map_ordered
+from vsrdata.pipelines.runner import available_cores, check_shard, map_ordered
 
 VIMEO_MODES = ("gt4", "lr7")
 SHARD_FORMAT = "vsrdata-lmdb-shard/1"
@@ -215,8 +215,7 @@ def build_lmdb(src: str | os.PathLike, db: str | os.PathLike, *, vimeo_mode: str
         raise ConfigError(f"compress level must be 0..9, got {compress_level}", option="compress_level")
     src_path, db_path = Path(src), Path(db)
     _check_not_inside(src_path, db_path)
-    if shard is not None and (shard[1] < 1 or not 0 <= shard[0] < shard[1]):
-        raise ConfigError(f"shard must be I/N with 0 <= I < N, got {shard[0]}/{shard[1]}")
+    check_shard(shard)
     layout, clips = plan_clips(src_path, vimeo_mode=vimeo_mode, list_path=list_path)
     plan_total = sum(len(c.frames) for c in clips)
     total = plan_total if shard is None else len(range(shard[0], plan_total, shard[1]))
