@@ -186,6 +186,26 @@ def process_tree_anon_bytes(pid: int | None = None) -> int | None:
 
 
 # -------------------------------------------------------------------------------------- build
+def _check_options(src: Path, db: Path, key_style: str, compress_level: int, shard) -> None:
+    if key_style not in KEY_STYLES:
+        raise ConfigError(f"unknown key style {key_style!r} (choose from {', '.join(KEY_STYLES)})",
+                          option="key_style")
+    if not 0 <= int(compress_level) <= 9:
+        raise ConfigError(f"compress level must be 0..9, got {compress_level}", option="compress_level")
+    _check_not_inside(src, db)
+    check_shard(shard)
+
+
+def _count(summary: BuildSummary, writer: LmdbWriter) -> None:
+    """Copy the finished writer's counts into the summary."""
+    summary.map_size = writer.map_size or 0
+    summary.written = writer.written
+    summary.skipped = writer.existing
+    summary.bytes_written = writer.bytes_written
+    summary.commits = writer.commits
+    summary.map_growths = writer.map_growths
+
+
 def build_lmdb(src: str | os.PathLike, db: str | os.PathLike, *, vimeo_mode: str | None = None,
                list_path: str | os.PathLike | None = None, key_style: str = "basicsr",
                compress_level: int = 1, workers: int | None = None, map_size: int | None = None,
@@ -208,14 +228,8 @@ def build_lmdb(src: str | os.PathLike, db: str | os.PathLike, *, vimeo_mode: str
         summary = build_lmdb("REDS/train_sharp", "REDS/train_sharp_with_val.lmdb")  # keys 000/00000000
     """
     start = time.perf_counter()
-    if key_style not in KEY_STYLES:
-        raise ConfigError(f"unknown key style {key_style!r} (choose from {', '.join(KEY_STYLES)})",
-                          option="key_style")
-    if not 0 <= int(compress_level) <= 9:
-        raise ConfigError(f"compress level must be 0..9, got {compress_level}", option="compress_level")
     src_path, db_path = Path(src), Path(db)
-    _check_not_inside(src_path, db_path)
-    check_shard(shard)
+    _check_options(src_path, db_path, key_style, compress_level, shard)
     layout, clips = plan_clips(src_path, vimeo_mode=vimeo_mode, list_path=list_path)
     plan_total = sum(len(c.frames) for c in clips)
     total = plan_total if shard is None else len(range(shard[0], plan_total, shard[1]))
@@ -241,12 +255,7 @@ def build_lmdb(src: str | os.PathLike, db: str | os.PathLike, *, vimeo_mode: str
             image_io.write_bytes_atomic(db_path / SHARD_FILE, (json.dumps(record) + "\n").encode())
         peak = _write_all(writer, items, workers, allow_mixed, progress, total)
         writer.finish()
-        summary.map_size = writer.map_size or 0
-        summary.written = writer.written
-        summary.skipped = writer.existing
-        summary.bytes_written = writer.bytes_written
-        summary.commits = writer.commits
-        summary.map_growths = writer.map_growths
+        _count(summary, writer)
     summary.peak_anon_mib = peak / _MIB if peak else None
     summary.seconds = time.perf_counter() - start
     return summary
