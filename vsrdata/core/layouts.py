@@ -36,7 +36,6 @@ from vsrdata.errors import InputError, VsrDataWarning
 # SRC/GT/<clip>/ tree with its LR in SRC/BIx4/); the one list the split-test CLI offers.
 LAYOUTS = ("auto", "vimeo", "reds", "gt-tree", "clips")
 _DIGITS = re.compile(r"(\d+)")
-_VIMEO_ID = re.compile(r"^\d{5}/\d{4}$")
 
 
 def natural_key(name: str):
@@ -214,7 +213,3 @@ def clips_from_list(root: str | os.PathLike, ids: list[str]) -> list[Clip]:
         more = f" (and {len(missing) - 10} more)" if len(missing) > 10 else ""
         raise InputError(f"{len(missing)} clip(s) of the list not found under {base}: {shown}{more}")
     return clips
-
-
-def is_vimeo_id(clip_id: str) -> bool:
-    return bool(_VIMEO_ID.match(clip_id))
