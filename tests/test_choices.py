@@ -25,6 +25,7 @@ def _shared():
         ("split-test", "partition"): tuple(splits.PARTITIONS),
         ("split-test", "layout"): layouts.LAYOUTS,
         ("to-lmdb", "key_style"): lmdb_keys.KEY_STYLES,
+        ("to-lmdb", "vimeo_mode"): layouts.VIMEO_MODES,
         ("evaluate", "padding"): test_clips.TEMPORAL_PADDINGS,
         ("infer", "padding"): test_clips.TEMPORAL_PADDINGS,
         ("train", "val_pad"): test_clips.TEMPORAL_PADDINGS,
@@ -41,7 +42,6 @@ def _shared():
 def _torch_owned():
     """(command, option) -> the library's choices (as a set; 'auto' is a CLI-only extra)."""
     from vsrdata.edvr import dcn, engines, evaluate, metrics
-    from vsrdata.pipelines import to_lmdb
 
     backends = {"auto", *dcn.BACKENDS}
     return {
@@ -52,7 +52,6 @@ def _torch_owned():
         ("evaluate", "dcn_backend"): backends,
         ("infer", "dcn_backend"): backends,
         ("train", "dcn_backend"): backends,
-        ("to-lmdb", "vimeo_mode"): set(to_lmdb.VIMEO_MODES),
         ("evaluate", "engine"): {"auto", *engines.ENGINES},
         ("infer", "engine"): {"auto", *engines.ENGINES},
     }

@@ -9,7 +9,7 @@ import click
 # Every list of choices the commands offer, imported from the module that owns it (none of these
 # imports torch, cv2 or lmdb, so `--help` stays fast; tests/test_choices.py checks the CLI uses them).
 from vsrdata.core.degrade import DEGRADATIONS
-from vsrdata.core.layouts import LAYOUTS
+from vsrdata.core.layouts import LAYOUTS, VIMEO_MODES
 from vsrdata.core.lmdb.keys import KEY_STYLES
 from vsrdata.core.splits import PARTITIONS, SPATIAL_PADDINGS
 from vsrdata.core.video import CODECS, PIX_FMTS
@@ -19,7 +19,7 @@ from vsrdata.errors import ConfigError
 
 PARTITION_NAMES = tuple(PARTITIONS)
 __all__ = ["AMP_MODES", "DATASETS", "DEGRADATIONS", "KEY_STYLES", "LAYOUTS", "LOSS_REDUCTIONS", "PARTITION_NAMES",
-           "SPATIAL_PADDINGS", "TEMPORAL_PADDINGS", "VAL_PARTITIONS", "ProgressBar",
+           "SPATIAL_PADDINGS", "TEMPORAL_PADDINGS", "VAL_PARTITIONS", "VIMEO_MODES", "ProgressBar",
            "overwrite_option", "parse_shard", "shard_option", "workers_option"]
 
 

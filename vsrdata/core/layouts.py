@@ -35,6 +35,8 @@ from vsrdata.errors import InputError, VsrDataWarning
 # Source layouts a command can be told to expect ('auto' detects; 'gt-tree' is a Vid4-style
 # SRC/GT/<clip>/ tree with its LR in SRC/BIx4/); the one list the split-test CLI offers.
 LAYOUTS = ("auto", "vimeo", "reds", "gt-tree", "clips")
+# Frames kept of each Vimeo90K septuplet: gt4 = im4 only (the GT LMDB), lr7 = im1..im7 (the LQ LMDB).
+VIMEO_MODES = ("gt4", "lr7")
 _DIGITS = re.compile(r"(\d+)")
 
 

@@ -29,14 +29,13 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from vsrdata.core import image_io
-from vsrdata.core.layouts import (Clip, check_uniform, clips_from_list, detect_layout, find_clips,
+from vsrdata.core.layouts import (VIMEO_MODES, Clip, check_uniform, clips_from_list, detect_layout, find_clips,
                                   read_clip_list)
 from vsrdata.core.lmdb.keys import KEY_STYLES, SHARD_FILE, make_key
 from vsrdata.core.lmdb.writer import LmdbWriter
 from vsrdata.errors import ConfigError, InputError, OutputError, VsrDataError
 from vsrdata.pipelines.runner import available_cores, check_shard, map_ordered
 
-VIMEO_MODES = ("gt4", "lr7")
 SHARD_FORMAT = "vsrdata-lmdb-shard/1"
 _MIB = 1 << 20
 
