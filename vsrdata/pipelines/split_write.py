@@ -146,7 +146,9 @@ def _read_marker(out: Path) -> dict | None:
 
 def _refuse_other(out: Path, marker: dict, existing: dict | None) -> None:
     """Refuse an OUT that is not ours or was made with other options."""
-    non_empty = out.is_dir() and any(not p.name.startswith(LOCK_NAME) for p in out.iterdir())
+    # Shards share OUT: their lock files and a marker being renamed into place are not "content".
+    ours = (LOCK_NAME, f".{splits.MARKER_FILE}.")
+    non_empty = out.is_dir() and any(not p.name.startswith(ours) for p in out.iterdir())
     if existing is None and non_empty:
         raise OutputError(f"OUT {out} is not empty and was not made by split-test "
                           "(overwrite to write into it anyway, or choose another OUT)", option="overwrite")
