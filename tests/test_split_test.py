@@ -536,3 +536,21 @@ def test_shard_with_overwrite_is_refused(tmp_path):
     assert info.value.option == "overwrite"
     with pytest.raises(ConfigError, match="shard must be I/N"):
         split_test(REDS, tmp_path / "o", shard=(2, 2))
+
+
+def test_two_shards_running_at_once_share_one_out(tmp_path):
+    """Shards of a Slurm array run side by side: neither refuses the other's OUT, and the
+    tree they leave is one run's tree."""
+    import subprocess
+    import sys
+
+    lr = subsample_tree(REDS, tmp_path / "lr")
+    one, shared = tmp_path / "one", tmp_path / "shared"
+    ok(REDS, one, "--lr-root", lr)
+    procs = [subprocess.Popen([sys.executable, "-m", "vsrdata", "split-test", str(REDS), str(shared),
+                               "--lr-root", str(lr), "-q", "-j", "1", "--shard", f"{i}/2"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for i in range(2)]
+    outputs = [p.communicate(timeout=120)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    assert tree_bytes(shared) == tree_bytes(one)
