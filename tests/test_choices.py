@@ -11,11 +11,10 @@ import click
 import pytest
 
 from vsrdata.cli import main
-from vsrdata.core import degrade, splits, video
+from vsrdata.core import degrade, layouts, splits, video
 from vsrdata.core.lmdb import keys as lmdb_keys
 from vsrdata.edvr import test_clips
 from vsrdata.training import config as train_config
-from vsrdata.pipelines import split_test as split_pipeline
 
 
 def _shared():
@@ -25,8 +24,9 @@ def _shared():
         ("split-test", "degradation"): degrade.DEGRADATIONS,
         ("split-test", "pad"): splits.SPATIAL_PADDINGS,
         ("split-test", "partition"): tuple(splits.PARTITIONS),
-        ("split-test", "layout"): split_pipeline.LAYOUTS,
+        ("split-test", "layout"): layouts.LAYOUTS,
         ("to-lmdb", "key_style"): lmdb_keys.KEY_STYLES,
+        ("to-lmdb", "vimeo_mode"): layouts.VIMEO_MODES,
         ("evaluate", "padding"): test_clips.TEMPORAL_PADDINGS,
         ("infer", "padding"): test_clips.TEMPORAL_PADDINGS,
         ("train", "val_pad"): test_clips.TEMPORAL_PADDINGS,
@@ -45,7 +45,6 @@ def _shared():
 def _torch_owned():
     """(command, option) -> the library's choices (as a set; 'auto' is a CLI-only extra)."""
     from vsrdata.edvr import dcn, engines, evaluate, metrics
-    from vsrdata.pipelines import to_lmdb
 
     backends = {"auto", *dcn.BACKENDS}
     return {
@@ -56,7 +55,6 @@ def _torch_owned():
         ("evaluate", "dcn_backend"): backends,
         ("infer", "dcn_backend"): backends,
         ("train", "dcn_backend"): backends,
-        ("to-lmdb", "vimeo_mode"): set(to_lmdb.VIMEO_MODES),
         ("evaluate", "engine"): {"auto", *engines.ENGINES},
         ("infer", "engine"): {"auto", *engines.ENGINES},
     }

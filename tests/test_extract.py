@@ -26,7 +26,8 @@ from vsrdata.cli import main
 from vsrdata.core.resize import imresize
 from vsrdata.core.video import read_frames
 from vsrdata.errors import ConfigError, InputError, OutputError
-from vsrdata.pipelines.extract import JobsFailed, extract, fit_frame, layout_clips
+from vsrdata.pipelines.extract import JobsFailed, extract, fit_frame
+from vsrdata.pipelines.extract_plan import layout_clips
 
 pytest.importorskip("av")
 pytest.importorskip("scenedetect")

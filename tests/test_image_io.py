@@ -57,8 +57,8 @@ def test_png_header_gives_up_rather_than_guessing():
 
 def test_png_constants_have_one_home():
     import vsrdata.core.lmdb.keys as lmdb_store
-    import vsrdata.pipelines.split_test as split_test
+    import vsrdata.pipelines.split_write as split_write
 
-    for module in (lmdb_store, split_test):
+    for module in (lmdb_store, split_write):
         assert not hasattr(module, "_PNG_SIGNATURE") and not hasattr(module, "png_header_shape")
     assert image_io.PNG_SIGNATURE == b"\x89PNG\r\n\x1a\n"

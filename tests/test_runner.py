@@ -71,3 +71,42 @@ def test_map_ordered_keeps_order_and_raises_the_jobs_error_in_turn():
         with closing(map_ordered("vsrdata.core.image_io:read_image", items, workers=2)) as results:
             for _ in results:
                 pass
+
+
+def _slow_two_part_job(flag: str) -> str:
+    """Reports half its weight, then waits until the parent has shown that half (the parent's
+    callback creates `flag`); without a live progress channel it gives up after 20 s."""
+    import os
+    import time
+
+    from vsrdata.errors import InputError
+    from vsrdata.pipelines.runner import WRITTEN, report_progress
+
+    report_progress(5)
+    deadline = time.monotonic() + 20
+    while not os.path.exists(flag):
+        if time.monotonic() > deadline:
+            raise InputError(f"the parent never showed the partial progress of {flag}")
+        time.sleep(0.02)
+    return WRITTEN
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_job_moves_the_bar_before_it_ends_and_the_item_tops_up_to_its_weight(tmp_path, workers):
+    """Issue: extract's bar only moved when a whole video finished. A job's `report_progress`
+    reaches the parent while the job is still running (in-process and through the pool)."""
+    from vsrdata.pipelines.runner import run_jobs
+
+    flags = [str(tmp_path / f"flag{i}") for i in range(2)]
+    seen: list[int] = []
+
+    def bar(units: int, total: int) -> None:
+        seen.append(units)
+        assert total == 20
+        if sum(seen) >= 5 * workers:  # the partial report of every running job has arrived
+            for flag in flags:
+                Path(flag).touch()
+
+    summary = run_jobs(_slow_two_part_job, flags, workers=workers, progress=bar, weights=[10, 10])
+    assert summary.failed == 0, summary.errors
+    assert sum(seen) == 20 and seen[0] == 5  # topped up to the weights, never past

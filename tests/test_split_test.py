@@ -353,7 +353,8 @@ def test_foreign_or_different_out_is_refused(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
-    fails(REDS, out, "--lr-root", lr, match="not made by split-test")
+    line = fails(REDS, out, "--lr-root", lr, match="not made by split-test")
+    assert line.endswith("(--overwrite)") and "use --overwrite" not in line  # the CLI adds its flag
     fails(REDS, out, "--lr-root", lr, "--dry-run", match="not made by split-test")
     assert sorted(os.listdir(out)) == ["notes.txt"]
     ok(REDS, out, "--lr-root", lr, "--overwrite")
@@ -487,3 +488,69 @@ def test_alpha_frames_and_symlinked_output_folders_are_refused(tmp_path):
     (out / "GT").symlink_to(tmp_path / "elsewhere")
     fails(REDS, out, "--lr-root", lr, "--overwrite", match="symbolic link")
     assert not list((tmp_path / "elsewhere").iterdir())
+
+
+def test_option_errors_name_the_flag_once_in_the_cli_and_none_in_the_library(tmp_path):
+    """Library messages speak of options; the CLI appends the flag (` (--lr-root)`)."""
+    line = fails(REDS, tmp_path / "o", "--scale", 1, match="scale 1 needs an LR tree to read")
+    assert line.endswith("(--lr-root)") and line.count("--") == 1
+    with pytest.raises(ConfigError, match="^workers must be >= 1, got 0$") as info:
+        split_test(REDS, tmp_path / "o", workers=0)
+    assert info.value.option == "workers"
+
+
+# --- shards ----------------------------------------------------------------------------------
+
+def test_shards_together_give_the_tree_of_one_run_and_records_come_last(tmp_path):
+    """Issue 14 §3: `split-test --shard I/N`. Clip k goes to shard k mod N; the shard that
+    finishes last writes split.json/meta_info.txt/mapping.txt, so the union is one run's tree."""
+    lr = subsample_tree(REDS, tmp_path / "lr")
+    one, sharded = tmp_path / "one", tmp_path / "sharded"
+    ok(REDS, one, "--lr-root", lr, "--multiple", 8)
+    first = ok(REDS, sharded, "--lr-root", lr, "--multiple", 8, "--shard", "1/2")
+    assert sorted(os.listdir(sharded / "GT")) == ["001"]  # clips 000, 001, 002: k mod 2 == 1
+    assert not (sharded / "split.json").exists() and "other shards not finished" in first.output
+    ok(REDS, sharded, "--lr-root", lr, "--multiple", 8, "--shard", "0/2")
+    assert tree_bytes(sharded) == tree_bytes(one)
+    again = ok(REDS, sharded, "--lr-root", lr, "--multiple", 8, "--shard", "1/2")  # a re-run resumes
+    assert "0 written" in again.output and tree_bytes(sharded) == tree_bytes(one)
+
+
+def test_shard_auto_under_a_slurm_array_equals_the_explicit_shard(tmp_path):
+    lr = subsample_tree(REDS, tmp_path / "lr")
+    explicit, auto = tmp_path / "explicit", tmp_path / "auto"
+    ok(REDS, explicit, "--lr-root", lr, "--shard", "1/3")
+    slurm = {"SLURM_ARRAY_TASK_ID": "5", "SLURM_ARRAY_TASK_COUNT": "3", "SLURM_ARRAY_TASK_MIN": "4"}
+    result = CliRunner().invoke(main, ["split-test", str(REDS), str(auto), "--lr-root", str(lr), "-q", "-j", "1",
+                                       "--shard", "auto"], env=slurm)
+    assert result.exit_code == 0, result.output
+    assert tree_bytes(auto) == tree_bytes(explicit) and sorted(os.listdir(auto / "GT")) == ["001"]
+    outside = CliRunner().invoke(main, ["split-test", str(REDS), str(tmp_path / "x"), "--shard", "auto"],
+                                 env={"SLURM_ARRAY_TASK_ID": None})
+    assert outside.exit_code == 1 and "Slurm job array" in outside.output
+
+
+def test_shard_with_overwrite_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="every shard's frames") as info:
+        split_test(REDS, tmp_path / "o", shard=(0, 2), overwrite=True)
+    assert info.value.option == "overwrite"
+    with pytest.raises(ConfigError, match="shard must be I/N"):
+        split_test(REDS, tmp_path / "o", shard=(2, 2))
+
+
+def test_two_shards_running_at_once_share_one_out(tmp_path):
+    """Shards of a Slurm array run side by side: neither refuses the other's OUT, and the
+    tree they leave is one run's tree."""
+    import subprocess
+    import sys
+
+    lr = subsample_tree(REDS, tmp_path / "lr")
+    one, shared = tmp_path / "one", tmp_path / "shared"
+    ok(REDS, one, "--lr-root", lr)
+    procs = [subprocess.Popen([sys.executable, "-m", "vsrdata", "split-test", str(REDS), str(shared),
+                               "--lr-root", str(lr), "-q", "-j", "1", "--shard", f"{i}/2"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for i in range(2)]
+    outputs = [p.communicate(timeout=120)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    assert tree_bytes(shared) == tree_bytes(one)

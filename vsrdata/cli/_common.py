@@ -9,6 +9,7 @@ import click
 # Every list of choices the commands offer, imported from the module that owns it (none of these
 # imports torch, cv2 or lmdb, so `--help` stays fast; tests/test_choices.py checks the CLI uses them).
 from vsrdata.core.degrade import DEGRADATIONS
+from vsrdata.core.layouts import LAYOUTS, VIMEO_MODES
 from vsrdata.core.lmdb.keys import KEY_STYLES
 from vsrdata.core.splits import PARTITIONS, SPATIAL_PADDINGS
 from vsrdata.core.video import CODECS, PIX_FMTS
@@ -18,8 +19,9 @@ from vsrdata.training.config import (AMP_MODES, DATASETS, INIT_KEYS, LOSS_REDUCT
 from vsrdata.errors import ConfigError
 
 PARTITION_NAMES = tuple(PARTITIONS)
-__all__ = ["AMP_MODES", "DATASETS", "DEGRADATIONS", "KEY_STYLES", "LOSS_REDUCTIONS", "LOSS_TYPES", "PARTITION_NAMES", "SCHEDULERS",
-           "SPATIAL_PADDINGS", "TEMPORAL_PADDINGS", "VAL_PARTITIONS", "ProgressBar",
+__all__ = ["AMP_MODES", "DATASETS", "DEGRADATIONS", "KEY_STYLES", "LAYOUTS", "LOSS_REDUCTIONS", "LOSS_TYPES",
+           "PARTITION_NAMES", "SCHEDULERS", "SPATIAL_PADDINGS", "TEMPORAL_PADDINGS", "VAL_PARTITIONS", "VIMEO_MODES",
+           "ProgressBar",
            "overwrite_option", "parse_shard", "shard_option", "workers_option"]
 
 

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import click
 
-from vsrdata.cli._common import DEGRADATIONS, PARTITION_NAMES, SPATIAL_PADDINGS, overwrite_option, workers_option
+from vsrdata.cli._common import (DEGRADATIONS, LAYOUTS, PARTITION_NAMES, SPATIAL_PADDINGS, overwrite_option,
+                                 shard_option, workers_option)
 
-# Kept here as plain data (pipelines.split_test.LAYOUTS imports more than `--help` should;
-# checked against it in tests/test_choices.py).
-LAYOUT_NAMES = ("auto", "vimeo", "reds", "gt-tree", "clips")
 _MAX_LISTED_FAILURES = 20
 
 
 @click.command("split-test")
 @click.argument("src", type=click.Path(path_type=str))
 @click.argument("out", type=click.Path(path_type=str))
-@click.option("--layout", type=click.Choice(LAYOUT_NAMES), default="auto", show_default=True,
+@click.option("--layout", type=click.Choice(LAYOUTS), default="auto", show_default=True,
               help="Source layout. auto: gt-tree if SRC/GT exists, vimeo if SRC/sequences exists, "
                    "reds if every subfolder is 3 digits, else clips (any folder of clip folders).")
 @click.option("--list", "list_file", type=click.Path(dir_okay=False, path_type=str),
@@ -43,10 +41,13 @@ _MAX_LISTED_FAILURES = 20
               help="Hard-link frames that need no change instead of copying them (copy if linking fails).")
 @overwrite_option
 @workers_option
+@shard_option("Write only shard I of N: clip k of the selection belongs to shard k mod N; the shard "
+              "that finishes last writes split.json, meta_info.txt and mapping.txt. auto: from the "
+              "Slurm job array (SLURM_ARRAY_TASK_ID/COUNT/MIN).")
 @click.option("--dry-run", is_flag=True, help="Check everything and print the plan; write nothing.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar (the summary line is still printed).")
 def command(src, out, layout, list_file, partition, clip_ids, limit, lr_root, scale, degradation,
-            multiple, pad, crop, link, overwrite, workers, dry_run, quiet):
+            multiple, pad, crop, link, overwrite, workers, shard, dry_run, quiet):
     """Extract a test split: integer frame names, LR padded to x4.
 
     Writes OUT/GT/<clip>/00000000.png ... and OUT/BIx4/<clip>/... (BDx4 with -d bd), the layout
@@ -75,6 +76,7 @@ def command(src, out, layout, list_file, partition, clip_ids, limit, lr_root, sc
           --lr-root REDS/train_sharp_bicubic/X4 --link
       vsrdata split-test Vid4 datasets/Vid4 --partition vid4
       vsrdata split-test my_clips datasets/mine --pad reflect --multiple 16
+      vsrdata split-test vimeo_septuplet datasets/Vimeo90K-T --shard auto   # in sbatch --array=0-7
     """
     if crop and pad:
         raise click.UsageError("--crop and --pad exclude each other: pad or crop, not both")
@@ -85,7 +87,7 @@ def command(src, out, layout, list_file, partition, clip_ids, limit, lr_root, sc
                             clips=clip_ids, limit=limit, lr_root=lr_root, scale=scale,
                             degradation=degradation, multiple=multiple, pad=pad or "replicate",
                             crop=crop, link=link, overwrite=overwrite, workers=workers,
-                            dry_run=dry_run, progress=not quiet)
+                            shard=shard, dry_run=dry_run, progress=not quiet)
     except JobsFailed as exc:
         click.echo(exc.summary.line())
         for message in exc.summary.errors[1:_MAX_LISTED_FAILURES]:

@@ -6,7 +6,7 @@ import re
 
 import click
 
-from vsrdata.cli._common import KEY_STYLES, ProgressBar, overwrite_option, shard_option, workers_option
+from vsrdata.cli._common import KEY_STYLES, VIMEO_MODES, ProgressBar, overwrite_option, shard_option, workers_option
 
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
@@ -24,7 +24,7 @@ def parse_size(ctx, param, value: str | None) -> int | None:
 @click.command("to-lmdb")
 @click.argument("src", type=click.Path(path_type=str))
 @click.argument("db", type=click.Path(path_type=str))
-@click.option("--vimeo-mode", type=click.Choice(["gt4", "lr7"]), default=None,
+@click.option("--vimeo-mode", type=click.Choice(VIMEO_MODES), default=None,
               help="Vimeo90K sources: gt4 = only im4 of each clip (the GT LMDB), lr7 = im1..im7.")
 @click.option("--list", "list_path", type=click.Path(dir_okay=False, path_type=str), default=None,
               help="Clip list (e.g. sep_trainlist.txt): only these clips, in this order.")

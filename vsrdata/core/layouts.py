@@ -32,8 +32,12 @@ from typing import Iterator
 from vsrdata.core.image_io import format_shape, frame_shape, is_image_file
 from vsrdata.errors import InputError, VsrDataWarning
 
+# Source layouts a command can be told to expect ('auto' detects; 'gt-tree' is a Vid4-style
+# SRC/GT/<clip>/ tree with its LR in SRC/BIx4/); the one list the split-test CLI offers.
+LAYOUTS = ("auto", "vimeo", "reds", "gt-tree", "clips")
+# Frames kept of each Vimeo90K septuplet: gt4 = im4 only (the GT LMDB), lr7 = im1..im7 (the LQ LMDB).
+VIMEO_MODES = ("gt4", "lr7")
 _DIGITS = re.compile(r"(\d+)")
-_VIMEO_ID = re.compile(r"^\d{5}/\d{4}$")
 
 
 def natural_key(name: str):
@@ -211,7 +215,3 @@ def clips_from_list(root: str | os.PathLike, ids: list[str]) -> list[Clip]:
         more = f" (and {len(missing) - 10} more)" if len(missing) > 10 else ""
         raise InputError(f"{len(missing)} clip(s) of the list not found under {base}: {shown}{more}")
     return clips
-
-
-def is_vimeo_id(clip_id: str) -> bool:
-    return bool(_VIMEO_ID.match(clip_id))

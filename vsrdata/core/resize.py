@@ -336,7 +336,14 @@ def imresize(img: np.ndarray, scale: float | None = None, *,
     if img.dtype in _FLOAT_DTYPES:
         return y if img.ndim == 3 else y[:, :, 0]
 
-    maxval = _INT_MAX[img.dtype]
+    out = _round_to_int(y, img3, order)
+    return out if img.ndim == 3 else out[:, :, 0]
+
+
+def _round_to_int(y: np.ndarray, img3: np.ndarray, order) -> np.ndarray:
+    """MATLAB's im2uint8/im2uint16 of the float64 result `y` (HxWxC, in 0..max units of the
+    integer input `img3`): round half away from zero once, saturate; `y` is overwritten."""
+    maxval = _INT_MAX[img3.dtype]
     rounded = np.floor(y)
     frac = np.subtract(y, rounded, out=y)   # exact in float64; y is not needed any more
     rounded += frac >= 0.5                  # round half up == half away from zero for y >= 0
@@ -349,5 +356,4 @@ def imresize(img: np.ndarray, scale: float | None = None, *,
     for start in range(0, near[0].size, _FIXUP_CHUNK):
         sel = tuple(c[start:start + _FIXUP_CHUNK] for c in near)
         rounded[sel] = _round_half_up(_exact_values(img3, maxval, sel, *order))
-    out = np.clip(rounded, 0.0, maxval, out=rounded).astype(img.dtype)
-    return out if img.ndim == 3 else out[:, :, 0]
+    return np.clip(rounded, 0.0, maxval, out=rounded).astype(img3.dtype)

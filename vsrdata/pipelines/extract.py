@@ -37,6 +37,9 @@ docs/CONVENTIONS.md) to the smallest size that covers W x H with the aspect rati
 covering side exactly, the other rounded), then the centre W x H crop (extra rows/columns
 split evenly, the odd one at the bottom/right). A frame already W x H is written unchanged.
 
+Modules: `extract_plan` (steps 1-3: inputs, analysis and its cache, clip layout), this
+module (manifest, writing).
+
 Shards (`shard=(I, N)`): video k of the sorted list belongs to shard k mod N. Numbering needs
 every video's clip count, so each shard analyses the videos no cache holds yet; `plan_only`
 analyses just this shard's videos and writes no frames, a cheap first stage for an array job.
@@ -49,27 +52,24 @@ since numbering depends on every video.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
 from vsrdata.core.image_io import remove_stale_temps, write_bytes_atomic, write_image
-from vsrdata.core.layouts import natural_key
 from vsrdata.errors import ConfigError, InputError, OutputError
-from vsrdata.pipelines.runner import SKIPPED, WRITTEN, JobsFailed, Summary, available_cores, run_jobs
+from vsrdata.pipelines.extract_plan import CACHE_DIR, analyse_all, find_videos, plan_clips
+from vsrdata.pipelines.runner import (SKIPPED, WRITTEN, JobsFailed, Summary, available_cores, check_shard,
+                                      report_progress, run_jobs)
 
-__all__ = ["extract", "ExtractResult", "find_videos", "layout_clips", "fit_frame", "MANIFEST",
-           "DEFAULT_FRAMES_PER_CLIP", "DEFAULT_STATIC_THRESHOLD"]
+__all__ = ["extract", "ExtractResult", "fit_frame", "MANIFEST", "DEFAULT_FRAMES_PER_CLIP",
+           "DEFAULT_STATIC_THRESHOLD"]
 
 MANIFEST = "extract.json"
 MANIFEST_FORMAT = "vsrdata-extract/1"
-CACHE_DIR = ".extract-cache"
 DEFAULT_FRAMES_PER_CLIP = 100  # REDS: 100 frames per clip
 DEFAULT_STATIC_THRESHOLD = 1.0  # mean |frame difference| in 8-bit levels
 
@@ -87,29 +87,6 @@ class ExtractResult:
     dry_run: bool = False
 
 
-# ----------------------------------------------------------------------------------- inputs
-def find_videos(inputs: list[str | os.PathLike]) -> list[Path]:
-    """Resolved video paths of the inputs (files, or folders searched at any depth), unique,
-    in natural order. Raises InputError for a missing input or when no video is found."""
-    from vsrdata.core.video import is_video_path
-
-    found: set[Path] = set()
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            for root, dirs, files in os.walk(path, followlinks=True):
-                dirs[:] = [d for d in dirs if not d.startswith(".")]
-                found.update(Path(root, f).resolve() for f in files
-                             if not f.startswith(".") and is_video_path(f))
-        elif path.is_file():
-            found.add(path.resolve())
-        else:
-            raise InputError(f"video not found: {path}")
-    if not found:
-        raise InputError(f"no video files found in {', '.join(map(str, inputs))}")
-    return sorted(found, key=lambda p: natural_key(str(p)))
-
-
 def _check_out(inputs: list[str | os.PathLike], out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise OutputError(f"output exists and is not a folder: {out}")
@@ -118,31 +95,6 @@ def _check_out(inputs: list[str | os.PathLike], out: Path) -> None:
         path = Path(item)
         if path.is_dir() and (path.resolve() == out_real or path.resolve() in out_real.parents):
             raise OutputError(f"output {out} is inside the input folder {path} (choose an OUT outside it)")
-
-
-# ------------------------------------------------------------------------------------ layout
-def layout_clips(length: int, cuts: list[int], frames_per_clip: int, stride: int,
-                 keep_short: bool = False) -> list[dict]:
-    """Clip windows of a `length`-frame video with shot boundaries `cuts` (module doc, step 3).
-
-    Returns dicts with `frames` [start, end), `shot` [a, b) and `cut_avoided` (b when b is a
-    cut and this is the shot's last clip, else None), in frame order.
-    """
-    from vsrdata.core.scenes import shots
-
-    clips = []
-    cut_set = set(cuts)
-    for a, b in shots(cuts, length):
-        windows = [(s, s + frames_per_clip) for s in range(a, b - frames_per_clip + 1, stride)]
-        nxt = windows[-1][0] + stride if windows else a
-        covered = windows[-1][1] if windows else a
-        if keep_short and nxt < b and b > covered:
-            windows.append((nxt, b))
-        for i, (s, e) in enumerate(windows):
-            last = i == len(windows) - 1
-            clips.append({"frames": [s, e], "shot": [a, b],
-                          "cut_avoided": b if last and b in cut_set else None})
-    return clips
 
 
 def fit_frame(img: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
@@ -164,112 +116,6 @@ def fit_frame(img: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
     top, left = (cover_h - out_h) // 2, (cover_w - out_w) // 2
     return np.ascontiguousarray(img[top:top + out_h, left:left + out_w])
 
-
-def _motion(diffs: list[float], start: int, end: int) -> float:
-    """Mean |frame difference| (8-bit levels) over the end - start - 1 pairs of a clip."""
-    pairs = diffs[start + 1:end]
-    return round(float(np.mean(pairs)), 4) if pairs else 0.0
-
-
-# ---------------------------------------------------------------------------------- analyse
-def _analyse(item: tuple[str, str, dict]) -> str:
-    """Job: decode one video, find cuts and motion, lay out its clips; write the cache JSON."""
-    from vsrdata.core import scenes
-    from vsrdata.core.video import VideoReader
-
-    path, cache, cfg = item
-    if os.path.exists(cache):
-        return SKIPPED
-    import cv2
-
-    times, diffs, prev = [], [], None
-    detector = scenes.CutDetector(cfg["scene_threshold"], cfg["scene_min_len"]) if cfg["scene_cuts"] == "auto" else None
-    with VideoReader(path) as reader:
-        info = reader.info
-        for frame in reader:
-            if detector is not None:
-                detector.add(frame.image)
-            times.append(None if frame.time is None else round(float(frame.time), 6))
-            diffs.append(0.0 if prev is None else float(cv2.absdiff(frame.image, prev).mean()))
-            prev = frame.image
-        warning = reader.truncation_warning()
-    if warning and not cfg["allow_truncated"]:
-        raise InputError(f"{warning}; use --allow-truncated to extract the frames that decoded")
-    length = len(times)
-    if detector is not None:
-        cuts = detector.finish()
-    elif cfg["scene_cuts"] == "off":
-        cuts = []
-    else:
-        cuts = scenes.check_cuts(scenes.read_cut_file(cfg["scene_cuts"]), length, source=cfg["scene_cuts"])
-    clips = layout_clips(length, cuts, cfg["frames_per_clip"], cfg["stride"], cfg["keep_short"])
-    kept, static = [], 0
-    for clip in clips:
-        start, end = clip["frames"]
-        clip["time"] = [times[start], times[end - 1]]
-        clip["motion"] = _motion(diffs, start, end)
-        if cfg["skip_static"] and (end - start < 2 or clip["motion"] < cfg["static_threshold"]):
-            static += 1
-            continue
-        kept.append(clip)
-    record = {"source": path, "frames": length, "declared_frames": info.declared_frames,
-              "fps": str(info.fps) if info.fps is not None else None, "width": info.width,
-              "height": info.height, "cuts": cuts, "static_dropped": static, "warning": warning, "clips": kept}
-    write_bytes_atomic(cache, json.dumps(record).encode())
-    return WRITTEN
-
-
-def _cache_path(cache_dir: Path, video: Path, cfg: dict) -> str:
-    st = video.stat()
-    key = json.dumps([str(video), st.st_size, st.st_mtime_ns, cfg], sort_keys=True)
-    return str(cache_dir / (hashlib.sha1(key.encode()).hexdigest()[:20] + ".json"))
-
-
-def _probe_all(videos: list[Path]) -> list[int]:
-    """Estimated frame count of each video (for the progress bar); bad files fail here, all listed."""
-    from vsrdata.core.video import probe
-
-    counts, errors = [], []
-    for video in videos:
-        try:
-            counts.append(probe(video).estimated_frames or 1)
-        except InputError as exc:
-            errors.append(str(exc))
-    if errors:
-        raise JobsFailed(Summary(total=len(videos), failed=len(errors), errors=errors, unit="video"))
-    return counts
-
-
-def _analyse_all(videos: list[Path], cache_dir: Path, cfg: dict, workers: int, progress: bool,
-                 own: int | None = None, reuse_dir: Path | None = None) -> list[str]:
-    """Analyse every video that has no cache entry; returns the cache paths in video order.
-    The first `own` videos (default all) are this shard's. An entry already in `reuse_dir`
-    (OUT's cache, for a dry run) is read from there and nothing is written into it."""
-    weights = _probe_all(videos)
-    caches = [_cache_path(cache_dir, v, cfg) for v in videos]
-    if reuse_dir is not None:
-        caches = [r if os.path.exists(r) else c
-                  for c, r in zip(caches, (_cache_path(reuse_dir, v, cfg) for v in videos))]
-    # Temps of killed runs; only this run's own videos (another shard may be writing others').
-    remove_stale_temps(cache_dir, {os.path.basename(c) for c in caches[:own]})
-    summary = run_jobs(_analyse, [(str(v), c, cfg) for v, c in zip(videos, caches)],
-                       workers=min(workers, len(videos)), progress=progress, desc="extract: analyse",
-                       unit="frame", weights=weights)
-    if summary.failed:
-        summary.unit = "video"
-        raise JobsFailed(summary)
-    return caches
-
-
-def _plan(videos: list[Path], mine: list[Path], out: Path, cfg: dict, workers: int, progress: bool,
-          dry_run: bool) -> tuple[list[dict], list[dict], list[str]]:
-    """Analyse (this shard's videos first) and number the clips of all videos."""
-    set_mine = set(mine)
-    order = mine + [v for v in videos if v not in set_mine]
-    with tempfile.TemporaryDirectory() as tmp:
-        cache_dir, reuse = (Path(tmp), out / CACHE_DIR) if dry_run else (out / CACHE_DIR, None)
-        cached = dict(zip(order, _analyse_all(order, cache_dir, cfg, workers, progress, len(mine), reuse)))
-        return _assemble([cached[v] for v in videos])
 
 
 # --------------------------------------------------------------------------------- manifest
@@ -307,23 +153,6 @@ def _write_manifest(out: Path, identity: dict, videos: list[dict], clips: list[d
     write_bytes_atomic(out / MANIFEST, (json.dumps(record, indent=1) + "\n").encode())
 
 
-def _assemble(caches: list[str]) -> tuple[list[dict], list[dict], list[str]]:
-    """Videos, numbered clips and warnings from the cache records, in video order."""
-    records = [json.loads(Path(c).read_text()) for c in caches]
-    total = sum(len(r["clips"]) for r in records)
-    width = max(3, len(str(max(total - 1, 0))))
-    videos, clips, warnings = [], [], []
-    for record in records:
-        own = record.pop("clips")
-        for clip in own:
-            clips.append({"name": f"{len(clips):0{width}d}", "source": record["source"], **clip})
-        record["clips"] = len(own)
-        videos.append(record)
-        if record["warning"]:
-            warnings.append(record["warning"])
-    return videos, clips, warnings
-
-
 # ------------------------------------------------------------------------------------ write
 def _frame_paths(out: str, clip: dict) -> list[tuple[int, str]]:
     start, end = clip["frames"]
@@ -342,6 +171,7 @@ def _write_video(item: tuple[str, str, list[dict], tuple[int, int] | None]) -> s
                 todo.setdefault(index, []).append(dst)
     if not todo:
         return SKIPPED
+    report_progress(sum(c["frames"][1] - c["frames"][0] for c in clips) - sum(map(len, todo.values())))
     last = max(todo)
     with VideoReader(path) as reader:
         for frame in reader:
@@ -350,6 +180,7 @@ def _write_video(item: tuple[str, str, list[dict], tuple[int, int] | None]) -> s
                 img = fit_frame(frame.image, size)
                 for dst in targets:
                     write_image(dst, img)
+                report_progress(len(targets))
             if frame.index >= last:
                 break
     if todo:
@@ -405,8 +236,7 @@ def extract(inputs: list[str | os.PathLike], out: str | os.PathLike, *,
     """
     cfg = _settings(frames_per_clip, stride, keep_short, scene_cuts, scene_threshold, scene_min_len,
                     size, skip_static, static_threshold, allow_truncated)
-    if shard is not None and (shard[1] < 1 or not 0 <= shard[0] < shard[1]):
-        raise ConfigError(f"shard must be I/N with 0 <= I < N, got {shard[0]}/{shard[1]}")
+    check_shard(shard)
     workers = available_cores() if workers is None else workers
     if workers < 1:
         raise ConfigError(f"workers must be >= 1, got {workers}")
@@ -419,9 +249,9 @@ def extract(inputs: list[str | os.PathLike], out: str | os.PathLike, *,
     old = _check_manifest(out, identity)
     mine = [v for k, v in enumerate(videos) if shard is None or k % shard[1] == shard[0]]
     if plan_only:
-        _analyse_all(mine, out / CACHE_DIR, cfg, workers, progress)
+        analyse_all(mine, out / CACHE_DIR, cfg, workers, progress)
         return ExtractResult(out, [], [], None)
-    video_records, clips, warnings = _plan(videos, mine, out, cfg, workers, progress, dry_run)
+    video_records, clips, warnings = plan_clips(videos, mine, out, cfg, workers, progress, dry_run)
     if old is not None and old.get("clips") is not None and old["clips"] != clips:
         raise OutputError(f"the clip plan differs from {out / MANIFEST} (a video changed since?); "
                           f"choose another OUT or remove it")

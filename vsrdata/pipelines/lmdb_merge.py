@@ -50,7 +50,7 @@ class MergeSummary:
 def read_shard_record(db: Path) -> dict:
     """The `vsrdata_shard.json` of a finished shard DB (InputError naming the folder otherwise)."""
     if (db / INCOMPLETE_MARKER).exists():
-        raise InputError(f"shard {db} is an unfinished build; re-run its `to-lmdb --shard` to finish it")
+        raise InputError(f"shard {db} is an unfinished build; re-run its shard build to finish it")
     if not (db / "data.mdb").is_file() or not (db / META_TXT).is_file():
         raise InputError(f"not a finished LMDB folder (no data.mdb / {META_TXT}): {db}")
     try:
@@ -58,7 +58,7 @@ def read_shard_record(db: Path) -> dict:
         record["shard"] = tuple(int(v) for v in record["shard"])
         int(record["frames"]), record["key_style"], int(record["compress_level"])
     except FileNotFoundError:
-        raise InputError(f"{db} is not a shard DB (no {SHARD_FILE}; build it with to-lmdb --shard I/N)") from None
+        raise InputError(f"{db} is not a shard DB (no {SHARD_FILE}; build it as shard I of N)") from None
     except (OSError, ValueError, KeyError, TypeError):
         raise InputError(f"unreadable {db / SHARD_FILE}") from None
     return record

@@ -47,7 +47,7 @@ from vsrdata.core.image_io import read_image, remove_stale_temps, write_bytes_at
 from vsrdata.core.layouts import clip_shape, find_clips
 from vsrdata.core.locks import OutputLock
 from vsrdata.errors import ConfigError, InputError, OutputError
-from vsrdata.pipelines.runner import SKIPPED, WRITTEN, JobsFailed, Summary, available_cores, run_jobs
+from vsrdata.pipelines.runner import SKIPPED, WRITTEN, JobsFailed, Summary, available_cores, check_shard, run_jobs
 
 __all__ = ["make_lr", "plan_make_lr", "Summary", "JobsFailed"]
 
@@ -72,10 +72,11 @@ def _check_manifest(dst: Path, scale: int, degradation: str, overwrite: bool, wr
             old = json.loads(path.read_text())
             old_key = (int(old["scale"]), str(old["degradation"]))
         except (ValueError, KeyError, TypeError, OSError):
-            raise OutputError(f"unreadable {path}: remove it or use --overwrite") from None
+            raise OutputError(f"unreadable {path}: remove it or overwrite", option="overwrite") from None
         if old_key != (scale, degradation):
             raise OutputError(f"{dst} already holds x{old_key[0]} '{old_key[1]}' frames ({MANIFEST}); "
-                              f"refusing to mix in x{scale} '{degradation}' (choose another DST or --overwrite)")
+                              f"refusing to mix in x{scale} '{degradation}' (choose another DST or overwrite)",
+                              option="overwrite")
     if write:
         record = {"format": MANIFEST_FORMAT, "scale": scale, "degradation": degradation,
                   "method": _METHODS[degradation]}
@@ -106,10 +107,7 @@ def plan_make_lr(src: str | os.PathLike, dst: str | os.PathLike,
     two sources mapping to one output (e.g. `im1.png` and `im1.jpg`), OutputError when DST is SRC or lies
     inside it (symlinks resolved) or an output would land inside SRC, ConfigError for a bad shard.
     """
-    if shard is not None:
-        index, count = shard
-        if count < 1 or not 0 <= index < count:
-            raise ConfigError(f"shard must be I/N with 0 <= I < N, got {index}/{count}")
+    check_shard(shard)
     src, dst = Path(src), Path(dst)
     _check_folders(src, dst)
     # SRC inside DST is allowed (e.g. `make-lr data/GT data`), as long as no output lands in SRC.
@@ -133,7 +131,7 @@ def plan_make_lr(src: str | os.PathLike, dst: str | os.PathLike,
     if not pairs:
         raise InputError(f"no image frames found under {src}")
     if shard is not None:
-        pairs = pairs[index::count]
+        pairs = pairs[shard[0]::shard[1]]
     return pairs
 
 

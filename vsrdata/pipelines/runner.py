@@ -20,7 +20,11 @@ made single-threaded before numpy/cv2 are imported (`OMP/OPENBLAS/MKL_NUM_THREAD
 `cv2.setNumThreads(1)`), so N workers use N cores and do not oversubscribe them. On Linux a
 worker is killed by the kernel when its parent dies (`kill -9` of the command), so no orphan
 keeps writing while the user re-runs; a worker that dies (OOM kill) stops the run with an error
-instead of a hang.
+instead of a hang (worker set-up and the main-script guard: `spawn.py`).
+
+Progress: the bar counts items, or with `weights` units such as frames; a long job can move it
+before it ends by calling `report_progress(units)` (sent to the parent over a queue that a
+worker never waits on, so an abort stays as quick as without it).
 """
 
 from __future__ import annotations
@@ -38,14 +42,13 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator, Sequence
 
 from vsrdata.errors import ConfigError, InputError, VsrDataError
+from vsrdata.pipelines.spawn import check_spawn_safe, prepare_worker
 
 WRITTEN = "written"
 SKIPPED = "skipped"
 
 _DIED = ("a worker process died unexpectedly (killed, e.g. out of memory?); finished outputs "
          "are kept, re-run the same command to resume")
-_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-               "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
 @dataclass
@@ -63,6 +66,7 @@ class Summary:
     failed: int = 0
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
+    error_option: str | None = None  # the `option` of the first failure's VsrDataError, if any
     dry_run: bool = False
     unit: str = "frame"
     examples: list[tuple[str, str]] = field(default_factory=list)
@@ -91,7 +95,7 @@ class JobsFailed(InputError):
             msg = f"{summary.failed} {summary.unit}s failed; first: {first}"
         else:
             msg = first
-        super().__init__(msg)
+        super().__init__(msg, option=summary.error_option)
         self.summary = summary
 
 
@@ -103,50 +107,29 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-# ------------------------------------------------------------------------ spawn re-import
-def check_spawn_safe() -> None:
-    """Refuse to start a spawn pool from an unguarded top-level line of the `__main__` script.
-
-    A spawned worker re-imports the main script (as `__mp_main__`); a pool started by that
-    script's top-level code without `if __name__ == "__main__":` would be started again in every
-    worker, which Python stops by killing the worker -- the parent then only sees a dead worker.
-    Here the parent finds the script's top-level line that led to this call and, when no
-    `if __name__ == "__main__":` block encloses it, raises a one-line ConfigError saying so.
-    Scripts without a source file (`python -c`, a REPL, frozen apps) are not re-imported: no check.
-    """
-    main = sys.modules.get("__main__")
-    path = getattr(main, "__file__", None)
-    if not path or not str(path).endswith(".py"):
-        return
-    frame = sys._getframe(1)
-    while frame is not None and not (frame.f_code.co_name == "<module>" and frame.f_globals is vars(main)):
-        frame = frame.f_back
-    if frame is None or _guarded(path, frame.f_lineno):
-        return
-    raise ConfigError(f"{path}, line {frame.f_lineno}: worker processes re-import this script, so put "
-                      f"the code that starts them under `if __name__ == \"__main__\":`")
-
-
-def _guarded(path: str, lineno: int) -> bool:
-    """True if line `lineno` of the script `path` lies inside an `if __name__ == ...` block
-    (or the source cannot be read: then we cannot tell and do not refuse)."""
-    import ast
-
-    try:
-        with open(path, encoding="utf-8") as fh:
-            tree = ast.parse(fh.read(), path)
-    except (OSError, SyntaxError, ValueError):
-        return True
-    for node in ast.walk(tree):
-        if (isinstance(node, ast.If) and any(isinstance(n, ast.Name) and n.id == "__name__"
-                                             for n in ast.walk(node.test))
-                and node.lineno < lineno <= (node.end_lineno or lineno)):  # body or else branch
-            return True
-    return False
+def check_shard(shard: tuple[int, int] | None) -> None:
+    """A `shard=(I, N)` argument must have 0 <= I < N (None: no sharding). Every sharded
+    pipeline gives item k of its plan to shard k mod N."""
+    if shard is not None and (len(shard) != 2 or shard[1] < 1 or not 0 <= shard[0] < shard[1]):
+        raise ConfigError(f"shard must be I/N with 0 <= I < N, got {'/'.join(map(str, shard))}", option="shard")
 
 
 # ----------------------------------------------------------------------------------- workers
 _JOB: Callable | None = None
+_PROGRESS = None  # in a pool worker: the queue to the parent; in-process: a callable(index, units)
+_CURRENT = -1     # index of the item the job is running
+
+
+def report_progress(units: int) -> None:
+    """Called by a job: `units` more of its item's weight are done (e.g. frames written), so the
+    parent's progress bar moves before the item ends. When the item ends, the bar is topped up
+    to the item's full weight (reports beyond it are ignored). A no-op outside `run_jobs`."""
+    if _PROGRESS is None or units <= 0:
+        return
+    if callable(_PROGRESS):
+        _PROGRESS(_CURRENT, units)
+    else:
+        _PROGRESS.put_nowait((_CURRENT, units))
 
 
 def _resolve(job: str | Callable) -> Callable:
@@ -166,76 +149,62 @@ def _job_name(job: str | Callable) -> str:
     return name
 
 
-def _die_with_parent(parent_pid: int) -> None:
-    """Linux: have the kernel SIGKILL this worker when the parent dies (e.g. `kill -9` of the
-    job), so no orphan keeps writing into the tree while the user re-runs the command."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        import ctypes
-        import signal
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, int(signal.SIGKILL))  # 1 = PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # pragma: no cover - exotic libc
-        return
-    if os.getppid() != parent_pid:  # parent died before prctl took effect
-        os._exit(1)
-
-
-def prepare_worker(parent_pid: int) -> None:
-    """Worker-process set-up shared by every pool of the package: die with the parent and run
-    single-threaded (thread variables set before numpy/cv2 load; `cv2.setNumThreads(1)`)."""
-    _die_with_parent(parent_pid)
-    for var in _THREAD_ENV:
-        os.environ[var] = "1"
-    import cv2
-
-    cv2.setNumThreads(1)
-
-
-def _init_worker(job_name: str, parent_pid: int) -> None:
+def _init_worker(job_name: str, parent_pid: int, progress_queue=None) -> None:
     prepare_worker(parent_pid)
-    global _JOB
+    global _JOB, _PROGRESS
     _JOB = _resolve(job_name)
+    if progress_queue is not None:
+        # Progress is best effort: a worker leaving must never wait for its unsent reports
+        # (the parent may have stopped reading them on an abort).
+        progress_queue.cancel_join_thread()
+        _PROGRESS = progress_queue
 
 
-def _call(job: Callable, item) -> tuple[str, str | None]:
+def _call(job: Callable, index: int, item) -> tuple[int, str, str | None, str | None]:
+    """(index, status, error message or None, the error's `option` or None) of one item."""
+    global _CURRENT
+    _CURRENT = index
     try:
         status = job(item)
     except VsrDataError as exc:
-        return "failed", str(exc)
+        return index, "failed", str(exc), exc.option
     except OSError as exc:
         where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
-        return "failed", f"{exc.strerror or exc}{where}"
+        return index, "failed", f"{exc.strerror or exc}{where}", None
     if status not in (WRITTEN, SKIPPED):
         raise ValueError(f"job returned {status!r}, expected {WRITTEN!r} or {SKIPPED!r}")
-    return status, None
+    return index, status, None, None
 
 
-def _run_chunk(chunk: list[tuple[int, object]]) -> list[tuple[int, str, str | None]]:
-    return [(index, *_call(_JOB, item)) for index, item in chunk]
+def _run_chunk(chunk: list[tuple[int, object]]) -> list[tuple]:
+    return [_call(_JOB, index, item) for index, item in chunk]
 
 
-def _pool_results(job, items: Sequence, workers: int, chunksize: int):
+def _pool_results(job, items: Sequence, workers: int, chunksize: int, progress_queue=None,
+                  drain: Callable[[], None] = lambda: None):
     """Yield the result lists of chunks of `items` run in a spawn process pool.
 
     At most `4 * workers` chunks are queued at a time, so memory does not grow with the number
-    of items. A worker that dies (out-of-memory kill, segfault) stops the run with a
-    VsrDataError instead of hanging; finished outputs stay valid for a re-run.
+    of items. While waiting, `drain()` is called every 0.1 s (to move the progress bar). A worker
+    that dies (out-of-memory kill, segfault) stops the run with a VsrDataError instead of
+    hanging; finished outputs stay valid for a re-run.
     """
-    executor = _spawn_executor(job, workers)
+    executor = _spawn_executor(job, workers, progress_queue)
     indexed = enumerate(items)
     pending: set = set()
+
+    def finished(limit: int):
+        nonlocal pending
+        while len(pending) > limit:
+            done, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
+            drain()
+            yield from (future.result() for future in done)
+
     try:
         while chunk := list(itertools.islice(indexed, chunksize)):
             pending.add(executor.submit(_run_chunk, chunk))
-            if len(pending) >= 4 * workers:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                yield from (future.result() for future in done)
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            yield from (future.result() for future in done)
+            yield from finished(4 * workers - 1)
+        yield from finished(0)
     except BrokenProcessPool:
         raise VsrDataError(_DIED) from None
     finally:
@@ -247,11 +216,11 @@ def _run_one(item):
     return _JOB(item)
 
 
-def _spawn_executor(job, workers: int) -> ProcessPoolExecutor:
+def _spawn_executor(job, workers: int, progress_queue=None) -> ProcessPoolExecutor:
     check_spawn_safe()
     ctx = multiprocessing.get_context("spawn")
     return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                               initargs=(_job_name(job), os.getpid()))
+                               initargs=(_job_name(job), os.getpid(), progress_queue))
 
 
 def map_ordered(job: str | Callable, items: Iterable, *, workers: int = 1, window: int | None = None,
@@ -301,7 +270,25 @@ def _take(entry: tuple) -> tuple[object, object]:
 
 
 # ------------------------------------------------------------------------------------ driver
+class _CallbackBar:
+    """The bar interface over a caller's `progress(units_added, total)` callback."""
+
+    def __init__(self, callback: Callable[[int, int], None], total: int):
+        self.callback, self.total = callback, total
+
+    def update(self, units: int) -> None:
+        self.callback(units, self.total)
+
+    def set_postfix(self, **_) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def _progress_bar(progress, total: int, desc: str, unit: str):
+    if callable(progress):
+        return _CallbackBar(progress, total)
     if not progress or total == 0:
         return None
     from tqdm import tqdm
@@ -312,7 +299,77 @@ def _progress_bar(progress, total: int, desc: str, unit: str):
                 smoothing=0.1, mininterval=0.1 if interactive else 30.0)
 
 
-def run_jobs(job: str | Callable, items: Sequence, *, workers: int = 1, progress: bool = True,
+class _Tally:
+    """Counts outcomes into a Summary and moves the bar: by an item's weight when it ends, or
+    earlier by the units its job reports (`report_progress`), never past the item's weight."""
+
+    def __init__(self, summary: Summary, bar, weights: Sequence[int] | None):
+        self.summary, self.bar, self.weights = summary, bar, weights
+        self.errors: dict[int, tuple[str, str | None]] = {}
+        self.credited: dict[int, int] = {}  # units shown so far, per item that reported or ended
+
+    def _move(self, index: int, units: int) -> None:
+        weight = 1 if self.weights is None else self.weights[index]
+        done = self.credited.get(index, 0)
+        step = min(units, weight - done)
+        if step > 0:
+            self.credited[index] = done + step
+            if self.bar is not None:
+                self.bar.update(step)
+
+    def partial(self, index: int, units: int) -> None:
+        self._move(index, units)
+
+    def ended(self, index: int, status: str, message: str | None, option: str | None) -> None:
+        if status == WRITTEN:
+            self.summary.written += 1
+        elif status == SKIPPED:
+            self.summary.skipped += 1
+        else:
+            self.summary.failed += 1
+            self.errors[index] = (message or "failed", option)
+        weight = 1 if self.weights is None else self.weights[index]
+        self._move(index, weight)
+        self.credited[index] = weight  # later (late) reports of this item move nothing
+        if self.bar is not None and self.summary.failed:
+            self.bar.set_postfix(failed=self.summary.failed, refresh=False)
+
+    def finish(self) -> None:
+        ordered = [self.errors[i] for i in sorted(self.errors)]
+        self.summary.errors = [message for message, _ in ordered]
+        self.summary.error_option = ordered[0][1] if ordered else None
+
+
+def _drain(queue, tally: _Tally) -> None:
+    """Apply every progress report the workers have sent so far (never blocks)."""
+    import queue as queue_module
+
+    while True:
+        try:
+            index, units = queue.get_nowait()
+        except (queue_module.Empty, OSError, ValueError, EOFError):
+            return
+        tally.partial(index, units)
+
+
+def _run_in_pool(job, items: Sequence, workers: int, chunksize: int | None, tally: _Tally) -> None:
+    workers = min(workers, len(items))
+    if chunksize is None:
+        # Small chunks keep the bar live and the tail balanced; a few per worker round.
+        chunksize = max(1, min(16, len(items) // (workers * 8)))
+    queue = multiprocessing.get_context("spawn").Queue()
+    try:
+        for results in _pool_results(job, items, workers, chunksize, queue, lambda: _drain(queue, tally)):
+            _drain(queue, tally)  # reports sent before their item's end arrive first
+            for result in results:
+                tally.ended(*result)
+    finally:
+        queue.close()
+        queue.join_thread()
+
+
+def run_jobs(job: str | Callable, items: Sequence, *, workers: int = 1,
+             progress: bool | Callable[[int, int], None] = True,
              desc: str = "", unit: str = "frame", chunksize: int | None = None,
              weights: Sequence[int] | None = None) -> Summary:
     """Run `job(item)` for every item and count the outcomes (see the module docstring).
@@ -321,49 +378,31 @@ def run_jobs(job: str | Callable, items: Sequence, *, workers: int = 1, progress
     workers). Returns a `Summary`; raises nothing for failed items (the caller decides,
     typically `raise JobsFailed(summary)` when `summary.failed`). With `weights` (one per
     item), the progress bar counts `sum(weights)` units of `unit` (e.g. frames of videos) and
-    an item adds its weight when it ends; the Summary still counts items.
+    an item adds its weight when it ends -- or earlier, in parts, when its job calls
+    `report_progress(units)`; the Summary still counts items. `progress` is True (a tqdm bar on
+    stderr), False, or a callable `progress(units_added, total_units)` called instead of a bar.
     """
+    global _PROGRESS
     if weights is not None and len(weights) != len(items):
         raise ValueError(f"got {len(weights)} weights for {len(items)} items")
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     summary = Summary(total=len(items), unit=unit)
-    errors: dict[int, str] = {}
     start = time.perf_counter()
-    bar = None
-
-    def record(index: int, status: str, message: str | None) -> None:
-        if status == WRITTEN:
-            summary.written += 1
-        elif status == SKIPPED:
-            summary.skipped += 1
-        else:
-            summary.failed += 1
-            errors[index] = message or "failed"
-        if bar is not None:
-            bar.update(1 if weights is None else weights[index])
-            if summary.failed:
-                bar.set_postfix(failed=summary.failed, refresh=False)
-
-    bar_total = len(items) if weights is None else sum(weights)
+    bar = _progress_bar(progress, len(items) if weights is None else sum(weights), desc, unit)
+    tally = _Tally(summary, bar, weights)
     try:
         if workers == 1 or len(items) <= 1:
             fn = _resolve(job)
-            bar = _progress_bar(progress, bar_total, desc, unit)
+            _PROGRESS = tally.partial
             for index, item in enumerate(items):
-                record(index, *_call(fn, item))
+                tally.ended(*_call(fn, index, item))
         else:
-            workers = min(workers, len(items))
-            if chunksize is None:
-                # Small chunks keep the bar live and the tail balanced; a few per worker round.
-                chunksize = max(1, min(16, len(items) // (workers * 8)))
-            bar = _progress_bar(progress, bar_total, desc, unit)
-            for results in _pool_results(job, items, workers, chunksize):
-                for index, status, message in results:
-                    record(index, status, message)
+            _run_in_pool(job, items, workers, chunksize, tally)
     finally:
+        _PROGRESS = None
         if bar is not None:
             bar.close()
         summary.seconds = time.perf_counter() - start
-    summary.errors = [errors[i] for i in sorted(errors)]
+    tally.finish()
     return summary

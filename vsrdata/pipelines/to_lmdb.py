@@ -29,14 +29,13 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from vsrdata.core import image_io
-from vsrdata.core.layouts import (Clip, check_uniform, clips_from_list, detect_layout, find_clips,
+from vsrdata.core.layouts import (VIMEO_MODES, Clip, check_uniform, clips_from_list, detect_layout, find_clips,
                                   read_clip_list)
 from vsrdata.core.lmdb.keys import KEY_STYLES, SHARD_FILE, make_key
 from vsrdata.core.lmdb.writer import LmdbWriter
 from vsrdata.errors import ConfigError, InputError, OutputError, VsrDataError
-from vsrdata.pipelines.runner import available_cores, map_ordered
+from vsrdata.pipelines.runner import available_cores, check_shard, map_ordered
 
-VIMEO_MODES = ("gt4", "lr7")
 SHARD_FORMAT = "vsrdata-lmdb-shard/1"
 _MIB = 1 << 20
 
@@ -85,12 +84,14 @@ def plan_clips(src: str | os.PathLike, *, vimeo_mode: str | None = None,
         raise InputError(f"source is not a directory: {src}")
     layout = detect_layout(src)
     if vimeo_mode is not None and vimeo_mode not in VIMEO_MODES:
-        raise ConfigError(f"unknown --vimeo-mode {vimeo_mode!r} (choose from {', '.join(VIMEO_MODES)})")
+        raise ConfigError(f"unknown vimeo_mode {vimeo_mode!r} (choose from {', '.join(VIMEO_MODES)})",
+                          option="vimeo_mode")
     if layout == "vimeo" and vimeo_mode is None:
-        raise ConfigError(f"{src} is a Vimeo90K tree: choose --vimeo-mode gt4 (GT LMDB, im4 only) "
-                          f"or lr7 (all seven frames, the LQ LMDB)")
+        raise ConfigError(f"{src} is a Vimeo90K tree: choose the Vimeo mode gt4 (GT LMDB, im4 only) "
+                          f"or lr7 (all seven frames, the LQ LMDB)", option="vimeo_mode")
     if layout != "vimeo" and vimeo_mode is not None:
-        raise ConfigError(f"--vimeo-mode given but {src} is not a Vimeo90K tree (no sequences/ folder)")
+        raise ConfigError(f"a Vimeo mode is given but {src} is not a Vimeo90K tree (no sequences/ folder)",
+                          option="vimeo_mode")
     clips = clips_from_list(src, read_clip_list(list_path)) if list_path else find_clips(src)
     if not clips:
         raise InputError(f"no image frames found under {src}")
@@ -184,6 +185,26 @@ def process_tree_anon_bytes(pid: int | None = None) -> int | None:
 
 
 # -------------------------------------------------------------------------------------- build
+def _check_options(src: Path, db: Path, key_style: str, compress_level: int, shard) -> None:
+    if key_style not in KEY_STYLES:
+        raise ConfigError(f"unknown key style {key_style!r} (choose from {', '.join(KEY_STYLES)})",
+                          option="key_style")
+    if not 0 <= int(compress_level) <= 9:
+        raise ConfigError(f"compress level must be 0..9, got {compress_level}", option="compress_level")
+    _check_not_inside(src, db)
+    check_shard(shard)
+
+
+def _count(summary: BuildSummary, writer: LmdbWriter) -> None:
+    """Copy the finished writer's counts into the summary."""
+    summary.map_size = writer.map_size or 0
+    summary.written = writer.written
+    summary.skipped = writer.existing
+    summary.bytes_written = writer.bytes_written
+    summary.commits = writer.commits
+    summary.map_growths = writer.map_growths
+
+
 def build_lmdb(src: str | os.PathLike, db: str | os.PathLike, *, vimeo_mode: str | None = None,
                list_path: str | os.PathLike | None = None, key_style: str = "basicsr",
                compress_level: int = 1, workers: int | None = None, map_size: int | None = None,
@@ -206,14 +227,8 @@ def build_lmdb(src: str | os.PathLike, db: str | os.PathLike, *, vimeo_mode: str
         summary = build_lmdb("REDS/train_sharp", "REDS/train_sharp_with_val.lmdb")  # keys 000/00000000
     """
     start = time.perf_counter()
-    if key_style not in KEY_STYLES:
-        raise ConfigError(f"unknown --key-style {key_style!r} (choose from {', '.join(KEY_STYLES)})")
-    if not 0 <= int(compress_level) <= 9:
-        raise ConfigError(f"--compress-level must be 0..9, got {compress_level}")
     src_path, db_path = Path(src), Path(db)
-    _check_not_inside(src_path, db_path)
-    if shard is not None and (shard[1] < 1 or not 0 <= shard[0] < shard[1]):
-        raise ConfigError(f"shard must be I/N with 0 <= I < N, got {shard[0]}/{shard[1]}")
+    _check_options(src_path, db_path, key_style, compress_level, shard)
     layout, clips = plan_clips(src_path, vimeo_mode=vimeo_mode, list_path=list_path)
     plan_total = sum(len(c.frames) for c in clips)
     total = plan_total if shard is None else len(range(shard[0], plan_total, shard[1]))
@@ -239,12 +254,7 @@ def build_lmdb(src: str | os.PathLike, db: str | os.PathLike, *, vimeo_mode: str
             image_io.write_bytes_atomic(db_path / SHARD_FILE, (json.dumps(record) + "\n").encode())
         peak = _write_all(writer, items, workers, allow_mixed, progress, total)
         writer.finish()
-        summary.map_size = writer.map_size or 0
-        summary.written = writer.written
-        summary.skipped = writer.existing
-        summary.bytes_written = writer.bytes_written
-        summary.commits = writer.commits
-        summary.map_growths = writer.map_growths
+        _count(summary, writer)
     summary.peak_anon_mib = peak / _MIB if peak else None
     summary.seconds = time.perf_counter() - start
     return summary
@@ -264,7 +274,7 @@ class _MixedCheck:
             ref_dtype, ref_ch, ref_path = self.first
             raise InputError(f"{path} is {dtype} with {channels} channel(s) but {ref_path} is "
                              f"{ref_dtype} with {ref_ch}: mixed bit depths/channel counts in one "
-                             f"LMDB are refused (pass --allow-mixed to accept)")
+                             f"LMDB are refused unless allowed", option="allow_mixed")
 
 
 def _write_all(writer: LmdbWriter, items, workers: int, allow_mixed: bool,
