@@ -35,7 +35,8 @@ def _numbers(value: str | None, name: str, kind: type = float):
               help="Training set layout. [reds]")
 @click.option("--gt", "gt_path", default=None, help="Training GT: an LMDB (folder with data.mdb) or a folder of clips.")
 @click.option("--lq", "lq_path", default=None, help="Training LQ (LR): LMDB or folder, same clips/keys as --gt.")
-@click.option("--train-list", default=None, help="Vimeo90K: clip list such as sep_trainlist.txt.")
+@click.option("--train-list", default=None,
+              help="Clips to train on: a clip list (Vimeo90K sep_trainlist.txt) or BasicSR meta info. [all]")
 @click.option("--val-partition", type=click.Choice(VAL_PARTITIONS), default=None,
               help="REDS clips left out of training. [REDS4]")
 @click.option("--gt-size", type=int, default=None, help="GT patch side; LQ patch = gt_size / 4. [256]")
