@@ -115,6 +115,8 @@ def test_basicsr_train_option_file_end_to_end(name, data, tmp_path_factory):
     assert [(v["iter"], list(v["per_clip"])) for v in vals] == [(2, ["000"])] and vals[0]["psnr"] > 10
     assert Path(run["checkpoint"]) in run["checkpoints"]
     log = (run["run_dir"] / "train.log").read_text()
+    for line in warned + ["batch_size_per_gpu 2 x num_gpu 8 = global batch 16 in BasicSR"]:
+        assert line in log  # train.log holds the lines printed, the option file's notes included
     if name in WOTSA:  # path.pretrain_network_g: the woTSA run's checkpoint, strict as the file says
         init = json.loads(re.search(r"iter 0: init (\{.*\})", log).group(1))
         assert init["source"] == _train(WOTSA[name], data, tmp_path_factory)["checkpoint"] and init["loaded"] > 0
