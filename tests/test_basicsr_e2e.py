@@ -141,6 +141,10 @@ def test_train_meta_info_file_selects_the_training_clips(data, tmp_path):
     meta.write_text("002 7 (180,320,3)\n003 7 (180,320,3)\n")
     with pytest.raises(InputError, match=r"1 listed clip\(s\) not in .*train_sharp_with_val.lmdb: 003"):
         build_train_dataset(load_config(path), 5, 4)
+    opt["datasets"]["train"]["meta_info_file"] = "basicsr/data/meta_info/meta_info_REDS_GT.txt"  # as shipped
+    path.write_text(yaml.safe_dump(opt))
+    with pytest.raises(InputError, match="not found: basicsr/data/meta_info/meta_info_REDS_GT.txt .*meta_info_file"):
+        build_train_dataset(load_config(path), 5, 4)
 
 
 def _edit_test(name: str, data: dict, tmp: Path, checkpoint: str) -> Path:

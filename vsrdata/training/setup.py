@@ -12,7 +12,7 @@ import torch
 
 from vsrdata.edvr.checkpoint.train_state import auto_resume, list_checkpoints, load_training_checkpoint
 from vsrdata.edvr.config import EDVRConfig
-from vsrdata.errors import ConfigError, OutputError
+from vsrdata.errors import ConfigError, InputError, OutputError
 from vsrdata.training.config import REDS_VAL_CLIPS, TrainConfig
 from vsrdata.training.data import ClipDataset, FrameStore, VimeoDataset
 from vsrdata.training.sampler import TrainSampler, worker_init
@@ -85,6 +85,9 @@ def build_train_dataset(cfg: TrainConfig, num_frame: int, scale: int):
     if cfg.train_list:  # Vimeo90K sep_trainlist.txt, or BasicSR meta info (`000 100 (720,1280,3)`)
         from vsrdata.core.layouts import read_clip_list
 
+        if not Path(cfg.train_list).is_file():
+            raise InputError(f"clip list not found: {cfg.train_list} (--train-list, or a BasicSR file's "
+                             "datasets.train.meta_info_file: point it at your copy, or ~ for every clip)")
         ids = read_clip_list(cfg.train_list)
     if cfg.dataset == "vimeo":
         return VimeoDataset(gt, lq, clip_ids=ids, **common)
