@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from vsrdata.cli._common import TEMPORAL_PADDINGS, ProgressBar
@@ -20,7 +22,8 @@ _PROTOCOLS = ("auto", "vid4", "reds4", "vimeo-t", "generic")
               help="BasicSR meta info file listing the clips (e.g. meta_info_REDS4_test_GT.txt).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
               help="A BasicSR test option file (options/test/EDVR/*.yml): scores its datasets.test_* "
-              "sets with its val.metrics; CHECKPOINT defaults to its path.pretrain_network_g.")
+              "sets with its val.metrics into OUT/<set key> (default results/<name>/<set key>); CHECKPOINT "
+              "defaults to its path.pretrain_network_g.")
 @click.option("--bicubic", is_flag=True, help="Score the bicubic baseline (MATLAB imresize x4) instead of a model.")
 @click.option("--preset", default=None, help="EDVR preset of the checkpoint (default: the config stored in "
               "the checkpoint, else the one its weight shapes imply).")
@@ -140,21 +143,34 @@ def _evaluate_config(config_file, paths, opts) -> None:
     checkpoint = paths[0] if paths else parsed.fields.get("init")
     if not checkpoint:
         raise ConfigError(f"{config_file} names no path.pretrain_network_g: give CHECKPOINT")
+    # one report folder per set (BasicSR: results/<name>/...); the default folder of `evaluate`
+    # is named after the GT root, which two sets may share (train_sharp, GT)
+    out_root = opts["out_dir"] or f"results/{data.get('name') or Path(config_file).stem}"
     for ts in parsed.test_sets:
         if ts["type"] != "VideoTestDataset":
             raise ConfigError(f"{config_file}: datasets.{ts['key']} is a {ts['type']}; make it a split-test "
                               "output (vsrdata split-test) and score that")
         click.echo(f"{ts['key']}: {ts['name']} ({ts['gt']}, {ts['lq']})")
         with ProgressBar("evaluate", "frame", quiet=opts["quiet"]) as progress:
-            report = evaluate(None, checkpoint, preset=opts["preset"] or parsed.fields["preset"],
+            report = evaluate(None, checkpoint, preset=opts["preset"] or _file_model(parsed),
                               channel=opts["channel"] or parsed.metrics["channel"],
                               crop_border=(opts["crop_border"] if opts["crop_border"] is not None
                                            else parsed.metrics["crop_border"]),
                               frames=opts["frames"], padding=opts["padding"] or ts["padding"],
                               average=opts["average"], device=opts["device"], precision=opts["precision"],
-                              out_dir=(f"{opts['out_dir']}/{ts['key']}" if opts["out_dir"] else None),
+                              out_dir=f"{out_root}/{ts['key']}",
                               save_frames=opts["save_frames"], strips=not opts["no_strips"],
                               with_bicubic=opts["with_bicubic"],
                               dcn_backend=None if opts["dcn_backend"] == "auto" else opts["dcn_backend"],
                               progress=progress, gt=ts["gt"], lq=ts["lq"], meta_info=ts["meta_info"])
         _print(report)
+
+
+def _file_model(parsed):
+    """The network of a test option file: its preset name, or (a `network_g` matching no preset)
+    the EDVRConfig its fields describe, as BasicSR builds network_g from the file."""
+    if parsed.fields["preset"] != "custom":
+        return parsed.fields["preset"]
+    from vsrdata.edvr.config import get_preset
+
+    return get_preset("custom", **parsed.fields["model"])

@@ -35,7 +35,8 @@ def _numbers(value: str | None, name: str, kind: type = float):
               help="Training set layout. [reds]")
 @click.option("--gt", "gt_path", default=None, help="Training GT: an LMDB (folder with data.mdb) or a folder of clips.")
 @click.option("--lq", "lq_path", default=None, help="Training LQ (LR): LMDB or folder, same clips/keys as --gt.")
-@click.option("--train-list", default=None, help="Vimeo90K: clip list such as sep_trainlist.txt.")
+@click.option("--train-list", default=None,
+              help="Clips to train on: a clip list (Vimeo90K sep_trainlist.txt) or BasicSR meta info. [all]")
 @click.option("--val-partition", type=click.Choice(VAL_PARTITIONS), default=None,
               help="REDS clips left out of training. [REDS4]")
 @click.option("--gt-size", type=int, default=None, help="GT patch side; LQ patch = gt_size / 4. [256]")
@@ -126,8 +127,12 @@ def command(config_file, quiet, **options):
     from vsrdata.errors import ConfigError
 
     master = int(os.environ.get("RANK", 0)) == 0
-    note = (lambda line: click.echo(f"Warning: {line}" if "ignored:" in line else line, err=True)) if master \
-        else (lambda line: None)
+    printed: list[str] = []  # the option file's notes, printed now and written to train.log
+
+    def note(line: str) -> None:
+        printed.append(f"Warning: {line}" if "ignored:" in line else line)
+        if master:
+            click.echo(printed[-1], err=True)
     cfg = load_config(config_file, on_note=note) if config_file else TrainConfig()
     options["betas"] = _numbers(options["betas"], "--betas")
     options["restart_weights"] = _numbers(options["restart_weights"], "--restart-weights")
@@ -168,7 +173,7 @@ def command(config_file, quiet, **options):
             (bar.write if bar is not None else lambda m: click.echo(m, err=True))(format_event(event))
 
     try:
-        result = train(cfg, on_event=on_event)
+        result = train(cfg, on_event=on_event, notes=printed)
     finally:
         if bar is not None:
             bar.close()

@@ -19,11 +19,15 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from vsrdata.errors import CheckpointError, ConfigError, InputError
+
+if TYPE_CHECKING:
+    from vsrdata.edvr.config import EDVRConfig
 
 __all__ = ["ENGINES", "PRECISIONS", "ONNX_FORMAT", "TorchEngine", "OnnxEngine", "default_device",
            "load_engine", "load_model", "require_onnxruntime"]
@@ -70,12 +74,12 @@ def autocast_for(dev: torch.device, precision: str):
 
 # -- torch ----------------------------------------------------------------------------------------
 
-def load_model(checkpoint: str | os.PathLike, preset: str | None = None,
+def load_model(checkpoint: str | os.PathLike, preset: str | EDVRConfig | None = None,
                device: str | torch.device | None = None, dcn_backend: str | None = None) -> torch.nn.Module:
     """Build an EDVR and load `checkpoint` strictly (any format `checkpoint.read_checkpoint`
-    reads: BasicSR, vsrdata, mmagic, original EDVR). The architecture is `preset` when given,
-    else the config stored in a vsrdata checkpoint, else the one the weights' shapes imply
-    (`checkpoint.infer_config`). Returns the model in eval mode on `device`."""
+    reads: BasicSR, vsrdata, mmagic, original EDVR). The architecture is `preset` (a name or an
+    EDVRConfig) when given, else the config stored in a vsrdata checkpoint, else the one the
+    weights' shapes imply (`checkpoint.infer_config`). Returns the model in eval mode on `device`."""
     path = Path(checkpoint)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
@@ -208,7 +212,8 @@ def engine_for(checkpoint: str | os.PathLike | None, engine: str | None) -> str:
 
 
 def load_engine(checkpoint: str | os.PathLike | None = None, model: torch.nn.Module | None = None, *,
-                engine: str | None = None, preset: str | None = None, device: str | torch.device | None = None,
+                engine: str | None = None, preset: str | EDVRConfig | None = None,
+                device: str | torch.device | None = None,
                 precision: str = "fp32", dcn_backend: str | None = None):
     """The engine for a checkpoint (or an ONNX file) or an already built `model`."""
     kind = "torch" if model is not None else engine_for(checkpoint, engine)

@@ -35,7 +35,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 import torch
@@ -50,6 +50,9 @@ from vsrdata.edvr.engines import autocast_for as _autocast, resolve_device as _d
 from vsrdata.edvr.report import ClipScores, EvalReport, FrameScore, write_strip
 from vsrdata.edvr.test_clips import TEMPORAL_PADDINGS, SlidingWindow
 from vsrdata.errors import CheckpointError, ConfigError, InputError
+
+if TYPE_CHECKING:
+    from vsrdata.edvr.config import EDVRConfig
 
 __all__ = ["PROTOCOLS", "PRECISIONS", "evaluate", "load_engine", "load_model", "restore", "default_device"]
 
@@ -233,7 +236,7 @@ class _Setup:
 
 
 def evaluate(split_dir: str | os.PathLike | None, checkpoint: str | os.PathLike | None = None, *,
-             bicubic: bool = False, model: torch.nn.Module | None = None, preset: str | None = None,
+             bicubic: bool = False, model: torch.nn.Module | None = None, preset: str | EDVRConfig | None = None,
              protocol: str = "auto", channel: str | None = None, crop_border: int | None = None,
              frames: str | None = None, padding: str | None = None, average: str = "clip",
              device: str | None = None, precision: str = "fp32", out_dir: str | os.PathLike | None = None,
@@ -415,7 +418,7 @@ def _setup(record, checkpoint, bicubic, model, preset, padding, device, precisio
         raise ConfigError(f"the model upscales x{scale} but the split was made for x{record.get('scale')} "
                           f"(wrong --preset?)")
     name = Path(checkpoint).name if checkpoint else model.name
-    if preset is None:
+    if not isinstance(preset, str):  # None, or an EDVRConfig: report the preset it is (or "custom")
         try:
             from vsrdata.edvr.checkpoint import preset_name
 

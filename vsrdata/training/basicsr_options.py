@@ -225,8 +225,8 @@ def _train_dataset(ds: dict, source: str) -> dict:
         if part not in ("REDS4", "official"):
             raise ConfigError(f"{source}: datasets.train.val_partition {part!r} (REDS4 or official)")
         out["val_partition"] = part
-    if out["dataset"] == "vimeo" and ds.get("meta_info_file"):
-        out["train_list"] = ds["meta_info_file"]
+    if ds.get("meta_info_file"):  # the clips to train on, as REDSDataset / Vimeo90KDataset read them
+        out["train_list"] = str(ds["meta_info_file"])
     return out
 
 

@@ -63,7 +63,7 @@ class TrainConfig:
     dataset: str = "reds"  # reds | vimeo | clips
     gt_path: str = ""  # LMDB (a folder holding data.mdb) or a folder of clips
     lq_path: str = ""
-    train_list: str | None = None  # vimeo: sep_trainlist.txt (default: every GT key/clip)
+    train_list: str | None = None  # clips to train on: vimeo sep_trainlist.txt, BasicSR meta info (default: all)
     val_partition: str = "REDS4"  # reds: clips left out of training
     gt_size: int = 256
     interval_list: list = field(default_factory=lambda: [1])

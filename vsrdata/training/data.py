@@ -282,17 +282,25 @@ class ClipDataset(_PairedBase):
     """REDS-style training set (also any folder/LMDB of clips with numbered frames).
 
     Keys are (clip, frame index) for every frame of every clip not in `exclude_clips`; the GT
-    and LQ stores must hold the same clips with the same frame counts.
+    and LQ stores must hold the same clips with the same frame counts. `clip_ids` (e.g. the clips
+    of BasicSR's `meta_info_REDS_GT.txt`, as its REDSDataset reads them) restricts training to
+    those clips; each must be in the GT store.
     """
 
     def __init__(self, gt: FrameStore, lq: FrameStore, *, num_frame: int = 5, gt_size: int = 256,
                  scale: int = 4, interval_list=(1,), random_reverse: bool = False,
-                 use_hflip: bool = True, use_rot: bool = True, exclude_clips=()):
+                 use_hflip: bool = True, use_rot: bool = True, exclude_clips=(), clip_ids=None):
         super().__init__(gt, lq, num_frame=num_frame, gt_size=gt_size, scale=scale,
                          random_reverse=random_reverse, use_hflip=use_hflip, use_rot=use_rot)
         self.interval_list = [int(i) for i in interval_list]
         excluded = {canonical_clip(c) for c in exclude_clips}
-        clips = [c for c in sorted(gt.clips, key=natural_key) if c not in excluded]
+        if clip_ids is not None:
+            listed = list(dict.fromkeys(canonical_clip(c) for c in clip_ids))
+            absent = [c for c in listed if c not in gt.clips]
+            if absent:
+                raise InputError(f"{len(absent)} listed clip(s) not in {gt.path}: {', '.join(absent[:5])}")
+        clips = [c for c in (listed if clip_ids is not None else sorted(gt.clips, key=natural_key))
+                 if c not in excluded]
         if not clips:
             raise InputError(f"no training clips left in {gt.path} after removing the validation clips")
         missing = [c for c in clips if c not in lq.clips]

@@ -51,7 +51,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -86,8 +86,11 @@ class TrainResult:
     metrics: dict = field(default_factory=dict)
 
 
-def train(cfg: TrainConfig, on_event: Callable[[dict], None] | None = None) -> TrainResult:
+def train(cfg: TrainConfig, on_event: Callable[[dict], None] | None = None,
+          notes: Sequence[str] = ()) -> TrainResult:
     """Train EDVR as `cfg` says; see the module docstring. Returns a TrainResult.
+    `notes`: lines the caller printed before (e.g. the option file's "ignored: ..." warning),
+    written at the top of train.log.
 
     `on_event(event)` is called on rank 0 only: {'kind': 'start', 'start_iter', 'total_iter', ...},
     {'kind': 'step', 'iter', 'loss', 'lr'} every iteration, {'kind': 'val', 'iter', 'psnr'},
@@ -110,7 +113,7 @@ def train(cfg: TrainConfig, on_event: Callable[[dict], None] | None = None) -> T
         own_group = True
     try:
         with contextlib.ExitStack() as stack:
-            return _run(cfg, emit if rank == 0 else (lambda e: None), rank, world, device, stack)
+            return _run(cfg, emit if rank == 0 else (lambda e: None), rank, world, device, stack, notes)
     finally:
         if own_group and dist.is_initialized():
             dist.destroy_process_group()
@@ -122,9 +125,11 @@ def _barrier(world: int) -> None:
 
 
 def _run(cfg: TrainConfig, emit_event, rank: int, world: int, device: torch.device,
-         stack: contextlib.ExitStack) -> TrainResult:
+         stack: contextlib.ExitStack, notes: Sequence[str] = ()) -> TrainResult:
     """The recipe: logs -> config -> resume source -> data -> model -> trainer -> resume -> loop."""
     run_log, tb_note = _open_run_log(cfg, rank == 0, stack)
+    for line in notes:  # already shown by the caller: train.log only
+        run_log.note({"kind": "info", "message": line})
     ev = _Events(emit_event, run_log, rank == 0)
     if tb_note:
         ev.info(tb_note)

@@ -12,7 +12,7 @@ import torch
 
 from vsrdata.edvr.checkpoint.train_state import auto_resume, list_checkpoints, load_training_checkpoint
 from vsrdata.edvr.config import EDVRConfig
-from vsrdata.errors import ConfigError, OutputError
+from vsrdata.errors import ConfigError, InputError, OutputError
 from vsrdata.training.config import REDS_VAL_CLIPS, TrainConfig
 from vsrdata.training.data import ClipDataset, FrameStore, VimeoDataset
 from vsrdata.training.sampler import TrainSampler, worker_init
@@ -81,15 +81,18 @@ def build_train_dataset(cfg: TrainConfig, num_frame: int, scale: int):
     lq = FrameStore(cfg.lq_path, "training LQ")
     common = dict(num_frame=num_frame, gt_size=cfg.gt_size, scale=scale, random_reverse=cfg.random_reverse,
                   use_hflip=cfg.use_hflip, use_rot=cfg.use_rot)
-    if cfg.dataset == "vimeo":
-        ids = None
-        if cfg.train_list:
-            from vsrdata.core.layouts import read_clip_list
+    ids = None
+    if cfg.train_list:  # Vimeo90K sep_trainlist.txt, or BasicSR meta info (`000 100 (720,1280,3)`)
+        from vsrdata.core.layouts import read_clip_list
 
-            ids = read_clip_list(cfg.train_list)
+        if not Path(cfg.train_list).is_file():
+            raise InputError(f"clip list not found: {cfg.train_list} (--train-list, or a BasicSR file's "
+                             "datasets.train.meta_info_file: point it at your copy, or ~ for every clip)")
+        ids = read_clip_list(cfg.train_list)
+    if cfg.dataset == "vimeo":
         return VimeoDataset(gt, lq, clip_ids=ids, **common)
     exclude = REDS_VAL_CLIPS[cfg.val_partition] if cfg.dataset == "reds" else ()
-    return ClipDataset(gt, lq, interval_list=cfg.interval_list, exclude_clips=exclude, **common)
+    return ClipDataset(gt, lq, interval_list=cfg.interval_list, exclude_clips=exclude, clip_ids=ids, **common)
 
 
 def build_val_clips(cfg: TrainConfig, scale: int) -> list[ValClip] | None:
