@@ -13,7 +13,8 @@ import pytest
 from vsrdata.cli import main
 from vsrdata.core import degrade, splits, video
 from vsrdata.core.lmdb import keys as lmdb_keys
-from vsrdata.edvr import test_clips, train_config
+from vsrdata.edvr import train_config
+from vsrdata.evaluation import windows
 from vsrdata.pipelines import split_test as split_pipeline
 
 
@@ -26,9 +27,9 @@ def _shared():
         ("split-test", "partition"): tuple(splits.PARTITIONS),
         ("split-test", "layout"): split_pipeline.LAYOUTS,
         ("to-lmdb", "key_style"): lmdb_keys.KEY_STYLES,
-        ("evaluate", "padding"): test_clips.TEMPORAL_PADDINGS,
-        ("infer", "padding"): test_clips.TEMPORAL_PADDINGS,
-        ("train", "val_pad"): test_clips.TEMPORAL_PADDINGS,
+        ("evaluate", "padding"): windows.TEMPORAL_PADDINGS,
+        ("infer", "padding"): windows.TEMPORAL_PADDINGS,
+        ("train", "val_pad"): windows.TEMPORAL_PADDINGS,
         ("train", "val_partition"): train_config.VAL_PARTITIONS,
         ("train", "dataset"): train_config.DATASETS,
         ("train", "amp"): train_config.AMP_MODES,
@@ -41,7 +42,8 @@ def _shared():
 
 def _torch_owned():
     """(command, option) -> the library's choices (as a set; 'auto' is a CLI-only extra)."""
-    from vsrdata.edvr import dcn, engines, evaluate, metrics
+    from vsrdata.edvr import dcn
+    from vsrdata.evaluation import engines, evaluate, metrics
     from vsrdata.pipelines import to_lmdb
 
     backends = {"auto", *dcn.BACKENDS}
@@ -85,7 +87,7 @@ def test_cli_choice_matches_a_torch_module_list(key):
 
 def test_one_name_per_padding_kind():
     # PAD_MODES meant temporal padding in one module and spatial padding in another
-    for module in (splits, test_clips, train_config):
+    for module in (splits, windows, train_config):
         assert not hasattr(module, "PAD_MODES") and not hasattr(module, "PADDING_MODES")
     assert train_config.REDS_VAL_CLIPS["REDS4"] == splits.REDS4
     assert train_config.REDS_VAL_CLIPS["official"] == splits.REDS_VAL

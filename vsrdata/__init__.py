@@ -30,8 +30,8 @@ _API = {
     "build_edvr": "vsrdata.edvr.arch",
     "load_weights": "vsrdata.edvr.checkpoint",
     "train": "vsrdata.edvr.train",
-    "evaluate": "vsrdata.edvr.evaluate",
-    "infer": "vsrdata.edvr.infer",
+    "evaluate": "vsrdata.evaluation.evaluate",
+    "infer": "vsrdata.evaluation.infer",
 }
 
 __all__ = ["__version__", *_API]

@@ -31,7 +31,7 @@ def _step(n: int, text: str) -> None:
 
 def run_demo(out: Path, *, iterations: int = 1200, workers: int = 2, fresh: bool = False) -> int:
     """Run the five steps into `out` and print the results; returns the exit status."""
-    from vsrdata.edvr.evaluate import evaluate
+    from vsrdata.evaluation.evaluate import evaluate
     from vsrdata.edvr.train import train
     from vsrdata.edvr.train_config import TrainConfig
     from vsrdata.pipelines.make_lr import make_lr

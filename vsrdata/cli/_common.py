@@ -12,7 +12,7 @@ from vsrdata.core.degrade import DEGRADATIONS
 from vsrdata.core.lmdb.keys import KEY_STYLES
 from vsrdata.core.splits import PARTITIONS, SPATIAL_PADDINGS
 from vsrdata.core.video import CODECS, PIX_FMTS
-from vsrdata.edvr.test_clips import TEMPORAL_PADDINGS
+from vsrdata.evaluation.windows import TEMPORAL_PADDINGS
 from vsrdata.edvr.train_config import AMP_MODES, DATASETS, INIT_KEYS, LOSS_REDUCTIONS, VAL_PARTITIONS
 from vsrdata.errors import ConfigError
 

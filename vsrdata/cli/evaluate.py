@@ -96,7 +96,7 @@ def command(paths, gt_root, lq_root, meta_info, config_file, bicubic, preset, pr
     if precision != "fp32" and bicubic:
         raise ConfigError("--precision applies to models, not to --bicubic")
 
-    from vsrdata.edvr.evaluate import evaluate
+    from vsrdata.evaluation.evaluate import evaluate
 
     with ProgressBar("evaluate", "frame", quiet=quiet) as progress:
         report = evaluate(dataset, checkpoint, bicubic=bicubic, preset=preset, protocol=protocol,
@@ -125,7 +125,7 @@ def _print(report) -> None:
 def _evaluate_config(config_file, paths, opts) -> None:
     """Score every datasets.test_* set of a BasicSR test option file with its val.metrics."""
     from vsrdata.edvr.basicsr_options import read_options
-    from vsrdata.edvr.evaluate import evaluate
+    from vsrdata.evaluation.evaluate import evaluate
     from vsrdata.edvr.train_config import read_config_file
 
     data = read_config_file(config_file)

@@ -1,11 +1,11 @@
 """`evaluate`: score EDVR (or the bicubic baseline) on a split-test output. The model-running
-helpers here (`load_model`, `restore`) are shared with `vsrdata.edvr.infer`.
+helpers here (`load_model`, `restore`) are shared with `vsrdata.evaluation.infer`.
 
 Protocol (docs/CONVENTIONS.md#metrics; EDVR-old `test_Vid4_REDS4_with_GT.py`, BasicSR
 `video_test_dataset.py` / `video_base_model.py`; our own code):
 
 - Each frame of a clip is restored from the window of `num_frame` LR frames centred on it; at
-  the clip ends the window is padded in time (`test_clips.temporal_indices`). Default padding:
+  the clip ends the window is padded in time (`windows.temporal_indices`). Default padding:
   ``reflection_circle`` (EDVR-old ``new_info``, what the SR models were scored with) and
   ``replicate`` for the predeblur models (SRblur / deblur / deblurcomp), as the official scripts.
 - Outputs are clamped, x255, rounded to uint8 (`metrics.tensor_to_uint8`) and cut back to the
@@ -24,7 +24,7 @@ Protocol (docs/CONVENTIONS.md#metrics; EDVR-old `test_Vid4_REDS4_with_GT.py`, Ba
   (unpadded) LR centre frame, via `vsrdata.core.resize`.
 
 Memory is bounded by the window (2 * num_frame LR frames are held), not by the clip length.
-The model runs through an engine (`vsrdata.edvr.engines`: PyTorch, channels_last on CPU, fp32 /
+The model runs through an engine (`vsrdata.evaluation.engines`: PyTorch, channels_last on CPU, fp32 /
 bf16 / fp16 autocast; or ONNX Runtime on a `vsrdata export` file) under `torch.inference_mode()`.
 """
 
@@ -44,11 +44,11 @@ import torch.nn.functional as F
 from vsrdata.core import splits
 from vsrdata.core.image_io import bgr_to_rgb, read_image, write_image
 from vsrdata.core.layouts import natural_key
-from vsrdata.edvr import metrics
-from vsrdata.edvr.engines import PRECISIONS, default_device, load_engine, load_model
-from vsrdata.edvr.engines import autocast_for as _autocast, resolve_device as _device
-from vsrdata.edvr.report import ClipScores, EvalReport, FrameScore, write_strip
-from vsrdata.edvr.test_clips import TEMPORAL_PADDINGS, SlidingWindow
+from vsrdata.evaluation import metrics
+from vsrdata.evaluation.engines import PRECISIONS, default_device, load_engine, load_model
+from vsrdata.evaluation.engines import autocast_for as _autocast, resolve_device as _device
+from vsrdata.evaluation.report import ClipScores, EvalReport, FrameScore, write_strip
+from vsrdata.evaluation.windows import TEMPORAL_PADDINGS, SlidingWindow
 from vsrdata.errors import CheckpointError, ConfigError, InputError
 
 __all__ = ["PROTOCOLS", "PRECISIONS", "evaluate", "load_engine", "load_model", "restore", "default_device"]
@@ -116,7 +116,7 @@ def restore(model: Callable[[torch.Tensor], torch.Tensor], window: torch.Tensor,
     """Run the model on one window of frames of any size.
 
     Args:
-        model: an EDVR module or an engine (`vsrdata.edvr.engines`): (1, t, 3, H, W) float32 ->
+        model: an EDVR module or an engine (`vsrdata.evaluation.engines`): (1, t, 3, H, W) float32 ->
             (1, 3, scale*H, scale*W), H and W multiples of `multiple`.
         window: (t, 3, h, w) float RGB in [0, 1] on the model's device.
         scale: output / input size ratio of the model.
@@ -245,7 +245,7 @@ def evaluate(split_dir: str | os.PathLike | None, checkpoint: str | os.PathLike 
     """Score a model (a `checkpoint`, or an already built `model`) or the bicubic baseline
     (`bicubic=True`) on the split-test output `split_dir`; see the module docstring.
     `engine`: 'torch', 'onnxruntime' (`checkpoint` is a `vsrdata export` file) or None (by the
-    checkpoint's suffix); see `vsrdata.edvr.engines`.
+    checkpoint's suffix); see `vsrdata.evaluation.engines`.
 
     `channel` ('y'/'rgb'), `crop_border` and `frames` ('all'/'center') override the protocol's.
     Writes report.json / report.csv / report.txt, comparison strips (compare/<clip>.png) and,
@@ -253,14 +253,14 @@ def evaluate(split_dir: str | os.PathLike | None, checkpoint: str | os.PathLike 
     (default results/<split name>/<checkpoint stem or 'bicubic'>). Returns the EvalReport.
 
     Instead of `split_dir`, `gt` and `lq` (and optionally `meta_info`) name a BasicSR-style test
-    set read in place (`vsrdata.edvr.basicsr_testset`: REDS4 train_sharp + train_sharp_bicubic/X4
+    set read in place (`vsrdata.evaluation.basicsr_testset`: REDS4 train_sharp + train_sharp_bicubic/X4
     + meta_info_REDS4_test_GT.txt, Vid4 GT/ + BIx4/); the scores equal those of split-test's
     output of the same clips. The report's protocol records which checkpoint entry was loaded
     (`weights_key`: params, params_ema, ...).
 
     `scene_cuts` ('off' by default, the papers' protocol): 'auto' detects shot boundaries in each
     clip's LR frames (`vsrdata.core.scenes`), or a JSON FILE maps clip names to cut lists; windows
-    then stay inside their shot (`test_clips.shot_temporal_indices`) and the cuts used are
+    then stay inside their shot (`windows.shot_temporal_indices`) and the cuts used are
     recorded in `out_dir`/scenes.json.
 
     Raises InputError (not a split-test output, unreadable frames), CheckpointError (missing or
@@ -274,7 +274,7 @@ def evaluate(split_dir: str | os.PathLike | None, checkpoint: str | os.PathLike 
     if (gt is None) != (lq is None) or (gt is not None and split_dir is not None):
         raise ConfigError("give either a split-test DATASET or both --gt and --lq")
     if gt is not None:
-        from vsrdata.edvr.basicsr_testset import testset_record
+        from vsrdata.evaluation.basicsr_testset import testset_record
 
         record = testset_record(gt, lq, meta_info)
         split_dir = Path(gt)

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from vsrdata.core.image_io import write_bytes_atomic, write_image
-from vsrdata.edvr.metrics import aggregate
+from vsrdata.evaluation.metrics import aggregate
 
 REPORT_FORMAT = "vsrdata-eval/1"
 

@@ -2,7 +2,7 @@
 
 Streaming: frames are decoded (or read) one at a time, restored from their window of num_frame
 frames and encoded (or written) at once; at most ~2 * num_frame input frames are held
-(`test_clips.SlidingWindow`), whatever the video's length.
+(`windows.SlidingWindow`), whatever the video's length.
 
 Video output (`vsrdata.core.video.VideoWriter`): every decoded frame is kept (output count =
 decoded input count), the frame rate is the input's exact Fraction (24000/1001 stays so), and
@@ -33,9 +33,9 @@ from vsrdata.core import scenes, splits
 from vsrdata.core.image_io import is_image_file, read_image, write_image
 from vsrdata.core.layouts import natural_key
 from vsrdata.core.video import OUTPUT_EXTENSIONS, VideoReader, VideoWriter, is_video_path
-from vsrdata.edvr import metrics
-from vsrdata.edvr.evaluate import _check_padding, _model_meta, load_engine, restore
-from vsrdata.edvr.test_clips import SlidingWindow
+from vsrdata.evaluation import metrics
+from vsrdata.evaluation.evaluate import _check_padding, _model_meta, load_engine, restore
+from vsrdata.evaluation.windows import SlidingWindow
 from vsrdata.errors import ConfigError, InputError
 
 __all__ = ["InferResult", "infer", "scenes_path"]

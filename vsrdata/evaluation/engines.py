@@ -4,7 +4,7 @@ An engine is a callable ``engine(x) -> y`` with ``x`` a (N, T, 3, H, W) float32 
 [0, 1], H and W multiples of ``engine.config.size_multiple``, and ``y`` the (N, 3, s*H, s*W)
 float32 output (s = ``engine.config.scale``; not clamped). It also carries ``config`` (the
 EDVRConfig), ``device`` (where input tensors must live) and ``name``. `restore` in
-`vsrdata.edvr.evaluate` pads, windows and tiles around any engine, so every engine gets the same
+`vsrdata.evaluation.evaluate` pads, windows and tiles around any engine, so every engine gets the same
 treatment.
 
 - ``torch`` (`TorchEngine`): the PyTorch model. On CPU the model is put in channels_last memory
