@@ -43,14 +43,14 @@ def _shared():
 def _torch_owned():
     """(command, option) -> the library's choices (as a set; 'auto' is a CLI-only extra)."""
     from vsrdata.edvr import dcn
-    from vsrdata.evaluation import engines, evaluate, metrics
+    from vsrdata.evaluation import engines, inference, metrics, protocols
     from vsrdata.pipelines import to_lmdb
 
     backends = {"auto", *dcn.BACKENDS}
     return {
-        ("evaluate", "protocol"): {"auto", *evaluate.PROTOCOLS},
-        ("evaluate", "precision"): set(evaluate.PRECISIONS),
-        ("infer", "precision"): set(evaluate.PRECISIONS),
+        ("evaluate", "protocol"): {"auto", *protocols.PROTOCOLS},
+        ("evaluate", "precision"): set(inference.PRECISIONS),
+        ("infer", "precision"): set(inference.PRECISIONS),
         ("evaluate", "average"): set(metrics.AVERAGE_MODES),
         ("evaluate", "dcn_backend"): backends,
         ("infer", "dcn_backend"): backends,

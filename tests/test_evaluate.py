@@ -16,7 +16,8 @@ from click.testing import CliRunner
 from vsrdata.cli import main
 from vsrdata.evaluation import metrics
 from vsrdata.edvr.config import get_preset
-from vsrdata.evaluation.evaluate import evaluate, restore
+from vsrdata.evaluation.evaluate import evaluate
+from vsrdata.evaluation.inference import restore
 from vsrdata.evaluation.windows import TEMPORAL_PADDINGS, SlidingWindow, temporal_indices
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"

@@ -17,7 +17,7 @@ from vsrdata.cli import main
 from vsrdata.edvr.arch import build_edvr
 from vsrdata.edvr.checkpoint import save_atomic
 from vsrdata.evaluation.engines import ONNX_FORMAT, OnnxEngine, TorchEngine, load_engine
-from vsrdata.evaluation.evaluate import restore
+from vsrdata.evaluation.inference import restore
 from vsrdata.errors import ConfigError, InputError
 
 onnx = pytest.importorskip("onnx")

@@ -14,7 +14,7 @@ from media import make_video
 from vsrdata.cli import main
 from vsrdata.core.video import read_frames
 from vsrdata.edvr.config import get_preset
-from vsrdata.evaluation.evaluate import restore
+from vsrdata.evaluation.inference import restore
 from vsrdata.evaluation.infer import infer
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
