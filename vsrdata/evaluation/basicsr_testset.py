@@ -10,7 +10,7 @@ Frames are taken in natural order of their names; GT and LQ clips must hold the 
 `testset_record(...)` describes the set with the same per-clip record `vsrdata split-test` writes
 (`gt_size`, `lr_size`, `gt_pad`, `lr_pad`, frames), with nothing padded on disk: frames whose LQ
 sides are not multiples of the model's size multiple are padded in memory at the bottom/right by
-edge replication (split-test's default `replicate`) inside `evaluate.restore` and cut back with
+edge replication (split-test's default `replicate`) inside `inference.restore` and cut back with
 `splits.unpad`, so the scores equal those of split-test's output of the same clips.
 """
 
