@@ -45,13 +45,12 @@ import torch
 
 from vsrdata.core import splits
 from vsrdata.core.image_io import read_image, write_bytes_atomic
-from vsrdata.core.layouts import natural_key
 from vsrdata.evaluation import distributed, metrics
 from vsrdata.evaluation.engines import load_engine
 from vsrdata.evaluation.inference import autocast_for, model_meta, resolve_device, resolve_padding
 from vsrdata.evaluation.protocols import Protocol, choose_protocol
 from vsrdata.evaluation.report import EvalReport, report_files
-from vsrdata.evaluation.scoring import ClipJob, Runner, ScoreOptions, score_clip
+from vsrdata.evaluation.scoring import ClipJob, Runner, ScoreOptions, clip_jobs, score_clip
 from vsrdata.errors import ConfigError, InputError
 
 __all__ = ["evaluate"]
@@ -120,7 +119,7 @@ def evaluate(split_dir: str | os.PathLike | None, checkpoint: str | os.PathLike 
     runner = _runner(record, checkpoint, bicubic, model, preset, padding, device, precision, dcn_backend, engine)
     tag = "bicubic" if runner.model is None else (Path(checkpoint).stem if checkpoint else "model")
     out = Path(out_dir) if out_dir is not None else Path("results") / split_dir.resolve().name / tag
-    jobs = _jobs(record, split_dir, proto)
+    jobs = clip_jobs(record, split_dir, centre_only=proto.frames == "center")
     cuts = _Cuts(scene_cuts, scene_threshold, scene_min_len, _cut_file(scene_cuts, jobs, runner.model is None))
     opts = ScoreOptions(proto, with_bicubic=with_bicubic, strips=strips, strip_crop=strip_crop,
                         save_frames=save_frames, out=out)
@@ -153,22 +152,6 @@ def _load_record(split_dir, gt, lq, meta_info) -> tuple[dict, Path]:
     if split_dir is None:
         raise ConfigError("give a split-test DATASET or --gt and --lq")
     return splits.load_split(split_dir), Path(split_dir)
-
-
-def _jobs(record: dict, split_dir: Path, proto: Protocol) -> list[ClipJob]:
-    """One ClipJob per clip of the record, in its order; frames in natural order."""
-    gt_dir, lr_dir = split_dir / record["gt_dir"], split_dir / record["lr_dir"]
-    if not record["clips"]:
-        raise InputError(f"{split_dir / splits.SPLIT_FILE} lists no clips")
-    jobs = []
-    for name, rec in record["clips"].items():
-        names = sorted(rec.get("frames") or {}, key=natural_key)
-        if not names:
-            raise InputError(f"clip {name!r} of {split_dir / splits.SPLIT_FILE} has no frames")
-        centers = [len(names) // 2] if proto.frames == "center" else list(range(len(names)))
-        jobs.append(ClipJob(name, rec, [lr_dir / name / n for n in names], [gt_dir / name / n for n in names],
-                            centers))
-    return jobs
 
 
 def _runner(record, checkpoint, bicubic, model, preset, padding, device, precision, dcn_backend,

@@ -27,13 +27,14 @@ import torch
 
 from vsrdata.core import splits
 from vsrdata.core.image_io import read_image, to_rgb, write_image
+from vsrdata.core.layouts import natural_key
 from vsrdata.evaluation import metrics
 from vsrdata.evaluation.inference import restore_clip
 from vsrdata.evaluation.protocols import Protocol
 from vsrdata.evaluation.report import ClipScores, FrameScore, write_strip
 from vsrdata.errors import InputError
 
-__all__ = ["ClipJob", "Runner", "ScoreOptions", "bicubic_rgb", "score_clip"]
+__all__ = ["ClipJob", "Runner", "ScoreOptions", "bicubic_rgb", "clip_jobs", "score_clip"]
 
 Progress = Callable[[int, "int | None"], None]  # (frames just done, total or None)
 
@@ -74,6 +75,25 @@ class ScoreOptions:
     strip_crop: int = 192
     save_frames: bool = False
     out: Path | None = None  # where strips (compare/) and frames (frames/) go
+
+
+def clip_jobs(record: dict, root: Path, *, centre_only: bool = False, max_frames: int = 0) -> list[ClipJob]:
+    """One ClipJob per clip of a split record (`splits.load_split`, `basicsr_testset.testset_record`),
+    in its order; frames in natural order. Scored frames: all, the first `max_frames` (> 0), or
+    only the centre one (`centre_only`, Vimeo90K-T)."""
+    gt_dir, lr_dir = Path(root) / record["gt_dir"], Path(root) / record["lr_dir"]
+    if not record["clips"]:
+        raise InputError(f"{Path(root) / splits.SPLIT_FILE} lists no clips")
+    jobs = []
+    for name, rec in record["clips"].items():
+        names = sorted(rec.get("frames") or {}, key=natural_key)
+        if not names:
+            raise InputError(f"clip {name!r} of {Path(root) / splits.SPLIT_FILE} has no frames")
+        count = len(names) if not max_frames else min(len(names), max_frames)
+        centers = [len(names) // 2] if centre_only else list(range(count))
+        jobs.append(ClipJob(name, rec, [lr_dir / name / n for n in names], [gt_dir / name / n for n in names],
+                            centers))
+    return jobs
 
 
 def bicubic_rgb(lr_bgr: np.ndarray, scale: int) -> np.ndarray:
