@@ -245,7 +245,7 @@ def _cut_file(mode: str, jobs: list[ClipJob], bicubic: bool) -> dict | None:
             raise ValueError("expected an object {clip: [cut, ...]}")
     except (OSError, ValueError) as exc:
         raise ConfigError(f"--scene-cuts must be off, auto or a JSON file {{clip: [cuts]}}: {mode} ({exc})") from None
-    known = {job.name: len(job.lr_paths) for job in jobs}
+    known = {job.name: len(job.lq_paths) for job in jobs}
     unknown = sorted(set(given) - set(known))
     if unknown:
         raise InputError(f"{mode}: clip {unknown[0]!r} is not in the dataset")
@@ -259,7 +259,7 @@ def _cuts_for(job: ClipJob, cuts: _Cuts, bicubic: bool) -> list[int]:
     if cuts.mode == "auto":
         from vsrdata.core import scenes
 
-        return scenes.detect_cuts((read_image(p) for p in job.lr_paths), cuts.threshold, cuts.min_len)
+        return scenes.detect_cuts((read_image(p) for p in job.lq_paths), cuts.threshold, cuts.min_len)
     return list(cuts.given.get(job.name, ()))
 
 

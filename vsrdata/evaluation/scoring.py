@@ -56,12 +56,12 @@ class Runner:
 
 @dataclass
 class ClipJob:
-    """One clip to score: frame i is restored from `lr_paths` and scored against `gt_paths[i]`
+    """One clip to score: frame i is restored from the LR (LQ) frames `lq_paths` and scored against `gt_paths[i]`
     (named by the GT file name); `rec` is its split record (sizes and padding for `unpad`)."""
 
     name: str
     rec: dict
-    lr_paths: list[Path]
+    lq_paths: list[Path]
     gt_paths: list[Path]
     centers: list[int]
     cuts: Sequence[int] = ()
@@ -130,16 +130,16 @@ def _restored(r: Runner, job: ClipJob, strip_at: int, want_bicubic: bool
               ) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
     """Yield (frame index, restored HxWx3 uint8 RGB cut to the scored region, bicubic or None)."""
     def lr(t: int) -> np.ndarray:
-        return splits.unpad(read_image(job.lr_paths[t]), job.rec, "lr")
+        return splits.unpad(read_image(job.lq_paths[t]), job.rec, "lr")
 
     if r.model is None:  # bicubic baseline: no window needed
         for t in job.centers:
             up = bicubic_rgb(lr(t), r.scale)
             yield t, up, up
         return
-    frames = (read_image(p) for p in job.lr_paths)
+    frames = (read_image(p) for p in job.lq_paths)
     for t, out in restore_clip(r.model, frames, num_frame=r.num_frame, scale=r.scale, multiple=r.multiple,
-                               padding=r.padding, device=r.device, length=len(job.lr_paths),
+                               padding=r.padding, device=r.device, length=len(job.lq_paths),
                                centers=job.centers, cuts=job.cuts, autocast=r.autocast):
         out_rgb = np.ascontiguousarray(splits.unpad(metrics.tensor_to_uint8(out), job.rec, "gt"))
         bic = bicubic_rgb(lr(t), r.scale) if want_bicubic or t == strip_at else None
