@@ -34,9 +34,11 @@ sys.path.insert(0, str(ROOT))
 from vsrdata.core.layouts import find_clips  # noqa: E402
 from vsrdata.core.resize import imresize  # noqa: E402
 from vsrdata.edvr.arch import build_edvr  # noqa: E402
-from vsrdata.edvr.optim import CharbonnierLoss, build_optimizer  # noqa: E402
-from vsrdata.edvr.train import build_train_dataset, train  # noqa: E402
-from vsrdata.edvr.train_config import TrainConfig  # noqa: E402
+from vsrdata.training.losses import CharbonnierLoss  # noqa: E402
+from vsrdata.training.loop import train  # noqa: E402
+from vsrdata.training.optim import build_optimizer  # noqa: E402
+from vsrdata.training.setup import build_train_dataset, make_loader  # noqa: E402
+from vsrdata.training.config import TrainConfig  # noqa: E402
 
 
 def make_data(gt_root: Path, tmp: Path, gt_size: int) -> tuple[Path, Path]:
@@ -91,10 +93,8 @@ def bare_step_time(preset: str, batch: int, gt_size: int, iters: int, device: to
 
 
 def loader_rate(cfg: TrainConfig, n_batches: int) -> float:
-    from vsrdata.edvr.train import _make_loader
-
     ds = build_train_dataset(cfg, 5, 4)
-    it = _make_loader(ds, cfg, 0, 1, 0, 0, False)
+    it = make_loader(ds, cfg, 0, 1, 0, 0, False)
     next(it)
     t = time.perf_counter()
     for _ in range(n_batches):

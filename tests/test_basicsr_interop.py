@@ -14,9 +14,10 @@ import torch
 from click.testing import CliRunner
 
 from vsrdata.cli import main
-from vsrdata.edvr.basicsr_options import read_options
-from vsrdata.edvr.optim import build_loss, build_scheduler
-from vsrdata.edvr.train_config import TrainConfig, load_config, read_config_file
+from vsrdata.training.basicsr_options import read_options
+from vsrdata.training.losses import build_loss
+from vsrdata.training.schedule import build_scheduler
+from vsrdata.training.config import TrainConfig, load_config, read_config_file
 from vsrdata.errors import CheckpointError, ConfigError
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -181,7 +182,7 @@ def test_ema_is_off_by_default():
 def test_init_loads_params_unless_params_ema_is_chosen(tmp_path):
     from vsrdata.edvr.arch import build_edvr
     from vsrdata.edvr.checkpoint import save_atomic
-    from vsrdata.edvr.train import init_from_checkpoint
+    from vsrdata.edvr.checkpoint.init import init_from_checkpoint
 
     torch.manual_seed(0)
     a, b = build_edvr("edvr-tiny").state_dict(), build_edvr("edvr-tiny").state_dict()

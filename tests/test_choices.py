@@ -13,8 +13,8 @@ import pytest
 from vsrdata.cli import main
 from vsrdata.core import degrade, splits, video
 from vsrdata.core.lmdb import keys as lmdb_keys
-from vsrdata.edvr import train_config
 from vsrdata.evaluation import windows
+from vsrdata.training import config as train_config
 from vsrdata.pipelines import split_test as split_pipeline
 
 
@@ -35,6 +35,8 @@ def _shared():
         ("train", "amp"): train_config.AMP_MODES,
         ("train", "loss_reduction"): train_config.LOSS_REDUCTIONS,
         ("train", "init_key"): train_config.INIT_KEYS,
+        ("train", "loss_type"): train_config.LOSS_TYPES,
+        ("train", "scheduler"): train_config.SCHEDULERS,
         ("infer", "codec"): video.CODECS,
         ("infer", "pix_fmt"): video.PIX_FMTS,
     }

@@ -115,7 +115,7 @@ def test_to_lmdb_follows_links(tmp_path):
 
 
 def test_training_folder_store_follows_links(tmp_path):
-    from vsrdata.edvr.data import FrameStore
+    from vsrdata.training.data import FrameStore
 
     store = FrameStore(linked_tree(tmp_path))
     assert {c: len(f) for c, f in store.clips.items()} == {"000": 4, "001": 3}
@@ -177,7 +177,7 @@ def test_to_lmdb_refuses_a_mixed_clip(tmp_path, mix):
 
 @pytest.mark.parametrize("mix", sorted(MIXES))
 def test_training_store_refuses_a_mixed_clip(tmp_path, mix):
-    from vsrdata.edvr.data import FrameStore
+    from vsrdata.training.data import FrameStore
 
     src, message = mixed_tree(tmp_path, mix)
     with pytest.raises(InputError) as info:

@@ -448,7 +448,7 @@ def test_truncated_data_mdb_is_one_line_not_sigbus(tmp_path):
     assert proc.returncode == 1, (proc.returncode, proc.stderr)
     lines = (proc.stdout + proc.stderr).strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: truncated LMDB file") and str(data) in lines[0]
-    from vsrdata.edvr.data import FrameStore
+    from vsrdata.training.data import FrameStore
     from vsrdata.errors import InputError
 
     with pytest.raises(InputError, match="truncated LMDB file"):
@@ -458,7 +458,7 @@ def test_truncated_data_mdb_is_one_line_not_sigbus(tmp_path):
 def test_meta_info_and_db_keys_must_agree_both_ways(tmp_path):
     """Issue: lmdb-verify exited 0 when meta_info.txt lacked keys the DB holds, and train then
     dropped that clip silently. Either direction is now an error, with the count and first keys."""
-    from vsrdata.edvr.data import FrameStore
+    from vsrdata.training.data import FrameStore
     from vsrdata.errors import InputError
 
     db = tmp_path / "m.lmdb"

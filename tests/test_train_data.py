@@ -18,10 +18,14 @@ import pytest
 import torch
 
 from vsrdata.core.layouts import find_clips
-from vsrdata.edvr.data import ClipDataset, FrameStore, TrainSampler, VimeoDataset, augment, load_val_clips
-from vsrdata.edvr.optim import (CharbonnierLoss, CosineAnnealingRestartLR, ModelEMA, build_optimizer,
-                                split_parameters)
-from vsrdata.edvr.train_config import TrainConfig, from_dict, load_config
+from vsrdata.training.data import ClipDataset, FrameStore, VimeoDataset, augment
+from vsrdata.training.sampler import TrainSampler
+from vsrdata.training.validate import load_val_clips
+from vsrdata.training.ema import ModelEMA
+from vsrdata.training.losses import CharbonnierLoss
+from vsrdata.training.optim import build_optimizer, split_parameters
+from vsrdata.training.schedule import CosineAnnealingRestartLR
+from vsrdata.training.config import TrainConfig, from_dict, load_config
 from vsrdata.errors import ConfigError, InputError
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"

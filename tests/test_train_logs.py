@@ -15,8 +15,8 @@ from click.testing import CliRunner
 
 from test_train_loop import cfg_for, data, one_thread  # noqa: F401 (pytest fixtures)
 from vsrdata.cli import main
-from vsrdata.edvr.train import train
-from vsrdata.edvr.train_log import smooth
+from vsrdata.training.loop import train
+from vsrdata.training.logs import smooth
 
 
 def _cli_args(data, run_dir, *extra):
@@ -97,7 +97,7 @@ def test_smooth_is_a_debiased_moving_average():
 
 
 def test_curves_drop_the_abandoned_timeline_of_a_rollback():
-    from vsrdata.edvr.train_log import current_timeline
+    from vsrdata.training.logs import current_timeline
 
     recs = [{"iter": i, "loss": 1.0} for i in (1, 2, 3)] + [{"iter": 4, "event": "rollback", "to_iter": 2}] \
         + [{"iter": i, "loss": 2.0} for i in (3, 4)]

@@ -20,9 +20,11 @@ from test_train_data import REDS_GT, make_lq_tree
 from vsrdata.cli import main
 from vsrdata.core.resize import imresize
 from vsrdata.edvr.arch import build_edvr
-from vsrdata.edvr.optim import split_parameters
-from vsrdata.edvr.train import DivergenceError, init_deep_from_shallow, list_checkpoints, train
-from vsrdata.edvr.train_config import TrainConfig
+from vsrdata.training.optim import split_parameters
+from vsrdata.edvr.checkpoint.init import init_deep_from_shallow
+from vsrdata.edvr.checkpoint.train_state import list_checkpoints
+from vsrdata.training.loop import DivergenceError, train
+from vsrdata.training.config import TrainConfig
 from vsrdata.errors import CheckpointError, ConfigError, InputError, OutputError
 
 
@@ -90,7 +92,7 @@ def test_loss_goes_down_on_a_fixed_batch_and_validation_keeps_best(data, tmp_pat
     png = cv2.imread(str(result.curve_png))
     assert png is not None and png.shape[0] > 100
     ck = weights(result.last_checkpoint)
-    assert ck["config"]["preset"] == "edvr-tiny" and ck["iter"] == 20 and "params_ema" in ck
+    assert ck["train_config"]["preset"] == "edvr-tiny" and ck["iter"] == 20 and "params_ema" in ck
     assert json.loads((tmp_path / "run" / "config.json").read_text())["total_iter"] == 20
 
 
@@ -110,6 +112,26 @@ def test_resume_is_exact(data, tmp_path):
     assert all(torch.equal(sa[i]["exp_avg_sq"], sb[i]["exp_avg_sq"]) for i in sa)
 
 
+def test_old_style_checkpoint_still_resumes_and_loads(data, tmp_path):
+    """vsrdata-train/1 files (model config under 'model_config', TrainConfig under 'config') resume
+    exactly like the current format (model config under 'config', as the weights format)."""
+    from vsrdata.edvr.checkpoint import read_checkpoint, save_atomic
+
+    kw = dict(total_iter=4)
+    train(cfg_for(data, tmp_path / "straight", **kw))
+    train(cfg_for(data, tmp_path / "old", **{**kw, "total_iter": 2}))
+    path = tmp_path / "old" / "checkpoints" / "iter_00000002.pth"
+    new = weights(path)
+    assert new["format"] == "vsrdata-train/2" and new["config"]["num_frame"] == 5 and "model_config" not in new
+    old = {**new, "format": "vsrdata-train/1", "model_config": new["config"], "config": new.pop("train_config")}
+    save_atomic(old, path)
+    assert read_checkpoint(path).config.num_frame == 5  # evaluate/infer read the model config too
+    train(cfg_for(data, tmp_path / "old", **{**kw, "resume": "auto"}))
+    a = weights(tmp_path / "straight" / "checkpoints" / "iter_00000004.pth")
+    b = weights(tmp_path / "old" / "checkpoints" / "iter_00000004.pth")
+    assert all(torch.equal(t, b["params"][n]) for n, t in a["params"].items())
+
+
 def test_accumulation_stop_and_resume_equals_uninterrupted(data, tmp_path):
     kw = dict(accum_steps=2, batch_size=1, random_reverse=True, ema_decay=0.9, total_iter=4)
     train(cfg_for(data, tmp_path / "straight", **kw))
@@ -119,7 +141,7 @@ def test_accumulation_stop_and_resume_equals_uninterrupted(data, tmp_path):
     b = weights(tmp_path / "split" / "checkpoints" / "iter_00000004.pth")
     for key in ("params", "params_ema"):
         assert all(torch.equal(t, b[key][n]) for n, t in a[key].items()), key
-    assert a["config"]["accum_steps"] == 2
+    assert a["train_config"]["accum_steps"] == 2
     # a different K sees other samples per update: the runs must differ (the option is not ignored)
     train(cfg_for(data, tmp_path / "k1", **{**kw, "accum_steps": 1}))
     c = weights(tmp_path / "k1" / "checkpoints" / "iter_00000004.pth")
@@ -273,8 +295,8 @@ def test_cli_config_file_errors_and_woTSA_to_TSA_init(data, tmp_path):
     assert res.exit_code == 0, res.output
     assert "done: 2 iterations" in res.output
     ck = weights(tmp_path / "run" / "checkpoints" / "iter_00000002.pth")
-    assert ck["config"]["tsa_iter"] == 50_000  # woTSA -> TSA stage: TSA-only phase by default
-    assert ck["config"]["batch_size"] == 1 and ck["config"]["init"] == str(tmp_path / "wotsa.pth")
+    assert ck["train_config"]["tsa_iter"] == 50_000  # woTSA -> TSA stage: TSA-only phase by default
+    assert ck["train_config"]["batch_size"] == 1 and ck["train_config"]["init"] == str(tmp_path / "wotsa.pth")
     assert torch.equal(ck["params"]["conv_first.weight"], wotsa.state_dict()["conv_first.weight"])  # frozen
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     init = next(r for r in log if r.get("event") == "init")
@@ -285,8 +307,8 @@ def test_validation_psnr_matches_scikit_image(data):
     from skimage.metrics import peak_signal_noise_ratio
 
     from vsrdata.edvr.config import get_preset
-    from vsrdata.edvr.data import load_val_clips
-    from vsrdata.edvr.train import validate
+    from vsrdata.training.validate import load_val_clips
+    from vsrdata.training.validate import validate
 
     class Bilinear(torch.nn.Module):  # a "model": x4 bilinear of the centre frame
         config = get_preset("edvr-tiny", num_frame=3)
@@ -319,7 +341,7 @@ def test_vimeo_training_with_deep_from_shallow_init(tmp_path):
                       total_iter=1, ema_decay=0, init_deep_from_shallow=str(tmp_path / "shallow.pth"))
     result = train(cfg)
     ck = weights(result.last_checkpoint)
-    assert ck["model_config"]["num_frame"] == 7 and ck["model_config"]["num_reconstruct_block"] == 4
+    assert ck["config"]["num_frame"] == 7 and ck["config"]["num_reconstruct_block"] == 4
     init = weights(tmp_path / "run" / "checkpoints" / "iter_00000000.pth")["params"]
     src = shallow.state_dict()
     assert torch.equal(init["reconstruction.3.conv2.weight"], src["reconstruction.1.conv2.weight"])
@@ -402,3 +424,25 @@ def test_failure_on_the_first_batch_leaves_no_checkpoint(data, tmp_path):
     frame.write_bytes(good)  # the user fixes the data and runs the same command again
     assert train(cfg_for(data, run, **cfg)).iterations == 2
     assert [i for i, _ in list_checkpoints(run)] == [2, 0]
+
+
+def test_cli_loss_and_scheduler_options_reach_the_run(data, tmp_path):
+    """--loss-type/--loss-weight/--scheduler/--milestones/--gamma set the TrainConfig fields: the
+    logged lr halves at the milestone and an L1 loss x2 is logged (not Charbonnier's sum)."""
+    run = tmp_path / "run"
+    res = CliRunner().invoke(main, ["train", "--preset", "edvr-tiny", "--dataset", "clips", "--gt", str(data["gt"]),
+                                    "--lq", str(data["lq"]), "--gt-size", "32", "--num-workers", "0",
+                                    "--batch-size", "1", "--total-iter", "3", "--print-freq", "1", "--lr", "1e-3",
+                                    "--loss-type", "l1", "--loss-weight", "2", "--loss-reduction", "mean",
+                                    "--scheduler", "multistep", "--milestones", "2", "--gamma", "0.5",
+                                    "--run-dir", str(run), "-q"])
+    assert res.exit_code == 0, res.output
+    cfg = json.loads((run / "config.json").read_text())
+    assert (cfg["loss_type"], cfg["loss_weight"], cfg["scheduler"], cfg["milestones"], cfg["gamma"]) == \
+        ("l1", 2.0, "multistep", [2], 0.5)
+    records = [r for r in map(json.loads, (run / "log.jsonl").read_text().splitlines()) if "lr" in r]
+    # iteration k runs after k - 1 scheduler steps: the milestone at step 2 lowers iteration 3's lr
+    assert [r["lr"] for r in records] == pytest.approx([1e-3, 1e-3, 5e-4], rel=1e-12)
+    assert all(0 < r["loss"] < 2 for r in records)  # 2 x mean |error| of [0, 1] images
+    bad = CliRunner().invoke(main, ["train", "--milestones", "1,x"])
+    assert bad.exit_code == 2 and "--milestones" in bad.output

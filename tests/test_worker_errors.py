@@ -22,7 +22,7 @@ import torch
 from vsrdata.cli import one_line
 from vsrdata.core.image_io import decode_image, encode_png, png_problem
 from vsrdata.core.resize import imresize
-from vsrdata.edvr.data import ClipDataset, FrameStore
+from vsrdata.training.data import ClipDataset, FrameStore
 from vsrdata.errors import InputError
 from vsrdata.pipelines.to_lmdb import build_lmdb
 

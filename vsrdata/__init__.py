@@ -14,7 +14,7 @@ Example::
     evaluate("datasets/REDS4", "EDVR_M_x4_SR_REDS_official-32075921.pth")   # imports torch now
 
 Data: make_lr, split_test, build_lmdb, verify_lmdb. Model (torch): build_edvr, load_weights,
-train (takes a `vsrdata.edvr.train_config.TrainConfig`), evaluate, infer.
+train (takes a `vsrdata.training.config.TrainConfig`), evaluate, infer.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ _API = {
     "build_lmdb": "vsrdata.pipelines.to_lmdb",
     "verify_lmdb": "vsrdata.pipelines.lmdb_verify",
     "build_edvr": "vsrdata.edvr.arch",
-    "load_weights": "vsrdata.edvr.checkpoint",
-    "train": "vsrdata.edvr.train",
+    "load_weights": "vsrdata.edvr.checkpoint.weights",
+    "train": "vsrdata.training.loop",
     "evaluate": "vsrdata.evaluation.evaluate",
     "infer": "vsrdata.evaluation.infer",
 }

@@ -13,11 +13,12 @@ from vsrdata.core.lmdb.keys import KEY_STYLES
 from vsrdata.core.splits import PARTITIONS, SPATIAL_PADDINGS
 from vsrdata.core.video import CODECS, PIX_FMTS
 from vsrdata.evaluation.windows import TEMPORAL_PADDINGS
-from vsrdata.edvr.train_config import AMP_MODES, DATASETS, INIT_KEYS, LOSS_REDUCTIONS, VAL_PARTITIONS
+from vsrdata.training.config import (AMP_MODES, DATASETS, INIT_KEYS, LOSS_REDUCTIONS, LOSS_TYPES, SCHEDULERS,
+                                     VAL_PARTITIONS)
 from vsrdata.errors import ConfigError
 
 PARTITION_NAMES = tuple(PARTITIONS)
-__all__ = ["AMP_MODES", "DATASETS", "DEGRADATIONS", "KEY_STYLES", "LOSS_REDUCTIONS", "PARTITION_NAMES",
+__all__ = ["AMP_MODES", "DATASETS", "DEGRADATIONS", "KEY_STYLES", "LOSS_REDUCTIONS", "LOSS_TYPES", "PARTITION_NAMES", "SCHEDULERS",
            "SPATIAL_PADDINGS", "TEMPORAL_PADDINGS", "VAL_PARTITIONS", "ProgressBar",
            "overwrite_option", "parse_shard", "shard_option", "workers_option"]
 

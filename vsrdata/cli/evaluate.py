@@ -130,10 +130,10 @@ def _print(report) -> None:
 
 def _evaluate_config(config_file, paths, opts) -> None:
     """Score every datasets.test_* set of a BasicSR test option file with its val.metrics."""
-    from vsrdata.edvr.basicsr_options import read_options
-    from vsrdata.edvr.train_config import read_config_file
     from vsrdata.evaluation.distributed import dist_env
     from vsrdata.evaluation.evaluate import evaluate
+    from vsrdata.training.basicsr_options import read_options
+    from vsrdata.training.config import read_config_file
 
     main = dist_env().main
 

@@ -1,4 +1,4 @@
-"""`vsrdata train`: the EDVR training recipe (thin shell over vsrdata.edvr.train.train)."""
+"""`vsrdata train`: the EDVR training recipe (thin shell over vsrdata.training.loop.train)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import os
 
 import click
 
-from vsrdata.cli._common import (AMP_MODES, DATASETS, INIT_KEYS, LOSS_REDUCTIONS, TEMPORAL_PADDINGS,
-                                 VAL_PARTITIONS)
+from vsrdata.cli._common import (AMP_MODES, DATASETS, INIT_KEYS, LOSS_REDUCTIONS, LOSS_TYPES, SCHEDULERS,
+                                 TEMPORAL_PADDINGS, VAL_PARTITIONS)
 
 
 def _numbers(value: str | None, name: str, kind: type = float):
@@ -59,6 +59,10 @@ def _numbers(value: str | None, name: str, kind: type = float):
 @click.option("--weight-decay", type=float, default=None, help="Adam weight decay. [0]")
 @click.option("--dcn-lr-mul", type=float, default=None, help="LR multiplier of the DCN packs. [1]")
 @click.option("--total-iter", type=int, default=None, help="Training iterations. [600000]")
+@click.option("--scheduler", type=click.Choice(SCHEDULERS), default=None,
+              help="LR schedule: cosine_restart (CosineAnnealingRestartLR) or multistep (MultiStepLR). [cosine_restart]")
+@click.option("--milestones", default=None, help="multistep: iterations at which the lr is multiplied by --gamma.")
+@click.option("--gamma", type=float, default=None, help="multistep: lr factor at each milestone. [0.1]")
 @click.option("--periods", default=None,
               help="Cosine restart periods (default: the recipe's, scaled to --total-iter).")
 @click.option("--restart-weights", default=None, help="Weight of each cosine cycle. [1 each]")
@@ -69,6 +73,9 @@ def _numbers(value: str | None, name: str, kind: type = float):
                    "on a TSA model, else 0).")
 @click.option("--grad-clip", type=float, default=None, help="Max gradient norm (0 = off). [0]")
 @click.option("--ema-decay", type=float, default=None, help="EMA decay of the weights (0 = off, as the EDVR recipes; e.g. 0.999). [0]")
+@click.option("--loss-type", type=click.Choice(LOSS_TYPES), default=None,
+              help="Pixel loss (BasicSR CharbonnierLoss / L1Loss / MSELoss). [charbonnier]")
+@click.option("--loss-weight", type=float, default=None, help="Pixel loss weight. [1]")
 @click.option("--loss-reduction", type=click.Choice(LOSS_REDUCTIONS), default=None,
               help="Charbonnier reduction; with 'sum' loss values of 1e4-1e7 are normal. [sum]")
 @click.option("--loss-eps", type=float, default=None, help="Charbonnier eps (original EDVR: 1e-6). [1e-12]")
@@ -113,9 +120,9 @@ def command(config_file, quiet, **options):
       vsrdata train --config edvr_m.toml --resume auto
     """
     from vsrdata.edvr.config import parse_overrides
-    from vsrdata.edvr.train import train
-    from vsrdata.edvr.train_config import TrainConfig, from_dict, load_config
-    from vsrdata.edvr.train_log import done_message, format_event
+    from vsrdata.training.loop import train
+    from vsrdata.training.config import TrainConfig, from_dict, load_config
+    from vsrdata.training.logs import done_message, format_event
     from vsrdata.errors import ConfigError
 
     master = int(os.environ.get("RANK", 0)) == 0
@@ -125,6 +132,7 @@ def command(config_file, quiet, **options):
     options["betas"] = _numbers(options["betas"], "--betas")
     options["restart_weights"] = _numbers(options["restart_weights"], "--restart-weights")
     options["periods"] = _numbers(options["periods"], "--periods", int)
+    options["milestones"] = _numbers(options["milestones"], "--milestones", int)
     options["interval_list"] = _numbers(options["interval_list"], "--interval-list", int)
     options["inject_nan_at"] = _numbers(options["inject_nan_at"], "--inject-nan-at", int)
     model_opts = options.pop("model_opt")

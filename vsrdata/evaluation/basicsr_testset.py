@@ -133,8 +133,8 @@ def _selection(meta_info, names: list[str]) -> dict:
 
 
 def val_clips_from_roots(gt_root, lq_root, meta_info=None):
-    """Validation clips (`vsrdata.edvr.data.ValClip`) of a BasicSR `datasets.val` entry."""
-    from vsrdata.edvr.data import ValClip
+    """Validation clips (`vsrdata.training.validate.ValClip`) of a BasicSR `datasets.val` entry."""
+    from vsrdata.training.validate import ValClip
 
     gt_root, lq_root, clips = testset_clips(gt_root, lq_root, meta_info)
     return [ValClip(name, [lq_root / name / f for f in frames], [gt_root / name / f for f in frames], None)

@@ -19,7 +19,7 @@ Three values depend on the model and are resolved by `resolved()` when left at N
 Loading: `load_config(path)` reads TOML (tomllib; tomli on Python 3.10) or YAML (PyYAML) with
 the field names below as keys, either at top level or under a `[train]` table. A BasicSR
 training YAML (`options/train/EDVR/*.yml`: `network_g`, `datasets`, `train`, ...) is recognised
-and mapped by `vsrdata.edvr.basicsr_options` (every key honoured, irrelevant or reported).
+and mapped by `vsrdata.training.basicsr_options` (every key honoured, irrelevant or reported).
 No torch import here: the CLI imports this module lazily but it stays cheap.
 """
 
@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from vsrdata.core.splits import REDS4, REDS_VAL
-from vsrdata.edvr.test_clips import TEMPORAL_PADDINGS
+from vsrdata.evaluation.windows import TEMPORAL_PADDINGS
 from vsrdata.errors import ConfigError
 
 DATASETS = ("reds", "vimeo", "clips")
@@ -267,8 +267,8 @@ def from_dict(data: dict[str, Any], base: TrainConfig | None = None, source: str
 
 
 def from_basicsr(opt: dict[str, Any], source: str = "option file") -> dict[str, Any]:
-    """TrainConfig fields of a BasicSR training option file (see `vsrdata.edvr.basicsr_options`)."""
-    from vsrdata.edvr.basicsr_options import read_options
+    """TrainConfig fields of a BasicSR training option file (see `vsrdata.training.basicsr_options`)."""
+    from vsrdata.training.basicsr_options import read_options
 
     return read_options(opt, source).fields
 
@@ -320,11 +320,11 @@ def load_config(path: str | os.PathLike, base: TrainConfig | None = None,
                 on_note: Callable[[str], None] | None = None) -> TrainConfig:
     """Read a TOML (`.toml`), YAML (`.yml`/`.yaml`) or JSON (`.json`, e.g. a run's config.json)
     file into a TrainConfig. A BasicSR training option file is mapped by
-    `vsrdata.edvr.basicsr_options`; its notes and the one "ignored: ..." block go to `on_note`.
+    `vsrdata.training.basicsr_options`; its notes and the one "ignored: ..." block go to `on_note`.
     A BasicSR *test* option file is refused (it is for `vsrdata evaluate --config`).
     """
     data = read_config_file(path)
-    from vsrdata.edvr.basicsr_options import is_basicsr, read_options
+    from vsrdata.training.basicsr_options import is_basicsr, read_options
 
     if is_basicsr(data):
         opts = read_options(data, str(path))

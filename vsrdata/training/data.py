@@ -1,6 +1,6 @@
 """Training data for EDVR: frame stores (LMDB or folders), REDS / Vimeo90K / generic-clip datasets,
-aligned random crops and flips, a deterministic rank-aware infinite sampler, and a small loader
-for validation on a split-test output.
+aligned random crops and flips (the sample stream is `vsrdata.training.sampler`; validation clips
+are `vsrdata.training.validate`).
 
 Conventions matched (facts from BasicSR `basicsr/data/reds_dataset.py`,
 `basicsr/data/vimeo90k_dataset.py`, `basicsr/data/transforms.py`, `basicsr/data/data_util.py`;
@@ -24,15 +24,13 @@ LMDBs are opened lazily in each worker process (LmdbReader opens on first use).
 
 from __future__ import annotations
 
-import json
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset
 
 from vsrdata.core.image_io import read_image
 from vsrdata.core.layouts import clip_shape, find_clips, natural_key
@@ -373,110 +371,3 @@ class VimeoDataset(_PairedBase):
         index, rng = self._unpack(item)
         clip = self.keys[index]
         return self._sample(clip, self.gt_frame[clip], list(self.lq_frames[clip]), rng)
-
-
-# ---------------------------------------------------------------------------------------------
-# Sampler
-
-
-class TrainSampler(Sampler):
-    """Infinite, rank-aware sampler yielding (dataset index, sample seed) pairs.
-
-    Global sample position p (0, 1, 2, ...) belongs to epoch p // n and maps to
-    permutation_epoch[p % n], the permutation drawn from (seed, salt, epoch). Iteration s of rank r
-    takes positions s*B*W + r*B + j (j < B), so the union over ranks of one iteration is exactly
-    the batch B*W of a single process. `start_iter` skips finished iterations (resume).
-    The dataset-enlarge ratio of BasicSR is not needed: the stream never ends.
-    """
-
-    def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1,
-                 start_iter: int = 0, salt: int = 0):
-        self.n, self.batch_size, self.seed = int(n), int(batch_size), int(seed)
-        self.rank, self.world_size = int(rank), int(world_size)
-        self.start_iter, self.salt = int(start_iter), int(salt)
-        self._perm_epoch, self._perm = -1, None
-
-    def _perm_for(self, epoch: int) -> np.ndarray:
-        if epoch != self._perm_epoch:
-            self._perm = np.random.default_rng([self.seed, self.salt, epoch]).permutation(self.n)
-            self._perm_epoch = epoch
-        return self._perm
-
-    def position_seed(self, p: int) -> int:
-        return int(np.random.SeedSequence([self.seed, self.salt, p, 7919]).generate_state(1)[0])
-
-    def __iter__(self):
-        s = self.start_iter
-        gb = self.batch_size * self.world_size
-        while True:
-            for j in range(self.batch_size):
-                p = s * gb + self.rank * self.batch_size + j
-                yield int(self._perm_for(p // self.n)[p % self.n]), self.position_seed(p)
-            s += 1
-
-
-def worker_init(_worker_id: int) -> None:
-    """DataLoader worker init: keep OpenCV single-threaded inside workers."""
-    try:
-        import cv2
-
-        cv2.setNumThreads(0)
-    except Exception:  # pragma: no cover
-        pass
-    torch.set_num_threads(1)
-
-
-# ---------------------------------------------------------------------------------------------
-# Validation data (a split-test output: OUT/GT/<clip>/, OUT/BIx4/<clip>/, OUT/split.json)
-
-
-@dataclass
-class ValClip:
-    name: str
-    lq_paths: list[Path]
-    gt_paths: list[Path]
-    gt_hw: tuple[int, int] | None  # original (unpadded) GT size to score, or None for the full frame
-
-
-def load_val_clips(root: str | os.PathLike) -> list[ValClip]:
-    """Clips of a split-test output (or any folder with GT/ and BIx4|BDx4|LR/ clip folders).
-
-    With `split.json` (schema vsrdata-split-test/1) the LR folder and each clip's original GT size
-    (or `gt_crop`) are read from it, so padding added by split-test is removed before scoring.
-    """
-    root = Path(root)
-    record = None
-    meta = root / "split.json"
-    if meta.is_file():
-        try:
-            record = json.loads(meta.read_text())
-        except (OSError, ValueError) as exc:
-            raise InputError(f"cannot read {meta}: {exc}") from None
-    gt_dir = root / (record.get("gt_dir", "GT") if record else "GT")
-    if record and record.get("lr_dir"):
-        lr_dir = root / record["lr_dir"]
-    else:
-        cands = [root / d for d in ("BIx4", "BDx4", "LR", "LQ") if (root / d).is_dir()]
-        lr_dir = cands[0] if cands else root / "BIx4"
-    if not gt_dir.is_dir() or not lr_dir.is_dir():
-        raise InputError(f"validation set {root} needs GT/ and BIx4/ (a `vsrdata split-test` output)")
-    gt_clips = {c.name: c for c in find_clips(gt_dir)}
-    lr_clips = {c.name: c for c in find_clips(lr_dir)}
-    clips = []
-    for name in sorted(gt_clips, key=natural_key):
-        if name not in lr_clips:
-            raise InputError(f"validation clip {name} has no LR frames in {lr_dir}")
-        g, l = gt_clips[name], lr_clips[name]
-        if len(g.frames) != len(l.frames):
-            raise InputError(f"validation clip {name}: {len(g.frames)} GT frames but {len(l.frames)} LR frames")
-        hw = None
-        if record and name in record.get("clips", {}):
-            rec = record["clips"][name]
-            if rec.get("gt_crop"):
-                hw = tuple(rec["gt_crop"][:2])
-            elif rec.get("gt_size"):
-                hw = tuple(rec["gt_size"][:2])
-        clips.append(ValClip(name, l.frame_paths(), g.frame_paths(), hw))
-    if not clips:
-        raise InputError(f"validation set {root} holds no clips")
-    return clips

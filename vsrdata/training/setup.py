@@ -1,0 +1,135 @@
+"""The steps of `train()` before the loop: distributed environment, device, resolved config,
+resume source, data and model (every input error is raised here, before any training step)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from vsrdata.edvr.checkpoint.train_state import auto_resume, list_checkpoints, load_training_checkpoint
+from vsrdata.edvr.config import EDVRConfig
+from vsrdata.errors import ConfigError, OutputError
+from vsrdata.training.config import REDS_VAL_CLIPS, TrainConfig
+from vsrdata.training.data import ClipDataset, FrameStore, VimeoDataset
+from vsrdata.training.sampler import TrainSampler, worker_init
+from vsrdata.training.validate import ValClip, check_val_clips, load_val_clips
+
+
+def dist_env() -> tuple[int, int, int]:
+    """(RANK, LOCAL_RANK, WORLD_SIZE) as torchrun sets them; (0, 0, 1) outside torchrun."""
+    return (int(os.environ.get("RANK", 0)), int(os.environ.get("LOCAL_RANK", 0)),
+            int(os.environ.get("WORLD_SIZE", 1)))
+
+
+def pick_device(cfg: TrainConfig, local_rank: int) -> torch.device:
+    if cfg.device == "cpu" or (cfg.device == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise ConfigError("--device cuda requested but CUDA is not available")
+    torch.cuda.set_device(local_rank)
+    return torch.device("cuda", local_rank)
+
+
+def resolve_config(cfg: TrainConfig) -> tuple[TrainConfig, EDVRConfig]:
+    """The validated TrainConfig with its model-dependent defaults filled, and the model config."""
+    from vsrdata.edvr.config import get_preset
+
+    cfg.validate()
+    overrides = dict(cfg.model)
+    if cfg.num_frame is not None:
+        overrides["num_frame"] = cfg.num_frame
+    mcfg = get_preset(cfg.preset, **overrides)
+    cfg = cfg.resolved(with_tsa=mcfg.with_tsa)
+    scale = mcfg.scale
+    if cfg.gt_size % scale:
+        raise ConfigError(f"invalid --gt-size: {cfg.gt_size} is not divisible by the scale {scale}")
+    if (cfg.gt_size // scale) % mcfg.size_multiple:
+        raise ConfigError(f"invalid --gt-size: the LQ patch {cfg.gt_size // scale} must be a multiple of "
+                          f"{mcfg.size_multiple} for EDVR (use gt_size a multiple of {scale * mcfg.size_multiple})")
+    return cfg, mcfg
+
+
+def autocast_for(cfg: TrainConfig, device: torch.device, note: Callable[[str], None]):
+    """(autocast context factory, use_amp): bf16/fp16 autocast on CUDA, fp32 (a null context) on CPU."""
+    if cfg.amp != "none" and device.type != "cuda":
+        note(f"--amp {cfg.amp} ignored on CPU (fp32)")
+    use_amp = cfg.amp != "none" and device.type == "cuda"
+    amp_dtype = torch.bfloat16 if cfg.amp == "bf16" else torch.float16
+    return ((lambda: torch.autocast("cuda", dtype=amp_dtype)) if use_amp else contextlib.nullcontext), use_amp
+
+
+def resume_source(cfg: TrainConfig, run_dir: Path, note: Callable[[str], None]) -> tuple[Path, dict] | None:
+    """(path, content) of the checkpoint to resume from, or None for a fresh run. A fresh run in a
+    directory that already holds checkpoints is refused (OutputError)."""
+    if cfg.resume == "auto":
+        return auto_resume(run_dir, note)
+    if cfg.resume:
+        return Path(cfg.resume), load_training_checkpoint(cfg.resume)
+    if list_checkpoints(run_dir):
+        raise OutputError(f"run directory {run_dir} already holds checkpoints: continue it with --resume auto "
+                          "or choose another --run-dir")
+    return None
+
+
+def build_train_dataset(cfg: TrainConfig, num_frame: int, scale: int):
+    """The training dataset named by cfg.dataset (InputError for unusable data)."""
+    gt = FrameStore(cfg.gt_path, "training GT")
+    lq = FrameStore(cfg.lq_path, "training LQ")
+    common = dict(num_frame=num_frame, gt_size=cfg.gt_size, scale=scale, random_reverse=cfg.random_reverse,
+                  use_hflip=cfg.use_hflip, use_rot=cfg.use_rot)
+    if cfg.dataset == "vimeo":
+        ids = None
+        if cfg.train_list:
+            from vsrdata.core.layouts import read_clip_list
+
+            ids = read_clip_list(cfg.train_list)
+        return VimeoDataset(gt, lq, clip_ids=ids, **common)
+    exclude = REDS_VAL_CLIPS[cfg.val_partition] if cfg.dataset == "reds" else ()
+    return ClipDataset(gt, lq, interval_list=cfg.interval_list, exclude_clips=exclude, **common)
+
+
+def build_val_clips(cfg: TrainConfig, scale: int) -> list[ValClip] | None:
+    """Validation clips of `val_path` (a split-test output) or of BasicSR's `datasets.val` roots."""
+    clips = load_val_clips(cfg.val_path) if cfg.val_path else None
+    if clips is None and cfg.val_gt:  # BasicSR datasets.val: GT root, LQ root, meta info
+        from vsrdata.evaluation.basicsr_testset import val_clips_from_roots
+
+        clips = val_clips_from_roots(cfg.val_gt, cfg.val_lq, cfg.val_meta_info)
+    check_val_clips(clips or [], scale, cfg.val_path)
+    return clips
+
+
+def build_model(cfg: TrainConfig, mcfg: EDVRConfig, device: torch.device) -> tuple[torch.nn.Module, dict | None]:
+    """The seeded EDVR, initialised as `init` / `init_deep_from_shallow` say, on `device`; and the
+    initialisation report (None without one)."""
+    from vsrdata.edvr.arch import build_edvr
+    from vsrdata.edvr.checkpoint.init import init_deep_from_shallow, init_from_checkpoint
+    from vsrdata.edvr.checkpoint.train_state import seed_everything
+
+    seed_everything(cfg.seed)
+    model = build_edvr(mcfg, dcn_backend=cfg.dcn_backend)
+    report = None
+    if cfg.init:
+        report = init_from_checkpoint(model, cfg.init, cfg.preset, cfg.init_key, cfg.init_strict)
+    elif cfg.init_deep_from_shallow:
+        report = init_deep_from_shallow(model, cfg.init_deep_from_shallow, cfg.preset)
+    model.to(device)
+    if device.type == "cuda" and cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
+    model.set_offset_monitor(cfg.offset_threshold > 0)
+    return model, report
+
+
+def make_loader(dataset, cfg: TrainConfig, rank: int, world: int, start_iter: int, salt: int, pin: bool):
+    """Batches of cfg.batch_size; with accumulation K, the K consecutive batches of one iteration
+    hold the sampler's B*K positions of this process (so W processes x K == W*K processes x 1)."""
+    sampler = TrainSampler(len(dataset), cfg.batch_size * cfg.accum_steps, cfg.seed, rank, world, start_iter, salt)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers,
+        worker_init_fn=worker_init if cfg.num_workers else None, pin_memory=pin,
+        persistent_workers=False, prefetch_factor=4 if cfg.num_workers else None)
+    return iter(loader)
