@@ -132,10 +132,9 @@ def _selection(meta_info, names: list[str]) -> dict:
     return {"kind": "basicsr", "meta_info": str(meta_info) if meta_info else None}
 
 
-def val_clips_from_roots(gt_root, lq_root, meta_info=None):
-    """Validation clips (`vsrdata.training.validate.ValClip`) of a BasicSR `datasets.val` entry."""
-    from vsrdata.training.validate import ValClip
+def val_clips_from_roots(gt_root, lq_root, meta_info=None) -> list:
+    """The clips (`vsrdata.evaluation.scoring.ClipJob`, in the meta file's order) of a BasicSR
+    `datasets.val` entry, for training validation."""
+    from vsrdata.evaluation.scoring import clip_jobs
 
-    gt_root, lq_root, clips = testset_clips(gt_root, lq_root, meta_info)
-    return [ValClip(name, [lq_root / name / f for f in frames], [gt_root / name / f for f in frames], None)
-            for name, frames in clips]
+    return clip_jobs(testset_record(gt_root, lq_root, meta_info), Path(gt_root))
