@@ -7,7 +7,7 @@ Each path restores --frames output frames (one forward of a 5-frame window each,
 one warm-up forward, the paths taking turns frame by frame; s/frame is the median per path. Paths (same random weights, same input):
 
 - torch fp32, contiguous memory format (PyTorch's default);
-- torch fp32, channels_last (vsrdata's CPU default: `vsrdata.edvr.engines.TorchEngine`);
+- torch fp32, channels_last (vsrdata's CPU default: `vsrdata.evaluation.engines.TorchEngine`);
 - torch bf16 autocast + channels_last (`--precision bf16`; lower precision);
 - onnxruntime on a `vsrdata export` of the same weights (CPUExecutionProvider);
 - BasicSR's EDVR with torchvision's DCN when `basicsr` imports, else our EDVR with the
@@ -36,7 +36,7 @@ import torch  # noqa: E402
 
 from vsrdata.edvr.arch import build_edvr  # noqa: E402
 from vsrdata.edvr.dcn import torchvision_available  # noqa: E402
-from vsrdata.edvr.engines import OnnxEngine, TorchEngine  # noqa: E402
+from vsrdata.evaluation.engines import OnnxEngine, TorchEngine  # noqa: E402
 
 
 def interleaved_times(paths, x: torch.Tensor, frames: int) -> dict[str, tuple[list[float], torch.Tensor]]:
@@ -106,7 +106,7 @@ def main() -> None:
     tmp = tempfile.TemporaryDirectory()
     try:
         from vsrdata.edvr.checkpoint import save_atomic
-        from vsrdata.edvr.export import export_onnx
+        from vsrdata.evaluation.export import export_onnx
 
         save_atomic({"params": weights}, Path(tmp.name) / "m.pth")
         export_onnx(Path(tmp.name) / "m.pth", Path(tmp.name) / "m.onnx", preset=args.preset)

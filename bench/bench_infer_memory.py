@@ -2,7 +2,7 @@
 
 For each length N (default 30 and 3,000 frames) a video of N frames (64x48 by default, H.264,
 25 fps, an AAC sine track) is made, then a separate Python process runs
-`vsrdata.edvr.infer.infer` on it (CPU, 1 thread, scene cuts auto: two decoding passes, audio
+`vsrdata.evaluation.infer.infer` on it (CPU, 1 thread, scene cuts auto: two decoding passes, audio
 stream-copied) into an .mp4, and reports its own peak RSS (`resource.getrusage(RUSAGE_SELF).ru_maxrss`). The
 model is a per-pixel stand-in with EDVR-tiny's
 config (window of 5) by default, so that 3,000 frames take about a minute: what is measured is
@@ -31,7 +31,7 @@ import resource, sys, time, torch
 torch.set_num_threads(1)
 from vsrdata.edvr.arch import build_edvr
 from vsrdata.edvr.config import get_preset
-from vsrdata.edvr.infer import infer
+from vsrdata.evaluation.infer import infer
 
 class PixelModel(torch.nn.Module):  # x4 nearest of the window mean: the pipeline, not the model
     def __init__(self):

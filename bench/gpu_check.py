@@ -106,7 +106,8 @@ def eval_precision(device: str, checkpoint: str | None, smoke: bool) -> int:
     import torch
 
     from vsrdata.edvr.arch import build_edvr
-    from vsrdata.edvr.evaluate import evaluate, load_model
+    from vsrdata.evaluation.engines import load_model
+    from vsrdata.evaluation.evaluate import evaluate
     from vsrdata.pipelines.split_test import split_test
 
     with tempfile.TemporaryDirectory(prefix="gpu_check_") as tmp:

@@ -239,7 +239,7 @@ def _rows(report):
 def test_gt_lq_roots_score_exactly_like_the_split_test_output(tmp_path, fixture):
     from vsrdata.edvr.arch import build_edvr
     from vsrdata.edvr.checkpoint import save_atomic
-    from vsrdata.edvr.evaluate import evaluate
+    from vsrdata.evaluation.evaluate import evaluate
     from vsrdata.pipelines.split_test import split_test
 
     split_test(FIXTURES / fixture, tmp_path / "split", workers=1, progress=False, limit=2)
@@ -261,7 +261,7 @@ def test_gt_lq_roots_score_exactly_like_the_split_test_output(tmp_path, fixture)
 
 
 def test_natural_frame_order_and_cli(tmp_path):
-    from vsrdata.edvr.basicsr_testset import testset_clips
+    from vsrdata.evaluation.basicsr_testset import testset_clips
 
     for root in ("GT", "BIx4"):
         for i in (1, 2, 10):
@@ -305,7 +305,7 @@ def test_evaluate_config_scores_the_test_sets_of_a_test_option_file(tmp_path):
 
 
 def test_datasets_val_becomes_the_validation_set(tmp_path):
-    from vsrdata.edvr.basicsr_testset import val_clips_from_roots
+    from vsrdata.evaluation.basicsr_testset import val_clips_from_roots
     from vsrdata.pipelines.split_test import split_test
 
     split_test(FIXTURES / "reds" / "train_sharp", tmp_path / "split", workers=1, progress=False, limit=2)

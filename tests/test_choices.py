@@ -13,7 +13,7 @@ import pytest
 from vsrdata.cli import main
 from vsrdata.core import degrade, layouts, splits, video
 from vsrdata.core.lmdb import keys as lmdb_keys
-from vsrdata.edvr import test_clips
+from vsrdata.evaluation import windows
 from vsrdata.training import config as train_config
 
 
@@ -27,9 +27,9 @@ def _shared():
         ("split-test", "layout"): layouts.LAYOUTS,
         ("to-lmdb", "key_style"): lmdb_keys.KEY_STYLES,
         ("to-lmdb", "vimeo_mode"): layouts.VIMEO_MODES,
-        ("evaluate", "padding"): test_clips.TEMPORAL_PADDINGS,
-        ("infer", "padding"): test_clips.TEMPORAL_PADDINGS,
-        ("train", "val_pad"): test_clips.TEMPORAL_PADDINGS,
+        ("evaluate", "padding"): windows.TEMPORAL_PADDINGS,
+        ("infer", "padding"): windows.TEMPORAL_PADDINGS,
+        ("train", "val_pad"): windows.TEMPORAL_PADDINGS,
         ("train", "val_partition"): train_config.VAL_PARTITIONS,
         ("train", "dataset"): train_config.DATASETS,
         ("train", "amp"): train_config.AMP_MODES,
@@ -44,13 +44,14 @@ def _shared():
 
 def _torch_owned():
     """(command, option) -> the library's choices (as a set; 'auto' is a CLI-only extra)."""
-    from vsrdata.edvr import dcn, engines, evaluate, metrics
+    from vsrdata.edvr import dcn
+    from vsrdata.evaluation import engines, inference, metrics, protocols
 
     backends = {"auto", *dcn.BACKENDS}
     return {
-        ("evaluate", "protocol"): {"auto", *evaluate.PROTOCOLS},
-        ("evaluate", "precision"): set(evaluate.PRECISIONS),
-        ("infer", "precision"): set(evaluate.PRECISIONS),
+        ("evaluate", "protocol"): {"auto", *protocols.PROTOCOLS},
+        ("evaluate", "precision"): set(inference.PRECISIONS),
+        ("infer", "precision"): set(inference.PRECISIONS),
         ("evaluate", "average"): set(metrics.AVERAGE_MODES),
         ("evaluate", "dcn_backend"): backends,
         ("infer", "dcn_backend"): backends,
@@ -86,7 +87,7 @@ def test_cli_choice_matches_a_torch_module_list(key):
 
 def test_one_name_per_padding_kind():
     # PAD_MODES meant temporal padding in one module and spatial padding in another
-    for module in (splits, test_clips, train_config):
+    for module in (splits, windows, train_config):
         assert not hasattr(module, "PAD_MODES") and not hasattr(module, "PADDING_MODES")
     assert train_config.REDS_VAL_CLIPS["REDS4"] == splits.REDS4
     assert train_config.REDS_VAL_CLIPS["official"] == splits.REDS_VAL

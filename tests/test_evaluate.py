@@ -14,10 +14,11 @@ import torch
 from click.testing import CliRunner
 
 from vsrdata.cli import main
-from vsrdata.edvr import metrics
+from vsrdata.evaluation import metrics
 from vsrdata.edvr.config import get_preset
-from vsrdata.edvr.evaluate import evaluate, restore
-from vsrdata.edvr.test_clips import TEMPORAL_PADDINGS, SlidingWindow, temporal_indices
+from vsrdata.evaluation.evaluate import evaluate
+from vsrdata.evaluation.inference import restore
+from vsrdata.evaluation.windows import TEMPORAL_PADDINGS, SlidingWindow, temporal_indices
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 

@@ -16,8 +16,8 @@ from click.testing import CliRunner
 from vsrdata.cli import main
 from vsrdata.edvr.arch import build_edvr
 from vsrdata.edvr.checkpoint import save_atomic
-from vsrdata.edvr.engines import ONNX_FORMAT, OnnxEngine, TorchEngine, load_engine
-from vsrdata.edvr.evaluate import restore
+from vsrdata.evaluation.engines import ONNX_FORMAT, OnnxEngine, TorchEngine, load_engine
+from vsrdata.evaluation.inference import restore
 from vsrdata.errors import ConfigError, InputError
 
 onnx = pytest.importorskip("onnx")
@@ -32,7 +32,7 @@ TOL = 1e-4
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """(checkpoint, exported ONNX file, the float32 model) for an edvr-tiny with random weights."""
-    from vsrdata.edvr.export import export_onnx
+    from vsrdata.evaluation.export import export_onnx
 
     root = tmp_path_factory.mktemp("onnx")
     torch.manual_seed(0)
@@ -83,7 +83,7 @@ def test_export_cli_prints_the_check_and_refuses_to_overwrite(tiny, tmp_path):
 
 @pytest.mark.slow  # two fp16 exports: tracing a half model on CPU takes seconds
 def test_fp16_export_within_one_output_level_and_failed_checks_write_nothing(tiny, tmp_path):
-    from vsrdata.edvr.export import export_onnx
+    from vsrdata.evaluation.export import export_onnx
 
     ckpt, _, model = tiny
     # fp16 against float32 differs by ~7e-4 (11-bit mantissas): over a 1e-4 bound it must fail
@@ -140,7 +140,7 @@ def test_infer_onnxruntime_equals_torch_on_a_fixture_clip(tiny, tmp_path):
 
 def test_evaluate_onnxruntime_matches_torch(tiny, tmp_path):
     from tests.test_evaluate import make_split
-    from vsrdata.edvr.evaluate import evaluate
+    from vsrdata.evaluation.evaluate import evaluate
 
     ckpt, path, _ = tiny
     split = make_split(tmp_path / "ds", clips=("000",), n=5)
@@ -222,7 +222,7 @@ def test_cpu_engine_is_channels_last_and_equal_to_the_plain_model():
 
 def test_bf16_on_cpu_runs_and_stays_close(tmp_path):
     from tests.test_evaluate import make_split
-    from vsrdata.edvr.evaluate import evaluate
+    from vsrdata.evaluation.evaluate import evaluate
 
     split = make_split(tmp_path / "ds", clips=("000",), n=3)
     torch.manual_seed(0)

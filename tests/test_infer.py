@@ -14,8 +14,8 @@ from media import make_video
 from vsrdata.cli import main
 from vsrdata.core.video import read_frames
 from vsrdata.edvr.config import get_preset
-from vsrdata.edvr.evaluate import restore
-from vsrdata.edvr.infer import infer
+from vsrdata.evaluation.inference import restore
+from vsrdata.evaluation.infer import infer
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 

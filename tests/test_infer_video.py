@@ -16,9 +16,9 @@ from media import NTSC_FILM, audio_packets, make_video, reds_clip
 from test_evaluate import LocalModel, make_split
 from vsrdata.cli import main
 from vsrdata.core import video
-from vsrdata.edvr.evaluate import evaluate
-from vsrdata.edvr.infer import infer
-from vsrdata.edvr.test_clips import SlidingWindow, shot_temporal_indices, temporal_indices
+from vsrdata.evaluation.evaluate import evaluate
+from vsrdata.evaluation.infer import infer
+from vsrdata.evaluation.windows import SlidingWindow, shot_temporal_indices, temporal_indices
 
 pytest.importorskip("av")
 pytest.importorskip("scenedetect")

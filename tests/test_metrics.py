@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import torch
 
-from vsrdata.edvr import metrics
+from vsrdata.evaluation import metrics
 
 skimage_metrics = pytest.importorskip("skimage.metrics")
 skimage_color = pytest.importorskip("skimage.color")

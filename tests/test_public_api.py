@@ -32,8 +32,9 @@ def test_bare_import_loads_no_heavy_module():
 
 
 def test_public_names_resolve_to_the_library_functions_and_carry_an_example():
-    from vsrdata.edvr import arch, evaluate, infer
+    from vsrdata.edvr import arch
     from vsrdata.edvr.checkpoint import weights as checkpoint
+    from vsrdata.evaluation import evaluate, infer
     from vsrdata.training import loop as train
     from vsrdata.pipelines import lmdb_verify, make_lr, split_test, to_lmdb
 

@@ -295,11 +295,19 @@ def test_val_loader_reads_split_record(tmp_path):
     for k in range(3):
         cv2.imwrite(str(tmp_path / "GT/a" / f"{k:08d}.png"), np.zeros((32, 48, 3), np.uint8))
         cv2.imwrite(str(tmp_path / "BIx4/a" / f"{k:08d}.png"), np.zeros((8, 12, 3), np.uint8))
-    clips = load_val_clips(tmp_path)
-    assert clips[0].name == "a" and len(clips[0].lq_paths) == 3 and clips[0].gt_hw is None
-    (tmp_path / "split.json").write_text(json.dumps({"format": "vsrdata-split-test/1", "gt_dir": "GT",
-                                                     "lr_dir": "BIx4", "clips": {"a": {"gt_size": [30, 45, 3]}}}))
-    assert load_val_clips(tmp_path)[0].gt_hw == (30, 45)
+    clips = load_val_clips(tmp_path)  # no split.json: GT/ and BIx4/ read in place, nothing padded
+    assert clips[0].name == "a" and len(clips[0].lq_paths) == 3
+    assert clips[0].rec["gt_size"] == [32, 48] and clips[0].rec["gt_pad"] == [0, 0]
+    frames = {f"{k:08d}.png": f"{k:08d}.png" for k in range(3)}
+    (tmp_path / "split.json").write_text(json.dumps({  # read by core.splits.load_split
+        "format": "vsrdata-split-test/1", "scale": 4, "gt_dir": "GT", "lr_dir": "BIx4",
+        "clips": {"a": {"gt_size": [30, 45, 3], "gt_pad": [2, 3], "lr_size": [8, 12, 3], "lr_pad": [0, 0],
+                        "frames": frames}}}))
+    assert load_val_clips(tmp_path)[0].rec["gt_size"] == [30, 45, 3]  # the region scored
+    (tmp_path / "split.json").write_text("{}")
+    with pytest.raises(InputError, match="split.json"):
+        load_val_clips(tmp_path)
+    (tmp_path / "split.json").unlink()
     with pytest.raises(InputError, match="GT/ and BIx4/"):
         load_val_clips(tmp_path / "GT")
 

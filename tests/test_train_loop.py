@@ -166,7 +166,9 @@ def test_ddp_two_gloo_processes_equal_one_process_accumulating_two_micro_batches
               "--batch-size", "1",
               # also exercise the DDP wrapper rebuild at the end of the TSA-only phase, and a
               # rollback (checkpoint path broadcast from rank 0) in both runs
-              "--tsa-iter", "2", "--inject-nan-at", "3"]
+              "--tsa-iter", "2", "--inject-nan-at", "3",
+              # and validation: under DDP each rank scores one of the 2 clips, the scores gathered
+              "--val", str(data["val"]), "--val-freq", "2"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     ddp = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "vsrdata",
            "train", *common, "--run-dir", str(tmp_path / "ddp")]
@@ -186,6 +188,10 @@ def test_ddp_two_gloo_processes_equal_one_process_accumulating_two_micro_batches
     assert moved > 10  # the runs did train
     sa, sb = a["optimizer"]["state"], b["optimizer"]["state"]
     assert sa.keys() == sb.keys() and all(torch.equal(sa[i]["exp_avg"], sb[i]["exp_avg"]) for i in sa)
+    val = {run: [(r["iter"], r["psnr"], r["ssim"], r["per_clip"]) for r in map(
+        json.loads, (tmp_path / run / "log.jsonl").read_text().splitlines()) if "psnr" in r] for run in ("ddp", "one")}
+    assert len(val["ddp"]) >= 2 and all(len(v[3]) == 2 for v in val["ddp"])  # both clips, every validation
+    assert val["ddp"] == val["one"]  # equal weights, so equal scores to the last bit
 
 
 def test_divergence_guard_rolls_back_and_lowers_dcn_lr(data, tmp_path):

@@ -30,8 +30,8 @@ _API = {
     "build_edvr": "vsrdata.edvr.arch",
     "load_weights": "vsrdata.edvr.checkpoint.weights",
     "train": "vsrdata.training.loop",
-    "evaluate": "vsrdata.edvr.evaluate",
-    "infer": "vsrdata.edvr.infer",
+    "evaluate": "vsrdata.evaluation.evaluate",
+    "infer": "vsrdata.evaluation.infer",
 }
 
 __all__ = ["__version__", *_API]

@@ -31,9 +31,9 @@ def _step(n: int, text: str) -> None:
 
 def run_demo(out: Path, *, iterations: int = 1200, workers: int = 2, fresh: bool = False) -> int:
     """Run the five steps into `out` and print the results; returns the exit status."""
-    from vsrdata.edvr.evaluate import evaluate
-    from vsrdata.training.loop import train
+    from vsrdata.evaluation.evaluate import evaluate
     from vsrdata.training.config import TrainConfig
+    from vsrdata.training.loop import train
     from vsrdata.pipelines.make_lr import make_lr
     from vsrdata.pipelines.split_test import split_test
     from vsrdata.pipelines.to_lmdb import build_lmdb

@@ -13,7 +13,7 @@ from vsrdata.core.layouts import LAYOUTS, VIMEO_MODES
 from vsrdata.core.lmdb.keys import KEY_STYLES
 from vsrdata.core.splits import PARTITIONS, SPATIAL_PADDINGS
 from vsrdata.core.video import CODECS, PIX_FMTS
-from vsrdata.edvr.test_clips import TEMPORAL_PADDINGS
+from vsrdata.evaluation.windows import TEMPORAL_PADDINGS
 from vsrdata.training.config import (AMP_MODES, DATASETS, INIT_KEYS, LOSS_REDUCTIONS, LOSS_TYPES, SCHEDULERS,
                                      VAL_PARTITIONS)
 from vsrdata.errors import ConfigError

@@ -77,6 +77,9 @@ def command(paths, gt_root, lq_root, meta_info, config_file, bicubic, preset, pr
       vsrdata evaluate --bicubic datasets/vid4
       vsrdata evaluate EDVR_L_x4_SR_Vimeo90K.pth datasets/vid4 --preset edvr-l-vimeo --protocol vid4
     \b
+    Several processes / GPUs (clips split across them; rank 0 writes the same report):
+      torchrun --nproc_per_node=4 -m vsrdata evaluate EDVR_M.pth datasets/reds4
+    \b
     A BasicSR-prepared set, read in place (frames in natural order, padding in memory):
       vsrdata evaluate EDVR_M.pth --gt datasets/REDS/train_sharp \\
           --lq datasets/REDS/train_sharp_bicubic/X4 --meta-info meta_info_REDS4_test_GT.txt
@@ -99,9 +102,11 @@ def command(paths, gt_root, lq_root, meta_info, config_file, bicubic, preset, pr
     if precision != "fp32" and bicubic:
         raise ConfigError("--precision applies to models, not to --bicubic")
 
-    from vsrdata.edvr.evaluate import evaluate
+    from vsrdata.evaluation.distributed import dist_env
+    from vsrdata.evaluation.evaluate import evaluate
 
-    with ProgressBar("evaluate", "frame", quiet=quiet) as progress:
+    main = dist_env().main  # under torchrun only rank 0 shows progress and prints the table
+    with ProgressBar("evaluate", "frame", quiet=quiet or not main) as progress:
         report = evaluate(dataset, checkpoint, bicubic=bicubic, preset=preset, protocol=protocol,
                           channel=channel, crop_border=crop_border, frames=frames, padding=padding,
                           average=average, device=device, precision=precision, out_dir=out_dir,
@@ -110,7 +115,8 @@ def command(paths, gt_root, lq_root, meta_info, config_file, bicubic, preset, pr
                           gt=gt_root, lq=lq_root, meta_info=meta_info, scene_cuts=scene_cuts,
                           scene_threshold=scene_threshold, scene_min_len=scene_min_len,
                           engine=None if engine == "auto" else engine)
-    _print(report)
+    if main:
+        _print(report)
 
 
 def _print(report) -> None:
@@ -127,9 +133,12 @@ def _print(report) -> None:
 
 def _evaluate_config(config_file, paths, opts) -> None:
     """Score every datasets.test_* set of a BasicSR test option file with its val.metrics."""
+    from vsrdata.evaluation.distributed import dist_env
+    from vsrdata.evaluation.evaluate import evaluate
     from vsrdata.training.basicsr_options import read_options
-    from vsrdata.edvr.evaluate import evaluate
     from vsrdata.training.config import read_config_file
+
+    main = dist_env().main
 
     data = read_config_file(config_file)
     parsed = read_options(data, str(config_file))
@@ -150,8 +159,9 @@ def _evaluate_config(config_file, paths, opts) -> None:
         if ts["type"] != "VideoTestDataset":
             raise ConfigError(f"{config_file}: datasets.{ts['key']} is a {ts['type']}; make it a split-test "
                               "output (vsrdata split-test) and score that")
-        click.echo(f"{ts['key']}: {ts['name']} ({ts['gt']}, {ts['lq']})")
-        with ProgressBar("evaluate", "frame", quiet=opts["quiet"]) as progress:
+        if main:
+            click.echo(f"{ts['key']}: {ts['name']} ({ts['gt']}, {ts['lq']})")
+        with ProgressBar("evaluate", "frame", quiet=opts["quiet"] or not main) as progress:
             report = evaluate(None, checkpoint, preset=opts["preset"] or _file_model(parsed),
                               channel=opts["channel"] or parsed.metrics["channel"],
                               crop_border=(opts["crop_border"] if opts["crop_border"] is not None
@@ -163,7 +173,8 @@ def _evaluate_config(config_file, paths, opts) -> None:
                               with_bicubic=opts["with_bicubic"],
                               dcn_backend=None if opts["dcn_backend"] == "auto" else opts["dcn_backend"],
                               progress=progress, gt=ts["gt"], lq=ts["lq"], meta_info=ts["meta_info"])
-        _print(report)
+        if main:
+            _print(report)
 
 
 def _file_model(parsed):

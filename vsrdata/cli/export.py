@@ -32,7 +32,7 @@ def command(checkpoint, output, preset, opset, fp16, overwrite):
       vsrdata export EDVR_M_x4_SR_REDS.pth edvr_m.onnx --preset edvr-m
       vsrdata infer clip/ clip_x4/ -c edvr_m.onnx --engine onnxruntime
     """
-    from vsrdata.edvr.export import export_onnx
+    from vsrdata.evaluation.export import export_onnx
 
     res = export_onnx(checkpoint, output, preset=preset, opset=opset, fp16=fp16, overwrite=overwrite)
     for shape, diff in res.checks:

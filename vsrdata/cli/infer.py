@@ -77,7 +77,7 @@ def command(input_path, output, checkpoint, preset, tile, tile_overlap, padding,
       vsrdata infer video.mp4 video_x4.mp4 -c net_g.pth --tile 128 --tile-overlap 32
       vsrdata infer film.mkv film_x4.mkv -c net_g.pth --codec libx265 --crf 16 --scene-cuts cuts.txt
     """
-    from vsrdata.edvr.infer import infer
+    from vsrdata.evaluation.infer import infer
 
     with ProgressBar("infer", "frame", quiet=quiet) as progress:
         result = infer(input_path, output, checkpoint=checkpoint, preset=preset, device=device,

@@ -227,3 +227,18 @@ def write_image(path: str | os.PathLike, img: np.ndarray, compress_level: int = 
 def bgr_to_rgb(img: np.ndarray) -> np.ndarray:
     """HxWx3 BGR -> RGB (a view); gray images are returned unchanged."""
     return img[..., ::-1] if img.ndim == 3 else img
+
+
+def to_rgb(img: np.ndarray) -> np.ndarray:
+    """Any frame `read_image` returns -> HxWx3 RGB, C-contiguous, same dtype (uint8 / uint16).
+
+    HxW gray and HxWx1 are repeated to 3 channels; HxWx3 BGR is reversed; HxWx4 BGRA loses its
+    alpha. Raises ValueError for any other shape.
+    """
+    if img.ndim == 2:
+        img = img[..., None]
+    if img.ndim != 3 or img.shape[2] not in (1, 3, 4):
+        raise ValueError(f"to_rgb expects HxW, HxWx1, HxWx3 or HxWx4, got shape {img.shape}")
+    if img.shape[2] == 1:
+        return np.ascontiguousarray(np.repeat(img, 3, axis=2))
+    return np.ascontiguousarray(img[..., 2::-1])

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from vsrdata.core.splits import REDS4, REDS_VAL
-from vsrdata.edvr.test_clips import TEMPORAL_PADDINGS
+from vsrdata.evaluation.windows import TEMPORAL_PADDINGS
 from vsrdata.errors import ConfigError
 
 DATASETS = ("reds", "vimeo", "clips")

@@ -35,6 +35,7 @@ from torch.utils.data import Dataset
 from vsrdata.core.image_io import read_image
 from vsrdata.core.layouts import clip_shape, find_clips, natural_key
 from vsrdata.errors import InputError, VsrDataError
+from vsrdata.evaluation.inference import frame_to_tensor
 
 # ---------------------------------------------------------------------------------------------
 # Frame stores
@@ -219,13 +220,6 @@ def augment(imgs: list[np.ndarray], rng: np.random.Generator, hflip: bool = True
     return out
 
 
-def to_tensor(img: np.ndarray) -> torch.Tensor:
-    """HxWx3 BGR uint8/uint16 -> (3, H, W) RGB float32 in [0, 1]."""
-    peak = 65535.0 if img.dtype == np.uint16 else 255.0
-    rgb = np.ascontiguousarray(img[:, :, ::-1].transpose(2, 0, 1), dtype=np.float32)
-    return torch.from_numpy(rgb / peak)
-
-
 # ---------------------------------------------------------------------------------------------
 # Datasets
 
@@ -267,7 +261,7 @@ class _PairedBase(Dataset):
         where = f" (clip {clip}, frame {gt_frame} of {self.gt.path} and {self.lq.path})"
         gt, lqs = paired_random_crop(gt, lqs, self.gt_size, self.scale, rng, name=where)
         *lqs, gt = augment(lqs + [gt], rng, self.use_hflip, self.use_rot)
-        return {"lq": torch.stack([to_tensor(im) for im in lqs]), "gt": to_tensor(gt)}
+        return {"lq": torch.stack([frame_to_tensor(im) for im in lqs]), "gt": frame_to_tensor(gt)}
 
     @staticmethod
     def _unpack(item) -> tuple[int, np.random.Generator]:

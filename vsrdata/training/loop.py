@@ -8,8 +8,9 @@ loop (TSA-only phase, forward, divergence guard, backward, step, log, validate, 
   WORLD_SIZE variables select DDP (nccl on CUDA, gloo on CPU). `batch_size` is per process; the
   global batch is batch_size x WORLD_SIZE x accum_steps (gradient accumulation: K micro-batches
   per update, DDP all-reducing after the last). W processes x K micro-batches give bit-identical
-  weights to W*K processes x 1 when K is a power of two (tested). Rank 0 alone logs, validates
-  and writes checkpoints.
+  weights to W*K processes x 1 when K is a power of two (tested). Rank 0 alone logs and writes
+  checkpoints; validation clips are split across the ranks and the scores gathered
+  (`vsrdata.training.validate`), so no rank idles while another validates.
 - Checkpoints (`RUN/checkpoints/iter_XXXXXXXX.pth`, written to a temporary name and renamed) hold
   model (`params`, BasicSR-loadable), `params_ema`, optimiser, scheduler, AMP scaler, RNG states
   (python, numpy, torch, cuda), iteration, best PSNR, rollback count, the model config (`config`)
@@ -61,6 +62,7 @@ from vsrdata.core.image_io import write_bytes_atomic
 from vsrdata.edvr.checkpoint.io import remove_dead_writers_temps, save_atomic
 from vsrdata.edvr.checkpoint.train_state import checkpoint_path, list_checkpoints, remove_checkpoints
 from vsrdata.errors import ConfigError
+from vsrdata.evaluation.distributed import DistEnv, dist_env
 from vsrdata.training import setup
 from vsrdata.training.config import TrainConfig
 from vsrdata.training.logs import RunLog, done_message, plot_curves
@@ -105,7 +107,8 @@ def train(cfg: TrainConfig, on_event: Callable[[dict], None] | None = None,
                                    lq_path="train_sharp_bicubic_with_val.lmdb", val_path="datasets/REDS4"))
     """
     emit = on_event or (lambda event: None)
-    rank, local_rank, world = setup.dist_env()
+    env = dist_env()
+    rank, local_rank, world = env.rank, env.local_rank, env.world
     device = setup.pick_device(cfg, local_rank)
     own_group = False
     if world > 1 and not dist.is_initialized():
@@ -316,29 +319,26 @@ class _Loop:
             self.save(it)
 
     def validate(self, it: int) -> None:
-        """Rank 0 scores the (EMA) model; a new best is saved as best.pth; ranks agree on the best."""
+        """Every rank scores its share of the clips with the (EMA) model and gets all the scores
+        (so all agree on the best); rank 0 logs and saves a new best as best.pth."""
         t, c = self.t, self.t.counters
+        eval_model = t.model
+        if t.ema is not None:
+            eval_model = copy.deepcopy(t.model)
+            t.ema.copy_to(eval_model)
+        result = validate(eval_model, self.val_clips, t.mcfg.num_frame, t.device, t.cfg.val_pad,
+                          t.cfg.val_max_frames, t.autocast, DistEnv(t.rank, 0, t.world))
+        self.last_val = result["psnr"]
+        improved = c.best_metric is None or result["psnr"] > c.best_metric
+        if improved:
+            c.best_metric, c.best_iter = result["psnr"], it
         if t.master:
-            eval_model = t.model
-            if t.ema is not None:
-                eval_model = copy.deepcopy(t.model)
-                t.ema.copy_to(eval_model)
-            result = validate(eval_model, self.val_clips, t.mcfg.num_frame, t.device, t.cfg.val_pad,
-                              t.cfg.val_max_frames, t.autocast)
-            self.last_val = result["psnr"]
-            improved = c.best_metric is None or result["psnr"] > c.best_metric
-            if improved:
-                c.best_metric, c.best_iter = result["psnr"], it
             self.ev.log({"iter": it, "psnr": result["psnr"], "ssim": result["ssim"], "per_clip": result["per_clip"],
                          "best": improved})
             self.ev.emit({"kind": "val", "iter": it, "psnr": result["psnr"], "ssim": result["ssim"], "best": improved})
             if improved:
                 save_atomic(t.checkpoint_state(), self.run_dir / "best.pth")
             plot_curves(self.ev.records, self.curve_path)
-        sync = [c.best_metric, c.best_iter]
-        if t.world > 1:
-            dist.broadcast_object_list(sync, src=0)
-        c.best_metric, c.best_iter = sync
 
     def save(self, it: int) -> None:
         self.last_ckpt = checkpoint_path(self.run_dir, it)

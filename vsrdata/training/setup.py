@@ -1,10 +1,9 @@
-"""The steps of `train()` before the loop: distributed environment, device, resolved config,
+"""The steps of `train()` before the loop: device, resolved config,
 resume source, data and model (every input error is raised here, before any training step)."""
 
 from __future__ import annotations
 
 import contextlib
-import os
 from pathlib import Path
 from typing import Callable
 
@@ -16,13 +15,8 @@ from vsrdata.errors import ConfigError, InputError, OutputError
 from vsrdata.training.config import REDS_VAL_CLIPS, TrainConfig
 from vsrdata.training.data import ClipDataset, FrameStore, VimeoDataset
 from vsrdata.training.sampler import TrainSampler, worker_init
-from vsrdata.training.validate import ValClip, check_val_clips, load_val_clips
-
-
-def dist_env() -> tuple[int, int, int]:
-    """(RANK, LOCAL_RANK, WORLD_SIZE) as torchrun sets them; (0, 0, 1) outside torchrun."""
-    return (int(os.environ.get("RANK", 0)), int(os.environ.get("LOCAL_RANK", 0)),
-            int(os.environ.get("WORLD_SIZE", 1)))
+from vsrdata.evaluation.scoring import ClipJob
+from vsrdata.training.validate import check_val_clips, load_val_clips
 
 
 def pick_device(cfg: TrainConfig, local_rank: int) -> torch.device:
@@ -95,11 +89,11 @@ def build_train_dataset(cfg: TrainConfig, num_frame: int, scale: int):
     return ClipDataset(gt, lq, interval_list=cfg.interval_list, exclude_clips=exclude, clip_ids=ids, **common)
 
 
-def build_val_clips(cfg: TrainConfig, scale: int) -> list[ValClip] | None:
+def build_val_clips(cfg: TrainConfig, scale: int) -> list[ClipJob] | None:
     """Validation clips of `val_path` (a split-test output) or of BasicSR's `datasets.val` roots."""
     clips = load_val_clips(cfg.val_path) if cfg.val_path else None
     if clips is None and cfg.val_gt:  # BasicSR datasets.val: GT root, LQ root, meta info
-        from vsrdata.edvr.basicsr_testset import val_clips_from_roots
+        from vsrdata.evaluation.basicsr_testset import val_clips_from_roots
 
         clips = val_clips_from_roots(cfg.val_gt, cfg.val_lq, cfg.val_meta_info)
     check_val_clips(clips or [], scale, cfg.val_path)

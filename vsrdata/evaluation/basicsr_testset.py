@@ -10,7 +10,7 @@ Frames are taken in natural order of their names; GT and LQ clips must hold the 
 `testset_record(...)` describes the set with the same per-clip record `vsrdata split-test` writes
 (`gt_size`, `lr_size`, `gt_pad`, `lr_pad`, frames), with nothing padded on disk: frames whose LQ
 sides are not multiples of the model's size multiple are padded in memory at the bottom/right by
-edge replication (split-test's default `replicate`) inside `evaluate.restore` and cut back with
+edge replication (split-test's default `replicate`) inside `inference.restore` and cut back with
 `splits.unpad`, so the scores equal those of split-test's output of the same clips.
 """
 
@@ -132,10 +132,9 @@ def _selection(meta_info, names: list[str]) -> dict:
     return {"kind": "basicsr", "meta_info": str(meta_info) if meta_info else None}
 
 
-def val_clips_from_roots(gt_root, lq_root, meta_info=None):
-    """Validation clips (`vsrdata.training.validate.ValClip`) of a BasicSR `datasets.val` entry."""
-    from vsrdata.training.validate import ValClip
+def val_clips_from_roots(gt_root, lq_root, meta_info=None) -> list:
+    """The clips (`vsrdata.evaluation.scoring.ClipJob`, in the meta file's order) of a BasicSR
+    `datasets.val` entry, for training validation."""
+    from vsrdata.evaluation.scoring import clip_jobs
 
-    gt_root, lq_root, clips = testset_clips(gt_root, lq_root, meta_info)
-    return [ValClip(name, [lq_root / name / f for f in frames], [gt_root / name / f for f in frames], None)
-            for name, frames in clips]
+    return clip_jobs(testset_record(gt_root, lq_root, meta_info), Path(gt_root))

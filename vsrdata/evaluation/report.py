@@ -15,6 +15,7 @@ import csv
 import io
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from vsrdata.core.image_io import write_bytes_atomic, write_image
-from vsrdata.edvr.metrics import aggregate
+from vsrdata.evaluation.metrics import aggregate
 
 REPORT_FORMAT = "vsrdata-eval/1"
 
@@ -175,13 +176,18 @@ class EvalReport:
 
     def write(self, out_dir: Path) -> dict[str, str]:
         """Write report.json, report.csv and report.txt (atomically) into `out_dir`."""
-        out_dir = Path(out_dir)
-        paths = {"json": out_dir / "report.json", "csv": out_dir / "report.csv", "table": out_dir / "report.txt"}
+        paths = report_files(out_dir)
         self.paths.update({k: str(v) for k, v in paths.items()})
         write_bytes_atomic(paths["table"], (self.table() + "\n").encode())
         write_bytes_atomic(paths["csv"], self.to_csv().encode())
         write_bytes_atomic(paths["json"], (json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n").encode())
         return {k: str(v) for k, v in paths.items()}
+
+
+def report_files(out_dir: str | os.PathLike) -> dict[str, Path]:
+    """{'json', 'csv', 'table'} -> the report files `EvalReport.write` puts in `out_dir`."""
+    out_dir = Path(out_dir)
+    return {"json": out_dir / "report.json", "csv": out_dir / "report.csv", "table": out_dir / "report.txt"}
 
 
 def _fmt(v, key: str) -> str:

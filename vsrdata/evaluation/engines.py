@@ -4,7 +4,7 @@ An engine is a callable ``engine(x) -> y`` with ``x`` a (N, T, 3, H, W) float32 
 [0, 1], H and W multiples of ``engine.config.size_multiple``, and ``y`` the (N, 3, s*H, s*W)
 float32 output (s = ``engine.config.scale``; not clamped). It also carries ``config`` (the
 EDVRConfig), ``device`` (where input tensors must live) and ``name``. `restore` in
-`vsrdata.edvr.evaluate` pads, windows and tiles around any engine, so every engine gets the same
+`vsrdata.evaluation.inference` pads, windows and tiles around any engine, so every engine gets the same
 treatment.
 
 - ``torch`` (`TorchEngine`): the PyTorch model. On CPU the model is put in channels_last memory
@@ -25,51 +25,17 @@ import numpy as np
 import torch
 
 from vsrdata.errors import CheckpointError, ConfigError, InputError
+from vsrdata.evaluation.inference import autocast_for, resolve_device
 
 if TYPE_CHECKING:
     from vsrdata.edvr.config import EDVRConfig
 
-__all__ = ["ENGINES", "PRECISIONS", "ONNX_FORMAT", "TorchEngine", "OnnxEngine", "default_device",
-           "load_engine", "load_model", "require_onnxruntime"]
+__all__ = ["ENGINES", "ONNX_FORMAT", "TorchEngine", "OnnxEngine", "load_engine", "load_model",
+           "require_onnxruntime"]
 
 ENGINES = ("torch", "onnxruntime")
-PRECISIONS = ("fp32", "fp16", "bf16")
 ONNX_FORMAT = "vsrdata-edvr-onnx/1"  # metadata_props["vsrdata_format"] of our exports
 ONNX_HINT = "pip install 'vsrdata[onnx]'"
-
-
-# -- device and precision -----------------------------------------------------------------------
-
-def default_device() -> str:
-    """'cuda' when a CUDA device is available, else 'cpu'."""
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """torch.device for `device` (default: `default_device()`); ConfigError when unusable."""
-    if isinstance(device, torch.device):
-        name = str(device)
-    else:
-        name = device or default_device()
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"unknown device {name!r} (use cpu, cuda or cuda:N)") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r} requested but CUDA is not available (use --device cpu)")
-    return dev
-
-
-def autocast_for(dev: torch.device, precision: str):
-    """The torch.autocast context for `precision` on `dev`: fp32 = disabled; bf16 on CPU or
-    CUDA; fp16 on CUDA only (CPU float16 kernels are slow or missing)."""
-    if precision not in PRECISIONS:
-        raise ConfigError(f"unknown precision {precision!r} (choose from {', '.join(PRECISIONS)})")
-    if precision == "fp32":
-        return torch.autocast(dev.type, enabled=False)
-    if precision == "fp16" and dev.type != "cuda":
-        raise ConfigError(f"--precision fp16 needs a CUDA device (got {dev}; bf16 works on CPU)")
-    return torch.autocast(dev.type, dtype=torch.float16 if precision == "fp16" else torch.bfloat16)
 
 
 # -- torch ----------------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from vsrdata.core.image_io import temp_path_for
-from vsrdata.edvr.engines import ONNX_FORMAT, ONNX_HINT, load_model
+from vsrdata.evaluation.engines import ONNX_FORMAT, ONNX_HINT, load_model
 from vsrdata.errors import ConfigError, OutputError
 
 __all__ = ["MIN_OPSET", "MAX_OPSET", "ExportResult", "export_onnx", "verify_shapes"]

@@ -2,7 +2,7 @@
 
 Streaming: frames are decoded (or read) one at a time, restored from their window of num_frame
 frames and encoded (or written) at once; at most ~2 * num_frame input frames are held
-(`test_clips.SlidingWindow`), whatever the video's length.
+(`windows.SlidingWindow`), whatever the video's length.
 
 Video output (`vsrdata.core.video.VideoWriter`): every decoded frame is kept (output count =
 decoded input count), the frame rate is the input's exact Fraction (24000/1001 stays so), and
@@ -33,9 +33,10 @@ from vsrdata.core import scenes, splits
 from vsrdata.core.image_io import is_image_file, read_image, write_image
 from vsrdata.core.layouts import natural_key
 from vsrdata.core.video import OUTPUT_EXTENSIONS, VideoReader, VideoWriter, is_video_path
-from vsrdata.edvr import metrics
-from vsrdata.edvr.evaluate import _check_padding, _model_meta, load_engine, restore
-from vsrdata.edvr.test_clips import SlidingWindow
+from vsrdata.evaluation import metrics
+from vsrdata.evaluation.engines import load_engine
+from vsrdata.evaluation.inference import frame_to_tensor, model_meta, resolve_padding, restore
+from vsrdata.evaluation.windows import SlidingWindow
 from vsrdata.errors import ConfigError, InputError
 
 __all__ = ["InferResult", "infer", "scenes_path"]
@@ -93,13 +94,10 @@ class _Source:
             self.names = [p.stem + ".png" for p in self.paths]
 
     def frames(self) -> Iterator[tuple[np.ndarray, float | None]]:
-        """(HxWx3 BGR frame, time in seconds or None), front to back."""
+        """(frame as `read_image` / the decoder gives it, time in seconds or None), front to back."""
         if not self.is_video:
             for p in self.paths:
-                img = read_image(p)
-                if img.ndim == 2:
-                    img = np.repeat(img[..., None], 3, axis=2)
-                yield img[..., :3], None
+                yield read_image(p), None
             return
         self.reader = VideoReader(self.path)
         try:
@@ -122,13 +120,6 @@ def _cuts(src: _Source, mode: str, threshold: float, min_len: int) -> tuple[list
     if not path.is_file():
         raise ConfigError(f"--scene-cuts must be auto, off or a file of cut indices; no file {path}")
     return scenes.check_cuts(scenes.read_cut_file(path), src.length, source=str(path)), "file", None
-
-
-def _to_tensor(img: np.ndarray, dev: torch.device) -> torch.Tensor:
-    """HxWx3 BGR uint8/uint16 -> (3, H, W) float32 RGB in [0, 1] on `dev`."""
-    scale = 65535.0 if img.dtype == np.uint16 else 255.0
-    rgb = np.ascontiguousarray(img[..., ::-1])
-    return torch.from_numpy(rgb).permute(2, 0, 1).float().div_(scale).to(dev)
 
 
 def _check_args(src: Path, dst: Path, tile, tile_overlap, checkpoint, model) -> bool:
@@ -169,7 +160,7 @@ def infer(input_path: str | os.PathLike, output: str | os.PathLike, *, checkpoin
     frame outputs are resumable (frames present are skipped unless `overwrite`).
 
     Any frame size works (edge-padded to the model's multiple, cut back); `tile`/`tile_overlap` as
-    `evaluate.restore`. Temporal padding as `evaluate` (default reflection_circle, replicate for
+    `inference.restore`. Temporal padding as `evaluate` (default reflection_circle, replicate for
     predeblur models), applied per shot with `scene_cuts` ('auto', 'off' or a cut file). `engine`
     ('torch', 'onnxruntime', or None: onnxruntime for a .onnx checkpoint) as in `evaluate`.
 
@@ -187,23 +178,11 @@ def infer(input_path: str | os.PathLike, output: str | os.PathLike, *, checkpoin
     cuts, cut_mode, detected_len = _cuts(src, scene_cuts, scene_threshold, scene_min_len)
     model = load_engine(checkpoint, model, engine=engine, preset=preset, device=device, precision=precision,
                         dcn_backend=dcn_backend)
-    dev, ac = model.device, None  # the engine applies its own precision
-    num_frame, scale, multiple, predeblur = _model_meta(model)
-    mode = _check_padding(padding, predeblur)
-
     info = src.info
     result = InferResult(output=dst, to_video=to_video, cuts=cuts)
-    if to_video:
-        result.fps = Fraction(fps).limit_denominator(1001) if isinstance(fps, float) else (
-            Fraction(fps) if fps is not None else (info.fps if info and info.fps else Fraction(25)))
-        if fps is not None and info is not None and info.audio and result.fps != info.fps:
-            result.warnings.append(f"--fps {result.fps} differs from the input's {info.fps}: the copied audio "
-                                   f"will not stay in sync")
-    else:
-        result.fps = info.fps if info else None
+    result.fps = _output_fps(fps, info, to_video, result.warnings)
     frame_name = (lambda t: src.names[t]) if src.names is not None else splits.frame_name
     total = src.length or detected_len or (info.estimated_frames if info else None)
-
     todo = None
     if not to_video and src.length is not None and not overwrite and dst.is_dir():
         _check_previous_cuts(dst, cuts)
@@ -211,7 +190,71 @@ def infer(input_path: str | os.PathLike, output: str | os.PathLike, *, checkpoin
         result.skipped = src.length - len(todo)
     if progress:
         progress(result.skipped, total)
+    tick = (lambda: progress(1, total)) if progress else (lambda: None)
+    start = time.perf_counter()
+    try:
+        if todo is not None and not todo:
+            result.frames = src.length
+        else:
+            skip = None if to_video or overwrite or todo is not None else (lambda t: (dst / frame_name(t)).is_file())
+            sink = _Sink(dst, to_video, frame_name, lambda first: _open_writer(dst, result, info, codec, crf, pix_fmt,
+                                                                                 fps, first))
+            _stream(model, src, sink, result, _Run(resolve_padding(padding, model_meta(model)[3]), tile,
+                                                   tile_overlap, todo, cuts, skip, tick))
+            result.frames = result.written + result.skipped
+        result.scenes = _record(dst, to_video, cuts, result.frames, cut_mode, scene_cuts, scene_threshold,
+                                scene_min_len)
+    finally:
+        result.seconds = time.perf_counter() - start
+    return result
 
+
+def _output_fps(fps, info, to_video: bool, warnings: list[str]) -> Fraction | None:
+    """The output frame rate: for a video output `fps` (a float is read as a 1001-denominator
+    rate), else the input's, else 25; for frames, the input video's rate or None."""
+    if not to_video:
+        return info.fps if info else None
+    rate = Fraction(fps).limit_denominator(1001) if isinstance(fps, float) else (
+        Fraction(fps) if fps is not None else (info.fps if info and info.fps else Fraction(25)))
+    if fps is not None and info is not None and info.audio and rate != info.fps:
+        warnings.append(f"--fps {rate} differs from the input's {info.fps}: the copied audio will not stay in sync")
+    return rate
+
+
+@dataclass
+class _Run:
+    """How to stream: temporal padding, tiling, the centre frames (None: all), shot cuts, a
+    skip test for frames already written (None: none), and the progress tick."""
+
+    padding: str
+    tile: int | None
+    tile_overlap: int
+    centers: list[int] | None
+    cuts: list[int]
+    skip: Callable[[int], bool] | None
+    tick: Callable[[], None]
+
+
+class _Sink:
+    """Where restored frames go: PNG files in a folder, or a video opened on the first frame."""
+
+    def __init__(self, dst: Path, to_video: bool, frame_name, open_writer) -> None:
+        self.dst, self.to_video, self.frame_name, self._open = dst, to_video, frame_name, open_writer
+        self.writer: VideoWriter | None = None
+
+    def write(self, t: int, bgr: np.ndarray, t_sec: float | None) -> None:
+        if not self.to_video:
+            write_image(self.dst / self.frame_name(t), bgr)
+            return
+        if self.writer is None:
+            self.writer = self._open(t_sec)
+        self.writer.write(bgr, t_sec)
+
+
+def _stream(model, src: _Source, sink: _Sink, result: InferResult, run: _Run) -> None:
+    """Restore the source frame by frame into `sink`, filling `result` (sizes, counts, warnings,
+    audio); a video being written is aborted (removed) on any error."""
+    num_frame, scale, multiple, _ = model_meta(model)
     times: dict[int, float | None] = {}
 
     def tensors():
@@ -219,54 +262,35 @@ def infer(input_path: str | os.PathLike, output: str | os.PathLike, *, checkpoin
             if result.in_size is None:
                 result.in_size = (int(img.shape[0]), int(img.shape[1]))
             times[i] = t
-            yield _to_tensor(img, dev)
+            yield frame_to_tensor(img, model.device)
 
-    start = time.perf_counter()
-    writer = None
     try:
-        if todo is not None and not todo:
-            result.frames = src.length
-            result.scenes = _record(dst, to_video, cuts, src.length, cut_mode, scene_cuts, scene_threshold,
-                                    scene_min_len)
-            return result
-        for t, window in SlidingWindow(tensors(), num_frame, mode, length=src.length, centers=todo, cuts=cuts):
+        for t, window in SlidingWindow(tensors(), num_frame, run.padding, length=src.length, centers=run.centers,
+                                       cuts=run.cuts):
             t_sec = times.pop(t, None)
             for k in [k for k in times if k < t]:
                 del times[k]
-            if not to_video and not overwrite and todo is None and (dst / frame_name(t)).is_file():
+            if run.skip is not None and run.skip(t):
                 result.skipped += 1  # video input into an existing frame folder: resume too
-                if progress:
-                    progress(1, total)
+                run.tick()
                 continue
-            out = restore(model, torch.stack(window), scale=scale, multiple=multiple, tile=tile,
-                          tile_overlap=tile_overlap, autocast=ac)
+            out = restore(model, torch.stack(window), scale=scale, multiple=multiple, tile=run.tile,
+                          tile_overlap=run.tile_overlap)  # the engine applies its own precision
             bgr = np.ascontiguousarray(metrics.tensor_to_uint8(out)[..., ::-1])
             result.out_size = (int(bgr.shape[0]), int(bgr.shape[1]))
-            if to_video:
-                if writer is None:
-                    writer = _open_writer(dst, result, info, codec, crf, pix_fmt, fps, t_sec)
-                writer.write(bgr, t_sec)
-            else:
-                write_image(dst / frame_name(t), bgr)
+            sink.write(t, bgr, t_sec)
             result.written += 1
-            if progress:
-                progress(1, total)
-        result.frames = result.written + result.skipped
-        if src.reader is not None:
-            warning = src.reader.truncation_warning()
-            if warning:
-                result.warnings.append(warning)
-        if writer is not None:
-            writer.close()
-            result.audio = writer.audio
-            writer = None
-        result.scenes = _record(dst, to_video, cuts, result.frames, cut_mode, scene_cuts, scene_threshold,
-                                scene_min_len)
+            run.tick()
+        warning = src.reader.truncation_warning() if src.reader is not None else None
+        if warning:
+            result.warnings.append(warning)
+        if sink.writer is not None:
+            sink.writer.close()
+            result.audio = sink.writer.audio
+            sink.writer = None
     finally:
-        if writer is not None:
-            writer.abort()
-        result.seconds = time.perf_counter() - start
-    return result
+        if sink.writer is not None:
+            sink.writer.abort()
 
 
 def _open_writer(dst: Path, result: InferResult, info, codec, crf, pix_fmt, fps, first_time) -> VideoWriter:

@@ -1,0 +1,279 @@
+"""`evaluate`: score EDVR (or the bicubic baseline) on a split-test output, in one process or
+split across the processes of a `torchrun` launch.
+
+Protocol (docs/CONVENTIONS.md#metrics; EDVR-old `test_Vid4_REDS4_with_GT.py`, BasicSR
+`video_test_dataset.py` / `video_base_model.py`; our own code):
+
+- Each frame of a clip is restored from the window of `num_frame` LR frames centred on it; at
+  the clip ends the window is padded in time (`windows.temporal_indices`). Default padding:
+  ``reflection_circle`` (EDVR-old ``new_info``, what the SR models were scored with) and
+  ``replicate`` for the predeblur models (SRblur / deblur / deblurcomp), as the official scripts.
+- Outputs are clamped, x255, rounded to uint8 (`metrics.tensor_to_uint8`) and cut back to the
+  original region recorded by split-test (`splits.unpad`): padding added to reach a multiple of 4
+  is never scored. LR frames whose sides are not a multiple of the model's `size_multiple` (a
+  split made with another --multiple) are padded here by edge replication and cut back as well.
+- Protocols (channel, crop_border, which frames): `vsrdata.evaluation.protocols` (for
+  ``vimeo-t`` the window of the centre frame im4 is im1-7 for 7-frame models, im2-6 for 5-frame
+  ones).
+  PSNR on both RGB and Y is always recorded; Center/Border/SSIM use the protocol's channel.
+- Border frames are the first and last num_frame // 2 frames of a clip (EDVR-old); Center PSNR
+  is over the others. Averages: mean of per-clip means (default) or over all frames.
+- Bicubic baseline: MATLAB-style `imresize` (x scale, bicubic, antialiasing) of the original
+  (unpadded) LR centre frame, via `vsrdata.core.resize`.
+
+Memory is bounded by the window (2 * num_frame LR frames are held), not by the clip length.
+The model runs through an engine (`vsrdata.evaluation.engines`: PyTorch, channels_last on CPU,
+fp32 / bf16 / fp16 autocast; or ONNX Runtime on a `vsrdata export` file) under
+`torch.inference_mode()`; each clip is scored by `vsrdata.evaluation.scoring.score_clip`.
+
+Several processes (``torchrun --nproc_per_node=N -m vsrdata evaluate ...``): clip i is scored by
+rank i % N (on ``cuda:LOCAL_RANK`` with CUDA), the per-frame scores are gathered
+(`vsrdata.evaluation.distributed`), and rank 0 writes the report, identical to one process's
+(same clip order and numbers; ``protocol.processes`` records N). Each rank writes the strips and
+frames of its own clips (the output folder must be shared by the processes).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+import torch
+
+from vsrdata.core import splits
+from vsrdata.core.image_io import read_image, write_bytes_atomic
+from vsrdata.evaluation import distributed, metrics
+from vsrdata.evaluation.engines import load_engine
+from vsrdata.evaluation.inference import autocast_for, model_meta, resolve_device, resolve_padding
+from vsrdata.evaluation.protocols import Protocol, choose_protocol
+from vsrdata.evaluation.report import EvalReport, report_files
+from vsrdata.evaluation.scoring import ClipJob, Runner, ScoreOptions, clip_jobs, score_clip
+from vsrdata.errors import ConfigError, InputError
+
+if TYPE_CHECKING:
+    from vsrdata.edvr.config import EDVRConfig
+
+__all__ = ["evaluate"]
+
+Progress = Callable[[int, "int | None"], None]  # (frames just done, total or None)
+
+
+@dataclass
+class _Cuts:
+    """--scene-cuts: the mode given, the detector settings, and the cuts of a file (None for auto)."""
+
+    mode: str
+    threshold: float
+    min_len: int
+    given: dict | None = None
+
+
+def evaluate(split_dir: str | os.PathLike | None, checkpoint: str | os.PathLike | None = None, *,
+             bicubic: bool = False, model: torch.nn.Module | None = None, preset: str | EDVRConfig | None = None,
+             protocol: str = "auto", channel: str | None = None, crop_border: int | None = None,
+             frames: str | None = None, padding: str | None = None, average: str = "clip",
+             device: str | None = None, precision: str = "fp32", out_dir: str | os.PathLike | None = None,
+             save_frames: bool = False, strips: bool = True, strip_crop: int = 192,
+             with_bicubic: bool = False, dcn_backend: str | None = None, scene_cuts: str = "off",
+             scene_threshold: float = 27.0, scene_min_len: int = 15,
+             progress: Progress | None = None, engine: str | None = None, gt: str | os.PathLike | None = None,
+             lq: str | os.PathLike | None = None, meta_info: str | os.PathLike | None = None) -> EvalReport:
+    """Score a model (a `checkpoint`, or an already built `model`) or the bicubic baseline
+    (`bicubic=True`) on the split-test output `split_dir`; see the module docstring.
+    `engine`: 'torch', 'onnxruntime' (`checkpoint` is a `vsrdata export` file) or None (by the
+    checkpoint's suffix); see `vsrdata.evaluation.engines`.
+
+    `channel` ('y'/'rgb'), `crop_border` and `frames` ('all'/'center') override the protocol's.
+    Writes report.json / report.csv / report.txt, comparison strips (compare/<clip>.png) and,
+    with `save_frames`, the restored frames (frames/<clip>/<name>.png) into `out_dir`
+    (default results/<split name>/<checkpoint stem or 'bicubic'>). Returns the EvalReport.
+
+    Instead of `split_dir`, `gt` and `lq` (and optionally `meta_info`) name a BasicSR-style test
+    set read in place (`vsrdata.evaluation.basicsr_testset`: REDS4 train_sharp + train_sharp_bicubic/X4
+    + meta_info_REDS4_test_GT.txt, Vid4 GT/ + BIx4/); the scores equal those of split-test's
+    output of the same clips. The report's protocol records which checkpoint entry was loaded
+    (`weights_key`: params, params_ema, ...).
+
+    `scene_cuts` ('off' by default, the papers' protocol): 'auto' detects shot boundaries in each
+    clip's LR frames (`vsrdata.core.scenes`), or a JSON FILE maps clip names to cut lists; windows
+    then stay inside their shot (`windows.shot_temporal_indices`) and the cuts used are
+    recorded in `out_dir`/scenes.json.
+
+    Under torchrun the clips are split across the processes and rank 0 writes the report (all
+    ranks return it); `progress` counts the frames of this process's clips.
+
+    Raises InputError (not a split-test output, unreadable frames), CheckpointError (missing or
+    mismatching weights), ConfigError (bad options, model scale that does not fit the split).
+
+    Example::
+
+        from vsrdata import evaluate
+        report = evaluate("datasets/REDS4", "EDVR_M_x4_SR_REDS_official-32075921.pth")  # RGB PSNR/SSIM
+    """
+    record, split_dir = _load_record(split_dir, gt, lq, meta_info)
+    proto_name, proto = choose_protocol(protocol, record, channel, crop_border, frames)
+    if average not in metrics.AVERAGE_MODES:
+        raise ConfigError(f"unknown average {average!r} (choose from {', '.join(metrics.AVERAGE_MODES)})")
+    env = distributed.dist_env()
+    device = distributed.device_for(env, device)
+    runner = _runner(record, checkpoint, bicubic, model, preset, padding, device, precision, dcn_backend, engine)
+    tag = "bicubic" if runner.model is None else (Path(checkpoint).stem if checkpoint else "model")
+    out = Path(out_dir) if out_dir is not None else Path("results") / split_dir.resolve().name / tag
+    jobs = clip_jobs(record, split_dir, centre_only=proto.frames == "center")
+    cuts = _Cuts(scene_cuts, scene_threshold, scene_min_len, _cut_file(scene_cuts, jobs, runner.model is None))
+    opts = ScoreOptions(proto, with_bicubic=with_bicubic, strips=strips, strip_crop=strip_crop,
+                        save_frames=save_frames, out=out)
+    with distributed.process_group(env, runner.device):
+        results = _score_all(runner, jobs, opts, cuts, env, progress)
+    report = EvalReport(protocol=_protocol_record(
+        record, split_dir, gt, meta_info, checkpoint, runner, proto_name, proto, average, precision,
+        scene_cuts, env.world), clips=[clip for clip, _, _ in results])
+    if any(strip for _, strip, _ in results):
+        report.paths["strips"] = str(out / "compare")
+    if save_frames:
+        report.paths["frames"] = str(out / "frames")
+    if env.main:
+        report.write(out)
+        if scene_cuts != "off":
+            _write_clip_cuts(out, cuts, {job.name: c for job, (_, _, c) in zip(jobs, results) if c is not None})
+    else:  # the files rank 0 wrote
+        report.paths.update({k: str(v) for k, v in report_files(out).items()})
+    return report
+
+
+def _load_record(split_dir, gt, lq, meta_info) -> tuple[dict, Path]:
+    """(split record, folder it describes) of a split-test output or a BasicSR test set (gt/lq)."""
+    if (gt is None) != (lq is None) or (gt is not None and split_dir is not None):
+        raise ConfigError("give either a split-test DATASET or both --gt and --lq")
+    if gt is not None:
+        from vsrdata.evaluation.basicsr_testset import testset_record
+
+        return testset_record(gt, lq, meta_info), Path(gt)
+    if split_dir is None:
+        raise ConfigError("give a split-test DATASET or --gt and --lq")
+    return splits.load_split(split_dir), Path(split_dir)
+
+
+def _runner(record, checkpoint, bicubic, model, preset, padding, device, precision, dcn_backend,
+            engine=None) -> Runner:
+    """The Runner of a checkpoint, a built model, or the bicubic baseline (exactly one)."""
+    sources = sum(x is not None and x is not False for x in (checkpoint, model)) + bool(bicubic)
+    if sources != 1:
+        raise ConfigError("give exactly one of a checkpoint, a model or --bicubic")
+    if bicubic:
+        dev = resolve_device(device)
+        ac = autocast_for(dev, precision)
+        from vsrdata.edvr.config import get_preset
+
+        cfg = get_preset(preset or "edvr-m")
+        resolve_padding(padding, cfg.with_predeblur)
+        # No temporal window for bicubic; num_frame only decides which frames count as border,
+        # so its Center/Border columns line up with the model's.
+        return Runner(None, cfg.num_frame, int(record.get("scale", 4)), 1, "n/a", dev, ac, "bicubic", preset or "-")
+    model = load_engine(checkpoint, model, engine=engine, preset=preset, device=device, precision=precision,
+                        dcn_backend=dcn_backend)
+    num_frame, scale, multiple, predeblur = model_meta(model)
+    if scale != int(record.get("scale", 4)):
+        raise ConfigError(f"the model upscales x{scale} but the split was made for x{record.get('scale')} "
+                          f"(wrong --preset?)")
+    if not isinstance(preset, str):  # None, or an EDVRConfig: report the preset it is (or "custom")
+        try:
+            from vsrdata.edvr.checkpoint import preset_name
+
+            preset = preset_name(model.config) or "custom"
+        except Exception:  # a stand-in model without a real EDVRConfig
+            preset = "custom"
+    name = Path(checkpoint).name if checkpoint else model.name
+    # the engine applies its own precision: no autocast around it
+    return Runner(model, num_frame, scale, multiple, resolve_padding(padding, predeblur), model.device, None,
+                  name, preset)
+
+
+def _score_all(runner: Runner, jobs: list[ClipJob], opts: ScoreOptions, cuts: _Cuts, env: distributed.DistEnv,
+               progress: Progress | None) -> list[tuple]:
+    """[(ClipScores, strip path or None, cuts used or None)] per job, in job order; with several
+    processes each scores its share of the clips and all get every result."""
+    mine = range(env.rank, len(jobs), env.world)
+    total = sum(len(jobs[i].centers) for i in mine)
+    if progress:
+        progress(0, total)
+    tick = (lambda n, _total: progress(n, total)) if progress else None
+
+    def one(job: ClipJob) -> tuple:
+        job.cuts = _cuts_for(job, cuts, runner.model is None)
+        clip, strip = score_clip(runner, job, opts, tick)
+        return clip, strip, (list(job.cuts) if cuts.mode != "off" and runner.model is not None else None)
+
+    return distributed.map_sharded(one, jobs, env)
+
+
+def _protocol_record(record, split_dir, gt, meta_info, checkpoint, r: Runner, proto_name, proto: Protocol,
+                     average, precision, scene_cuts, processes: int) -> dict:
+    """The report's `protocol` block: what was scored, how, with what."""
+    weights_key = None
+    if checkpoint is not None and r.model is not None and Path(checkpoint).suffix != ".onnx":
+        from vsrdata.edvr.checkpoint import read_checkpoint
+
+        weights_key = read_checkpoint(checkpoint).param_key
+    config = getattr(r.model, "config", None)
+    return {
+        "split": str(split_dir) if gt is None else None,
+        "gt": str(gt) if gt is not None else None, "lq": str(record["lr_dir"]) if gt is not None else None,
+        "meta_info": str(meta_info) if meta_info else None, "weights_key": weights_key, "protocol": proto_name,
+        "model": r.model_name, "preset": r.preset, "checkpoint": str(checkpoint) if checkpoint else None,
+        "channel": proto.channel, "crop_border": proto.crop_border, "frames": proto.frames,
+        "padding": r.padding, "num_frame": r.num_frame, "scale": r.scale, "average": average,
+        "device": str(r.device), "precision": precision, "processes": processes,
+        "engine": None if r.model is None else type(r.model).__name__, "degradation": record.get("degradation"),
+        "selection": record.get("selection"),
+        "scene_cuts": "file" if scene_cuts not in ("off", "auto") else scene_cuts,
+        "model_config": config.to_dict() if hasattr(config, "to_dict") else None,
+    }
+
+
+# -- scene cuts -------------------------------------------------------------------------------------
+
+def _cut_file(mode: str, jobs: list[ClipJob], bicubic: bool) -> dict | None:
+    """{clip: cuts} of a --scene-cuts JSON file (checked against the clips), None for off/auto."""
+    if mode in ("off", "auto") or bicubic:  # bicubic has no temporal window
+        return None
+    from vsrdata.core import scenes
+
+    try:
+        given = json.loads(Path(mode).read_text(encoding="utf-8"))
+        if not isinstance(given, dict):
+            raise ValueError("expected an object {clip: [cut, ...]}")
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"--scene-cuts must be off, auto or a JSON file {{clip: [cuts]}}: {mode} ({exc})") from None
+    known = {job.name: len(job.lq_paths) for job in jobs}
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise InputError(f"{mode}: clip {unknown[0]!r} is not in the dataset")
+    return {k: scenes.check_cuts(v, known[k], source=f"{mode} [{k}]") for k, v in given.items()}
+
+
+def _cuts_for(job: ClipJob, cuts: _Cuts, bicubic: bool) -> list[int]:
+    """The cuts of one clip: none (off, bicubic), detected on its LR frames (auto), or the file's."""
+    if cuts.mode == "off" or bicubic:
+        return []
+    if cuts.mode == "auto":
+        from vsrdata.core import scenes
+
+        return scenes.detect_cuts((read_image(p) for p in job.lq_paths), cuts.threshold, cuts.min_len)
+    return list(cuts.given.get(job.name, ()))
+
+
+def _write_clip_cuts(out: Path, cuts: _Cuts, detected: dict) -> None:
+    """out/scenes.json: the cuts used per clip (a file's as given, else those detected)."""
+    mode = cuts.mode
+    record = {"mode": mode if mode in ("auto", "off") else "file",
+              "clips": cuts.given if cuts.given is not None else detected}
+    if mode == "auto":
+        record["detector"] = {"name": "scenedetect.ContentDetector", "threshold": cuts.threshold,
+                              "min_scene_len": cuts.min_len}
+    elif mode != "off":
+        record["source"] = mode
+    write_bytes_atomic(out / "scenes.json", (json.dumps(record, indent=1) + "\n").encode())
