@@ -2,6 +2,8 @@
 
     python bench/bench_infer.py                       # EDVR-M, 1x5x3x180x320 (a REDS LR frame), 2 frames each
     python bench/bench_infer.py --size 92x160 --frames 3 --threads 2
+    python bench/bench_infer.py --device cuda         # the CUDA section of `make gpu-check`
+    python bench/bench_infer.py --quick               # edvr-tiny, 32x32, 1 frame: a smoke run
 
 Each path restores --frames output frames (one forward of a 5-frame window each, batch 1) after
 one warm-up forward, the paths taking turns frame by frame; s/frame is the median per path. Paths (same random weights, same input):
@@ -15,7 +17,9 @@ one warm-up forward, the paths taking turns frame by frame; s/frame is the media
 
 Ratios are time per frame relative to the BasicSR/torchvision baseline when it ran, else to
 torch fp32 contiguous. The target of the issue: fp32 (our default) <= 0.6x BasicSR's time.
-Threads: --threads for torch and onnxruntime alike. Max |diff| of each path against torch fp32
+With --device cuda the paths are torch fp32 (contiguous and channels_last), bf16 and fp16 autocast,
+and onnxruntime's CUDA provider when that onnxruntime has one. Threads: --threads for torch and
+onnxruntime alike. Max |diff| of each path against torch fp32
 contiguous is printed too.
 """
 
@@ -55,8 +59,33 @@ def interleaved_times(paths, x: torch.Tensor, frames: int) -> dict[str, tuple[li
 def plain(model):
     def run(x):
         with torch.inference_mode():
-            return model(x)
+            out = model(x)
+        if x.is_cuda:
+            torch.cuda.synchronize()
+        return out
     return run
+
+
+def synced(engine):
+    """An engine call that waits for the GPU, so its time is the forward's."""
+    def run(x):
+        out = engine(x)
+        if x.is_cuda:
+            torch.cuda.synchronize()
+        return out
+    return run
+
+
+def torch_paths(ref_model, device: str) -> list:
+    """(label, callable) of our PyTorch paths on `device`."""
+    if device == "cpu":
+        return [("torch fp32 contiguous", plain(ref_model)),
+                ("torch fp32 channels_last (default)", synced(TorchEngine(copy.deepcopy(ref_model), "cpu"))),
+                ("torch bf16 + channels_last", synced(TorchEngine(copy.deepcopy(ref_model), "cpu", precision="bf16")))]
+    return [("torch fp32 contiguous", plain(ref_model.to(device))),
+            ("torch fp32 channels_last", synced(TorchEngine(copy.deepcopy(ref_model), device, channels_last=True))),
+            ("torch bf16 autocast", synced(TorchEngine(copy.deepcopy(ref_model), device, precision="bf16"))),
+            ("torch fp16 autocast", synced(TorchEngine(copy.deepcopy(ref_model), device, precision="fp16")))]
 
 
 def baseline(weights: dict, preset: str):
@@ -86,7 +115,11 @@ def main() -> None:
     ap.add_argument("--size", default="180x320", help="LR HxW (multiples of 4)")
     ap.add_argument("--frames", type=int, default=2)
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--device", default="cpu", help="cpu (default) or cuda / cuda:N")
+    ap.add_argument("--quick", action="store_true", help="edvr-tiny, 32x32, 1 frame (a smoke run)")
     args = ap.parse_args()
+    if args.quick:
+        args.preset, args.size, args.frames = "edvr-tiny", "32x32", 1
     h, w = (int(v) for v in args.size.lower().split("x"))
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -95,14 +128,13 @@ def main() -> None:
         torch.nn.init.normal_(dcn.conv_offset.weight, std=0.02)
     weights = ref_model.state_dict()
     x = torch.rand(1, ref_model.config.num_frame, 3, h, w, generator=torch.Generator().manual_seed(1))
+    where = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else \
+        (platform.processor() or platform.machine())
     print(f"{args.preset}, input {tuple(x.shape)}, {args.frames} frame(s) per path, {args.threads} thread(s), "
-          f"torch {torch.__version__}, {platform.processor() or platform.machine()}")
+          f"torch {torch.__version__}, {args.device}: {where}")
+    x = x.to(args.device)
 
-    paths: list[tuple[str, object]] = [
-        ("torch fp32 contiguous", plain(ref_model)),
-        ("torch fp32 channels_last (default)", TorchEngine(copy.deepcopy(ref_model), "cpu")),
-        ("torch bf16 + channels_last", TorchEngine(copy.deepcopy(ref_model), "cpu", precision="bf16")),
-    ]
+    paths: list[tuple[str, object]] = torch_paths(ref_model, args.device)
     tmp = tempfile.TemporaryDirectory()
     try:
         from vsrdata.edvr.checkpoint import save_atomic
@@ -110,16 +142,17 @@ def main() -> None:
 
         save_atomic({"params": weights}, Path(tmp.name) / "m.pth")
         export_onnx(Path(tmp.name) / "m.pth", Path(tmp.name) / "m.onnx", preset=args.preset)
-        paths.append(("onnxruntime fp32", OnnxEngine(Path(tmp.name) / "m.onnx", threads=args.threads)))
+        onnx = OnnxEngine(Path(tmp.name) / "m.onnx", device=args.device, threads=args.threads)
+        paths.append(("onnxruntime fp32", synced(onnx)))
     except Exception as exc:  # vsrdata ConfigError without the onnx extra
         print(f"onnxruntime: skipped: {exc}")
-    base_label, base_fn = baseline(weights, args.preset)
+    base_label, base_fn = baseline(weights, args.preset) if args.device == "cpu" else ("no baseline", None)
     if base_fn is not None:
         paths.append((base_label, base_fn))
 
     measured = interleaved_times(paths, x, args.frames)
-    ref_out = measured["torch fp32 contiguous"][1].float()
-    results = {label: (statistics.median(t), (out.float() - ref_out).abs().max().item())
+    ref_out = measured["torch fp32 contiguous"][1].float().cpu()
+    results = {label: (statistics.median(t), (out.float().cpu() - ref_out).abs().max().item())
                for label, (t, out) in measured.items()}
     tmp.cleanup()
 
