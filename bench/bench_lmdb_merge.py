@@ -7,8 +7,9 @@ to-lmdb writes it). Then, in this same run, with the shards in the page cache fo
 
 - copy:  the K shard `data.mdb` files copied to another folder and fsync'ed: the floor for
          moving these bytes on this disk (no parsing, no B-tree, no meta file);
-- merge: `vsrdata.pipelines.lmdb_merge.merge_lmdb` in a subprocess (round-robin over the meta
-         files, one writer, batched durable commits, map growth on demand).
+- merge: `vsrdata.pipelines.lmdb_merge.merge_lmdb` in a subprocess (meta files checked and
+         written round-robin, values k-way merged in key order and appended through the write
+         map, durable commits of 512 MiB, map growth on demand, data.mdb trimmed at the end).
 
 Throughput ratio = copy seconds / merge seconds (>= 0.8 is the target). Memory = peak RssAnon
 of the merge process sampled every 20 ms from /proc (file-backed pages such as the LMDB maps are

@@ -112,7 +112,7 @@ def test_duplicate_key_is_an_error_naming_it(tmp_path):
     env.close()
     result = run("lmdb-merge", tmp_path / "m.lmdb", s0, s1, "-q")
     assert result.exit_code == 1
-    assert result.output.strip() == (f"Error: key '000/00000000' of {s1} is also in an earlier shard: "
+    assert result.output.strip() == (f"Error: key '000/00000000' is in both {s0} and {s1}: "
                                      f"duplicate keys, the shards are not of one build")
 
 
@@ -154,8 +154,27 @@ def test_shard_auto_outside_an_array_is_one_line(tmp_path):
 
 
 def test_interrupted_merge_resumes_to_the_same_db(tmp_path):
-    """A merge stopped half way (here: plan frame 11, a value missing from shard 1) keeps what it committed;
-    after the fix the same command finishes and equals one build."""
+    """A merge stopped half way (Ctrl-C after 11 keys) keeps what it committed; the same command
+    then continues after the last committed key and the result equals one build."""
+    s0, s1 = build_shards(tmp_path, REDS, 2)
+    out = tmp_path / "m.lmdb"
+
+    def stop(done, total):
+        if done == 11:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        merge_lmdb(out, [s0, s1], progress=stop)
+    assert not (out / "meta_info.txt").exists() and len(raw_items(out)) == 11
+    assert sorted(raw_items(out)) == sorted({**raw_items(s0), **raw_items(s1)})[:11]  # key order
+    result = run("lmdb-merge", out, s0, s1, "-q")
+    assert result.exit_code == 0, result.output
+    assert "10 written, 11 kept from the interrupted run" in result.output
+    build_lmdb(REDS, tmp_path / "ref.lmdb", workers=1)
+    assert_same_db(out, tmp_path / "ref.lmdb")
+
+
+def test_meta_file_and_db_of_a_shard_that_disagree_are_named_before_any_value_is_written(tmp_path):
     s0, s1 = build_shards(tmp_path, REDS, 2)
     env = lmdb.open(str(s1))
     with env.begin(write=True) as txn:
@@ -163,14 +182,23 @@ def test_interrupted_merge_resumes_to_the_same_db(tmp_path):
     env.close()
     out = tmp_path / "m.lmdb"
     result = run("lmdb-merge", out, s0, s1, "-q")
-    assert result.exit_code == 1 and "'001/00000004' is listed in" in result.output
-    assert not (out / "meta_info.txt").exists() and len(raw_items(out)) == 11  # plan frames 0..10 committed
+    assert result.output.strip() == (f"Error: key '001/00000004' is listed in {s1 / 'meta_info.txt'} "
+                                     f"but not stored in the DB")
+    assert raw_items(out) == {} and not (out / "meta_info.txt").exists()
     env = lmdb.open(str(s1))
-    with env.begin(write=True) as txn:
+    with env.begin(write=True) as txn:  # all listed keys stored, and one more
         txn.put(b"001/00000004", saved)
+        txn.put(b"001/00000009", saved)
     env.close()
     result = run("lmdb-merge", out, s0, s1, "-q")
-    assert result.exit_code == 0, result.output
-    assert "10 written, 11 kept from the interrupted run" in result.output
-    build_lmdb(REDS, tmp_path / "ref.lmdb", workers=1)
-    assert_same_db(out, tmp_path / "ref.lmdb")
+    assert result.output.strip() == (f"Error: key '001/00000009' is stored in {s1} but not listed in "
+                                     f"{s1 / 'meta_info.txt'}")
+    meta = s1 / "meta_info.txt"  # a key listed twice, another not listed: the counts agree
+    lines = meta.read_text().splitlines(keepends=True)
+    meta.write_text("".join(lines[:-1] + [lines[0]]))
+    env = lmdb.open(str(s1))
+    with env.begin(write=True) as txn:
+        txn.pop(lines[-1].split(".")[0].encode())
+    env.close()
+    result = run("lmdb-merge", out, s0, s1, "-q")
+    assert result.output.strip() == f"Error: key '{lines[0].split('.')[0]}' is listed twice in {meta}"

@@ -309,3 +309,45 @@ def test_writer_resume_requires_the_same_settings(tmp_path):
         w.finish()
     assert (db / "meta_info.txt").read_text() == "a/b.png (180,320,3) 1\na/c.png (180,320,3) 1\n"
     assert not (db / INCOMPLETE_MARKER).exists()
+
+
+def test_writer_append_mode_refuses_keys_out_of_order(tmp_path):
+    from vsrdata.core.lmdb.writer import DuplicateKeyError, KeyOrderError
+
+    png = _png1(_frame())
+    with LmdbWriter(tmp_path / "a.lmdb", append=True) as w:
+        w.put("b/1", png, None)
+        with pytest.raises(DuplicateKeyError, match="'b/1' .* is not after the previous key 'b/1'"):
+            w.put("b/1", png, None)
+        with pytest.raises(KeyOrderError, match="'a/9' .* is not after the previous key 'b/1'.* increasing byte order"):
+            w.put("a/9", png, None)
+        w.put("b/2", png, None)
+
+
+def test_writer_append_writemap_resumes_after_last_key_and_trims_the_file(tmp_path):
+    """Sorted keys appended through the write map, meta lines in another order; a run stopped
+    after 70 keys resumes after last_key() and the DB equals one built by plain puts."""
+    items = _values(150, seed=2)
+    meta_order = list(reversed(items))
+    db = tmp_path / "w.lmdb"
+    with pytest.raises(KeyboardInterrupt):
+        with LmdbWriter(db, append=True, writemap=True, initial_map_size=1 << 20, commit_images=30) as first:
+            for k, img in items[:70]:
+                first.put(k, _png1(img), None)
+            assert first.map_growths >= 1  # 70 values of ~12 KiB outgrow the 1 MiB map
+            raise KeyboardInterrupt  # the writer commits what was put, leaves the DB resumable
+    with LmdbWriter(db, append=True, writemap=True, initial_map_size=1 << 20, commit_images=30) as w:
+        assert w.resumed and w.entries() == 70 and w.last_key() == items[69][0].encode()
+        for k, img in meta_order:
+            w.add_meta(k, img.shape)
+        for k, img in items[70:]:
+            w.put(k, _png1(img), None)
+        w.finish()
+    env = lmdb.open(str(db), readonly=True, lock=False)
+    used = (env.info()["last_pgno"] + 1) * env.stat()["psize"]
+    with env.begin() as txn:
+        assert dict(txn.cursor()) == {k.encode(): _png1(img) for k, img in items}
+    env.close()
+    assert (db / "data.mdb").stat().st_size == used < w.map_size  # the sparse tail is cut off
+    with LmdbReader(db) as reader:
+        assert reader.keys() == [k for k, _ in meta_order]

@@ -32,6 +32,10 @@ class DuplicateKeyError(InputError):
     """A key put twice into one LMDB."""
 
 
+class KeyOrderError(InputError):
+    """A key put out of order into a writer in `append` mode."""
+
+
 def db_state(path: str | os.PathLike) -> str:
     """'missing', 'empty' (an empty folder), 'incomplete' (our interrupted build), 'finished'
     (an LMDB folder without our marker) or 'other' (a file, or a folder with other content)."""
@@ -67,6 +71,16 @@ class LmdbWriter:
     - `metasync=False`: one flush per commit instead of two (LMDB's MDB_NOMETASYNC: the data
       pages are flushed, the meta page is left to the OS). Integrity is kept; only an operating
       system crash (not a kill) can undo the last commit, which a re-run then redoes.
+    - `append=True`: keys arrive in strictly increasing byte order and are stored with LMDB's
+      MDB_APPEND (no B-tree search, no page split: leaf pages are filled in order). A key not
+      greater than the previous one is refused (`DuplicateKeyError` if equal, else `KeyOrderError`).
+      A resumed append build continues after `last_key()`. The DB is the same key/value set as
+      one written in any order; only `meta_info.txt` keeps an order, so `put(..., shape=None)`
+      writes no meta line and `add_meta(key, shape)` writes them in the order the file lists.
+    - `writemap=True`: values are copied straight into the file's memory map (LMDB's
+      MDB_WRITEMAP) instead of private dirty pages: one copy fewer, and a batch costs page cache,
+      not process memory, so large `commit_bytes` are cheap. LMDB sizes the file to the map while
+      it is open; `finish()` trims it back to the used pages.
 
     Call `put(key, png_bytes, shape, source)` for new values and `add_existing(key, shape)` for values a
     previous run committed, in the order `meta_info.txt` should list them.
@@ -77,7 +91,7 @@ class LmdbWriter:
                  commit_images: int = 1000, commit_bytes: int = 64 * _MIB,
                  overwrite: bool = False, expected_items: int | None = None,
                  initial_map_size: int = 64 * _MIB, refetch: Callable[[str], bytes] | None = None,
-                 metasync: bool = True):
+                 metasync: bool = True, append: bool = False, writemap: bool = False):
         if commit_images < 1 or commit_bytes < 1:
             raise ConfigError("commit_images and commit_bytes must be >= 1")
         if map_size is not None and map_size < _MIB:
@@ -94,6 +108,9 @@ class LmdbWriter:
         self.initial_map_size = initial_map_size
         self.refetch = refetch
         self.metasync = metasync
+        self.append = append
+        self.writemap = writemap
+        self._last: bytes | None = None  # append mode: the greatest key put so far
         self.resumed = False
         self.written = 0          # values put by this run
         self.existing = 0         # values committed by an earlier run and kept
@@ -160,8 +177,9 @@ class LmdbWriter:
             size = max(size, int(data.stat().st_size * 1.25) + 16 * _MIB)
         try:
             # meminit=False: LMDB need not zero its page buffers; sync stays on (durable commits).
-            self._env = _open_for_write(self.path, _round_mib(size), self.metasync)
+            self._env = _open_for_write(self.path, _round_mib(size), self.metasync, self.writemap)
             self._txn = self._env.begin(write=True)
+            self._last = self.last_key()
             self._meta = open(self.path / _META_PARTIAL, "w", encoding="ascii")
         except lmdb.Error as exc:
             self.close()
@@ -216,31 +234,55 @@ class LmdbWriter:
         h, w, c, dtype = head
         return (h, w, c), 16 if dtype == "uint16" else 8
 
+    def last_key(self) -> bytes | None:
+        """The greatest key stored so far (None for an empty DB): where a resumed append build continues."""
+        with self._txn.cursor() as cur:
+            return bytes(cur.key()) if cur.last() else None
+
+    def entries(self) -> int:
+        """The number of keys committed (by earlier runs and this one)."""
+        return self._env.stat()["entries"]
+
+    def add_meta(self, key: str, shape: tuple[int, ...]) -> None:
+        """Write the meta_info.txt line of `key` (append mode: meta order is not put order)."""
+        self._write_meta(key, shape)
+
     def add_existing(self, key: str, shape: tuple[int, ...]) -> None:
         """Record a key kept from an earlier run (only its meta_info line is written)."""
         self._write_meta(key, shape)
         self.existing += 1
 
-    def put(self, key: str, value: bytes, shape: tuple[int, ...], source: str = "") -> None:
-        """Add one value; commits when the batch reaches `commit_images` or `commit_bytes`."""
+    def put(self, key: str, value: bytes, shape: tuple[int, ...] | None, source: str = "") -> None:
+        """Add one value and (unless `shape` is None) its meta line; commits when the batch
+        reaches `commit_images` or `commit_bytes`."""
         kb = check_key(key, source)
         if self.refetch is not None and not source:
             raise ValueError("put() needs `source` when the writer has a refetch callable")
+        if self.append:
+            self._check_order(kb, source or key)
         if not self._estimated:
             self._estimate_map(len(value))
         self._put_one(kb, value, source or key)
         self._batch.append((kb, value if self.refetch is None else source))
         self._batch_bytes += len(value)
-        self._write_meta(key, shape)
+        if shape is not None:
+            self._write_meta(key, shape)
         self.written += 1
         self.bytes_written += len(value)
         if len(self._batch) >= self.commit_images or self._batch_bytes >= self.commit_bytes:
             self.commit()
 
+    def _check_order(self, kb: bytes, source: str) -> None:
+        if self._last is not None and kb <= self._last:
+            kind = DuplicateKeyError if kb == self._last else KeyOrderError
+            raise kind(f"LMDB key {kb.decode()!r} (from {source}) is not after the previous key "
+                       f"{self._last.decode()!r} in {self.path}: an append build takes keys in increasing byte order")
+        self._last = kb
+
     def _put_one(self, kb: bytes, value: bytes, source: str) -> None:
         while True:
             try:
-                if not self._txn.put(kb, value, overwrite=False):
+                if not self._txn.put(kb, value, overwrite=False, append=self.append):
                     raise DuplicateKeyError(f"duplicate LMDB key {kb.decode()!r} (from {source}): two frames "
                                      f"map to the same key")
                 return
@@ -255,7 +297,7 @@ class LmdbWriter:
         for kb, item in self._batch:
             value = item if self.refetch is None else self.refetch(item)
             try:
-                self._txn.put(kb, value, overwrite=False)
+                self._txn.put(kb, value, overwrite=False, append=self.append)
             except lmdb.MapFullError:
                 self._grow(self._batch_bytes)
                 return self._replay()
@@ -337,10 +379,15 @@ class LmdbWriter:
         self._txn.abort()
         self._txn = None
         self._final_map_size = self._env.info()["map_size"]
+        used = (self._env.info()["last_pgno"] + 1) * self._env.stat()["psize"]
         try:
             self._env.sync(True)
         except lmdb.Error as exc:
             raise self._write_error(exc) from None
+        if self.writemap:  # LMDB grew the file to the whole map: give the unused tail back
+            self._env.close()
+            self._env = None
+            _trim(self.path / "data.mdb", used)
         meta_path = self.path / META_TXT
         try:
             self._meta.flush()
@@ -363,18 +410,29 @@ class LmdbWriter:
         return getattr(self, "_final_map_size", None)
 
 
-def _open_for_write(path: Path, map_size: int, metasync: bool = True):
+def _open_for_write(path: Path, map_size: int, metasync: bool = True, writemap: bool = False):
     """Open (create) the environment for writing in LMDB 0.9's data format, which every reader
     in the field (py-lmdb 1.x under BasicSR / mmagic) understands. py-lmdb >= 3 bundles LMDB
     1.0 too and takes `lib_version`; older releases only have 0.9 and lack the argument."""
     key = (os.path.realpath(path), os.getpid())
     if key in _ENVS:  # a reader of this process still holds the old DB open: drop it
         _ENVS.pop(key)[0].close()
-    kwargs = dict(map_size=map_size, subdir=True, meminit=False, max_dbs=0, metasync=metasync)
+    kwargs = dict(map_size=map_size, subdir=True, meminit=False, max_dbs=0, metasync=metasync, writemap=writemap)
     try:
         return lmdb.open(str(path), lib_version=0, **kwargs)
     except TypeError:  # pragma: no cover - py-lmdb < 3
         return lmdb.open(str(path), **kwargs)
+
+
+def _trim(data: Path, used: int) -> None:
+    """Cut data.mdb to its `used` bytes (pages past LMDB's last page hold nothing; a crash that
+    loses the cut only leaves the file longer, which LMDB accepts: no fsync needed)."""
+    try:
+        with open(data, "r+b") as fh:
+            if os.fstat(fh.fileno()).st_size > used:
+                fh.truncate(used)
+    except OSError as exc:
+        raise OutputError(f"cannot trim {data}: {exc.strerror or exc}") from None
 
 
 def _round_mib(n: int) -> int:
