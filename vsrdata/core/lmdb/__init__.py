@@ -12,5 +12,6 @@ docs/CONVENTIONS.md):
 
 Modules: `keys` (key styles, meta lines, file names of the folder), `reader` (`LmdbReader` for
 the BasicSR, mmagic and original-EDVR formats; truncation check), `writer` (`LmdbWriter`:
-batched commits, map growth, resume, one builder per DB).
+batched commits, map growth, resume, one builder per DB), `files` (the writer's folder: state,
+build marker, map sizes, trim).
 """

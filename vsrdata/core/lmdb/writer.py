@@ -13,18 +13,18 @@ writer of the same DB stops at once, naming the process that holds it.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Callable
 
 import lmdb
 
-from vsrdata.core.image_io import png_header, write_bytes_atomic
-from vsrdata.core.lmdb.keys import (_LMDB_FILES, _META_PARTIAL, _MIB, INCOMPLETE_MARKER, META_TXT,
-                                    check_key, meta_line)
-from vsrdata.core.lmdb.reader import _ENVS
-from vsrdata.core.locks import LOCK_NAME, OutputLock
+from vsrdata.core.image_io import png_header
+from vsrdata.core.lmdb.files import (db_state, estimated_map_size, fsync_dir, grown_map_size, make_folder,
+                                     marker_settings, open_for_write, remove_lmdb_files, start_map_size, trim,
+                                     write_marker)
+from vsrdata.core.lmdb.keys import _META_PARTIAL, _MIB, INCOMPLETE_MARKER, META_TXT, check_key, meta_line
+from vsrdata.core.locks import OutputLock
 from vsrdata.errors import ConfigError, InputError, OutputError
 
 
@@ -34,24 +34,6 @@ class DuplicateKeyError(InputError):
 
 class KeyOrderError(InputError):
     """A key put out of order into a writer in `append` mode."""
-
-
-def db_state(path: str | os.PathLike) -> str:
-    """'missing', 'empty' (an empty folder), 'incomplete' (our interrupted build), 'finished'
-    (an LMDB folder without our marker) or 'other' (a file, or a folder with other content)."""
-    path = Path(path)
-    if not path.exists():
-        return "missing"
-    if not path.is_dir():
-        return "other"
-    names = {p.name for p in path.iterdir()} - {LOCK_NAME}
-    if not names:
-        return "empty"
-    if INCOMPLETE_MARKER in names:
-        return "incomplete"
-    if "data.mdb" in names and names <= set(_LMDB_FILES):
-        return "finished"
-    return "other"
 
 
 class LmdbWriter:
@@ -134,50 +116,32 @@ class LmdbWriter:
         if state == "finished" and not self.overwrite:
             raise OutputError(f"{self.path} is a finished LMDB; overwrite it to rebuild it", option="overwrite")
         if state == "incomplete" and not self.overwrite:
-            marker = self.path / INCOMPLETE_MARKER
-            try:
-                old = json.loads(marker.read_text()).get("settings", {})
-            except (OSError, ValueError):
-                old = None
+            old = marker_settings(self.path)
             if old != self.settings:
                 raise ConfigError(f"{self.path} is an interrupted build started with settings {old}; "
                                   f"this run asks for {self.settings}: re-run with the same options to "
                                   f"resume it, or overwrite it to start again", option="overwrite")
             self.resumed = True
         elif state in ("finished", "incomplete"):  # overwrite: remove only the LMDB's own files
-            for name in _LMDB_FILES:
-                try:
-                    (self.path / name).unlink()
-                except FileNotFoundError:
-                    pass
-        try:
-            self.path.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise OutputError(f"cannot create LMDB folder {self.path}: {exc.strerror or exc}") from None
+            remove_lmdb_files(self.path)
+        make_folder(self.path)
         if not self.resumed:
-            marker = {"format": "vsrdata-lmdb-build/1", "settings": self.settings}
-            write_bytes_atomic(self.path / INCOMPLETE_MARKER, (json.dumps(marker) + "\n").encode())
+            write_marker(self.path, self.settings)
 
     def __enter__(self) -> "LmdbWriter":
         if db_state(self.path) == "other":  # refuse a foreign folder before putting a lock in it
             raise OutputError(f"{self.path} exists and is not an LMDB folder; choose another DB path")
-        try:
-            self.path.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise OutputError(f"cannot create LMDB folder {self.path}: {exc.strerror or exc}") from None
+        make_folder(self.path)
         self._lock = OutputLock(self.path, "DB").acquire()  # held until close(): one builder per DB
         try:
             self._prepare_folder()
         except BaseException:
             self.close()
             raise
-        size = self.fixed_map_size or self.initial_map_size
-        data = self.path / "data.mdb"
-        if self.fixed_map_size is None and data.exists():
-            size = max(size, int(data.stat().st_size * 1.25) + 16 * _MIB)
+        size = start_map_size(self.path, self.fixed_map_size or self.initial_map_size, self.fixed_map_size is not None)
         try:
             # meminit=False: LMDB need not zero its page buffers; sync stays on (durable commits).
-            self._env = _open_for_write(self.path, _round_mib(size), self.metasync, self.writemap)
+            self._env = open_for_write(self.path, size, self.metasync, self.writemap)
             self._txn = self._env.begin(write=True)
             self._last = self.last_key()
             self._meta = open(self.path / _META_PARTIAL, "w", encoding="ascii")
@@ -312,7 +276,7 @@ class LmdbWriter:
             raise OutputError(f"LMDB map of {self.path} is full at the fixed map_size of {self.fixed_map_size} "
                               f"bytes; re-run with a larger map_size (or none, to grow on demand)", option="map_size")
         old = self._env.info()["map_size"]
-        new = _round_mib(max(old * 2, old + 2 * (self._batch_bytes + extra) + 16 * _MIB))
+        new = grown_map_size(old, self._batch_bytes + extra)
         self._env.set_mapsize(new)
         self.map_growths += 1
         self._txn = self._env.begin(write=True)
@@ -324,7 +288,7 @@ class LmdbWriter:
             return
         info = self._env.info()
         used = (info["last_pgno"] + 1) * self._env.stat()["psize"]
-        want = _round_mib(used + int(first_value_bytes * 1.25) * self.expected_items + 16 * _MIB)
+        want = estimated_map_size(used, first_value_bytes, self.expected_items)
         if want > info["map_size"] and not self._batch:
             self._txn.abort()
             self._env.set_mapsize(want)
@@ -387,7 +351,7 @@ class LmdbWriter:
         if self.writemap:  # LMDB grew the file to the whole map: give the unused tail back
             self._env.close()
             self._env = None
-            _trim(self.path / "data.mdb", used)
+            trim(self.path / "data.mdb", used)
         meta_path = self.path / META_TXT
         try:
             self._meta.flush()
@@ -396,7 +360,7 @@ class LmdbWriter:
             self._meta = None
             os.replace(self.path / _META_PARTIAL, meta_path)
             (self.path / INCOMPLETE_MARKER).unlink()
-            _fsync_dir(self.path)
+            fsync_dir(self.path)
         except OSError as exc:
             raise OutputError(f"cannot write {meta_path}: {exc.strerror or exc}") from None
         self.close()
@@ -409,44 +373,3 @@ class LmdbWriter:
             return self._env.info()["map_size"]
         return getattr(self, "_final_map_size", None)
 
-
-def _open_for_write(path: Path, map_size: int, metasync: bool = True, writemap: bool = False):
-    """Open (create) the environment for writing in LMDB 0.9's data format, which every reader
-    in the field (py-lmdb 1.x under BasicSR / mmagic) understands. py-lmdb >= 3 bundles LMDB
-    1.0 too and takes `lib_version`; older releases only have 0.9 and lack the argument."""
-    key = (os.path.realpath(path), os.getpid())
-    if key in _ENVS:  # a reader of this process still holds the old DB open: drop it
-        _ENVS.pop(key)[0].close()
-    kwargs = dict(map_size=map_size, subdir=True, meminit=False, max_dbs=0, metasync=metasync, writemap=writemap)
-    try:
-        return lmdb.open(str(path), lib_version=0, **kwargs)
-    except TypeError:  # pragma: no cover - py-lmdb < 3
-        return lmdb.open(str(path), **kwargs)
-
-
-def _trim(data: Path, used: int) -> None:
-    """Cut data.mdb to its `used` bytes (pages past LMDB's last page hold nothing; a crash that
-    loses the cut only leaves the file longer, which LMDB accepts: no fsync needed)."""
-    try:
-        with open(data, "r+b") as fh:
-            if os.fstat(fh.fileno()).st_size > used:
-                fh.truncate(used)
-    except OSError as exc:
-        raise OutputError(f"cannot trim {data}: {exc.strerror or exc}") from None
-
-
-def _round_mib(n: int) -> int:
-    return -(-int(n) // _MIB) * _MIB
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - not supported on this platform
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
