@@ -29,7 +29,7 @@ def io_floor_job(item):
     import numpy as np
 
     from vsrdata.core.image_io import read_image, write_image
-    from vsrdata.pipelines.runner import WRITTEN
+    from vsrdata.pipelines.summary import WRITTEN
 
     src, dst, scale = item
     img = read_image(src, allow_alpha=False)
@@ -39,7 +39,7 @@ def io_floor_job(item):
 
 def noop_job(item):
     """Nothing but the pool round trip: shows how much of both timings is pool overhead."""
-    from vsrdata.pipelines.runner import WRITTEN
+    from vsrdata.pipelines.summary import WRITTEN
 
     return WRITTEN
 

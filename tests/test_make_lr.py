@@ -26,7 +26,8 @@ from vsrdata.core.degrade import degrade
 from vsrdata.core.image_io import read_image
 from vsrdata.errors import ConfigError, InputError, OutputError, VsrDataError
 from vsrdata.pipelines.make_lr import JobsFailed, Summary, make_lr, plan_make_lr
-from vsrdata.pipelines.runner import SKIPPED, WRITTEN, run_jobs
+from vsrdata.pipelines.runner import run_jobs
+from vsrdata.pipelines.summary import SKIPPED, WRITTEN
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 VIMEO = FIXTURES / "vimeo_septuplet"

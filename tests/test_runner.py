@@ -80,7 +80,8 @@ def _slow_two_part_job(flag: str) -> str:
     import time
 
     from vsrdata.errors import InputError
-    from vsrdata.pipelines.runner import WRITTEN, report_progress
+    from vsrdata.pipelines.runner import report_progress
+    from vsrdata.pipelines.summary import WRITTEN
 
     report_progress(5)
     deadline = time.monotonic() + 20

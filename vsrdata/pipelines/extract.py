@@ -62,8 +62,8 @@ import numpy as np
 from vsrdata.core.image_io import remove_stale_temps, write_bytes_atomic, write_image
 from vsrdata.errors import ConfigError, InputError, OutputError
 from vsrdata.pipelines.extract_plan import CACHE_DIR, analyse_all, find_videos, plan_clips
-from vsrdata.pipelines.runner import (SKIPPED, WRITTEN, JobsFailed, Summary, available_cores, check_shard,
-                                      report_progress, run_jobs)
+from vsrdata.pipelines.runner import available_cores, check_shard, report_progress, run_jobs
+from vsrdata.pipelines.summary import SKIPPED, WRITTEN, JobsFailed, Summary
 
 __all__ = ["extract", "ExtractResult", "fit_frame", "MANIFEST", "DEFAULT_FRAMES_PER_CLIP",
            "DEFAULT_STATIC_THRESHOLD"]

@@ -19,7 +19,8 @@ import numpy as np
 from vsrdata.core.image_io import remove_stale_temps, write_bytes_atomic
 from vsrdata.core.layouts import natural_key
 from vsrdata.errors import InputError
-from vsrdata.pipelines.runner import SKIPPED, WRITTEN, JobsFailed, Summary, report_progress, run_jobs
+from vsrdata.pipelines.runner import report_progress, run_jobs
+from vsrdata.pipelines.summary import SKIPPED, WRITTEN, JobsFailed, Summary
 
 __all__ = ["find_videos", "layout_clips", "analyse_all", "plan_clips", "CACHE_DIR"]
 

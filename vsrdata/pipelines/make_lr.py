@@ -47,7 +47,8 @@ from vsrdata.core.image_io import read_image, remove_stale_temps, write_bytes_at
 from vsrdata.core.layouts import clip_shape, find_clips
 from vsrdata.core.locks import OutputLock
 from vsrdata.errors import ConfigError, InputError, OutputError
-from vsrdata.pipelines.runner import SKIPPED, WRITTEN, JobsFailed, Summary, available_cores, check_shard, run_jobs
+from vsrdata.pipelines.runner import available_cores, check_shard, run_jobs
+from vsrdata.pipelines.summary import SKIPPED, WRITTEN, JobsFailed, Summary
 
 __all__ = ["make_lr", "plan_make_lr", "Summary", "JobsFailed"]
 

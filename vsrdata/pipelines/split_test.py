@@ -70,7 +70,8 @@ from vsrdata.core.degrade import DEGRADATIONS
 from vsrdata.core.image_io import remove_stale_temps
 from vsrdata.core.locks import OutputLock
 from vsrdata.errors import ConfigError
-from vsrdata.pipelines.runner import JobsFailed, Summary, available_cores, check_shard, run_jobs
+from vsrdata.pipelines.runner import available_cores, check_shard, run_jobs
+from vsrdata.pipelines.summary import JobsFailed, Summary
 from vsrdata.pipelines.split_plan import SplitPlan, plan_split
 from vsrdata.pipelines.split_write import (frame_done, frame_job, prepare_out, same_file, write_marker,
                                            write_records)

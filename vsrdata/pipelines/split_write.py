@@ -19,7 +19,7 @@ from vsrdata.core.image_io import (PNG_IEND, frame_shape, read_image, temp_path_
                                    write_image)
 from vsrdata.core.locks import LOCK_NAME
 from vsrdata.errors import InputError, OutputError
-from vsrdata.pipelines.runner import SKIPPED, WRITTEN
+from vsrdata.pipelines.summary import SKIPPED, WRITTEN
 
 __all__ = ["frame_job", "frame_done", "prepare_out", "write_marker", "write_records", "same_file"]
 
