@@ -31,13 +31,6 @@ def _step(n: int, text: str) -> None:
 
 def run_demo(out: Path, *, iterations: int = 1200, workers: int = 2, fresh: bool = False) -> int:
     """Run the five steps into `out` and print the results; returns the exit status."""
-    from vsrdata.evaluation.evaluate import evaluate
-    from vsrdata.training.config import TrainConfig
-    from vsrdata.training.loop import train
-    from vsrdata.pipelines.make_lr import make_lr
-    from vsrdata.pipelines.split_test import split_test
-    from vsrdata.pipelines.to_lmdb import build_lmdb
-
     if not (FIXTURES / "reds" / "train_sharp").is_dir():
         print(f"Error: fixtures not found under {FIXTURES} (run from a clone of the repository)",
               file=sys.stderr)
@@ -47,12 +40,44 @@ def run_demo(out: Path, *, iterations: int = 1200, workers: int = 2, fresh: bool
     out.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     gt_root = FIXTURES / "reds" / "train_sharp"
-    lr_root = out / "reds" / "train_sharp_bicubic" / "X4"
+    lr_root = _make_lr_step(out, gt_root, workers)
+    heldout = _split_test_step(out, gt_root, lr_root, workers)
+    gt_db, lq_db = _to_lmdb_step(out, gt_root, lr_root, workers)
+    result = _train_step(out, gt_db, lq_db, heldout, iterations)
+    ckpt = result.best_checkpoint or result.last_checkpoint
+    report = _evaluate_step(out, heldout, ckpt)
+    print("\nResults:")
+    print(f"  LR frames         {lr_root}")
+    print(f"  test splits       {out / 'datasets'} (split.json records sizes and padding)")
+    print(f"  LMDBs             {gt_db}  {lq_db}")
+    print(f"  training run      {result.run_dir} (log.jsonl, checkpoints/)")
+    if result.curve_png:
+        print(f"  curve plot        {result.curve_png}")
+    for key in ("table", "json", "csv"):
+        if key in report.paths:
+            print(f"  report {key:<10} {report.paths[key]}")
+    strips = Path(report.paths.get("strips", out / "eval" / "compare"))
+    for png in sorted(strips.glob("*.png")):
+        print(f"  comparison image  {png}  (bicubic | model | GT)")
+    print(f"\nDone in {time.monotonic() - start:.0f} s.")
+    return 0
 
+
+def _make_lr_step(out: Path, gt_root: Path, workers: int) -> Path:
+    """Step 1: bicubic x4 LR frames of the REDS and Vimeo fixtures; returns the REDS LR root."""
+    from vsrdata.pipelines.make_lr import make_lr
+
+    lr_root = out / "reds" / "train_sharp_bicubic" / "X4"
     _step(1, "make-lr: MATLAB-exact bicubic x4 LR frames")
     print("  REDS  ", make_lr(gt_root, lr_root, workers=workers, progress=False).line())
     print("  Vimeo ", make_lr(FIXTURES / "vimeo_septuplet", out / "vimeo_septuplet_matlabLRx4",
                               workers=workers, progress=False).line())
+    return lr_root
+
+
+def _split_test_step(out: Path, gt_root: Path, lr_root: Path, workers: int) -> Path:
+    """Step 2: the held-out clip and the odd-size fixture as test splits; returns the held-out split."""
+    from vsrdata.pipelines.split_test import split_test
 
     _step(2, "split-test: held-out clip with integer frame names, sizes padded to x4")
     heldout = out / "datasets" / "REDS4-mini"
@@ -60,6 +85,12 @@ def run_demo(out: Path, *, iterations: int = 1200, workers: int = 2, fresh: bool
                            progress=False).line())
     print("  ", split_test(FIXTURES / "odd_size", out / "datasets" / "odd_size", workers=workers,
                            progress=False).line())
+    return heldout
+
+
+def _to_lmdb_step(out: Path, gt_root: Path, lr_root: Path, workers: int) -> tuple[Path, Path]:
+    """Step 3: the GT and LQ LMDBs (a complete one is kept); returns their paths."""
+    from vsrdata.pipelines.to_lmdb import build_lmdb
 
     _step(3, "to-lmdb: streaming BasicSR-style LMDBs (PNG level 1, meta_info.txt)")
     gt_db, lq_db = out / "lmdb" / "train_sharp.lmdb", out / "lmdb" / "train_sharp_bicubic_X4.lmdb"
@@ -68,6 +99,13 @@ def run_demo(out: Path, *, iterations: int = 1200, workers: int = 2, fresh: bool
             print(f"   {db} is complete; kept")
         else:
             print("  ", build_lmdb(src, db, workers=workers).line())
+    return gt_db, lq_db
+
+
+def _train_step(out: Path, gt_db: Path, lq_db: Path, heldout: Path, iterations: int):
+    """Step 4: train edvr-tiny on CPU (resumes a killed run); returns the training result."""
+    from vsrdata.training.config import TrainConfig
+    from vsrdata.training.loop import train
 
     _step(4, f"train: edvr-tiny on CPU for {iterations} iterations (REDS4 clip 000 held out)")
     cfg = TrainConfig(
@@ -77,8 +115,13 @@ def run_demo(out: Path, *, iterations: int = 1200, workers: int = 2, fresh: bool
         lr=1e-3, ema_decay=0, val_path=str(heldout), val_freq=max(1, iterations // 3),
         save_freq=max(1, iterations // 3), print_freq=20, resume="auto")
     result = train(cfg)
-    ckpt = result.best_checkpoint or result.last_checkpoint
-    print(f"   checkpoint: {ckpt}")
+    print(f"   checkpoint: {result.best_checkpoint or result.last_checkpoint}")
+    return result
+
+
+def _evaluate_step(out: Path, heldout: Path, ckpt):
+    """Step 5: evaluate the checkpoint against bicubic and print the table and verdict; returns the report."""
+    from vsrdata.evaluation.evaluate import evaluate
 
     _step(5, "evaluate: model vs bicubic on the held-out clip (REDS4 protocol: RGB, crop 0)")
     report = evaluate(heldout, ckpt, preset="edvr-tiny", protocol="reds4", with_bicubic=True, device="cpu",
@@ -95,21 +138,7 @@ def run_demo(out: Path, *, iterations: int = 1200, workers: int = 2, fresh: bool
         verdict = (f"Honest result: after this short CPU run the model does NOT beat bicubic "
                    f"({model_psnr:.2f} vs {bicubic_psnr} dB). Train longer: `make demo DEMO_ITERS=3000`.")
     print(verdict)
-    print("\nResults:")
-    print(f"  LR frames         {lr_root}")
-    print(f"  test splits       {out / 'datasets'} (split.json records sizes and padding)")
-    print(f"  LMDBs             {gt_db}  {lq_db}")
-    print(f"  training run      {result.run_dir} (log.jsonl, checkpoints/)")
-    if result.curve_png:
-        print(f"  curve plot        {result.curve_png}")
-    for key in ("table", "json", "csv"):
-        if key in report.paths:
-            print(f"  report {key:<10} {report.paths[key]}")
-    strips = Path(report.paths.get("strips", out / "eval" / "compare"))
-    for png in sorted(strips.glob("*.png")):
-        print(f"  comparison image  {png}  (bicubic | model | GT)")
-    print(f"\nDone in {time.monotonic() - start:.0f} s.")
-    return 0
+    return report
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,6 +21,33 @@ def _numbers(value: str | None, name: str, kind: type = float):
         raise click.BadParameter(f"expected comma-separated {what}, got {value!r}", param_hint=name) from None
 
 
+def _config(config_file, options: dict, note):
+    """The TrainConfig of --config (its notes go to `note`) overridden by the given command-line
+    `options` (parsed here: number lists, --model-opt, --dcn-backend auto)."""
+    from vsrdata.edvr.config import parse_overrides
+    from vsrdata.errors import ConfigError
+    from vsrdata.training.config import TrainConfig, from_dict, load_config
+
+    cfg = load_config(config_file, on_note=note) if config_file else TrainConfig()
+    options["betas"] = _numbers(options["betas"], "--betas")
+    options["restart_weights"] = _numbers(options["restart_weights"], "--restart-weights")
+    options["periods"] = _numbers(options["periods"], "--periods", int)
+    options["milestones"] = _numbers(options["milestones"], "--milestones", int)
+    options["interval_list"] = _numbers(options["interval_list"], "--interval-list", int)
+    options["inject_nan_at"] = _numbers(options["inject_nan_at"], "--inject-nan-at", int)
+    model_opts = options.pop("model_opt")
+    if model_opts:
+        try:
+            options["model"] = {**cfg.model, **parse_overrides(model_opts)}
+        except ConfigError as exc:
+            raise click.BadParameter(str(exc), param_hint="--model-opt") from None
+    if options["dcn_backend"] == "auto":
+        options["dcn_backend"] = None
+        cfg.dcn_backend = None
+    given = {k: v for k, v in options.items() if v is not None}
+    return from_dict(given, cfg, source="command line")
+
+
 @click.command("train", context_settings={"max_content_width": 100})
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
               help="TOML or YAML file with TrainConfig fields (command-line options win).")
@@ -120,11 +147,8 @@ def command(config_file, quiet, **options):
     Continue an interrupted run:
       vsrdata train --config edvr_m.toml --resume auto
     """
-    from vsrdata.edvr.config import parse_overrides
     from vsrdata.training.loop import train
-    from vsrdata.training.config import TrainConfig, from_dict, load_config
     from vsrdata.training.logs import done_message, format_event
-    from vsrdata.errors import ConfigError
 
     master = int(os.environ.get("RANK", 0)) == 0
     printed: list[str] = []  # the option file's notes, printed now and written to train.log
@@ -133,24 +157,7 @@ def command(config_file, quiet, **options):
         printed.append(f"Warning: {line}" if "ignored:" in line else line)
         if master:
             click.echo(printed[-1], err=True)
-    cfg = load_config(config_file, on_note=note) if config_file else TrainConfig()
-    options["betas"] = _numbers(options["betas"], "--betas")
-    options["restart_weights"] = _numbers(options["restart_weights"], "--restart-weights")
-    options["periods"] = _numbers(options["periods"], "--periods", int)
-    options["milestones"] = _numbers(options["milestones"], "--milestones", int)
-    options["interval_list"] = _numbers(options["interval_list"], "--interval-list", int)
-    options["inject_nan_at"] = _numbers(options["inject_nan_at"], "--inject-nan-at", int)
-    model_opts = options.pop("model_opt")
-    if model_opts:
-        try:
-            options["model"] = {**cfg.model, **parse_overrides(model_opts)}
-        except ConfigError as exc:
-            raise click.BadParameter(str(exc), param_hint="--model-opt") from None
-    if options["dcn_backend"] == "auto":
-        options["dcn_backend"] = None
-        cfg.dcn_backend = None
-    given = {k: v for k, v in options.items() if v is not None}
-    cfg = from_dict(given, cfg, source="command line")
+    cfg = _config(config_file, options, note)
 
     show = master and not quiet
     bar = None

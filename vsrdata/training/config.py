@@ -48,6 +48,10 @@ REDS_VAL_CLIPS = {"REDS4": REDS4, "official": REDS_VAL, "none": ()}
 VAL_PARTITIONS = tuple(REDS_VAL_CLIPS)
 
 
+def _bad(name: str, msg: str) -> None:
+    raise ConfigError(f"invalid --{name.replace('_', '-')}: {msg}")
+
+
 @dataclass
 class TrainConfig:
     """All options of `vsrdata train` (see the module docstring for the recipe they encode)."""
@@ -154,74 +158,83 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise ConfigError naming the first invalid option (only checks that need no data)."""
-        def bad(name, msg):
-            raise ConfigError(f"invalid --{name.replace('_', '-')}: {msg}")
+        self._check_choices()
+        self._check_numbers()
+        self._check_schedule_and_init()
 
+    def _check_choices(self) -> None:
+        """Options chosen from a list, and the required inputs."""
         if self.dataset not in DATASETS:
-            bad("dataset", f"{self.dataset!r} (choose from {', '.join(DATASETS)})")
+            _bad("dataset", f"{self.dataset!r} (choose from {', '.join(DATASETS)})")
         if self.val_partition not in VAL_PARTITIONS:
-            bad("val_partition", f"{self.val_partition!r} (choose from {', '.join(VAL_PARTITIONS)})")
+            _bad("val_partition", f"{self.val_partition!r} (choose from {', '.join(VAL_PARTITIONS)})")
         if self.amp not in AMP_MODES:
-            bad("amp", f"{self.amp!r} (choose from {', '.join(AMP_MODES)})")
+            _bad("amp", f"{self.amp!r} (choose from {', '.join(AMP_MODES)})")
         if self.val_pad not in TEMPORAL_PADDINGS:
-            bad("val_pad", f"{self.val_pad!r} (choose from {', '.join(TEMPORAL_PADDINGS)})")
+            _bad("val_pad", f"{self.val_pad!r} (choose from {', '.join(TEMPORAL_PADDINGS)})")
         if self.scheduler not in SCHEDULERS:
-            bad("scheduler", f"{self.scheduler!r} (choose from {', '.join(SCHEDULERS)})")
+            _bad("scheduler", f"{self.scheduler!r} (choose from {', '.join(SCHEDULERS)})")
         if self.loss_type not in LOSS_TYPES:
-            bad("loss_type", f"{self.loss_type!r} (choose from {', '.join(LOSS_TYPES)})")
+            _bad("loss_type", f"{self.loss_type!r} (choose from {', '.join(LOSS_TYPES)})")
         if self.init_key not in (None, *INIT_KEYS):
-            bad("init_key", f"{self.init_key!r} (choose from {', '.join(INIT_KEYS)})")
+            _bad("init_key", f"{self.init_key!r} (choose from {', '.join(INIT_KEYS)})")
         if bool(self.val_gt) != bool(self.val_lq):
-            bad("val_gt", "give both the validation GT and LQ roots")
+            _bad("val_gt", "give both the validation GT and LQ roots")
         if self.loss_reduction not in LOSS_REDUCTIONS:
-            bad("loss_reduction", f"{self.loss_reduction!r} (choose from sum, mean)")
+            _bad("loss_reduction", f"{self.loss_reduction!r} (choose from sum, mean)")
         if self.device not in ("auto", "cpu", "cuda"):
-            bad("device", f"{self.device!r} (choose from auto, cpu, cuda)")
+            _bad("device", f"{self.device!r} (choose from auto, cpu, cuda)")
         if not self.gt_path:
-            bad("gt", "no training GT given")
+            _bad("gt", "no training GT given")
         if not self.lq_path:
-            bad("lq", "no training LQ given")
+            _bad("lq", "no training LQ given")
+
+    def _check_numbers(self) -> None:
+        """Counts, rates and sizes in range."""
         for name in ("gt_size", "batch_size", "accum_steps", "total_iter", "save_freq", "print_freq", "val_freq"):
             if int(getattr(self, name)) < 1:
-                bad(name, f"must be >= 1, got {getattr(self, name)}")
+                _bad(name, f"must be >= 1, got {getattr(self, name)}")
         if self.num_workers < 0:
-            bad("num_workers", "must be >= 0")
+            _bad("num_workers", "must be >= 0")
         if self.lr <= 0:
-            bad("lr", f"must be > 0, got {self.lr}")
+            _bad("lr", f"must be > 0, got {self.lr}")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
-            bad("betas", f"need two values in [0, 1), got {self.betas}")
+            _bad("betas", f"need two values in [0, 1), got {self.betas}")
         if not self.interval_list or any(int(i) < 1 for i in self.interval_list):
-            bad("interval_list", f"need positive integers, got {self.interval_list}")
+            _bad("interval_list", f"need positive integers, got {self.interval_list}")
         if not 0 <= self.ema_decay < 1:
-            bad("ema_decay", f"must be in [0, 1), got {self.ema_decay}")
+            _bad("ema_decay", f"must be in [0, 1), got {self.ema_decay}")
         if self.loss_eps < 0:
-            bad("loss_eps", "must be >= 0")
+            _bad("loss_eps", "must be >= 0")
         if self.num_frame is not None and (self.num_frame < 1 or self.num_frame % 2 == 0):
-            bad("num_frame", f"must be odd and >= 1, got {self.num_frame}")
+            _bad("num_frame", f"must be odd and >= 1, got {self.num_frame}")
         if self.dataset == "vimeo" and self.num_frame is not None and self.num_frame > 7:
-            bad("num_frame", "Vimeo90K septuplets hold 7 frames")
+            _bad("num_frame", "Vimeo90K septuplets hold 7 frames")
+
+    def _check_schedule_and_init(self) -> None:
+        """The learning-rate schedule, rollback, initialisation, resume and model options."""
         if self.scheduler == "multistep":
             if self.restarts is not None and len(self.restart_weights or [1.0] * len(self.restarts)) != len(self.restarts):
-                bad("restart_weights", "one weight per restart")
+                _bad("restart_weights", "one weight per restart")
         elif self.periods is not None:
             if not self.periods or any(int(p) < 1 for p in self.periods):
-                bad("periods", f"need positive integers, got {self.periods}")
+                _bad("periods", f"need positive integers, got {self.periods}")
             if self.restart_weights is not None and len(self.restart_weights) != len(self.periods):
-                bad("restart_weights", f"{len(self.restart_weights)} weights for {len(self.periods)} periods")
+                _bad("restart_weights", f"{len(self.restart_weights)} weights for {len(self.periods)} periods")
             if sum(int(p) for p in self.periods) < self.total_iter:
-                bad("periods", f"sum {sum(int(p) for p in self.periods)} is shorter than total_iter "
+                _bad("periods", f"sum {sum(int(p) for p in self.periods)} is shorter than total_iter "
                                f"{self.total_iter}")
         if not 0 < self.rollback_dcn_lr_factor <= 1:
-            bad("rollback_dcn_lr_factor", "must be in (0, 1]")
+            _bad("rollback_dcn_lr_factor", "must be in (0, 1]")
         if self.max_rollbacks < 0:
-            bad("max_rollbacks", "must be >= 0")
+            _bad("max_rollbacks", "must be >= 0")
         if self.init and self.init_deep_from_shallow:
-            bad("init", "use either --init or --init-deep-from-shallow, not both")
+            _bad("init", "use either --init or --init-deep-from-shallow, not both")
         if self.resume not in (None, "auto") and not Path(self.resume).is_file():
-            bad("resume", f"no such checkpoint file: {self.resume}")
+            _bad("resume", f"no such checkpoint file: {self.resume}")
         unknown = set(self.model) - _EDVR_FIELDS
         if unknown:
-            bad("model", f"unknown EDVR option(s): {', '.join(sorted(unknown))}")
+            _bad("model", f"unknown EDVR option(s): {', '.join(sorted(unknown))}")
 
     def to_dict(self) -> dict:
         return asdict(self)

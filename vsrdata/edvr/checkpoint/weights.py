@@ -116,18 +116,33 @@ def unwrap_checkpoint(obj: Any, *, param_key: str | None = None, source: str = "
         sd = _as_state_dict(inner, f"{source} [{key}]")
         if sd is None:
             raise CheckpointError(f"{source}: entry {key!r} holds no tensors")
-    if obj.get("format") == VSRDATA_FORMAT:
+    config, ours = _stored_config(obj, source)
+    if ours:
         fmt = "vsrdata"
+    out, fmt = _renamed(sd, fmt, source)
+    if fmt is None:
+        fmt = "basicsr" if used in ("params", "params_ema") else "plain"
+    return LoadedCheckpoint(out, fmt, used, config, source)
+
+
+def _stored_config(obj: Mapping, source: str) -> tuple[EDVRConfig | None, bool]:
+    """(the EDVR config stored in the checkpoint or None, whether it is a vsrdata export)."""
+    if obj.get("format") == VSRDATA_FORMAT:
         try:
-            config = EDVRConfig.from_dict(dict(obj["config"]))
+            return EDVRConfig.from_dict(dict(obj["config"])), True
         except (KeyError, TypeError, ConfigError) as exc:
             raise CheckpointError(f"{source}: invalid vsrdata config ({exc})") from None
-    elif (stored := model_config_dict(obj)) is not None:  # vsrdata training checkpoints
+    if (stored := model_config_dict(obj)) is not None:  # vsrdata training checkpoints
         try:
-            config = EDVRConfig.from_dict(dict(stored))
+            return EDVRConfig.from_dict(dict(stored)), False
         except (TypeError, ConfigError):
-            config = None  # not ours to judge: fall back to the weights' shapes
+            pass  # not ours to judge: fall back to the weights' shapes
+    return None, False
 
+
+def _renamed(sd: Mapping, fmt: str | None, source: str) -> tuple[dict[str, torch.Tensor], str | None]:
+    """The state dict `sd` with wrapper prefixes stripped and keys renamed to BasicSR names, and
+    the format (`fmt`, or the detected key style when `fmt` is None and the keys are not BasicSR's)."""
     stripped: dict[str, torch.Tensor] = {}
     for k, v in sd.items():
         k = strip_prefixes(k)
@@ -147,9 +162,7 @@ def unwrap_checkpoint(obj: Any, *, param_key: str | None = None, source: str = "
         if new in out:
             raise CheckpointError(f"{source}: both {origin[new]!r} and {k!r} map to {new!r}")
         out[new], origin[new] = v, k
-    if fmt is None:
-        fmt = "basicsr" if used in ("params", "params_ema") else "plain"
-    return LoadedCheckpoint(out, fmt, used, config, source)
+    return out, fmt
 
 
 def _list_keys(obj: Mapping, limit: int = 8) -> str:
