@@ -23,6 +23,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from vsrdata.core.image_io import to_rgb
 from vsrdata.errors import ConfigError, InputError
 
 __all__ = ["DEFAULT_THRESHOLD", "DEFAULT_MIN_SCENE_LEN", "SCENES_FILE", "CutDetector", "detect_cuts",
@@ -74,11 +75,10 @@ class CutDetector:
 
 
 def _to_bgr8(frame: np.ndarray) -> np.ndarray:
+    """Any decoded frame -> HxWx3 uint8 BGR, what the detector reads (16-bit: the high byte)."""
     if frame.dtype == np.uint16:
         frame = (frame >> 8).astype(np.uint8)
-    if frame.ndim == 2:
-        frame = np.repeat(frame[..., None], 3, axis=2)
-    return np.ascontiguousarray(frame[..., :3])
+    return np.ascontiguousarray(to_rgb(frame)[..., ::-1])
 
 
 def detect_cuts(frames: Iterable[np.ndarray], threshold: float = DEFAULT_THRESHOLD,

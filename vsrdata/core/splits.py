@@ -40,7 +40,7 @@ SPLIT_FILE = "split.json"
 META_FILE = "meta_info.txt"
 MAPPING_FILE = "mapping.txt"
 MARKER_FILE = ".vsrdata-split-test"
-#: Spatial padding at the bottom/right of a test frame (temporal padding: edvr/test_clips.py).
+#: Spatial padding at the bottom/right of a test frame (temporal padding: evaluation/windows.py).
 SPATIAL_PADDINGS = ("replicate", "reflect", "zero")
 
 # --- named partitions (data) ----------------------------------------------------------------

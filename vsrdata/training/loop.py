@@ -147,7 +147,7 @@ def _run(cfg: TrainConfig, emit_event, rank: int, world: int, device: torch.devi
     model, init_report = setup.build_model(cfg, mcfg, device)
     t = Trainer(cfg, mcfg, model, device, rank, world, autocast, use_amp)
     if resume_from is not None:
-        t.restore(resume_from[1], str(resume_from[0]))
+        t.load_checkpoint_state(resume_from[1], str(resume_from[0]))
         ev.info(f"resumed from {resume_from[0]} at iteration {t.counters.iter}")
 
     loop = _Loop(t, dataset, val_clips, run_dir, ev)

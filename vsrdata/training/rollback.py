@@ -44,7 +44,7 @@ def roll_back(t: Trainer, run_dir: Path, it: int, reason: str, stuck_at: int | N
         raise DivergenceError(f"training diverged at iteration {it} ({reason}) {why}; lower --lr or "
                               f"--dcn-lr-mul, or start from a pretrained --init")
     scale_now = c.dcn_lr_scale * cfg.rollback_dcn_lr_factor
-    t.restore(load_dict(target), target)
+    t.load_checkpoint_state(load_dict(target), target)
     c.rollbacks, c.salt = rollbacks, rollbacks
     if "dcn" in t.group_index:
         t.scheduler.scale_group(t.group_index["dcn"], scale_now / c.dcn_lr_scale)

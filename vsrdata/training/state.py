@@ -1,5 +1,5 @@
 """`Trainer`: what the loop carries (model, optimiser, schedule, scaler, EMA, loss, counters) and
-its training checkpoint (`checkpoint_state` / `restore`)."""
+its training checkpoint (`checkpoint_state` / `load_checkpoint_state`)."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ class Trainer:
             out["params_ema"] = {k: v.detach().cpu() for k, v in self.ema.state_dict().items()}
         return out
 
-    def restore(self, ckpt: dict, source: str) -> None:
+    def load_checkpoint_state(self, ckpt: dict, source: str) -> None:
         """Load a training checkpoint (either format) into every component; CheckpointError when it
         was trained with another model or does not fit."""
         stored = model_config_dict(ckpt)
@@ -79,7 +79,7 @@ class Trainer:
         try:
             self._load_components(ckpt)
         except (KeyError, RuntimeError, ValueError) as exc:
-            raise CheckpointError(f"cannot restore {source}: {str(exc).splitlines()[0]}") from None
+            raise CheckpointError(f"cannot load the training state of {source}: {str(exc).splitlines()[0]}") from None
         set_rng_state(ckpt["rng"])
         for name, value in asdict(self.counters).items():
             setattr(self.counters, name, ckpt.get(name, value))
