@@ -11,6 +11,7 @@ import click
 from vsrdata.core.degrade import DEGRADATIONS
 from vsrdata.core.layouts import LAYOUTS, VIMEO_MODES
 from vsrdata.core.lmdb.keys import KEY_STYLES
+from vsrdata.core.scenes import DEFAULT_MIN_SCENE_LEN, DEFAULT_THRESHOLD
 from vsrdata.core.splits import PARTITIONS, SPATIAL_PADDINGS
 from vsrdata.core.video import CODECS, PIX_FMTS
 from vsrdata.evaluation.windows import TEMPORAL_PADDINGS
@@ -22,7 +23,7 @@ PARTITION_NAMES = tuple(PARTITIONS)
 __all__ = ["AMP_MODES", "DATASETS", "DEGRADATIONS", "KEY_STYLES", "LAYOUTS", "LOSS_REDUCTIONS", "LOSS_TYPES",
            "PARTITION_NAMES", "SCHEDULERS", "SPATIAL_PADDINGS", "TEMPORAL_PADDINGS", "VAL_PARTITIONS", "VIMEO_MODES",
            "ProgressBar",
-           "overwrite_option", "parse_shard", "shard_option", "workers_option"]
+           "overwrite_option", "parse_shard", "scene_options", "shard_option", "workers_option"]
 
 
 workers_option = click.option(
@@ -75,6 +76,23 @@ def _slurm_shard(env) -> tuple[int, int]:
         raise ConfigError(f"--shard auto: array task {task} is not one of {count} evenly spaced tasks "
                           f"from {low} (step {step}); use --array=0-{count - 1} or pass --shard I/N")
     return index, count
+
+
+def scene_options(default: str, cuts_help: str):
+    """`--scene-cuts` (default `default`; `cuts_help` says what FILE is for the command),
+    `--scene-threshold` and `--scene-min-len` (PySceneDetect's content detector, vsrdata.core.scenes),
+    shared by infer, evaluate and extract."""
+    def decorate(func):
+        func = click.option("--scene-min-len", type=click.IntRange(min=1), default=DEFAULT_MIN_SCENE_LEN,
+                            show_default=True,
+                            help="Shortest shot in frames for --scene-cuts auto (closer cuts are merged).")(func)
+        func = click.option("--scene-threshold", type=click.FloatRange(min=0, min_open=True),
+                            default=DEFAULT_THRESHOLD, show_default=True,
+                            help="Content-detector threshold for --scene-cuts auto (lower finds more cuts).")(func)
+        return click.option("--scene-cuts", default=default, show_default=True,
+                            metavar="auto|off|FILE" if default == "auto" else "off|auto|FILE",
+                            help=cuts_help)(func)
+    return decorate
 
 
 def shard_option(help_text: str):

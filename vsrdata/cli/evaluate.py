@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from vsrdata.cli._common import TEMPORAL_PADDINGS, ProgressBar
+from vsrdata.cli._common import TEMPORAL_PADDINGS, ProgressBar, scene_options
 from vsrdata.errors import ConfigError
 
 _PROTOCOLS = ("auto", "vid4", "reds4", "vimeo-t", "generic")
@@ -52,14 +52,9 @@ _PROTOCOLS = ("auto", "vid4", "reds4", "vimeo-t", "generic")
 @click.option("--no-strips", is_flag=True, help="Do not write comparison strips (bicubic | model | GT).")
 @click.option("--dcn-backend", type=click.Choice(["auto", "torch", "torchvision"]), default="auto",
               show_default=True, help="Deformable-convolution implementation.")
-@click.option("--scene-cuts", default="off", show_default=True, metavar="off|auto|FILE",
-              help="Keep temporal windows inside shots: off (the papers' protocol), auto (PySceneDetect "
+@scene_options("off", "Keep temporal windows inside shots: off (the papers' protocol), auto (PySceneDetect "
               "content detector on each clip's LR frames) or a JSON FILE {clip: [first frame of each new "
               "shot, ...]}. Recorded in the report folder's scenes.json.")
-@click.option("--scene-threshold", type=click.FloatRange(min=0, min_open=True), default=27.0, show_default=True,
-              help="Content-detector threshold for --scene-cuts auto.")
-@click.option("--scene-min-len", type=click.IntRange(min=1), default=15, show_default=True,
-              help="Shortest shot in frames for --scene-cuts auto.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def command(paths, gt_root, lq_root, meta_info, config_file, bicubic, preset, protocol, channel, crop_border, frames,
             padding, average, with_bicubic, device, precision, engine, out_dir, save_frames, no_strips, dcn_backend,

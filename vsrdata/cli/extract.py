@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from vsrdata.cli._common import shard_option, workers_option
+from vsrdata.cli._common import scene_options, shard_option, workers_option
 
 _MAX_LISTED_FAILURES = 20
 
@@ -31,13 +31,8 @@ def _parse_size(ctx, param, value):
                    "no overlap; smaller overlaps).")
 @click.option("--keep-short", is_flag=True, help="Keep the remainder of a shot shorter than N as a shorter clip "
               "(BasicSR's REDSDataset needs 100 frames; vsrdata train needs at least its window).")
-@click.option("--scene-cuts", default="auto", show_default=True, metavar="auto|off|FILE",
-              help="Shot boundaries no clip may span: detected (PySceneDetect ContentDetector, as infer), "
+@scene_options("auto", "Shot boundaries no clip may span: detected (PySceneDetect ContentDetector, as infer), "
                    "none, or a FILE of cut frame indices (one VIDEO only).")
-@click.option("--scene-threshold", type=click.FloatRange(min=0, min_open=True), default=27.0, show_default=True,
-              help="Content-detector threshold for --scene-cuts auto (lower finds more cuts).")
-@click.option("--scene-min-len", type=click.IntRange(min=1), default=15, show_default=True,
-              help="Shortest shot in frames for --scene-cuts auto (closer cuts are merged).")
 @click.option("--size", metavar="WxH", callback=_parse_size,
               help="Resize (MATLAB bicubic, aspect kept) to cover WxH, then centre-crop to WxH.")
 @click.option("--skip-static", is_flag=True, help="Drop clips whose motion is below --static-threshold.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from vsrdata.cli._common import CODECS, PIX_FMTS, TEMPORAL_PADDINGS, ProgressBar
+from vsrdata.cli._common import CODECS, PIX_FMTS, TEMPORAL_PADDINGS, ProgressBar, scene_options
 
 
 
@@ -36,14 +36,9 @@ def _fps(value: str | None):
 @click.option("--padding", type=click.Choice(TEMPORAL_PADDINGS), default=None,
               help="Temporal padding at clip and shot ends (default reflection_circle; replicate for "
               "deblur presets).")
-@click.option("--scene-cuts", default="auto", show_default=True, metavar="auto|off|FILE",
-              help="Shot boundaries that no temporal window crosses: detected (PySceneDetect content "
+@scene_options("auto", "Shot boundaries that no temporal window crosses: detected (PySceneDetect content "
               "detector), none, or a FILE of cut frame indices (first frame of each new shot). Recorded "
               "in OUTPUT/scenes.json (OUTPUT_STEM.scenes.json next to a video).")
-@click.option("--scene-threshold", type=click.FloatRange(min=0, min_open=True), default=27.0, show_default=True,
-              help="Content-detector threshold for --scene-cuts auto (lower finds more cuts).")
-@click.option("--scene-min-len", type=click.IntRange(min=1), default=15, show_default=True,
-              help="Shortest shot in frames for --scene-cuts auto (closer cuts are merged).")
 @click.option("--fps", default=None, help="Frame rate of a video OUTPUT, e.g. 25 or 24000/1001 (default: "
               "the input video's, exactly; else 25).")
 @click.option("--codec", type=click.Choice(CODECS), default=None,
