@@ -24,19 +24,16 @@ the builder (pool start-up included for all three).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from vsrdata.pipelines.to_lmdb import process_tree_anon_bytes  # noqa: E402
+from _measure import run_sampled  # noqa: E402
 
 FIXTURE = ROOT / "fixtures" / "vimeo_septuplet" / "sequences"
 MIB = 1 << 20
@@ -121,18 +118,7 @@ def make_tree(root: Path, n: int, per_clip: int = 100) -> Path:
 
 def run_builder(name: str, code: str, src: Path, db: Path, workers: int, n: int) -> dict:
     """Run one builder in a subprocess, sampling its process tree's RssAnon every 50 ms."""
-    proc = subprocess.Popen([sys.executable, "-c", code, str(src), str(db), str(workers), str(n)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
-    peak = 0
-    while proc.poll() is None:
-        peak = max(peak, process_tree_anon_bytes(proc.pid) or 0)
-        time.sleep(0.05)
-    out, err = proc.communicate()
-    if proc.returncode != 0:
-        raise SystemExit(f"{name} builder failed:\n{err}")
-    result = json.loads(out.strip().splitlines()[-1])
-    result["peak_mib"] = peak / MIB
+    result = run_sampled(f"{name} builder", code, [str(src), str(db), str(workers), str(n)])
     result["fps"] = result["frames"] / result["seconds"]
     return result
 

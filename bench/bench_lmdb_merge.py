@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,7 +36,9 @@ sys.path.insert(0, str(ROOT))
 from vsrdata.core.image_io import encode_png, read_image  # noqa: E402
 from vsrdata.core.lmdb.keys import SHARD_FILE, make_key  # noqa: E402
 from vsrdata.core.lmdb.writer import LmdbWriter  # noqa: E402
-from vsrdata.pipelines.to_lmdb import SHARD_FORMAT, process_tree_anon_bytes  # noqa: E402
+from vsrdata.pipelines.to_lmdb import SHARD_FORMAT  # noqa: E402
+
+from _measure import run_sampled  # noqa: E402
 
 FIXTURE = ROOT / "fixtures" / "reds" / "train_sharp"
 MIB = 1 << 20
@@ -80,19 +81,7 @@ def plain_copy(shards: list[Path], dst: Path) -> float:
 
 
 def run_merge(out: Path, shards: list[Path]) -> dict:
-    proc = subprocess.Popen([sys.executable, "-c", _MERGE, str(out), *map(str, shards)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
-    peak = 0
-    while proc.poll() is None:
-        peak = max(peak, process_tree_anon_bytes(proc.pid) or 0)
-        time.sleep(0.02)
-    stdout, stderr = proc.communicate()
-    if proc.returncode != 0:
-        raise SystemExit(f"merge failed:\n{stderr}")
-    result = json.loads(stdout.strip().splitlines()[-1])
-    result["peak_mib"] = peak / MIB
-    return result
+    return run_sampled("merge", _MERGE, [str(out), *map(str, shards)], interval=0.02)
 
 
 def main() -> None:
