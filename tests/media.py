@@ -71,3 +71,16 @@ def decode_audio(path: Path) -> np.ndarray:
         chunks = [f.to_ndarray().reshape(f.to_ndarray().shape[0], -1)[0].astype(np.float32)
                   for f in c.decode(audio=0)]
     return np.concatenate(chunks)
+
+
+def make_audio_only(path: Path) -> Path:
+    """A container with one AAC stream and no video stream (0.1 s of silence)."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        st = out.add_stream("aac", rate=44100)
+        af = av.AudioFrame.from_ndarray(np.zeros((1, 4410), np.float32), format="fltp", layout="mono")
+        af.sample_rate, af.pts = 44100, 0
+        out.mux(st.encode(af))
+        out.mux(st.encode(None))
+    return path

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from media import make_video, reds_clip
+from media import make_audio_only, make_video, reds_clip
 from vsrdata.cli import main
 from vsrdata.core.resize import imresize
 from vsrdata.core.video import read_frames
@@ -263,16 +263,9 @@ def test_kill_9_then_rerun_is_byte_identical(tmp_path):
 
 # ------------------------------------------------------------------------------- bad inputs
 def test_bad_videos_are_one_line_errors_and_nothing_is_written(tmp_path, video):
-    import av
-
     garbage = tmp_path / "garbage.mp4"
     garbage.write_bytes(b"\x00\x01 not a video" * 50)
-    with av.open(str(tmp_path / "sound.mka"), "w") as out:  # audio only
-        st = out.add_stream("aac", rate=44100)
-        af = av.AudioFrame.from_ndarray(np.zeros((1, 4410), np.float32), format="fltp", layout="mono")
-        af.sample_rate, af.pts = 44100, 0
-        out.mux(st.encode(af))
-        out.mux(st.encode(None))
+    make_audio_only(tmp_path / "sound.mka")
     for bad, message in [(garbage, f"Error: cannot open video {garbage}: "),
                          (tmp_path / "sound.mka", f"Error: no video stream in {tmp_path / 'sound.mka'}"),
                          (tmp_path / "missing.mp4", f"Error: video not found: {tmp_path / 'missing.mp4'}")]:

@@ -12,7 +12,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from media import NTSC_FILM, audio_packets, make_video, reds_clip
+from media import NTSC_FILM, audio_packets, make_audio_only, make_video, reds_clip
 from test_evaluate import LocalModel, make_split
 from vsrdata.cli import main
 from vsrdata.core import video
@@ -126,15 +126,8 @@ def test_truncated_video_warns_with_both_numbers(tmp_path):
 
 
 def test_bad_videos_fail_in_one_line_with_no_output(tmp_path):
-    import av
-
     ckpt = _tiny_checkpoint(tmp_path / "tiny.pth")
-    with av.open(str(tmp_path / "sound.m4a"), "w") as out:  # audio only
-        st = out.add_stream("aac", rate=44100)
-        af = av.AudioFrame.from_ndarray(np.zeros((1, 4410), np.float32), format="fltp", layout="mono")
-        af.sample_rate, af.pts = 44100, 0
-        out.mux(st.encode(af))
-        out.mux(st.encode(None))
+    make_audio_only(tmp_path / "sound.m4a")
     (tmp_path / "junk.mp4").write_bytes(b"\x00" * 1000)
     for name, msg in (("sound.m4a", "no video stream in"), ("junk.mp4", "cannot open video")):
         res = CliRunner().invoke(main, ["infer", str(tmp_path / name), str(tmp_path / "o.mp4"), "-c", str(ckpt),

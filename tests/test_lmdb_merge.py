@@ -17,6 +17,8 @@ from click.testing import CliRunner
 from vsrdata.cli import main
 from vsrdata.core.lmdb.keys import SHARD_FILE
 from vsrdata.pipelines.lmdb_merge import merge_lmdb
+
+from tests.test_to_lmdb import raw_items
 from vsrdata.pipelines.to_lmdb import build_lmdb
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -26,14 +28,6 @@ VIMEO = FIXTURES / "vimeo_septuplet"
 
 def run(*args, env=None):
     return CliRunner().invoke(main, [str(a) for a in args], env=env)
-
-
-def raw_items(db: Path) -> dict[bytes, bytes]:
-    env = lmdb.open(str(db), readonly=True, lock=False, readahead=False)
-    with env.begin() as txn:
-        items = dict(txn.cursor())
-    env.close()
-    return items
 
 
 def assert_same_db(a: Path, b: Path) -> None:

@@ -7,7 +7,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from media import NTSC_FILM, audio_packets, decode_audio, make_video, reds_clip
+from media import NTSC_FILM, audio_packets, decode_audio, make_audio_only, make_video, reds_clip
 from vsrdata.core import video
 from vsrdata.errors import ConfigError, InputError
 
@@ -101,18 +101,11 @@ def test_truncated_file_decodes_fewer_frames_with_a_warning(tmp_path):
 
 
 def test_bad_files_are_one_line_input_errors(tmp_path):
-    import av
-
     (tmp_path / "notes.txt").write_text("not a video")
     with pytest.raises(InputError, match=r"^cannot open video .*notes.txt: .*$"):
         video.probe(tmp_path / "notes.txt")
     with pytest.raises(InputError, match="video not found"):
         video.probe(tmp_path / "missing.mp4")
-    with av.open(str(tmp_path / "sound.mka"), "w") as out:  # audio only
-        st = out.add_stream("aac", rate=44100)
-        af = av.AudioFrame.from_ndarray(np.zeros((1, 4410), np.float32), format="fltp", layout="mono")
-        af.sample_rate, af.pts = 44100, 0
-        out.mux(st.encode(af))
-        out.mux(st.encode(None))
+    make_audio_only(tmp_path / "sound.mka")
     with pytest.raises(InputError, match=r"^no video stream in .*sound.mka$"):
         video.probe(tmp_path / "sound.mka")

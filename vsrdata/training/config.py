@@ -164,20 +164,12 @@ class TrainConfig:
 
     def _check_choices(self) -> None:
         """Options chosen from a list, and the required inputs."""
-        if self.dataset not in DATASETS:
-            _bad("dataset", f"{self.dataset!r} (choose from {', '.join(DATASETS)})")
-        if self.val_partition not in VAL_PARTITIONS:
-            _bad("val_partition", f"{self.val_partition!r} (choose from {', '.join(VAL_PARTITIONS)})")
-        if self.amp not in AMP_MODES:
-            _bad("amp", f"{self.amp!r} (choose from {', '.join(AMP_MODES)})")
-        if self.val_pad not in TEMPORAL_PADDINGS:
-            _bad("val_pad", f"{self.val_pad!r} (choose from {', '.join(TEMPORAL_PADDINGS)})")
-        if self.scheduler not in SCHEDULERS:
-            _bad("scheduler", f"{self.scheduler!r} (choose from {', '.join(SCHEDULERS)})")
-        if self.loss_type not in LOSS_TYPES:
-            _bad("loss_type", f"{self.loss_type!r} (choose from {', '.join(LOSS_TYPES)})")
-        if self.init_key not in (None, *INIT_KEYS):
-            _bad("init_key", f"{self.init_key!r} (choose from {', '.join(INIT_KEYS)})")
+        for name, choices in (("dataset", DATASETS), ("val_partition", VAL_PARTITIONS), ("amp", AMP_MODES),
+                              ("val_pad", TEMPORAL_PADDINGS), ("scheduler", SCHEDULERS),
+                              ("loss_type", LOSS_TYPES), ("init_key", INIT_KEYS)):
+            value = getattr(self, name)
+            if value not in choices and not (name == "init_key" and value is None):
+                _bad(name, f"{value!r} (choose from {', '.join(choices)})")
         if bool(self.val_gt) != bool(self.val_lq):
             _bad("val_gt", "give both the validation GT and LQ roots")
         if self.loss_reduction not in LOSS_REDUCTIONS:
