@@ -209,6 +209,60 @@ def test_float32_matches_float64():
     torch.testing.assert_close(out32.double(), out64, rtol=1e-4, atol=1e-4)
 
 
+# -- the two pure paths: whole columns (autograd) and row chunks (inference) ----------------------
+def _both_paths(args, kwargs=None):
+    """(whole-columns output, row-chunk output): autograd on for one input selects the first."""
+    kwargs = kwargs or {}
+    with torch.no_grad():
+        chunked = modulated_deform_conv2d(*args, backend="torch", **kwargs)
+    grad_args = [args[0].clone().requires_grad_(True), *args[1:]]
+    whole = modulated_deform_conv2d(*grad_args, backend="torch", **kwargs).detach()
+    return whole, chunked
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 700, 10**9])  # 1 row / 2-row chunks + a ragged last / one chunk
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("with_mask,with_bias", [(True, True), (False, False)])
+def test_row_chunks_match_reference(monkeypatch, chunk_bytes, channels_last, with_mask, with_bias):
+    monkeypatch.setattr(dcn, "_CHUNK_BYTES", chunk_bytes)
+    x, offset, mask, weight, bias = _inputs(n=2, cin=8, cout=6, h=5, w=6, groups=4, scale=2.0, seed=21)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    args = (x, offset, mask if with_mask else None, weight, bias if with_bias else None)
+    whole, chunked = _both_paths(args)
+    ref = reference_dcn(*args)
+    torch.testing.assert_close(chunked, ref, rtol=1e-10, atol=1e-10)  # float64: rounding only
+    torch.testing.assert_close(whole, ref, rtol=1e-10, atol=1e-10)
+    assert chunked.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+
+
+@pytest.mark.parametrize("stride,padding,dilation", [(2, 1, 1), (1, 2, 2), (1, 0, 1)])
+def test_row_chunks_other_geometry(monkeypatch, stride, padding, dilation):
+    monkeypatch.setattr(dcn, "_CHUNK_BYTES", 500)
+    h, w = 7, 6
+    ho = (h + 2 * padding - dilation * 2 - 1) // stride + 1
+    wo = (w + 2 * padding - dilation * 2 - 1) // stride + 1
+    args = _inputs(h=h, w=w, out_hw=(ho, wo), seed=22)
+    whole, chunked = _both_paths(args, dict(stride=stride, padding=padding, dilation=dilation))
+    ref = reference_dcn(*args, stride, padding, dilation)
+    torch.testing.assert_close(chunked, ref, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(whole, ref, rtol=1e-10, atol=1e-10)
+
+
+def test_row_chunks_float32_agree_with_whole_columns():
+    """float32, EDVR's shape (64 channels, 8 groups, 3x3): sampling and modulation are the same ops,
+    only the GEMM's summation order of the 576-term dot product (+ bias) may differ. Each path is
+    within gamma_577 * sum|terms| of the exact sum (Higham, dot products), and a sampled value is at
+    most max|x| (bilinear weights and the mask are in [0, 1]), so the paths differ by at most
+    2 * 577 * eps * (max|x| * max_row sum|W| + max|b|)."""
+    x, offset, mask, weight, bias = _inputs(n=2, cin=64, cout=64, h=12, w=20, groups=8, scale=2.0,
+                                            seed=23, dtype=torch.float32)
+    whole, chunked = _both_paths((x, offset, mask, weight, bias))
+    terms = x.abs().max() * weight.abs().reshape(64, -1).sum(1).max() + bias.abs().max()
+    bound = 2 * 577 * torch.finfo(torch.float32).eps * terms.item()
+    assert (whole - chunked).abs().max().item() <= bound
+
+
 # -- validation and backend selection ------------------------------------------------------------
 def test_shape_errors_name_the_argument():
     x, offset, mask, weight, bias = _inputs()

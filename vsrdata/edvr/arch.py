@@ -36,7 +36,10 @@ class EDVRInputError(ConfigError, ValueError):
 
 
 def _lrelu(x: torch.Tensor) -> torch.Tensor:
-    return F.leaky_relu(x, _SLOPE)
+    """LeakyReLU(0.1) in place (as BasicSR's EDVR): every call gets a fresh tensor that nothing else
+    holds (a conv, DCN or pixel-shuffle output; autograd needs none of them), so no activation
+    allocates a second feature map."""
+    return F.leaky_relu(x, _SLOPE, inplace=True)
 
 
 def _up2(x: torch.Tensor) -> torch.Tensor:
@@ -61,7 +64,7 @@ class ResidualBlockNoBN(nn.Module):
                 conv.bias.zero_()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv2(F.relu(self.conv1(x)))
+        return self.conv2(F.relu(self.conv1(x), inplace=True)).add_(x)  # fresh conv outputs, see _lrelu
 
 
 def _blocks(n: int, num_feat: int) -> nn.Sequential:
@@ -348,7 +351,7 @@ class EDVR(nn.Module):
             base = x_center
         else:
             base = F.interpolate(x_center, scale_factor=4, mode="bilinear", align_corners=False)
-        return out + base
+        return out.add_(base)
 
 
 def build_edvr(preset_or_cfg: str | EDVRConfig | dict = "edvr-m", dcn_backend: str | None = None,

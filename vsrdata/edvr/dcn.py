@@ -184,6 +184,72 @@ def _deform_conv2d_torch(x, offset, mask, weight, bias, stride, padding, dilatio
     return out if out.dtype == out_dtype else out.to(out_dtype)
 
 
+_CHUNK_BYTES = 16 * 2**20  # sampled columns per chunk of the inference path
+
+
+def _deform_conv2d_rows(x, offset, mask, weight, bias, stride, padding, dilation, groups, out_hw):
+    """The same computation as `_deform_conv2d_torch` for inference (no autograd), in chunks of
+    output rows per sample: each chunk samples at most `_CHUNK_BYTES` of columns (Cin*K x rows*Wo),
+    modulates them in place and contracts them with the weight, so the columns never exist whole
+    (9x a feature map for 3x3 taps) and one buffer size is reused, below glibc's 32 MiB mmap cap.
+
+    Coordinates, sampling and the mask product are the same ops on the same values as the whole
+    path; only the contraction is split by output pixels (a GEMM per chunk), so results agree to
+    float32 rounding of a Cin*K-term dot product. The output takes x's memory format (a
+    channels_last x gives a channels_last output, computed as cols^T @ weight^T).
+    """
+    n, cin, h, w = x.shape
+    cout, _, kh, kw = weight.shape
+    k = kh * kw
+    ho, wo = out_hw
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    cg = cin // groups
+    out_dtype = x.dtype
+    dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    channels_last = x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and cin > 1
+    x = x.to(dtype)
+    offset = offset.to(dtype).view(n, groups, k, 2, ho, wo)
+    mask = None if mask is None else mask.to(dtype).view(n, groups, k, ho, wo)
+    w2 = weight.reshape(cout, cin * k).to(dtype)
+    b = None if bias is None else bias.to(dtype)
+
+    oy = torch.arange(ho, device=x.device, dtype=dtype) * sh - ph
+    ox = torch.arange(wo, device=x.device, dtype=dtype) * sw - pw
+    ty = (torch.arange(kh, device=x.device, dtype=dtype) * dh).repeat_interleave(kw)
+    tx = (torch.arange(kw, device=x.device, dtype=dtype) * dw).repeat(kh)
+    base_y = (ty[:, None] + oy[None, :])[:, :, None]  # (K, Ho, 1)
+    base_x = (tx[:, None] + ox[None, :])[:, None, :]  # (K, 1, Wo)
+    if channels_last:
+        out = torch.empty(n, ho, wo, cout, device=x.device, dtype=dtype)
+    else:
+        out = torch.empty(n, cout, ho, wo, device=x.device, dtype=dtype)
+    rows = max(1, _CHUNK_BYTES // (cin * k * wo * x.element_size()))
+    for i in range(n):
+        xi = x[i].reshape(groups, cg, h, w)  # a view for channels_last and contiguous x alike
+        for r0 in range(0, ho, rows):
+            r1 = min(ho, r0 + rows)
+            gx = (2.0 * (base_x + offset[i, :, :, 1, r0:r1]) + 1.0) / w - 1.0  # (G, K, r, Wo)
+            gy = (2.0 * (base_y[:, r0:r1] + offset[i, :, :, 0, r0:r1]) + 1.0) / h - 1.0
+            grid = torch.stack((gx, gy), dim=-1).view(groups, k * (r1 - r0), wo, 2)
+            cols = F.grid_sample(xi, grid, mode="bilinear", padding_mode="zeros",
+                                 align_corners=False).view(groups, cg, k, r1 - r0, wo)
+            if mask is not None:
+                cols.mul_(mask[i, :, None, :, r0:r1])
+            cols = cols.view(cin * k, (r1 - r0) * wo)
+            if channels_last:  # rows r0:r1 of sample i are one contiguous (r*Wo, Cout) block
+                dst = out[i, r0:r1].view((r1 - r0) * wo, cout)
+                if b is None:
+                    torch.mm(cols.t(), w2.t(), out=dst)
+                else:
+                    torch.addmm(b, cols.t(), w2.t(), out=dst)
+            else:
+                res = torch.mm(w2, cols) if b is None else torch.addmm(b[:, None], w2, cols)
+                out[i, :, r0:r1] = res.view(cout, r1 - r0, wo)
+    if channels_last:
+        out = out.permute(0, 3, 1, 2)
+    return out if out.dtype == out_dtype else out.to(out_dtype)
+
+
 def _deform_conv2d_torchvision(x, offset, mask, weight, bias, stride, padding, dilation):
     """torchvision's kernel, always run in float32 (float64 stays float64) with autocast off:
     its CPU kernel has no bf16/fp16 and it needs one dtype for all arguments. The result is cast
@@ -217,7 +283,10 @@ def modulated_deform_conv2d(x: torch.Tensor, offset: torch.Tensor, mask: torch.T
     backend = resolve_backend(backend, x.device)
     if backend == "torchvision":
         return _deform_conv2d_torchvision(x, offset, mask, weight, bias, stride, padding, dilation)
-    return _deform_conv2d_torch(x, offset, mask, weight, bias, stride, padding, dilation, groups, out_hw)
+    tensors = (x, offset, mask, weight, bias)
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
+        return _deform_conv2d_torch(x, offset, mask, weight, bias, stride, padding, dilation, groups, out_hw)
+    return _deform_conv2d_rows(x, offset, mask, weight, bias, stride, padding, dilation, groups, out_hw)
 
 
 class DCNv2Pack(nn.Module):
