@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+# The CPU inference engine makes glibc keep freed memory for the rest of its process
+# (vsrdata.core.heap). In the one long pytest process that would pin the largest heap any test
+# reached; tests/test_heap.py checks the default in fresh processes instead.
+os.environ.setdefault("VSRDATA_MALLOC", "system")
 
 
 @pytest.fixture

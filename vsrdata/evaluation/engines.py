@@ -9,7 +9,9 @@ treatment.
 
 - ``torch`` (`TorchEngine`): the PyTorch model. On CPU the model is put in channels_last memory
   format (faster on CPU; outputs equal to float32 rounding, tested to 1e-5) unless told
-  otherwise; precision fp32, bf16 (autocast; CPU or CUDA) or fp16 (autocast; CUDA only).
+  otherwise, and the process keeps freed memory in its heap (`vsrdata.core.heap`: no page
+  faults for reused activations; ``VSRDATA_MALLOC=system`` opts out); precision fp32, bf16
+  (autocast; CPU or CUDA) or fp16 (autocast; CUDA only).
 - ``onnxruntime`` (`OnnxEngine`): a file written by ``vsrdata export`` (checked through the
   metadata it stores), run by ONNX Runtime (CUDA provider when asked for and present, else CPU).
 """
@@ -24,6 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from vsrdata.core.heap import keep_freed_memory
 from vsrdata.errors import CheckpointError, ConfigError, InputError
 from vsrdata.evaluation.inference import autocast_for, resolve_device
 
@@ -63,7 +66,9 @@ class TorchEngine:
     """A PyTorch model as an engine (see the module docstring).
 
     channels_last: None = on for CPU (measured faster there, same outputs to float32 rounding),
-    off elsewhere. The model is moved and converted in place, as `Module.to` does.
+    off elsewhere. The model is moved and converted in place, as `Module.to` does. On CPU the
+    engine calls `vsrdata.core.heap.keep_freed_memory()` (process-wide; see there); `heap` says
+    what it did ('' on other devices).
     """
 
     def __init__(self, model: torch.nn.Module, device: str | torch.device | None = None,
@@ -80,6 +85,7 @@ class TorchEngine:
             raise ConfigError("the model has no .config (an EDVRConfig) to read num_frame/scale from")
         self.config = model.config
         self.name = type(model).__name__
+        self.heap = keep_freed_memory() if self.device.type == "cpu" else ""
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode(), self._autocast:
