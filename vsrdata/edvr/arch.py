@@ -42,6 +42,15 @@ def _lrelu(x: torch.Tensor) -> torch.Tensor:
     return F.leaky_relu(x, _SLOPE, inplace=True)
 
 
+def _add_to_fresh(fresh: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+    """fresh + other, in place when that keeps the result's dtype (fresh is a conv output nothing
+    else holds). Under autocast a bf16 conv output plus a float32 tensor stays a new float32 sum,
+    as `other + fresh` gives; addition commutes, so values are the same either way."""
+    if fresh.dtype == torch.result_type(fresh, other):
+        return fresh.add_(other)
+    return fresh + other
+
+
 def _up2(x: torch.Tensor) -> torch.Tensor:
     return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
 
@@ -64,7 +73,7 @@ class ResidualBlockNoBN(nn.Module):
                 conv.bias.zero_()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv2(F.relu(self.conv1(x), inplace=True)).add_(x)  # fresh conv outputs, see _lrelu
+        return _add_to_fresh(self.conv2(F.relu(self.conv1(x), inplace=True)), x)
 
 
 def _blocks(n: int, num_feat: int) -> nn.Sequential:
@@ -351,7 +360,7 @@ class EDVR(nn.Module):
             base = x_center
         else:
             base = F.interpolate(x_center, scale_factor=4, mode="bilinear", align_corners=False)
-        return out.add_(base)
+        return _add_to_fresh(out, base)
 
 
 def build_edvr(preset_or_cfg: str | EDVRConfig | dict = "edvr-m", dcn_backend: str | None = None,
