@@ -231,3 +231,20 @@ def test_edvr_same_output_with_torchvision_backend():
         pure = model(x)
         model.set_dcn_backend("torchvision")
         torch.testing.assert_close(model(x), pure, rtol=1e-5, atol=1e-5)
+
+
+def test_bf16_autocast_keeps_float32_residual_and_output_sums():
+    """Under CPU bf16 autocast the convs give bf16, but a bf16 conv output plus a float32 tensor
+    must stay a float32 sum (as `x + conv(x)` gives), not be rounded to bf16 by an in-place add:
+    the output is float32 and not all of it lies on bf16's grid (ulp 2^-8 near 1)."""
+    torch.manual_seed(0)
+    model = build_edvr("edvr-tiny").eval()
+    x = torch.rand(1, 5, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(x)
+    assert out.dtype == torch.float32
+    assert not torch.equal(out, out.bfloat16().float())
+    block = model.reconstruction[0]
+    feat = torch.rand(1, block.conv1.in_channels, 8, 8)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert block(feat).dtype == torch.float32  # float32 input + bf16 branch
