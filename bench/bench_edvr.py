@@ -8,6 +8,9 @@ Sections (every figure is a median over --repeat timed runs after a warm-up, mea
 
 1. DCN op, CPU: modulated deformable conv forward + backward, N=10, C=64, 64x64, 8 groups, for each
    available backend, against a plain conv2d of the same shape (the baseline).
+1b. DCN forward without autograd, CPU (the inference path): N=5, C=64, 180x320, 8 groups (the L1
+   DCN of a 5-frame REDS LR window), whole columns vs row chunks (contiguous and channels_last x),
+   torchvision when present.
 2. EDVR-M training step, CPU: forward + Charbonnier (sum) + backward + Adam step, batch 2, 5 frames
    of 3x64x64 -> 256x256, for each backend; the ratio pure / torchvision is the issue's target
    (<= 2x). Both backends start from the same weights; their outputs' max difference is printed.
@@ -110,6 +113,39 @@ def bench_dcn_op(n: int, c: int, size: int, groups: int, repeat: int, device: st
             for name, t in results.items()]
     print_table(f"DCN forward+backward on {device}: N={n}, C={c}, {size}x{size}, {groups} groups "
                 f"(median of {repeat})", ["backend", "ms", "vs conv2d", "vs torchvision"], rows)
+
+
+def bench_dcn_inference(n: int, c: int, h: int, w: int, groups: int, repeat: int) -> None:
+    """Forward without autograd on CPU, as inference runs it: the pure DCN's whole-columns path
+    (what autograd uses) vs its row-chunk path (what inference uses; a channels_last input too),
+    torchvision's kernel when present; max |diff| against the whole-columns output."""
+    from vsrdata.edvr import dcn
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(n, c, h, w, generator=gen)
+    offset = torch.randn(n, 2 * groups * 9, h, w, generator=gen) * 2
+    mask = torch.rand(n, groups * 9, h, w, generator=gen)
+    weight = torch.randn(c, c, 3, 3, generator=gen) * 0.05
+    bias = torch.randn(c, generator=gen)
+    geometry = ((1, 1), (1, 1), (1, 1), groups, (h, w))
+    x_cl = x.contiguous(memory_format=torch.channels_last)
+    paths = {"whole columns (autograd path)": lambda: dcn._deform_conv2d_torch(x, offset, mask, weight, bias, *geometry),
+             "row chunks (inference path)": lambda: dcn._deform_conv2d_rows(x, offset, mask, weight, bias, *geometry),
+             "row chunks, channels_last x": lambda: dcn._deform_conv2d_rows(x_cl, offset, mask, weight, bias, *geometry)}
+    if "torchvision" in backends():
+        paths["torchvision"] = lambda: modulated_deform_conv2d(x, offset, mask, weight, bias, backend="torchvision")
+    samples: dict[str, list[float]] = {name: [] for name in paths}
+    with torch.inference_mode():
+        outs = {name: fn() for name, fn in paths.items()}  # warm-up
+        for _ in range(repeat):
+            for name, fn in paths.items():
+                samples[name] += timed(fn, 1, warmup=0)
+    base = statistics.median(samples["whole columns (autograd path)"])
+    ref = outs["whole columns (autograd path)"]
+    rows = [[name, f"{statistics.median(t) * 1000:.0f}", fmt_ratio(statistics.median(t), base),
+             f"{(outs[name] - ref).abs().max().item():.1e}"] for name, t in samples.items()]
+    print_table(f"DCN forward, no autograd, cpu: N={n}, C={c}, {h}x{w}, {groups} groups (median of {repeat})",
+                ["path", "ms", "vs whole columns", "max|diff|"], rows)
 
 
 # -- 2./3. EDVR training step -------------------------------------------------------------------------
@@ -228,9 +264,11 @@ def main(argv=None) -> int:
     if not args.gpu_only:
         if args.quick:
             bench_dcn_op(2, 32, 32, 8, 1)
+            bench_dcn_inference(1, 32, 24, 40, 8, 1)
             bench_edvr_step("edvr-tiny", 1, 32, 1, "cpu", ["fp32"])
         else:
             bench_dcn_op(10, 64, 64, 8, args.repeat)
+            bench_dcn_inference(5, 64, 180, 320, 8, args.repeat)  # PCD L1 of a 5-frame REDS LR window
             bench_edvr_step("edvr-m", 2, 64, args.repeat, "cpu", ["fp32"])
 
     device = args.device or ("cuda" if torch.cuda.is_available() else None)

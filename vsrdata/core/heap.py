@@ -1,5 +1,7 @@
 """Keep freed memory in the process heap while a model runs on the CPU (glibc only).
 
+Background and sources: docs/CONVENTIONS.md#cpu-heap.
+
 Why. PyTorch's CPU allocator takes every tensor from `malloc`. glibc serves a block larger than its
 mmap threshold (which it never raises past 32 MiB) with a fresh `mmap` and unmaps it on `free`, so
 each large activation is new memory: the kernel faults every 4 KiB page in and zeroes it. An
