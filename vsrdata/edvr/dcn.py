@@ -4,9 +4,10 @@ Two backends with the same semantics:
 
 - ``'torch'``: pure PyTorch. For every deformable group the kernel taps are bilinearly sampled
   with ``F.grid_sample`` (zeros outside the image), multiplied by the mask, and contracted with
-  the weight in one matmul. Runs on any device, autograd gives all gradients. Without autograd
-  (inference) the same ops run in chunks of output rows, so the 9x-a-feature-map columns tensor
-  never exists whole (`_deform_conv2d_rows`; 2x faster on CPU at 5x64x180x320, bench/bench_edvr.py).
+  the weight in one matmul. Runs on any device, autograd gives all gradients. On CPU without
+  autograd (inference) the same ops run in chunks of output rows, so the columns tensor (9x a
+  feature map) never exists whole (`_deform_conv2d_rows`; 2x faster at 5x64x180x320,
+  bench/bench_edvr.py).
 - ``'torchvision'``: ``torchvision.ops.deform_conv2d`` (CPU and CUDA kernels), imported lazily.
 
 Selection (`resolve_backend`): the explicit argument, else the environment variable
@@ -287,7 +288,8 @@ def modulated_deform_conv2d(x: torch.Tensor, offset: torch.Tensor, mask: torch.T
     if backend == "torchvision":
         return _deform_conv2d_torchvision(x, offset, mask, weight, bias, stride, padding, dilation)
     tensors = (x, offset, mask, weight, bias)
-    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
+    autograd = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+    if autograd or x.device.type != "cpu":  # CUDA keeps one big launch per op (not measured chunked)
         return _deform_conv2d_torch(x, offset, mask, weight, bias, stride, padding, dilation, groups, out_hw)
     return _deform_conv2d_rows(x, offset, mask, weight, bias, stride, padding, dilation, groups, out_hw)
 
