@@ -234,3 +234,18 @@ def test_bf16_on_cpu_runs_and_stays_close(tmp_path):
     assert abs(fp32.average()["psnr"] - bf16.average()["psnr"]) < 0.5
     with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):
         evaluate(split, model=model, out_dir=tmp_path / "c", device="cpu", precision="fp16")
+
+
+def test_export_traced_without_autograd_keeps_shapes_dynamic(tiny, tmp_path):
+    """A library user may export inside torch.no_grad(): the trace must still take the DCN path
+    with no Python loop over batch and rows (the CPU inference path has one), or other batch
+    sizes and heights would run the traced counts."""
+    from vsrdata.evaluation.export import export_onnx
+
+    ckpt, _, model = tiny
+    with torch.no_grad():
+        export_onnx(ckpt, tmp_path / "no_grad.onnx")
+    x = torch.rand(3, 5, 3, 36, 28, generator=torch.Generator().manual_seed(7))
+    with torch.inference_mode():
+        ref = model(x)
+    assert (OnnxEngine(tmp_path / "no_grad.onnx")(x) - ref).abs().max().item() <= TOL

@@ -144,36 +144,47 @@ def _check_args(x, offset, mask, weight, bias, stride, padding, dilation):
     return groups, (sh, sw), (ph, pw), (dh, dw), (ho, wo)
 
 
+def _sampling_dtype(x: torch.Tensor) -> torch.dtype:
+    """Sample in float32 at least: bf16/fp16 coordinates would be off by a large fraction of a pixel."""
+    return torch.float64 if x.dtype == torch.float64 else torch.float32
+
+
+def _tap_origins(kernel, out_hw, stride, padding, dilation, device, dtype):
+    """Where each tap of each output pixel samples before its offset, in input pixels:
+    base_y (K, Ho, 1) and base_x (K, 1, Wo), taps row-major over the kernel."""
+    (kh, kw), (ho, wo) = kernel, out_hw
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    oy = torch.arange(ho, device=device, dtype=dtype) * sh - ph
+    ox = torch.arange(wo, device=device, dtype=dtype) * sw - pw
+    ty = (torch.arange(kh, device=device, dtype=dtype) * dh).repeat_interleave(kw)
+    tx = (torch.arange(kw, device=device, dtype=dtype) * dw).repeat(kh)
+    return (ty[:, None] + oy[None, :])[:, :, None], (tx[:, None] + ox[None, :])[:, None, :]
+
+
+def _grid(py: torch.Tensor, px: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """Pixel positions (..., Ho', Wo) -> grid_sample coordinates (..., Ho', Wo, 2) for
+    align_corners=False: p -> (2p + 1) / size - 1, which grid_sample maps back to p exactly. (The
+    align_corners=True form 2p / (size - 1) - 1 is the same map but divides by zero for a
+    1-pixel-wide input.)"""
+    return torch.stack(((2.0 * px + 1.0) / w - 1.0, (2.0 * py + 1.0) / h - 1.0), dim=-1)
+
+
 def _deform_conv2d_torch(x, offset, mask, weight, bias, stride, padding, dilation, groups, out_hw):
     """Pure-PyTorch modulated deformable convolution (see the module docstring)."""
     n, cin, h, w = x.shape
     cout, _, kh, kw = weight.shape
     k = kh * kw
     ho, wo = out_hw
-    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
     cg = cin // groups
     out_dtype = x.dtype
-    # Sample in float32 at least: bf16/fp16 coordinates would be off by a large fraction of a pixel.
-    dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    dtype = _sampling_dtype(x)
     x = x.to(dtype)
     offset = offset.to(dtype)
 
     # Sampling positions (N, G, K, Ho, Wo) in pixel units.
-    oy = torch.arange(ho, device=x.device, dtype=dtype) * sh - ph
-    ox = torch.arange(wo, device=x.device, dtype=dtype) * sw - pw
-    ty = (torch.arange(kh, device=x.device, dtype=dtype) * dh).repeat_interleave(kw)  # row-major taps
-    tx = (torch.arange(kw, device=x.device, dtype=dtype) * dw).repeat(kh)
-    base_y = (ty[:, None] + oy[None, :])[:, :, None]  # (K, Ho, 1)
-    base_x = (tx[:, None] + ox[None, :])[:, None, :]  # (K, 1, Wo)
+    base_y, base_x = _tap_origins((kh, kw), out_hw, stride, padding, dilation, x.device, dtype)
     off = offset.view(n, groups, k, 2, ho, wo)
-    py = base_y + off[:, :, :, 0]
-    px = base_x + off[:, :, :, 1]
-    # Normalise for grid_sample(align_corners=False): pixel p -> (2p + 1) / size - 1, which
-    # grid_sample maps back to p exactly. (The align_corners=True form 2p / (size - 1) - 1 is the
-    # same map but divides by zero for a 1-pixel-wide input.)
-    gx = (2.0 * px + 1.0) / w - 1.0
-    gy = (2.0 * py + 1.0) / h - 1.0
-    grid = torch.stack((gx, gy), dim=-1).view(n * groups, k * ho, wo, 2)
+    grid = _grid(base_y + off[:, :, :, 0], base_x + off[:, :, :, 1], h, w).view(n * groups, k * ho, wo, 2)
     sampled = F.grid_sample(x.reshape(n * groups, cg, h, w), grid, mode="bilinear",
                             padding_mode="zeros", align_corners=False)  # (N*G, cg, K*Ho, Wo)
     sampled = sampled.view(n, groups, cg, k, ho, wo)
@@ -206,23 +217,16 @@ def _deform_conv2d_rows(x, offset, mask, weight, bias, stride, padding, dilation
     cout, _, kh, kw = weight.shape
     k = kh * kw
     ho, wo = out_hw
-    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
     cg = cin // groups
     out_dtype = x.dtype
-    dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    dtype = _sampling_dtype(x)
     channels_last = x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and cin > 1
     x = x.to(dtype)
     offset = offset.to(dtype).view(n, groups, k, 2, ho, wo)
     mask = None if mask is None else mask.to(dtype).view(n, groups, k, ho, wo)
     w2 = weight.reshape(cout, cin * k).to(dtype)
     b = None if bias is None else bias.to(dtype)
-
-    oy = torch.arange(ho, device=x.device, dtype=dtype) * sh - ph
-    ox = torch.arange(wo, device=x.device, dtype=dtype) * sw - pw
-    ty = (torch.arange(kh, device=x.device, dtype=dtype) * dh).repeat_interleave(kw)
-    tx = (torch.arange(kw, device=x.device, dtype=dtype) * dw).repeat(kh)
-    base_y = (ty[:, None] + oy[None, :])[:, :, None]  # (K, Ho, 1)
-    base_x = (tx[:, None] + ox[None, :])[:, None, :]  # (K, 1, Wo)
+    base_y, base_x = _tap_origins((kh, kw), out_hw, stride, padding, dilation, x.device, dtype)
     if channels_last:
         out = torch.empty(n, ho, wo, cout, device=x.device, dtype=dtype)
     else:
@@ -232,9 +236,8 @@ def _deform_conv2d_rows(x, offset, mask, weight, bias, stride, padding, dilation
         xi = x[i].reshape(groups, cg, h, w)  # a view for channels_last and contiguous x alike
         for r0 in range(0, ho, rows):
             r1 = min(ho, r0 + rows)
-            gx = (2.0 * (base_x + offset[i, :, :, 1, r0:r1]) + 1.0) / w - 1.0  # (G, K, r, Wo)
-            gy = (2.0 * (base_y[:, r0:r1] + offset[i, :, :, 0, r0:r1]) + 1.0) / h - 1.0
-            grid = torch.stack((gx, gy), dim=-1).view(groups, k * (r1 - r0), wo, 2)
+            grid = _grid(base_y[:, r0:r1] + offset[i, :, :, 0, r0:r1], base_x + offset[i, :, :, 1, r0:r1],
+                         h, w).view(groups, k * (r1 - r0), wo, 2)  # (G, K*r, Wo, 2)
             cols = F.grid_sample(xi, grid, mode="bilinear", padding_mode="zeros",
                                  align_corners=False).view(groups, cg, k, r1 - r0, wo)
             if mask is not None:
@@ -259,7 +262,7 @@ def _deform_conv2d_torchvision(x, offset, mask, weight, bias, stride, padding, d
     its CPU kernel has no bf16/fp16 and it needs one dtype for all arguments. The result is cast
     back to x's dtype, as the pure path does (and as torchvision's own CUDA autocast rule does)."""
     op = _torchvision_op()
-    dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    dtype = _sampling_dtype(x)
     args = [t if t is None or t.dtype == dtype else t.to(dtype) for t in (x, offset, mask, weight, bias)]
     with torch.autocast(device_type=x.device.type, enabled=False):
         out = op(args[0], args[1], args[3], args[4], stride=stride, padding=padding, dilation=dilation,
@@ -289,7 +292,8 @@ def modulated_deform_conv2d(x: torch.Tensor, offset: torch.Tensor, mask: torch.T
         return _deform_conv2d_torchvision(x, offset, mask, weight, bias, stride, padding, dilation)
     tensors = (x, offset, mask, weight, bias)
     autograd = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
-    if autograd or x.device.type != "cpu":  # CUDA keeps one big launch per op (not measured chunked)
+    # CUDA keeps one launch per op; a trace (ONNX export) must not bake in the chunk loop's counts.
+    if autograd or x.device.type != "cpu" or torch.jit.is_tracing():
         return _deform_conv2d_torch(x, offset, mask, weight, bias, stride, padding, dilation, groups, out_hw)
     return _deform_conv2d_rows(x, offset, mask, weight, bias, stride, padding, dilation, groups, out_hw)
 
