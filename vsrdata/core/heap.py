@@ -5,18 +5,20 @@ Background and sources: docs/CONVENTIONS.md#cpu-heap.
 Why. PyTorch's CPU allocator takes every tensor from `malloc`. glibc serves a block larger than its
 mmap threshold (which it never raises past 32 MiB) with a fresh `mmap` and unmaps it on `free`, so
 each large activation is new memory: the kernel faults every 4 KiB page in and zeroes it. An
-EDVR-M forward at 180x320 allocates and frees about 12 GiB of such tensors (a 5x64x180x320 float32
-feature map is 74 MiB), which measured 3.0 M minor page faults and 6 s of system time per frame on
-2 cores: a third of the forward's CPU time. The same forward with freed blocks kept in the heap
-made 0 faults and ran 1.6x faster (`bench/bench_infer.py` prints both paths).
+EDVR-M forward at 180x320 (5 frames of 64x180x320 float32 features, 74 MiB each) measured 1.3 M
+minor page faults and 2.4 s of system time per frame on 2 cores that way. With freed blocks kept in
+the heap the same forward made no faults after the first and took 0.67x the time
+(`bench/bench_infer.py` prints both paths).
 
 What. `keep_freed_memory()` calls glibc's `mallopt` twice, the documented knobs of mallopt(3):
 ``M_MMAP_MAX = 0`` (serve every block from the heap, never by its own mmap) and
 ``M_TRIM_THRESHOLD = -1`` (never give the heap's top back to the kernel). It is what
-``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=-1`` in the environment of a fresh process does, and
-what the jemalloc/tcmalloc advice of PyTorch's CPU performance guide buys. Numerics are unchanged.
-The price: the process keeps its peak heap until it exits, as CUDA's caching allocator keeps GPU
-memory; the peak itself does not grow (`bench/bench_infer_memory.py`).
+``MALLOC_MMAP_MAX_=0`` with a huge ``MALLOC_TRIM_THRESHOLD_`` in the environment of a fresh process
+does, and what the jemalloc/tcmalloc advice of PyTorch's CPU performance guide buys. Numerics are
+unchanged. The price: the process keeps its peak heap until it exits, as CUDA's caching allocator
+keeps GPU memory, and that peak is somewhat higher (1.57 vs 1.36 GB for the forward above: a freed
+block does not always fit the next request), but it does not grow with a video's length
+(`bench/bench_infer_memory.py`: 3,000 vs 30 frames).
 
 When not. It changes nothing, and says why, when the C library is not glibc (macOS, Windows,
 musl), when ``VSRDATA_MALLOC=system`` is set, or when the user already tuned the allocator
