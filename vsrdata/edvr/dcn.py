@@ -169,31 +169,39 @@ def _grid(py: torch.Tensor, px: torch.Tensor, h: int, w: int) -> torch.Tensor:
     return torch.stack(((2.0 * px + 1.0) / w - 1.0, (2.0 * py + 1.0) / h - 1.0), dim=-1)
 
 
+def _prepared(x, offset, mask, weight, bias, groups, out_hw):
+    """Both pure paths' inputs in the sampling dtype: x, offset (N, G, K, 2, Ho, Wo), mask
+    (N, G, K, Ho, Wo) or None, weight as (Cout, Cin*K) (column index c*K + k), bias or None."""
+    n, cin = x.shape[:2]
+    cout, _, kh, kw = weight.shape
+    k = kh * kw
+    dtype = _sampling_dtype(x)
+    return (x.to(dtype), offset.to(dtype).view(n, groups, k, 2, *out_hw),
+            None if mask is None else mask.to(dtype).view(n, groups, k, *out_hw),
+            weight.reshape(cout, cin * k).to(dtype), None if bias is None else bias.to(dtype))
+
+
 def _deform_conv2d_torch(x, offset, mask, weight, bias, stride, padding, dilation, groups, out_hw):
     """Pure-PyTorch modulated deformable convolution (see the module docstring)."""
     n, cin, h, w = x.shape
-    cout, _, kh, kw = weight.shape
-    k = kh * kw
+    kernel = weight.shape[2:]
+    k, cout = kernel.numel(), weight.shape[0]
     ho, wo = out_hw
-    cg = cin // groups
     out_dtype = x.dtype
-    dtype = _sampling_dtype(x)
-    x = x.to(dtype)
-    offset = offset.to(dtype)
+    x, off, mask, w2, bias = _prepared(x, offset, mask, weight, bias, groups, out_hw)
 
     # Sampling positions (N, G, K, Ho, Wo) in pixel units.
-    base_y, base_x = _tap_origins((kh, kw), out_hw, stride, padding, dilation, x.device, dtype)
-    off = offset.view(n, groups, k, 2, ho, wo)
+    base_y, base_x = _tap_origins(kernel, out_hw, stride, padding, dilation, x.device, x.dtype)
     grid = _grid(base_y + off[:, :, :, 0], base_x + off[:, :, :, 1], h, w).view(n * groups, k * ho, wo, 2)
-    sampled = F.grid_sample(x.reshape(n * groups, cg, h, w), grid, mode="bilinear",
+    sampled = F.grid_sample(x.reshape(n * groups, cin // groups, h, w), grid, mode="bilinear",
                             padding_mode="zeros", align_corners=False)  # (N*G, cg, K*Ho, Wo)
-    sampled = sampled.view(n, groups, cg, k, ho, wo)
+    sampled = sampled.view(n, groups, cin // groups, k, ho, wo)
     if mask is not None:
-        sampled = sampled * mask.to(dtype).view(n, groups, 1, k, ho, wo)
-    cols = sampled.reshape(n, cin * k, ho * wo)  # row index = c*K + k, as weight.view(Cout, Cin*K)
-    out = torch.matmul(weight.reshape(cout, cin * k).to(dtype), cols)
+        sampled = sampled * mask[:, :, None]
+    cols = sampled.reshape(n, cin * k, ho * wo)  # row index = c*K + k, as w2's columns
+    out = torch.matmul(w2, cols)
     if bias is not None:
-        out = out + bias.to(dtype).view(1, cout, 1)
+        out = out + bias.view(1, cout, 1)
     out = out.view(n, cout, ho, wo)
     return out if out.dtype == out_dtype else out.to(out_dtype)
 
@@ -210,50 +218,36 @@ def _deform_conv2d_rows(x, offset, mask, weight, bias, stride, padding, dilation
 
     Coordinates, sampling and the mask product are the same ops on the same values as the whole
     path; only the contraction is split by output pixels (a GEMM per chunk), so results agree to
-    float32 rounding of a Cin*K-term dot product. The output takes x's memory format (a
-    channels_last x gives a channels_last output, computed as cols^T @ weight^T).
+    float32 rounding of a Cin*K-term dot product. Chunks are computed as cols^T @ weight^T into an
+    NHWC buffer, so the output is channels_last, or made contiguous when x is not channels_last.
     """
     n, cin, h, w = x.shape
-    cout, _, kh, kw = weight.shape
-    k = kh * kw
+    kernel = weight.shape[2:]
+    k, cout = kernel.numel(), weight.shape[0]
     ho, wo = out_hw
-    cg = cin // groups
     out_dtype = x.dtype
-    dtype = _sampling_dtype(x)
-    channels_last = x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and cin > 1
-    x = x.to(dtype)
-    offset = offset.to(dtype).view(n, groups, k, 2, ho, wo)
-    mask = None if mask is None else mask.to(dtype).view(n, groups, k, ho, wo)
-    w2 = weight.reshape(cout, cin * k).to(dtype)
-    b = None if bias is None else bias.to(dtype)
-    base_y, base_x = _tap_origins((kh, kw), out_hw, stride, padding, dilation, x.device, dtype)
-    if channels_last:
-        out = torch.empty(n, ho, wo, cout, device=x.device, dtype=dtype)
-    else:
-        out = torch.empty(n, cout, ho, wo, device=x.device, dtype=dtype)
+    keep_nchw = x.is_contiguous() or not x.is_contiguous(memory_format=torch.channels_last)
+    x, offset, mask, w2, bias = _prepared(x, offset, mask, weight, bias, groups, out_hw)
+    base_y, base_x = _tap_origins(kernel, out_hw, stride, padding, dilation, x.device, x.dtype)
+    out = torch.empty(n, ho, wo, cout, device=x.device, dtype=x.dtype)  # NHWC: a chunk is one block
     rows = max(1, _CHUNK_BYTES // (cin * k * wo * x.element_size()))
     for i in range(n):
-        xi = x[i].reshape(groups, cg, h, w)  # a view for channels_last and contiguous x alike
+        xi = x[i].reshape(groups, cin // groups, h, w)  # a view for channels_last and contiguous x alike
         for r0 in range(0, ho, rows):
             r1 = min(ho, r0 + rows)
             grid = _grid(base_y[:, r0:r1] + offset[i, :, :, 0, r0:r1], base_x + offset[i, :, :, 1, r0:r1],
                          h, w).view(groups, k * (r1 - r0), wo, 2)  # (G, K*r, Wo, 2)
             cols = F.grid_sample(xi, grid, mode="bilinear", padding_mode="zeros",
-                                 align_corners=False).view(groups, cg, k, r1 - r0, wo)
+                                 align_corners=False).view(groups, cin // groups, k, r1 - r0, wo)
             if mask is not None:
                 cols.mul_(mask[i, :, None, :, r0:r1])
-            cols = cols.view(cin * k, (r1 - r0) * wo)
-            if channels_last:  # rows r0:r1 of sample i are one contiguous (r*Wo, Cout) block
-                dst = out[i, r0:r1].view((r1 - r0) * wo, cout)
-                if b is None:
-                    torch.mm(cols.t(), w2.t(), out=dst)
-                else:
-                    torch.addmm(b, cols.t(), w2.t(), out=dst)
-            else:
-                res = torch.mm(w2, cols) if b is None else torch.addmm(b[:, None], w2, cols)
-                out[i, :, r0:r1] = res.view(cout, r1 - r0, wo)
-    if channels_last:
-        out = out.permute(0, 3, 1, 2)
+            dst = out[i, r0:r1].view((r1 - r0) * wo, cout)
+            torch.mm(cols.view(cin * k, (r1 - r0) * wo).t(), w2.t(), out=dst)
+            if bias is not None:
+                dst.add_(bias)
+    out = out.permute(0, 3, 1, 2)  # channels_last strides
+    if keep_nchw:
+        out = out.contiguous()
     return out if out.dtype == out_dtype else out.to(out_dtype)
 
 
