@@ -33,14 +33,14 @@ import ctypes
 import os
 import sys
 
-__all__ = ["ENV_VAR", "keep_freed_memory", "heap_state"]
+__all__ = ["ENV_VAR", "keep_freed_memory"]
 
 ENV_VAR = "VSRDATA_MALLOC"  # 'system' leaves malloc as it is
 _M_TRIM_THRESHOLD = -1  # mallopt(3) parameter numbers, glibc <malloc.h>
 _M_MMAP_MAX = -4
 _ALLOCATORS = ("jemalloc", "tcmalloc", "mimalloc", "malloc")
 
-_state: str | None = None  # what keep_freed_memory() did; None until it runs
+_state: str | None = None  # what keep_freed_memory() did in this process; None until it runs
 
 
 def _user_choice() -> str | None:
@@ -92,7 +92,3 @@ def keep_freed_memory() -> str:
             _state = "unchanged (glibc refused mallopt)"
     return _state
 
-
-def heap_state() -> str:
-    """What `keep_freed_memory` did in this process, or 'not set' before it ran."""
-    return _state or "not set"
