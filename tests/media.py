@@ -84,3 +84,24 @@ def make_audio_only(path: Path) -> Path:
         out.mux(st.encode(af))
         out.mux(st.encode(None))
     return path
+
+
+def ffmpeg(*args: str) -> None:
+    """Run the ffmpeg binary that imageio-ffmpeg ships (a reference nobody here wrote)."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", *map(str, args)],
+                   check=True)
+
+
+def ffmpeg_frames(path: Path, h: int, w: int) -> list[np.ndarray]:
+    """Every frame of `path` as ffmpeg's command line decodes it (autorotate on), HxWx3 uint8 BGR."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    raw = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-i", str(path), "-f", "rawvideo",
+                          "-pix_fmt", "bgr24", "-"], check=True, capture_output=True).stdout
+    return list(np.frombuffer(raw, np.uint8).reshape(-1, h, w, 3))

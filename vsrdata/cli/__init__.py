@@ -11,13 +11,19 @@ OSError such as "No space left on device") into a one-line `Error: ...` and exit
 A VsrDataError raised inside a torch DataLoader worker comes back re-raised with the same type
 but a message of "Caught InputError in DataLoader worker process 0." plus the worker's traceback;
 `one_line` keeps only the original message. `VsrDataWarning`s print as one `Warning: ...` line.
+
+SIGTERM (`kill PID`, a scheduler's stop) is handled as Ctrl-C is: it raises in the main process,
+so every `finally`/abort runs and temporary files (`.NAME.PID.tmp.*`) are removed; the exit
+status is 143 (128 + SIGTERM) after "Error: terminated". Forked workers keep the default action.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 import re
+import signal
 import sys
 import warnings
 
@@ -53,10 +59,38 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 _python_show_warning = warnings.showwarning
 
 
+class _Terminated(BaseException):
+    """Raised in the main process by SIGTERM (a BaseException, like KeyboardInterrupt)."""
+
+
+def _on_sigterm(main_pid: int):
+    def handler(signum, frame):
+        if os.getpid() != main_pid:  # a forked worker: die as it would have
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        raise _Terminated()
+    return handler
+
+
 class _VsrGroup(click.Group):
     """Click group that maps library errors to one-line messages instead of tracebacks."""
 
     def invoke(self, ctx: click.Context):
+        try:
+            previous = signal.signal(signal.SIGTERM, _on_sigterm(os.getpid()))
+        except ValueError:  # not the main thread (e.g. invoked from a test runner's thread)
+            previous = None
+        try:
+            return self._invoke(ctx)
+        except _Terminated:
+            click.echo("Error: terminated", err=True)
+            sys.exit(128 + signal.SIGTERM)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+
+    def _invoke(self, ctx: click.Context):
         try:
             with warnings.catch_warnings():
                 warnings.showwarning = _show_warning

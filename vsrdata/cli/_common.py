@@ -130,7 +130,12 @@ class ProgressBar:
     def __enter__(self) -> "ProgressBar":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def close(self) -> None:
+        """Finish the bar now (a later report starts a new one)."""
         if self._bar is not None:
             self._bar.close()
+            self._bar = None
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 

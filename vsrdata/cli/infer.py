@@ -60,9 +60,12 @@ def command(input_path, output, checkpoint, preset, tile, tile_overlap, padding,
             scene_min_len, fps, codec, crf, pix_fmt, device, precision, engine, dcn_backend, overwrite, quiet):
     """Super-resolve a folder of frames or a video with EDVR (no ground truth needed).
 
-    INPUT is a folder of frames (natural order) or a video file; OUTPUT is a folder of PNG
-    frames, or a video file when it ends in .mp4/.mkv/.mov/.m4v/.avi/.webm. A video OUTPUT keeps
-    every frame, the exact frame rate and the audio (stream-copied). Memory stays constant
+    INPUT is a folder of frames (natural order) or a video file; OUTPUT is a video file when it
+    ends in .mp4/.mkv/.mov/.m4v/.avi/.webm, a folder of PNG frames when it has no extension or is
+    an existing folder (any other name is refused). A video OUTPUT keeps every frame, the exact
+    frame rate, the audio (stream-copied), subtitles and language tags where the container takes
+    them, the pixel aspect and a 10-bit depth; a rotated input comes out upright; what must
+    change is printed as a warning (decided before the work starts). Memory stays constant
     however long the video. Any frame size works (padded to a multiple of 4 and cut back).
     Frame folders are resumable: frames already in OUTPUT are skipped.
 
@@ -74,13 +77,17 @@ def command(input_path, output, checkpoint, preset, tile, tile_overlap, padding,
     """
     from vsrdata.evaluation.infer import infer
 
-    with ProgressBar("infer", "frame", quiet=quiet) as progress:
+    with ProgressBar("scene cuts", "frame", quiet=quiet) as scan, ProgressBar("infer", "frame", quiet=quiet) as bar:
+        def progress(n, total):
+            scan.close()  # the detection pass is over
+            bar(n, total)
+
         result = infer(input_path, output, checkpoint=checkpoint, preset=preset, device=device,
                        padding=padding, tile=tile, tile_overlap=tile_overlap, precision=precision,
                        fps=_fps(fps), codec=codec, crf=crf, pix_fmt=pix_fmt, scene_cuts=scene_cuts,
                        scene_threshold=scene_threshold, scene_min_len=scene_min_len, overwrite=overwrite,
                        dcn_backend=None if dcn_backend == "auto" else dcn_backend, progress=progress,
-                       engine=None if engine == "auto" else engine)
+                       engine=None if engine == "auto" else engine, scene_progress=scan)
     for warning in result.warnings:
         click.echo(f"Warning: {warning}", err=True)
     size = ""

@@ -8,9 +8,11 @@ frame by frame through `process_frame`), so frame folders and decoded videos go 
 code: the mean change of hue, saturation and luma between consecutive BGR frames (0-255 scale)
 is compared with `threshold` (default 27, PySceneDetect's), and cuts closer than
 `min_scene_len` frames to the previous one are merged (PySceneDetect's flash filter, MERGE
-mode; default 15 frames, PySceneDetect's). scenedetect is imported when first needed.
+mode; default 15 frames, PySceneDetect's); a last shot shorter than that joins the one before. scenedetect is imported when first needed.
 
 A user cut FILE holds frame indices separated by whitespace or commas; `#` starts a comment.
+`check_cuts(cuts, length)` is the one rule for every sequence, folder or video (a video's length
+is its frame count, counted before use): an index below 0 or past the last frame is refused.
 A `scenes.json` written by `write_scenes` is accepted as a cut file too.
 """
 
@@ -67,11 +69,16 @@ class CutDetector:
         self.frames += 1
 
     def finish(self) -> list[int]:
-        """The sorted cut indices (first frames of new shots, never 0)."""
+        """The sorted cut indices (first frames of new shots, never 0). A last shot shorter than
+        `min_scene_len` is merged into the one before (its cut dropped), as every other shot
+        that short is: PySceneDetect only measures a shot from its start, not to the end."""
         if self.frames:
             for cut in self._detector.post_process(self._timecode(self.frames - 1, fps=_RATE)):
                 self._cuts.add(int(cut.frame_num))
-        return sorted(c for c in self._cuts if 0 < c < self.frames)
+        cuts = sorted(c for c in self._cuts if 0 < c < self.frames)
+        if cuts and self.frames - cuts[-1] < self.min_scene_len:
+            cuts.pop()
+        return cuts
 
 
 def _to_bgr8(frame: np.ndarray) -> np.ndarray:

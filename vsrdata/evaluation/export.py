@@ -117,11 +117,13 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike, *, preset
 
     opset: None = the lowest in MIN_OPSET..MAX_OPSET that exports. tolerance: None = 1e-4
     (float32) / 1/255 (fp16). Raises ConfigError (missing onnx/onnxruntime, bad opset, no opset
-    exports, verification over the tolerance), CheckpointError (unreadable or mismatching
+    exports, verification over the tolerance, `out` not ending in .onnx), CheckpointError (unreadable or mismatching
     weights), OutputError (OUT exists without `overwrite`, or is a directory).
     """
-    onnx, ort = _require_onnx()
     out = Path(out)
+    if out.suffix.lower() != ".onnx":  # infer picks the onnxruntime engine by this suffix
+        raise ConfigError(f"export output must end in .onnx (what `infer` runs with onnxruntime): {out}")
+    onnx, ort = _require_onnx()
     if out.is_dir():
         raise OutputError(f"{out} is a directory")
     if out.exists() and not overwrite:

@@ -9,12 +9,27 @@ decoded input count), the frame rate is the input's exact Fraction (24000/1001 s
 the audio streams are stream-copied (re-encoded only where the output container refuses the
 codec; `InferResult.audio` says which). Variable-rate input: every frame is written at its
 source timestamp (the container then declares the average rate). A video whose container
-declares more frames than decode (a truncated file) gives a warning with both numbers.
+declares more frames than decode (a truncated file) gives a warning with both numbers; one that
+decodes no frame at all is an InputError.
+
+What the input carries is kept where the output allows it, and what must change is said
+(`InferResult.warnings`), all decided before any frame is restored: audio and subtitle streams
+(`core.video.plan_streams`: copied, re-encoded, dropped, or refused when audio cannot go in);
+language tags; the pixel aspect ratio (SAR, written as is: both sides scale alike; inverted when
+a quarter-turn display rotation is applied); the bit depth (a >8-bit input is decoded as 16-bit
+and written as yuv420p10le, yuv444p10le for ffv1, or as 16-bit PNG frames, unless `pix_fmt` or
+the codec is 8-bit). Rotation: the reader applies the display matrix to the pixels (upright
+output, no matrix).
 
 Scene cuts (`scene_cuts`): 'auto' detects shot boundaries with PySceneDetect's ContentDetector
 in a first decoding pass (`vsrdata.core.scenes`), a FILE gives them, 'off' uses none. Windows
 never cross a cut: each shot is padded in time as a clip of its own. The cuts used are recorded
 in OUTPUT/scenes.json (frame folder output) or next to a video output as <stem>.scenes.json.
+A cut FILE is checked against the frame count (a video's is counted by demuxing) by the same rule
+for folders and videos (`scenes.check_cuts`). `scene_progress` reports the detection pass.
+
+OUTPUT: a video when its extension is one of OUTPUT_EXTENSIONS; a folder of PNG frames when it
+has no extension or is an existing folder; any other name is a ConfigError (OUTPUT_RULE).
 """
 
 from __future__ import annotations
@@ -32,8 +47,8 @@ import torch
 from vsrdata.core import scenes, splits
 from vsrdata.core.image_io import is_image_file, read_image, write_image
 from vsrdata.core.layouts import natural_key
-from vsrdata.core.video import OUTPUT_EXTENSIONS, VideoReader, VideoWriter, is_video_path
-from vsrdata.evaluation import metrics
+from vsrdata.core.video import OUTPUT_EXTENSIONS, VideoReader, VideoWriter
+from vsrdata.evaluation.infer_output import OUTPUT_RULE, open_writer, plan_output, to_image
 from vsrdata.evaluation.engines import load_engine
 from vsrdata.evaluation.inference import frame_to_tensor, model_meta, resolve_padding, restore
 from vsrdata.evaluation.windows import SlidingWindow
@@ -82,6 +97,7 @@ class _Source:
         self.path = path
         self.is_video = not path.is_dir()
         self.reader: VideoReader | None = None
+        self.deep = False  # decode a >8-bit video as uint16
         if self.is_video:
             with VideoReader(path) as probe:  # fails early: unreadable, no video stream
                 self.info = probe.info
@@ -99,7 +115,7 @@ class _Source:
             for p in self.paths:
                 yield read_image(p), None
             return
-        self.reader = VideoReader(self.path)
+        self.reader = VideoReader(self.path, deep=self.deep)
         try:
             for f in self.reader:
                 yield f.image, f.time
@@ -107,19 +123,29 @@ class _Source:
             self.reader.close()
 
 
-def _cuts(src: _Source, mode: str, threshold: float, min_len: int) -> tuple[list[int], str, int | None]:
-    """(cuts, mode recorded, frame count found by the detection pass or None)."""
+def _cuts(src: _Source, mode: str, threshold: float, min_len: int,
+          progress: Progress | None) -> tuple[list[int], str, int | None]:
+    """(cuts, mode recorded, frame count found by the detection or counting pass, or None)."""
     if mode == "off":
         return [], "off", None
     if mode == "auto":
         det = scenes.CutDetector(threshold, min_len)
+        total = src.length or src.info.estimated_frames
+        if progress:
+            progress(0, total)
         for img, _ in src.frames():
             det.add(img)
+            if progress:
+                progress(1, total)
         return det.finish(), "auto", det.frames
     path = Path(mode)
     if not path.is_file():
         raise ConfigError(f"--scene-cuts must be auto, off or a file of cut indices; no file {path}")
-    return scenes.check_cuts(scenes.read_cut_file(path), src.length, source=str(path)), "file", None
+    length = src.length
+    if length is None:  # a video: count its frames (demux only) so the file is checked as for folders
+        with VideoReader(src.path) as reader:
+            length = reader.count_frames()
+    return scenes.check_cuts(scenes.read_cut_file(path), length, source=str(path)), "file", length
 
 
 def _check_args(src: Path, dst: Path, tile, tile_overlap, checkpoint, model) -> bool:
@@ -131,9 +157,9 @@ def _check_args(src: Path, dst: Path, tile, tile_overlap, checkpoint, model) -> 
         raise ConfigError(f"--tile-overlap must be >= 0, got {tile_overlap}")
     if (checkpoint is None) == (model is None):
         raise ConfigError("give exactly one of a checkpoint or a model")
-    to_video = is_video_path(dst)
-    if to_video and dst.suffix.lower() not in OUTPUT_EXTENSIONS:
-        raise ConfigError(f"video output must end in one of {', '.join(OUTPUT_EXTENSIONS)}: {dst}")
+    to_video = dst.suffix.lower() in OUTPUT_EXTENSIONS
+    if not to_video and dst.suffix and not dst.is_dir():
+        raise ConfigError(f"output {dst}: {dst.suffix} is not a video extension ({OUTPUT_RULE})")
     if to_video and dst.is_dir():
         raise ConfigError(f"output {dst} is a directory but has a video extension")
     if src.is_dir() and dst.resolve() == src.resolve():
@@ -150,7 +176,7 @@ def infer(input_path: str | os.PathLike, output: str | os.PathLike, *, checkpoin
           pix_fmt: str | None = None, scene_cuts: str = "auto", scene_threshold: float = scenes.DEFAULT_THRESHOLD,
           scene_min_len: int = scenes.DEFAULT_MIN_SCENE_LEN, overwrite: bool = False,
           dcn_backend: str | None = None, progress: Progress | None = None,
-          engine: str | None = None) -> InferResult:
+          engine: str | None = None, scene_progress: Progress | None = None) -> InferResult:
     """Super-resolve a folder of frames or a video file into PNG frames or a video file.
 
     INPUT: a directory of frames (natural order) or a video file (PyAV). OUTPUT: a video file when
@@ -175,11 +201,13 @@ def infer(input_path: str | os.PathLike, output: str | os.PathLike, *, checkpoin
     src_path, dst = Path(input_path), Path(output)
     to_video = _check_args(src_path, dst, tile, tile_overlap, checkpoint, model)
     src = _Source(src_path)
-    cuts, cut_mode, detected_len = _cuts(src, scene_cuts, scene_threshold, scene_min_len)
+    info = src.info
+    result = InferResult(output=dst, to_video=to_video)
+    out = plan_output(src, dst, to_video, codec, pix_fmt, result.warnings)  # before any work
+    cuts, cut_mode, detected_len = _cuts(src, scene_cuts, scene_threshold, scene_min_len, scene_progress)
+    result.cuts = cuts
     model = load_engine(checkpoint, model, engine=engine, preset=preset, device=device, precision=precision,
                         dcn_backend=dcn_backend)
-    info = src.info
-    result = InferResult(output=dst, to_video=to_video, cuts=cuts)
     result.fps = _output_fps(fps, info, to_video, result.warnings)
     frame_name = (lambda t: src.names[t]) if src.names is not None else splits.frame_name
     total = src.length or detected_len or (info.estimated_frames if info else None)
@@ -197,7 +225,7 @@ def infer(input_path: str | os.PathLike, output: str | os.PathLike, *, checkpoin
             result.frames = src.length
         else:
             skip = None if to_video or overwrite or todo is not None else (lambda t: (dst / frame_name(t)).is_file())
-            sink = _Sink(dst, to_video, frame_name, lambda first: _open_writer(dst, result, info, codec, crf, pix_fmt,
+            sink = _Sink(dst, to_video, frame_name, lambda first: open_writer(dst, result, src, codec, crf, out,
                                                                                  fps, first))
             _stream(model, src, sink, result, _Run(resolve_padding(padding, model_meta(model)[3]), tile,
                                                    tile_overlap, todo, cuts, skip, tick))
@@ -276,7 +304,7 @@ def _stream(model, src: _Source, sink: _Sink, result: InferResult, run: _Run) ->
                 continue
             out = restore(model, torch.stack(window), scale=scale, multiple=multiple, tile=run.tile,
                           tile_overlap=run.tile_overlap)  # the engine applies its own precision
-            bgr = np.ascontiguousarray(metrics.tensor_to_uint8(out)[..., ::-1])
+            bgr = np.ascontiguousarray(to_image(out, src.deep)[..., ::-1])
             result.out_size = (int(bgr.shape[0]), int(bgr.shape[1]))
             sink.write(t, bgr, t_sec)
             result.written += 1
@@ -291,15 +319,6 @@ def _stream(model, src: _Source, sink: _Sink, result: InferResult, run: _Run) ->
     finally:
         if sink.writer is not None:
             sink.writer.abort()
-
-
-def _open_writer(dst: Path, result: InferResult, info, codec, crf, pix_fmt, fps, first_time) -> VideoWriter:
-    """The output video: audio copied from a video input, aligned on its first frame's time; a
-    variable-rate input (without an explicit fps) is written at its own timestamps."""
-    vfr = info is not None and info.variable_rate and fps is None and info.time_base is not None
-    return VideoWriter(dst, result.fps, codec=codec, crf=crf, pix_fmt=pix_fmt,
-                       audio_from=info.path if info is not None and info.audio else None,
-                       audio_shift=first_time or 0.0, time_base=info.time_base if vfr else None)
 
 
 def _record(dst: Path, to_video: bool, cuts, length, cut_mode, scene_cuts, threshold, min_len) -> Path:

@@ -18,11 +18,19 @@ Frame rate:
   the same timing and stays in sync with the copied audio; its declared rate is the average.
   For constant-rate inputs frame i is written at i / fps.
 
-Audio: `VideoWriter(audio_from=SOURCE)` copies every audio stream of SOURCE packet by packet
-(no re-encode), interleaved with the video as frames are written, when the output container
-accepts the codec (FFmpeg's own table, `supported_codecs`); otherwise that stream is re-encoded
-(AAC; Opus for .webm) and `VideoWriter.audio` says so. Audio timestamps are shifted by the same
+Audio and subtitles (`streams.plan_streams`, decided before any frame is decoded by writing a
+trial header with the output's muxer): `VideoWriter(audio_from=SOURCE)` copies every audio stream
+of SOURCE packet by packet (no re-encode), interleaved with the video as frames are written, when
+the muxer takes the codec; otherwise that stream is re-encoded (AAC; Opus for .webm) and
+`VideoWriter.audio` says so; when neither works, ConfigError before any work. Subtitle streams are
+copied where the muxer takes them (.mkv takes SRT/ASS; .mp4/.mov only mov_text), else dropped
+and the plan's `changes` says so. Language tags are kept. Timestamps are shifted by the same
 amount as the video (the source's first video timestamp becomes 0), which keeps them in sync.
+
+Picture (reader): a display matrix (rotation/mirror) is applied to the pixels, as ffmpeg's
+autorotate does, so outputs are upright without one. `VideoInfo.sample_aspect` (SAR) and
+`bit_depth` describe the source; `VideoWriter(sample_aspect=...)` writes a SAR, and the 10-bit
+`PIX_FMTS` take uint16 frames (`VideoReader(deep=True)` decodes >8-bit streams as uint16).
 
 Encoding defaults (`DEFAULT_CRF`): libx264 at CRF 17 with yuv420p. x264's documentation calls
 CRF ~17-18 "visually lossless or nearly so"; yuv420p (4:2:0 chroma) is what every player and
@@ -35,9 +43,11 @@ when `close()` succeeds; `abort()` (or an exception inside ``with``) removes it,
 never sees a half-written video.
 """
 
-from vsrdata.core.video.reader import (VIDEO_EXTENSIONS, AudioInfo, Frame, VideoInfo, VideoReader, is_video_path,
-                                       probe, read_frames)
+from vsrdata.core.video.reader import (VIDEO_EXTENSIONS, AudioInfo, Frame, SubtitleInfo, VideoInfo, VideoReader,
+                                       is_video_path, probe, read_frames)
+from vsrdata.core.video.streams import StreamPlan, plan_streams
 from vsrdata.core.video.writer import CODECS, DEFAULT_CRF, OUTPUT_EXTENSIONS, PIX_FMTS, VideoWriter
 
-__all__ = ["VIDEO_EXTENSIONS", "OUTPUT_EXTENSIONS", "CODECS", "PIX_FMTS", "DEFAULT_CRF", "AudioInfo", "VideoInfo",
-           "Frame", "VideoReader", "VideoWriter", "probe", "read_frames", "is_video_path"]
+__all__ = ["VIDEO_EXTENSIONS", "OUTPUT_EXTENSIONS", "CODECS", "PIX_FMTS", "DEFAULT_CRF", "AudioInfo", "SubtitleInfo",
+           "VideoInfo", "Frame", "VideoReader", "VideoWriter", "StreamPlan", "plan_streams", "probe", "read_frames",
+           "is_video_path"]

@@ -14,92 +14,18 @@ from pathlib import Path
 
 import numpy as np
 
-from vsrdata.core.video.reader import first_line, open_input
+from vsrdata.core.video.reader import first_line
+from vsrdata.core.video.streams import Passthrough, StreamPlan, plan_streams
 from vsrdata.errors import ConfigError, InputError, OutputError
 
 __all__ = ["OUTPUT_EXTENSIONS", "CODECS", "PIX_FMTS", "DEFAULT_CRF", "VideoWriter"]
 
 OUTPUT_EXTENSIONS = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v")
 CODECS = ("libx264", "libx265", "libvpx-vp9", "ffv1")
-PIX_FMTS = ("yuv420p", "yuv444p")  # chroma layouts offered for output (4:2:0 plays everywhere)
+# chroma layouts and bit depths offered for output (8-bit 4:2:0 plays everywhere); the 10-bit ones
+# take uint16 frames (libx264, libx265 and ffv1 encode them; VP9 here does not)
+PIX_FMTS = ("yuv420p", "yuv444p", "yuv420p10le", "yuv444p10le")
 DEFAULT_CRF = {"libx264": 17, "libx265": 18, "libvpx-vp9": 20}  # ffv1 is lossless: no CRF
-
-
-class _AudioCopy:
-    """Copies (or re-encodes) the audio streams of a source file into an output container."""
-
-    def __init__(self, src: Path, out, ext: str, shift: float):
-        self._in = open_input(src)
-        self._map: dict[int, tuple] = {}
-        self.modes: list[str] = []
-        for s in self._in.streams.audio:
-            name = s.codec_context.name
-            if name in out.supported_codecs:
-                self._map[s.index] = ("copy", out.add_stream_from_template(s), None)
-                self.modes.append(f"{name} copied")
-            else:
-                target = "libopus" if ext == ".webm" else "aac"
-                enc = out.add_stream(target, rate=48000 if target == "libopus" else s.codec_context.sample_rate)
-                enc.layout = s.codec_context.layout.name if s.codec_context.layout else "stereo"
-                self._map[s.index] = ("encode", enc, s.codec_context)
-                self.modes.append(f"{name} re-encoded to {target.replace('lib', '')} (not allowed in {ext})")
-        self._shift = shift
-        self._packets = self._in.demux(*self._in.streams.audio) if self._map else iter(())
-        self._pending = None
-        self.error: str | None = None
-
-    def _next(self):
-        try:
-            return next(self._packets)
-        except StopIteration:
-            return None
-        except Exception as exc:  # truncated source: keep the audio that was read
-            self.error = first_line(exc)
-            return None
-
-    def feed_until(self, out, seconds: float | None) -> None:
-        """Mux source audio packets whose time (after the shift) is <= `seconds` (None: all)."""
-        while True:
-            pkt = self._pending or self._next()
-            self._pending = None
-            if pkt is None:
-                return
-            if pkt.dts is None and pkt.size == 0:
-                continue  # demuxer's flush packet
-            t = float(pkt.pts * pkt.time_base) - self._shift if pkt.pts is not None else None
-            if seconds is not None and t is not None and t > seconds:
-                self._pending = pkt
-                return
-            self._mux(out, pkt)
-
-    def _mux(self, out, pkt) -> None:
-        mode, ostream, ctx = self._map[pkt.stream.index]
-        offset = round(self._shift / pkt.time_base)
-        if mode == "copy":
-            if pkt.pts is not None:
-                pkt.pts -= offset
-            if pkt.dts is not None:
-                pkt.dts -= offset
-            pkt.stream = ostream
-            out.mux(pkt)
-            return
-        try:
-            frames = ctx.decode(pkt)
-        except Exception as exc:
-            self.error = first_line(exc)
-            return
-        for frame in frames:
-            frame.pts = None  # let the encoder number the samples
-            out.mux(ostream.encode(frame))
-
-    def finish(self, out) -> None:
-        self.feed_until(out, None)
-        for mode, ostream, _ in self._map.values():
-            if mode == "encode":
-                out.mux(ostream.encode(None))
-
-    def close(self) -> None:
-        self._in.close()
 
 
 class VideoWriter:
@@ -111,8 +37,12 @@ class VideoWriter:
             a Fraction with denominator <= 1001.
         codec: one of CODECS (default libvpx-vp9 for .webm, else libx264).
         crf: constant-rate factor of the codec (default DEFAULT_CRF[codec]); not for ffv1.
-        pix_fmt: encoder pixel format (default yuv420p; ffv1: yuv444p).
-        audio_from: a source video whose audio streams are copied (see the module docstring).
+        pix_fmt: encoder pixel format (default yuv420p; ffv1: yuv444p); a 10-bit one (PIX_FMTS)
+            takes uint16 frames, which 8-bit ones also accept (rounded to 8 bits).
+        audio_from: a source video whose audio and subtitle streams are carried over as `streams`
+            plans (default: `plan_streams(audio_from, ext)`, decided here, before any frame).
+        streams: the `StreamPlan` for `audio_from` when the caller made it already.
+        sample_aspect: pixel aspect ratio (SAR) written in the stream (None: square pixels).
         audio_shift: seconds subtracted from the source audio timestamps (the source's first
             video timestamp, so both streams start together).
         time_base: write frames at the times given to `write` in this time base (variable-rate
@@ -125,7 +55,8 @@ class VideoWriter:
 
     def __init__(self, path: str | os.PathLike, fps, *, codec: str | None = None, crf: int | None = None,
                  pix_fmt: str | None = None, audio_from: str | os.PathLike | None = None,
-                 audio_shift: float = 0.0, time_base: Fraction | None = None):
+                 audio_shift: float = 0.0, time_base: Fraction | None = None, streams: StreamPlan | None = None,
+                 sample_aspect: Fraction | None = None):
         import av
 
         self.path = Path(path)
@@ -139,13 +70,17 @@ class VideoWriter:
             raise ConfigError("ffv1 is lossless and takes no CRF")
         self.crf = None if self.codec == "ffv1" else int(DEFAULT_CRF[self.codec] if crf is None else crf)
         self.pix_fmt = pix_fmt or ("yuv444p" if self.codec == "ffv1" else "yuv420p")
+        if self.pix_fmt not in {f.name for f in av.codec.Codec(self.codec, "w").video_formats}:
+            raise ConfigError(f"codec {self.codec} cannot encode pix_fmt {self.pix_fmt}")
+        self.sample_aspect = Fraction(sample_aspect) if sample_aspect else None
+        self._plan = streams if streams is not None or audio_from is None else plan_streams(audio_from, ext)
         self.fps = _fraction(fps)
         self._time_base = time_base
         self._audio_from, self._audio_shift = audio_from, float(audio_shift)
         self._tmp = self.path.with_name(f".{self.path.stem}.{os.getpid()}.tmp{ext}")
         self._out = self._stream = self._audio = None
         self.frames = 0
-        self.audio: list[str] = []  # one line per audio stream: copied / re-encoded
+        self.audio: list[str] = self._plan.notes if self._plan else []  # per carried stream: copied / re-encoded
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._out = av.open(str(self._tmp), mode="w")
@@ -162,6 +97,8 @@ class VideoWriter:
             raise ConfigError(f"{self.pix_fmt} needs even frame sides, got {w}x{h} (use pix_fmt yuv444p)")
         s = self._out.add_stream(self.codec, rate=self.fps)
         s.width, s.height, s.pix_fmt = w, h, self.pix_fmt
+        if self.sample_aspect is not None:
+            s.codec_context.sample_aspect_ratio = self.sample_aspect
         if self._time_base is not None:
             s.codec_context.time_base = self._time_base
             s.time_base = self._time_base
@@ -172,24 +109,23 @@ class VideoWriter:
             opts["b"] = "0"  # constant quality mode
         s.options = opts
         self._stream = s
-        if self._audio_from is not None:  # after the video, so the video is stream 0
-            self._audio = _AudioCopy(Path(self._audio_from), self._out, self.path.suffix.lower(),
-                                     self._audio_shift)
-            self.audio = self._audio.modes
+        if self._plan is not None and self._plan.modes:  # after the video, so the video is stream 0
+            self._audio = Passthrough(Path(self._audio_from), self._out, self._plan, self._audio_shift)
 
     def write(self, image: np.ndarray, time: float | None = None) -> None:
-        """Encode one HxWx3 uint8 BGR frame; `time` (seconds) is used with `time_base` only."""
+        """Encode one HxWx3 uint8 or uint16 BGR frame; `time` (seconds) is used with `time_base` only."""
         import av
 
-        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-            raise ValueError(f"expected an HxWx3 uint8 BGR frame, got {image.dtype} {image.shape}")
+        if image.dtype not in (np.uint8, np.uint16) or image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"expected an HxWx3 uint8/uint16 BGR frame, got {image.dtype} {image.shape}")
         if self._stream is None:
             try:
                 self._open_stream(*image.shape[:2])
             except BaseException:
                 self.abort()
                 raise
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
+        fmt = "bgr48le" if image.dtype == np.uint16 else "bgr24"
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format=fmt)
         if self._time_base is not None and time is not None:
             frame.pts = round(Fraction(time).limit_denominator(10**9) / self._time_base)
             t = float(time)
