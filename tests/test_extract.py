@@ -180,8 +180,8 @@ def test_numbering_widens_past_1000_clips(tmp_path):
 def three_videos(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("videos")
     (root / "sub").mkdir()
-    two_shots(root / "b.mp4", 16, 14)
-    two_shots(root / "sub" / "a.mkv", 18, 10)
+    two_shots(root / "b.mp4", 16, 17)  # last shots >= --scene-min-len 15: kept
+    two_shots(root / "sub" / "a.mkv", 16, 15)
     make_video(root / "c.mov", shot("001", 17), fps=25, audio=None)
     return root
 
