@@ -4,8 +4,10 @@ command line (imageio-ffmpeg's binary) builds the inputs and decodes what it dis
 
 from __future__ import annotations
 
+import json
 from fractions import Fraction
 
+import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -128,3 +130,17 @@ def test_what_mp4_cannot_keep_is_said(tmp_path):
     out = video.probe(res.output)
     assert out.bit_depth == 8 and out.subtitles == () and out.audio[0].language == "fra"
     assert out.sample_aspect == Fraction(4, 3)
+
+
+def test_extract_writes_rotated_videos_upright(tmp_path):
+    from vsrdata.pipelines.extract import extract
+
+    _, src = _still(tmp_path, n=4)
+    rot = tmp_path / "rot.mov"
+    ffmpeg("-display_rotation", "270", "-i", src, "-c", "copy", rot)
+    upright = ffmpeg_frames(rot, 64, 48)
+    extract([rot], tmp_path / "out", frames_per_clip=4, scene_cuts="off", workers=1, progress=False)
+    png = cv2.imread(str(tmp_path / "out" / "000" / "00000000.png"), cv2.IMREAD_COLOR)
+    assert png.shape == (64, 48, 3) and np.abs(png.astype(int) - upright[0].astype(int)).max() <= 2  # as above
+    record = json.loads((tmp_path / "out" / "extract.json").read_text())["videos"][0]
+    assert (record["width"], record["height"], record["bit_depth"]) == (48, 64, 8)

@@ -7,7 +7,8 @@ What it does, in order:
    videos are sorted by natural order of their resolved paths; that order numbers the clips, so
    the names depend only on the set of inputs (not on `--shard`, workers or resume).
 2. **Analyse** (one job per video, parallel): decode every frame (`core.video.VideoReader`:
-   uint8 BGR, decode order), find the scene cuts (`core.scenes.CutDetector`, PySceneDetect's
+   uint8 BGR, decode order, upright: a display matrix is applied as for `infer`; a 10-bit
+   source is rounded to 8 bits, REDS' PNG format, and its `bit_depth` recorded), find the scene cuts (`core.scenes.CutDetector`, PySceneDetect's
    ContentDetector -- the detector `infer` uses; or a user FILE; or none) and measure motion:
    `d[i]` = mean |frame[i] - frame[i-1]| over all pixels and channels, in 8-bit levels.
    The result of each video is cached in `OUT/.extract-cache/` (keyed by path, size, mtime and

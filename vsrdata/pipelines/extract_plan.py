@@ -84,7 +84,8 @@ def _motion(diffs: list[float], start: int, end: int) -> float:
 # ---------------------------------------------------------------------------------- analyse
 def _decode_measures(path: str, detector):
     """Decode every frame once: (video info, timestamps in s, |frame difference| means,
-    truncation warning or None); each frame also goes to the cut `detector` (if any)."""
+    truncation warning or None, (height, width) of the frames as decoded: upright, after the
+    display matrix); each frame also goes to the cut `detector` (if any)."""
     import cv2
 
     from vsrdata.core.video import VideoReader
@@ -98,7 +99,8 @@ def _decode_measures(path: str, detector):
             diffs.append(0.0 if prev is None else float(cv2.absdiff(frame.image, prev).mean()))
             prev = frame.image
             report_progress(1)  # the bar counts decoded frames
-        return reader.info, times, diffs, reader.truncation_warning()
+        shape = prev.shape[:2] if prev is not None else (reader.info.height, reader.info.width)
+        return reader.info, times, diffs, reader.truncation_warning(), shape
 
 
 def _analyse(item: tuple[str, str, dict]) -> str:
@@ -109,7 +111,7 @@ def _analyse(item: tuple[str, str, dict]) -> str:
     if os.path.exists(cache):
         return SKIPPED
     detector = scenes.CutDetector(cfg["scene_threshold"], cfg["scene_min_len"]) if cfg["scene_cuts"] == "auto" else None
-    info, times, diffs, warning = _decode_measures(path, detector)
+    info, times, diffs, warning, (height, width) = _decode_measures(path, detector)
     if warning and not cfg["allow_truncated"]:
         raise InputError(f"{warning}; allow truncated videos to extract the frames that decoded",
                          option="allow_truncated")
@@ -131,8 +133,8 @@ def _analyse(item: tuple[str, str, dict]) -> str:
             continue
         kept.append(clip)
     record = {"source": path, "frames": length, "declared_frames": info.declared_frames,
-              "fps": str(info.fps) if info.fps is not None else None, "width": info.width,
-              "height": info.height, "cuts": cuts, "static_dropped": static, "warning": warning, "clips": kept}
+              "fps": str(info.fps) if info.fps is not None else None, "width": width,
+              "height": height, "bit_depth": info.bit_depth, "cuts": cuts, "static_dropped": static, "warning": warning, "clips": kept}
     write_bytes_atomic(cache, json.dumps(record).encode())
     return WRITTEN
 
