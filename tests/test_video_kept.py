@@ -144,3 +144,10 @@ def test_extract_writes_rotated_videos_upright(tmp_path):
     assert png.shape == (64, 48, 3) and np.abs(png.astype(int) - upright[0].astype(int)).max() <= 2  # as above
     record = json.loads((tmp_path / "out" / "extract.json").read_text())["videos"][0]
     assert (record["width"], record["height"], record["bit_depth"]) == (48, 64, 8)
+
+
+def test_10_bit_video_into_frames_gives_16_bit_png(tmp_path):
+    src = _rich_source(tmp_path)
+    res = infer(src, tmp_path / "frames", model=LocalModel(), device="cpu", scene_cuts="off")
+    png = cv2.imread(str(tmp_path / "frames" / "00000000.png"), cv2.IMREAD_UNCHANGED)
+    assert res.written == 5 and png.dtype == np.uint16 and png.shape == (192, 256, 3) and np.any(png % 257)

@@ -8,6 +8,8 @@ Orientation: a stream with a display matrix (a phone's "rotate 90" flag, flips) 
 displayed, as the ffmpeg command line does by default (autorotate): the matrix is applied to the
 pixels (quarter turns and mirrors, exact), so every consumer (infer, extract, scene detection) sees
 upright frames and outputs carry no matrix. `VideoReader.orientation` says what was applied.
+See docs/CONVENTIONS.md#video-orientation. `VideoInfo.width`/`height` are the stream's stored
+(coded) sizes; the frames' sides are swapped after a quarter turn.
 """
 
 from __future__ import annotations
