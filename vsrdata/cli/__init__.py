@@ -19,6 +19,7 @@ status is 143 (128 + SIGTERM) after "Error: terminated". Forked workers keep the
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import pkgutil
@@ -59,18 +60,32 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 _python_show_warning = warnings.showwarning
 
 
-class _Terminated(BaseException):
+class Terminated(BaseException):
     """Raised in the main process by SIGTERM (a BaseException, like KeyboardInterrupt)."""
 
 
-def _on_sigterm(main_pid: int):
+@contextlib.contextmanager
+def sigterm_raises():
+    """While inside, SIGTERM raises `Terminated` in the main process (so `finally` blocks and
+    writers' aborts run); a forked worker still dies at once. The previous handler is restored."""
+    main_pid = os.getpid()
+
     def handler(signum, frame):
         if os.getpid() != main_pid:  # a forked worker: die as it would have
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             os.kill(os.getpid(), signal.SIGTERM)
             return
-        raise _Terminated()
-    return handler
+        raise Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (e.g. invoked from a test runner's thread)
+        previous = None
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 class _VsrGroup(click.Group):
@@ -78,17 +93,11 @@ class _VsrGroup(click.Group):
 
     def invoke(self, ctx: click.Context):
         try:
-            previous = signal.signal(signal.SIGTERM, _on_sigterm(os.getpid()))
-        except ValueError:  # not the main thread (e.g. invoked from a test runner's thread)
-            previous = None
-        try:
-            return self._invoke(ctx)
-        except _Terminated:
+            with sigterm_raises():
+                return self._invoke(ctx)
+        except Terminated:
             click.echo("Error: terminated", err=True)
             sys.exit(128 + signal.SIGTERM)
-        finally:
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
 
     def _invoke(self, ctx: click.Context):
         try:

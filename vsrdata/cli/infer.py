@@ -46,7 +46,8 @@ def _fps(value: str | None):
 @click.option("--crf", type=click.IntRange(min=0, max=63), default=None,
               help="Constant-rate factor (default 17 for libx264, 18 libx265, 20 VP9: visually lossless).")
 @click.option("--pix-fmt", type=click.Choice(PIX_FMTS), default=None,
-              help="Chroma of a video OUTPUT (default yuv420p: plays everywhere; yuv444p keeps full colour).")
+              help="Chroma and depth of a video OUTPUT (default yuv420p: plays everywhere; yuv420p10le for a "
+              "10-bit input; yuv444p keeps full colour).")
 @click.option("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available).")
 @click.option("--precision", type=click.Choice(["fp32", "fp16", "bf16"]), default="fp32", show_default=True,
               help="Autocast precision: bf16 on CPU or CUDA (faster, less exact), fp16 on CUDA only.")
