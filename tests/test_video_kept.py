@@ -16,7 +16,7 @@ from media import decode_audio, ffmpeg, ffmpeg_frames, make_video, reds_clip
 from test_evaluate import LocalModel
 from vsrdata.cli import main
 from vsrdata.core import video
-from vsrdata.errors import InputError
+from vsrdata.errors import ConfigError, InputError
 from vsrdata.evaluation.infer import infer
 
 av = pytest.importorskip("av")
@@ -151,3 +151,11 @@ def test_10_bit_video_into_frames_gives_16_bit_png(tmp_path):
     res = infer(src, tmp_path / "frames", model=LocalModel(), device="cpu", scene_cuts="off")
     png = cv2.imread(str(tmp_path / "frames" / "00000000.png"), cv2.IMREAD_UNCHANGED)
     assert res.written == 5 and png.dtype == np.uint16 and png.shape == (192, 256, 3) and np.any(png % 257)
+
+
+def test_a_pix_fmt_the_codec_cannot_encode_is_refused_before_any_work(tmp_path):
+    _, src = _still(tmp_path)
+    with pytest.raises(ConfigError, match=r"^--codec libvpx-vp9 cannot encode --pix-fmt yuv420p10le \(it takes "
+                                          r"yuv420p, yuv444p\)$"):
+        infer(src, tmp_path / "sr.webm", checkpoint=tmp_path / "no-such.pth", pix_fmt="yuv420p10le")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["still.mp4"]

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vsrdata.core.video import OUTPUT_EXTENSIONS, VideoWriter, plan_streams
+from vsrdata.core.video import OUTPUT_EXTENSIONS, PIX_FMTS, VideoWriter, plan_streams
+from vsrdata.errors import ConfigError
 from vsrdata.evaluation import metrics
 
 __all__ = ["OUTPUT_RULE", "to_image", "plan_output", "open_writer"]
@@ -36,9 +37,14 @@ class _OutputPlan:
 
 
 def plan_output(src, dst: Path, to_video: bool, codec, pix_fmt, warnings: list[str]) -> _OutputPlan:
-    """Decide, before any work, the bit depth (sets `src.deep`) and the audio/subtitle plan."""
+    """Decide, before any work, the bit depth (sets `src.deep`) and the audio/subtitle plan;
+    ConfigError for a codec that cannot encode `pix_fmt`."""
     plan = _OutputPlan(pix_fmt)
     info = src.info
+    codec = codec or ("libvpx-vp9" if dst.suffix.lower() == ".webm" else "libx264")
+    if to_video and pix_fmt is not None and pix_fmt not in _formats(codec):
+        raise ConfigError(f"--codec {codec} cannot encode --pix-fmt {pix_fmt} (it takes "
+                          f"{', '.join(f for f in PIX_FMTS if f in _formats(codec))})")
     if info is None:
         return plan
     if to_video and (info.audio or info.subtitles):
@@ -49,12 +55,9 @@ def plan_output(src, dst: Path, to_video: bool, codec, pix_fmt, warnings: list[s
     if not to_video:
         src.deep = True  # 16-bit PNG frames keep every bit
         return plan
-    codec = codec or ("libvpx-vp9" if dst.suffix.lower() == ".webm" else "libx264")
     if pix_fmt is None:
-        from av.codec import Codec
-
         deep_fmt = "yuv444p10le" if codec == "ffv1" else "yuv420p10le"
-        if deep_fmt in {f.name for f in Codec(codec, "w").video_formats}:
+        if deep_fmt in _formats(codec):
             plan.pix_fmt, src.deep = deep_fmt, True
         else:
             warnings.append(f"{info.bit_depth}-bit input written as 8-bit: {codec} has no 10-bit format here "
@@ -66,8 +69,13 @@ def plan_output(src, dst: Path, to_video: bool, codec, pix_fmt, warnings: list[s
     return plan
 
 
-def open_writer(dst: Path, result, src, codec, crf, plan: _OutputPlan, fps,
-                 first_time) -> VideoWriter:
+def _formats(codec: str) -> set[str]:
+    from av.codec import Codec
+
+    return {f.name for f in Codec(codec, "w").video_formats}
+
+
+def open_writer(dst: Path, result, src, codec, crf, plan: _OutputPlan, fps, first_time) -> VideoWriter:
     """The output video: audio/subtitles carried from a video input as planned, aligned on its
     first frame's time; the source's pixel aspect; a variable-rate input (without an explicit
     fps) is written at its own timestamps."""
