@@ -95,7 +95,7 @@ def command(input_path, output, checkpoint, preset, tile, tile_overlap, padding,
     if result.in_size and result.out_size:
         size = f", {result.in_size[1]}x{result.in_size[0]} -> {result.out_size[1]}x{result.out_size[0]}"
     if result.to_video:
-        kind = f"video at {result.fps} fps" + (f" (audio: {'; '.join(result.audio)})" if result.audio else "")
+        kind = f"video at {result.fps} fps" + (f" (streams: {'; '.join(result.audio)})" if result.audio else "")
     else:
         kind = "PNG frames"
     cuts = f"; {len(result.cuts)} scene cut(s)" if result.cuts else ""

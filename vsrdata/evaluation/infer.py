@@ -73,7 +73,7 @@ class InferResult:
     to_video: bool = False
     cuts: list[int] = field(default_factory=list)
     scenes: Path | None = None  # the scenes.json written
-    audio: list[str] = field(default_factory=list)  # per audio stream: copied / re-encoded
+    audio: list[str] = field(default_factory=list)  # per audio/subtitle stream carried over: copied / re-encoded
     warnings: list[str] = field(default_factory=list)
 
 
