@@ -60,6 +60,8 @@ _METHODS = {
           "antialiasing, rounded once (vsrdata.core.degrade, BI)",
     "bd": "Gaussian blur sigma 1.6 with replicated borders, then every scale-th pixel "
           "(MATLAB imresize_BD convention; vsrdata.core.degrade, BD)",
+    "bd-duf": "BasicSR duf_downsample: 13x13 Gaussian sigma 0.4*scale (scipy gaussian_filter of a delta), "
+              "reflect padding, stride scale (vsrdata.core.degrade, BD-DUF)",
 }
 
 
