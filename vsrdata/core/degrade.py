@@ -63,7 +63,7 @@ import numpy as np
 from vsrdata.core.resize import AxisOp, imresize, separable_resample, to_integer
 from vsrdata.errors import ConfigError, InputError
 
-__all__ = ["BD_SIGMA", "DEGRADATIONS", "DUF_TAPS", "duf_kernel", "bd_kernel_size", "bd_offset", "degrade", "gaussian_kernel",
+__all__ = ["BD_SIGMA", "DEGRADATIONS", "DUF_TAPS", "duf_kernel", "bd_kernel_size", "bd_offset", "degrade", "degrade_float", "gaussian_kernel",
            "mod_crop"]
 
 BD_SIGMA = 1.6
@@ -183,6 +183,19 @@ def _duf_op(in_len: int, scale: int) -> AxisOp:
     return AxisOp(in_len, weights, idx)
 
 
+def degrade_float(img: np.ndarray, scale: int, kind: str) -> np.ndarray:
+    """BD or BD-DUF of an (already mod-cropped) frame before rounding: float64, same layout as
+    ``img``, in its integer range (for verification against float references)."""
+    if kind not in ("bd", "bd-duf"):
+        raise ConfigError(f"degrade_float supports bd and bd-duf, got {kind!r}")
+    scale = _check_scale(scale)
+    h, w = img.shape[:2]
+    op = _bd_op if kind == "bd" else _duf_op
+    hr3 = img if img.ndim == 3 else img[:, :, None]
+    y = separable_resample(hr3.astype(np.float64), (0, op(h, scale)), (1, op(w, scale)))
+    return y if img.ndim == 3 else y[:, :, 0]
+
+
 def degrade(img: np.ndarray, scale: int = 4, kind: str = "bi") -> np.ndarray:
     """Make the low-resolution frame of ``img`` with the BI or BD degradation.
 
@@ -213,11 +226,7 @@ def degrade(img: np.ndarray, scale: int = 4, kind: str = "bi") -> np.ndarray:
     if kind == "bi":
         lr = imresize(hr, 1.0 / scale)
     else:
-        op = _bd_op if kind == "bd" else _duf_op
-        hr3 = hr if hr.ndim == 3 else hr[:, :, None]
-        y = separable_resample(hr3.astype(np.float64), (0, op(h, scale)), (1, op(w, scale)))
-        lr = to_integer(y, hr.dtype)
-        lr = lr if img.ndim == 3 else lr[:, :, 0]
+        lr = to_integer(degrade_float(hr, scale, kind), hr.dtype)
     if lr.shape[:2] != (h // scale, w // scale):  # pragma: no cover - guarded by imresize's size rule
         raise AssertionError(f"degrade produced {lr.shape} from {hr.shape} at scale {scale}")
     return lr
