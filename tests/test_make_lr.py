@@ -96,7 +96,7 @@ def test_reds_layout_pool_workers(tmp_path, kind):
     assert isinstance(summary, Summary)
     assert (summary.total, summary.written, summary.skipped, summary.failed) == (21, 21, 0, 0)
     written = sorted(p.relative_to(dst).as_posix() for p in dst.rglob("*"))
-    expected = sorted([f"{c:03d}" for c in range(3)] + ["make_lr.json"]
+    expected = sorted([f"{c:03d}" for c in range(3)] + [".make_lr.json"]
                       + [f"{c:03d}/{f:08d}.png" for c in range(3) for f in range(7)])
     assert written == expected
     assert cv2.imread(str(dst / "001/00000003.png")).shape == (45, 80, 3)
@@ -321,7 +321,7 @@ def test_alpha_and_too_small_frames(tmp_path):
     assert "frames: 2 written, 0 skipped (already done), 4 failed" in result.output
     assert sorted(p.relative_to(dst).as_posix() for p in dst.rglob("*.png")) == [
         "001/00000000.png", "001/00000001.png"]
-    assert not [p for p in dst.rglob(".*")]  # no temp files left behind
+    assert not [p for p in dst.rglob(".*") if p.name != ".make_lr.json"]  # no temp files left behind
 
 
 def test_missing_and_empty_src(tmp_path):
@@ -438,15 +438,33 @@ def test_runner_bugs_propagate(workers):
 def test_manifest_records_the_degradation_and_refuses_mixing(tmp_path):
     dst = tmp_path / "lr"
     make_lr(ODD, dst, scale=4, degradation="bd", workers=1, progress=False)
-    record = json.loads((dst / "make_lr.json").read_text())
+    record = json.loads((dst / ".make_lr.json").read_text())
     assert (record["format"], record["scale"], record["degradation"]) == ("vsrdata-make-lr/1", 4, "bd")
     # A re-run with the same settings resumes; another degradation or scale is refused.
     assert make_lr(ODD, dst, scale=4, degradation="bd", workers=1, progress=False).skipped == 7
     result = CliRunner().invoke(main, ["make-lr", str(ODD), str(dst), "-d", "bi", "-j", "1", "-q"])
     assert result.exit_code == 1
-    assert "already holds x4 'bd' frames (make_lr.json); refusing to mix in x4 'bi'" in result.output
+    assert "already holds x4 'bd' frames (.make_lr.json); refusing to mix in x4 'bi'" in result.output
     with pytest.raises(OutputError, match="refusing to mix in x2 'bd'"):
         make_lr(ODD, dst, scale=2, degradation="bd", workers=1, progress=False, dry_run=True)
     # --overwrite replaces the frames and the record.
     make_lr(ODD, dst, scale=4, degradation="bi", workers=1, progress=False, overwrite=True)
-    assert json.loads((dst / "make_lr.json").read_text())["degradation"] == "bi"
+    assert json.loads((dst / ".make_lr.json").read_text())["degradation"] == "bi"
+
+
+def test_manifest_is_hidden_from_basicsr_listing_and_old_name_still_read(tmp_path):
+    import glob
+    import os
+
+    dst = tmp_path / "lr"
+    make_lr(REDS, dst, scale=4, degradation="bd-duf", workers=1, progress=False)
+    # BasicSR's VideoTestDataset takes every glob('*') entry of the LQ root for a clip folder.
+    assert sorted(os.path.basename(p) for p in glob.glob(str(dst / "*"))) == ["000", "001", "002"]
+    # A tree made before the rename: its visible make_lr.json is still checked on resume ...
+    (dst / ".make_lr.json").rename(dst / "make_lr.json")
+    with pytest.raises(OutputError, match=r"already holds x4 'bd-duf' frames \(make_lr.json\)"):
+        make_lr(REDS, dst, scale=4, degradation="bi", workers=1, progress=False)
+    # ... and a resume replaces it by the hidden file.
+    assert make_lr(REDS, dst, scale=4, degradation="bd-duf", workers=1, progress=False).skipped == 21
+    assert not (dst / "make_lr.json").exists()
+    assert json.loads((dst / ".make_lr.json").read_text())["degradation"] == "bd-duf"

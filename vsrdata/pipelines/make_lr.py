@@ -25,9 +25,12 @@ left for *this shard's* outputs are deleted (those of other shards are left alon
 machine may be writing them). A re-run after `kill -9` therefore completes the tree, and the
 result is byte-identical to an uninterrupted run (PNG encoding is deterministic).
 
-Manifest: `DST/make_lr.json` records the scale and degradation (written before the frames);
+Manifest: `DST/.make_lr.json` records the scale and degradation (written before the frames);
 a DST made with another scale or degradation is refused unless `overwrite`, so BI and BD
-frames never mix in one tree.
+frames never mix in one tree. It is a dot-file so that readers listing the LR root (BasicSR's
+`VideoTestDataset` globs `*` and takes every entry for a clip folder) see clip folders only.
+Trees made before this name read their `make_lr.json` for the check, which is then replaced by
+the hidden file.
 
 Bad frames (unreadable, truncated, alpha channel, smaller than the scale): the frame fails with
 a one-line message naming the file and nothing is written for it; the other frames are still
@@ -53,7 +56,8 @@ from vsrdata.pipelines.summary import SKIPPED, WRITTEN, JobsFailed, Summary
 __all__ = ["make_lr", "plan_make_lr", "Summary", "JobsFailed"]
 
 _EXAMPLES = 5
-MANIFEST = "make_lr.json"
+MANIFEST = ".make_lr.json"
+OLD_MANIFEST = "make_lr.json"   # before 0.x: visible, broke BasicSR's listing of an LQ root
 MANIFEST_FORMAT = "vsrdata-make-lr/1"
 _METHODS = {
     "bi": "mod-crop to a multiple of the scale, then MATLAB imresize(I, 1/scale, 'bicubic') with "
@@ -66,10 +70,12 @@ _METHODS = {
 
 
 def _check_manifest(dst: Path, scale: int, degradation: str, overwrite: bool, write: bool) -> None:
-    """DST/make_lr.json records how the frames under DST were made (the field's LR sets are
+    """DST/.make_lr.json records how the frames under DST were made (the field's LR sets are
     otherwise indistinguishable: BI vs BD mix-ups are a known cause of "the model does not
     work"). A DST made with another scale or degradation is refused unless `overwrite`."""
     path = dst / MANIFEST
+    if not path.is_file() and (dst / OLD_MANIFEST).is_file():
+        path = dst / OLD_MANIFEST
     if path.is_file() and not overwrite:
         try:
             old = json.loads(path.read_text())
@@ -77,13 +83,15 @@ def _check_manifest(dst: Path, scale: int, degradation: str, overwrite: bool, wr
         except (ValueError, KeyError, TypeError, OSError):
             raise OutputError(f"unreadable {path}: remove it or overwrite", option="overwrite") from None
         if old_key != (scale, degradation):
-            raise OutputError(f"{dst} already holds x{old_key[0]} '{old_key[1]}' frames ({MANIFEST}); "
+            raise OutputError(f"{dst} already holds x{old_key[0]} '{old_key[1]}' frames ({path.name}); "
                               f"refusing to mix in x{scale} '{degradation}' (choose another DST or overwrite)",
                               option="overwrite")
     if write:
         record = {"format": MANIFEST_FORMAT, "scale": scale, "degradation": degradation,
                   "method": _METHODS[degradation]}
-        write_bytes_atomic(path, (json.dumps(record, indent=1) + "\n").encode())
+        write_bytes_atomic(dst / MANIFEST, (json.dumps(record, indent=1) + "\n").encode())
+        if (dst / OLD_MANIFEST).is_file():
+            (dst / OLD_MANIFEST).unlink()
 
 
 def _check_folders(src: Path, dst: Path) -> None:
