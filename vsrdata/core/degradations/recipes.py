@@ -200,7 +200,18 @@ def builtin_recipe(name: str, scale: int = 4) -> dict:
         return {"name": name, "kind": "fixed", "degradation": name, "scale": scale}
     if name not in BUILTIN_RECIPES:
         raise ConfigError(f"recipe: unknown recipe {name!r} (built-in: {', '.join(RECIPE_NAMES)}; or a YAML file)")
-    return {"name": name, "kind": "random", "scale": scale, "options": copy.deepcopy(BUILTIN_RECIPES[name])}
+    opts = copy.deepcopy(BUILTIN_RECIPES[name])
+    _check_codecs_used(opts)
+    return {"name": name, "kind": "random", "scale": scale, "options": opts}
+
+
+def _check_codecs_used(opts: dict) -> None:
+    """A recipe that compresses video needs every encoder of its `codec_list` in this PyAV build."""
+    if opts["codec_first_order"] or opts["final_compression"] == "codec":
+        from vsrdata.core.degradations.codec import check_codec
+
+        for name in opts["codec_list"]:
+            check_codec(name, "codec_list")
 
 
 def recipe_from_dict(data: dict, name: str = "recipe", scale: int | None = None) -> dict:
@@ -219,6 +230,7 @@ def recipe_from_dict(data: dict, name: str = "recipe", scale: int | None = None)
             raise ConfigError(f"{key}: unknown recipe key in {name} (see docs/CONVENTIONS.md#real-world-degradations)")
         opts[key] = _VALIDATORS[key](key, value)
     _check_lengths(opts)
+    _check_codecs_used(opts)
     return {"name": name, "kind": "random", "scale": scale, "options": opts, "base": base}
 
 
