@@ -31,7 +31,7 @@ import torch
 
 from vsrdata.core import scenes, splits
 from vsrdata.core.image_io import is_image_file, read_image, write_image
-from vsrdata.core.layouts import natural_key
+from vsrdata.core.layouts import Clip, clip_shape, natural_key
 from vsrdata.core.video import OUTPUT_EXTENSIONS, VideoReader, VideoWriter, is_video_path
 from vsrdata.evaluation import metrics
 from vsrdata.evaluation.engines import load_engine
@@ -72,6 +72,7 @@ def _folder_frames(path: Path) -> list[Path]:
                     and not e.name.startswith(".")), key=natural_key)
     if not names:
         raise InputError(f"no image frames in {path}")
+    clip_shape(Clip(name="", root=path, frames=tuple(names)))  # the frame contract, before any work
     return [path / n for n in names]
 
 
