@@ -31,6 +31,7 @@ import torch
 
 from vsrdata.core import scenes, splits
 from vsrdata.core.image_io import is_image_file, read_image, write_image
+from vsrdata.core.paths import refuse_inside
 from vsrdata.core.layouts import Clip, clip_shape, natural_key
 from vsrdata.core.video import OUTPUT_EXTENSIONS, VideoReader, VideoWriter, is_video_path
 from vsrdata.evaluation import metrics
@@ -137,8 +138,7 @@ def _check_args(src: Path, dst: Path, tile, tile_overlap, checkpoint, model) -> 
         raise ConfigError(f"video output must end in one of {', '.join(OUTPUT_EXTENSIONS)}: {dst}")
     if to_video and dst.is_dir():
         raise ConfigError(f"output {dst} is a directory but has a video extension")
-    if src.is_dir() and dst.resolve() == src.resolve():
-        raise ConfigError(f"output {dst} is the input folder; choose another folder")
+    refuse_inside(dst, [src], what="output", choose="an OUTPUT")
     if not to_video and dst.exists() and not dst.is_dir():
         raise ConfigError(f"output {dst} exists and is not a directory (use a video extension for video output)")
     return to_video

@@ -60,6 +60,7 @@ from pathlib import Path
 import numpy as np
 
 from vsrdata.core.image_io import remove_stale_temps, write_bytes_atomic, write_image
+from vsrdata.core.paths import refuse_inside
 from vsrdata.errors import ConfigError, InputError, OutputError
 from vsrdata.pipelines.extract_plan import CACHE_DIR, analyse_all, find_videos, plan_clips
 from vsrdata.pipelines.runner import available_cores, check_shard, report_progress, run_jobs
@@ -90,11 +91,7 @@ class ExtractResult:
 def _check_out(inputs: list[str | os.PathLike], out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise OutputError(f"output exists and is not a folder: {out}")
-    out_real = out.resolve()
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir() and (path.resolve() == out_real or path.resolve() in out_real.parents):
-            raise OutputError(f"output {out} is inside the input folder {path} (choose an OUT outside it)")
+    refuse_inside(out, inputs, what="output", choose="an OUT")
 
 
 def fit_frame(img: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
