@@ -177,12 +177,20 @@ def find_clips(root: str | os.PathLike) -> list[Clip]:
     clips: list[Clip] = []
     for directory, frames in walk_folders(base):
         if not frames and directory != base and _is_empty(directory):
-            raise InputError(f"empty folder {directory}: a clip folder must hold frames (remove it or fill it)")
+            raise no_frames_error(directory)
         if frames:
             rel = directory.relative_to(base).as_posix()
             clips.append(Clip(name="" if rel == "." else rel, root=base, frames=frames))
     clips.sort(key=lambda c: natural_key(c.name))
     return clips
+
+
+def no_frames_error(directory: str | os.PathLike) -> InputError:
+    """The one error for a clip folder without frames: 'empty folder ...' when nothing visible is
+    in it, else 'no image frames in ...'."""
+    if _is_empty(Path(directory)):
+        return InputError(f"empty folder {directory}: a clip folder must hold frames (remove it or fill it)")
+    return InputError(f"no image frames in {directory}")
 
 
 def _is_empty(directory: Path) -> bool:
