@@ -61,4 +61,4 @@ def check_writable(folder: str | os.PathLike, what: str = "output folder") -> No
         os.close(fd)
         os.unlink(name)
     except OSError as exc:
-        raise OutputError(f"{what} {folder} is not writable ({os_problem(exc, probe)})") from None
+        raise OutputError(f"{what} {folder} is not writable ({exc.strerror or exc}: {probe})") from None
