@@ -101,8 +101,9 @@ def _check_clip(job: ClipJob, lr_dir: Path, names: list[str]) -> None:
     """The frame contract before any work (docs/CONVENTIONS.md#frame-contract): a uniform LQ clip
     and GT frames of the same channels and bit depth (from PNG headers)."""
     lq = clip_shape(Clip(name=job.name, root=lr_dir, frames=tuple(names)), "LQ")
-    gt = frame_shape(job.gt_paths[0])
-    check_frame_layout(gt[:3], str(job.gt_paths[0]))
+    first = job.gt_paths[job.centers[0]]  # a scored frame: its GT exists
+    gt = frame_shape(first)
+    check_frame_layout(gt[:3], str(first))
     check_pair(gt, lq, f"clip {job.name!r}")
 
 
