@@ -37,7 +37,7 @@ from vsrdata.core.lmdb.keys import INCOMPLETE_MARKER, META_TXT, SHARD_FILE, iter
 from vsrdata.core.lmdb.reader import check_not_truncated
 from vsrdata.core.lmdb.writer import LmdbWriter
 from vsrdata.core.paths import refuse_inside
-from vsrdata.errors import InputError, OutputError
+from vsrdata.errors import InputError
 
 _MIB = 1 << 20
 _HASH_MOD = 1 << 64

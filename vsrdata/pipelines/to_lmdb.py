@@ -34,7 +34,7 @@ from vsrdata.core.layouts import (VIMEO_MODES, Clip, check_uniform, clips_from_l
 from vsrdata.core.lmdb.keys import KEY_STYLES, SHARD_FILE, make_key
 from vsrdata.core.lmdb.writer import LmdbWriter
 from vsrdata.core.paths import refuse_inside
-from vsrdata.errors import ConfigError, InputError, OutputError, VsrDataError
+from vsrdata.errors import ConfigError, InputError, VsrDataError
 from vsrdata.pipelines.runner import available_cores, check_shard, map_ordered
 
 SHARD_FORMAT = "vsrdata-lmdb-shard/1"
