@@ -73,6 +73,22 @@ def test_train_config_value_of_the_wrong_type_is_one_line_naming_the_key(tmp_pat
     assert re.fullmatch(rf"Error: {re.escape(str(config))}: {key} must be {want}, got .+", line), line
 
 
+FIXTURE_OPTIONS = Path(__file__).resolve().parents[1] / "fixtures/basicsr_options/train/train_EDVR_L_x4_SR_REDS.yml"
+
+
+@pytest.mark.parametrize(("line", "bad", "expected"), [
+    ("    lr: !!float 4e-4", "    lr: abc", "train.optim_g.lr must be a number, got 'abc'"),
+    ("    betas: [0.9, 0.99]", "    betas: 0.9", "train.optim_g.betas must be a list of numbers, got 0.9"),
+    ("    periods: [50000, 100000, 150000, 150000, 150000]", "    periods: [a]",
+     "train.scheduler.periods must be a number or a list of numbers, got ['a']")])
+def test_basicsr_option_file_value_of_the_wrong_type_names_its_key(tmp_path, line, bad, expected):
+    text = FIXTURE_OPTIONS.read_text()
+    assert line in text.splitlines()
+    config = tmp_path / "o.yml"
+    config.write_text(text.replace(line, bad, 1))
+    assert one_error_line(*run("train", "--config", config)) == f"Error: {config}: {expected}"
+
+
 def test_train_config_numbers_convert_losslessly(tmp_path):
     from vsrdata.training.config import load_config
 

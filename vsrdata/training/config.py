@@ -35,7 +35,7 @@ from typing import Any, Callable
 from vsrdata.core.splits import REDS4, REDS_VAL
 from vsrdata.evaluation.windows import TEMPORAL_PADDINGS
 from vsrdata.errors import ConfigError
-from vsrdata.training.config_types import check_types
+from vsrdata.training.config_types import check_basicsr_numbers, check_types
 
 DATASETS = ("reds", "vimeo", "clips")
 AMP_MODES = ("none", "bf16", "fp16")
@@ -334,6 +334,7 @@ def load_config(path: str | os.PathLike, base: TrainConfig | None = None,
     from vsrdata.training.basicsr_options import is_basicsr, read_options
 
     if is_basicsr(data):
+        check_basicsr_numbers(data, str(path))
         opts = read_options(data, str(path))
         if opts.kind == "test":
             raise ConfigError(f"{path} is a BasicSR test option file (datasets.test_*), not a training one: "

@@ -82,3 +82,30 @@ def _scalar(t: type, value) -> tuple[bool, Any]:
             return True, value
         return (value.is_integer(), int(value) if value.is_integer() else None)
     return False, None
+
+
+# BasicSR option-file keys read as numbers (a list, or a number or a list, where so marked): their
+# types are checked here, before `basicsr_options` maps them, so `lr: abc` names its key there too.
+_BASICSR_NUMBERS = {"train.optim_g.lr": "n", "train.optim_g.betas": "l", "train.optim_g.weight_decay": "n",
+                    "train.ema_decay": "n", "network_g.ema_decay": "n", "train.dcn_lr_mul": "n",
+                    "train.pixel_opt.loss_weight": "n", "train.pixel_opt.eps": "n",
+                    **{f"train.scheduler.{k}": "nl" for k in ("periods", "restart_weights", "eta_min",
+                                                              "milestones", "gamma", "restarts")}}
+
+
+def check_basicsr_numbers(opt: dict, source: str) -> None:
+    """ConfigError '<source>: <dotted key> must be a number (a list of numbers), got ...' for a
+    BasicSR option file whose numeric value is not one (`_BASICSR_NUMBERS`)."""
+    for dotted, kinds in _BASICSR_NUMBERS.items():
+        value: Any = opt
+        for part in dotted.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if value is None:
+            continue
+        if isinstance(value, (list, tuple)) and "l" in kinds:
+            if all(_scalar(float, v)[0] for v in value):
+                continue
+        elif "n" in kinds and _scalar(float, value)[0]:
+            continue
+        want = {"n": "a number", "l": "a list of numbers", "nl": "a number or a list of numbers"}[kinds]
+        raise ConfigError(f"{source}: {dotted} must be {want}, got {value!r}")
