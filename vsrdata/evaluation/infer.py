@@ -46,7 +46,8 @@ import torch
 
 from vsrdata.core import scenes, splits
 from vsrdata.core.image_io import is_image_file, read_image, write_image
-from vsrdata.core.layouts import natural_key
+from vsrdata.core.layouts import Clip, clip_shape, natural_key, no_frames_error
+from vsrdata.core.paths import refuse_inside
 from vsrdata.core.video import OUTPUT_EXTENSIONS, VideoReader, VideoWriter
 from vsrdata.evaluation.infer_output import OUTPUT_RULE, open_writer, plan_output, to_image
 from vsrdata.evaluation.engines import load_engine
@@ -86,7 +87,8 @@ def _folder_frames(path: Path) -> list[Path]:
     names = sorted((e.name for e in os.scandir(path) if e.is_file() and is_image_file(e.name)
                     and not e.name.startswith(".")), key=natural_key)
     if not names:
-        raise InputError(f"no image frames in {path}")
+        raise no_frames_error(path)
+    clip_shape(Clip(name="", root=path, frames=tuple(names)))  # the frame contract, before any work
     return [path / n for n in names]
 
 
@@ -116,11 +118,15 @@ class _Source:
                 yield read_image(p), None
             return
         self.reader = VideoReader(self.path, deep=self.deep)
+        count = 0
         try:
             for f in self.reader:
+                count += 1
                 yield f.image, f.time
         finally:
             self.reader.close()
+        if not count:  # never "0 frame(s) written" and exit 0 with no output
+            raise InputError(f"no frames decoded from {self.path}: nothing to super-resolve")
 
 
 def _cuts(src: _Source, mode: str, threshold: float, min_len: int,
@@ -162,8 +168,7 @@ def _check_args(src: Path, dst: Path, tile, tile_overlap, checkpoint, model) -> 
         raise ConfigError(f"output {dst}: {dst.suffix} is not a video extension ({OUTPUT_RULE})")
     if to_video and dst.is_dir():
         raise ConfigError(f"output {dst} is a directory but has a video extension")
-    if src.is_dir() and dst.resolve() == src.resolve():
-        raise ConfigError(f"output {dst} is the input folder; choose another folder")
+    refuse_inside(dst, [src], what="output", choose="an OUTPUT")
     if not to_video and dst.exists() and not dst.is_dir():
         raise ConfigError(f"output {dst} exists and is not a directory (use a video extension for video output)")
     return to_video
