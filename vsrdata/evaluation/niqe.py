@@ -41,21 +41,23 @@ def pristine_model() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 @lru_cache(maxsize=1)
-def _shape_grid() -> tuple[np.ndarray, np.ndarray]:
-    """The AGGD shape grid 0.2:0.001:10 and its moment ratio G(2/a)^2 / (G(1/a) G(3/a)),
-    which increases strictly with a (checked), so the nearest grid point is found by bisection."""
-    from scipy.special import gamma
+def _shape_grid() -> dict[str, np.ndarray]:
+    """The AGGD shape grid a = 0.2:0.001:10 with G(1/a), G(2/a), G(3/a) (G = the gamma function)
+    and the moment ratio G(2/a)^2 / (G(1/a) G(3/a)), which increases strictly with a (checked), so
+    the nearest grid point is found by bisection."""
+    import math
 
     grid = np.arange(0.2, 10.001, 0.001)
-    ratio = gamma(2 / grid) ** 2 / (gamma(1 / grid) * gamma(3 / grid))
+    g1, g2, g3 = (np.array([math.gamma(k / a) for a in grid]) for k in (1, 2, 3))
+    ratio = g2 ** 2 / (g1 * g3)
     assert np.all(np.diff(ratio) > 0)
-    return grid, ratio
+    return {"a": grid, "ratio": ratio, "g1": g1, "g2": g2, "g3": g3}
 
 
 def _nearest_shape(target: np.ndarray) -> np.ndarray:
     """Index of the grid ratio nearest each target (the lower index on a tie; 0 where the target
     is not finite, as an argmin over NaN/inf distances gives)."""
-    _, ratio = _shape_grid()
+    ratio = _shape_grid()["ratio"]
     finite = np.isfinite(target)
     t = np.where(finite, target, 0.0)
     hi = np.clip(np.searchsorted(ratio, t), 1, len(ratio) - 1)
@@ -65,9 +67,8 @@ def _nearest_shape(target: np.ndarray) -> np.ndarray:
 
 
 def _aggd(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """AGGD fit of each row of `x` (blocks x samples) -> (shape, left scale, right scale)."""
-    from scipy.special import gamma
-
+    """AGGD fit of each row of `x` (blocks x samples) -> (shape a, left scale l, right scale r,
+    mean (r - l) G(2/a) / G(1/a))."""
     x = x.astype(np.float64, copy=False)
     sq = x * x
     neg, pos = x < 0, x > 0
@@ -77,24 +78,23 @@ def _aggd(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         g = left / right
         r = np.abs(x).mean(1) ** 2 / sq.mean(1)
         r_norm = r * (g ** 3 + 1) * (g + 1) / ((g ** 2 + 1) ** 2)
-    shape = _shape_grid()[0][_nearest_shape(r_norm)]
-    k = np.sqrt(gamma(1 / shape) / gamma(3 / shape))
-    return shape, left * k, right * k
+    grid, i = _shape_grid(), _nearest_shape(r_norm)
+    k = np.sqrt(grid["g1"][i] / grid["g3"][i])
+    bl, br = left * k, right * k
+    return grid["a"][i], bl, br, (br - bl) * grid["g2"][i] / grid["g1"][i]
 
 
 def _block_features(norm: np.ndarray, side: int) -> np.ndarray:
     """18 features per side x side block of the normalised coefficients -> (blocks, 18)."""
-    from scipy.special import gamma
-
     nh, nw = norm.shape[0] // side, norm.shape[1] // side
     blocks = norm.reshape(nh, side, nw, side).swapaxes(1, 2).reshape(nh * nw, side, side)
     flat = blocks.reshape(len(blocks), -1)
-    a, bl, br = _aggd(flat)
+    a, bl, br, _ = _aggd(flat)
     cols = [a, (bl + br) / 2]
     for shift in _SHIFTS:
         prod = flat * np.roll(blocks, shift, axis=(1, 2)).reshape(len(blocks), -1)
-        a, bl, br = _aggd(prod)
-        cols += [a, (br - bl) * gamma(2 / a) / gamma(1 / a), bl, br]
+        a, bl, br, mean = _aggd(prod)
+        cols += [a, mean, bl, br]
     return np.stack(cols, axis=1)
 
 
