@@ -17,7 +17,8 @@ _PROTOCOLS = ("auto", "vid4", "reds4", "vimeo-t", "generic")
 @click.option("--gt", "gt_root", type=click.Path(file_okay=False), default=None,
               help="GT root of a BasicSR-style test set (REDS4 train_sharp, Vid4 GT) instead of DATASET.")
 @click.option("--lq", "lq_root", type=click.Path(file_okay=False), default=None,
-              help="LQ root (REDS4 train_sharp_bicubic[/X4], Vid4 BIx4), with --gt.")
+              help="LQ root (REDS4 train_sharp_bicubic[/X4], Vid4 BIx4), with --gt; alone: a set without "
+              "ground truth (no-reference metrics only).")
 @click.option("--meta-info", type=click.Path(dir_okay=False), default=None,
               help="BasicSR meta info file listing the clips (e.g. meta_info_REDS4_test_GT.txt).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
@@ -40,6 +41,13 @@ _PROTOCOLS = ("auto", "vid4", "reds4", "vimeo-t", "generic")
               help="Temporal padding at clip ends (default reflection_circle; replicate for deblur presets).")
 @click.option("--average", type=click.Choice(["clip", "frame"]), default="clip", show_default=True,
               help="clip = mean of per-clip means (EDVR/BasicSR); frame = mean over all frames (mmagic).")
+@click.option("--metrics", "metric_names", default="psnr,ssim", show_default=True,
+              help="Comma-separated: psnr, ssim, niqe, vmaf, tof, lpips, tlp (lpips/tlp need vsrdata[iqa] "
+              "and weights on disk).")
+@click.option("--no-gt", is_flag=True, help="Ignore the ground truth: score no-reference metrics (NIQE) on the "
+              "output and on the bicubic baseline (automatic when the set has no GT).")
+@click.option("--lpips-weights", type=click.Path(file_okay=False), default=None,
+              help="Folder with the LPIPS weight files (default: the torch hub checkpoints folder).")
 @click.option("--with-bicubic", is_flag=True, help="Add a column with the bicubic baseline's PSNR.")
 @click.option("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available).")
 @click.option("--precision", type=click.Choice(["fp32", "fp16", "bf16"]), default="fp32", show_default=True,
@@ -57,7 +65,7 @@ _PROTOCOLS = ("auto", "vid4", "reds4", "vimeo-t", "generic")
               "shot, ...]}. Recorded in the report folder's scenes.json.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def command(paths, gt_root, lq_root, meta_info, config_file, bicubic, preset, protocol, channel, crop_border, frames,
-            padding, average, with_bicubic, device, precision, engine, out_dir, save_frames, no_strips, dcn_backend,
+            padding, average, metric_names, no_gt, lpips_weights, with_bicubic, device, precision, engine, out_dir, save_frames, no_strips, dcn_backend,
             scene_cuts, scene_threshold, scene_min_len, quiet):
     """Score EDVR (or bicubic) on a split-test dataset: per-clip PSNR/SSIM table, JSON, CSV.
 
@@ -80,6 +88,10 @@ def command(paths, gt_root, lq_root, meta_info, config_file, bicubic, preset, pr
           --lq datasets/REDS/train_sharp_bicubic/X4 --meta-info meta_info_REDS4_test_GT.txt
       vsrdata evaluate EDVR_L_x4_SR_Vimeo90K.pth --gt datasets/Vid4/GT --lq datasets/Vid4/BIx4
       vsrdata evaluate --config options/test/EDVR/test_EDVR_M_x4_SR_REDS.yml
+    \b
+    More metrics; a set without ground truth (NIQE of the output and of bicubic):
+      vsrdata evaluate EDVR_M.pth datasets/reds4 --metrics psnr,ssim,niqe,vmaf,tof
+      vsrdata evaluate EDVR_M.pth --lq datasets/VideoLQ --metrics niqe
     """
     if config_file:
         return _evaluate_config(config_file, paths, locals())
@@ -92,8 +104,8 @@ def command(paths, gt_root, lq_root, meta_info, config_file, bicubic, preset, pr
         if len(paths) != want + 1:
             raise click.UsageError("give CHECKPOINT DATASET, CHECKPOINT --gt GT --lq LQ, or --bicubic DATASET")
         checkpoint, dataset = paths[0], (paths[1] if want else None)
-    if bool(gt_root) != bool(lq_root):
-        raise click.UsageError("--gt and --lq go together")
+    if gt_root and not lq_root:
+        raise click.UsageError("--gt needs --lq")
     if precision != "fp32" and bicubic:
         raise ConfigError("--precision applies to models, not to --bicubic")
 
@@ -109,7 +121,8 @@ def command(paths, gt_root, lq_root, meta_info, config_file, bicubic, preset, pr
                           dcn_backend=None if dcn_backend == "auto" else dcn_backend, progress=progress,
                           gt=gt_root, lq=lq_root, meta_info=meta_info, scene_cuts=scene_cuts,
                           scene_threshold=scene_threshold, scene_min_len=scene_min_len,
-                          engine=None if engine == "auto" else engine)
+                          engine=None if engine == "auto" else engine, metrics=metric_names, no_gt=no_gt,
+                          lpips_weights=lpips_weights)
     if main:
         _print(report)
 
