@@ -84,3 +84,19 @@ def test_evaluate_lpips_and_tlp_columns(weights, tmp_path):
     frames = data["clips"][0]["per_frame"]
     assert all(f["lpips"] > 0 for f in frames) and frames[0]["tlp"] is None and frames[1]["tlp"] >= 0
     assert "LPIPS" in res.output
+
+
+def test_cli_lpips_without_weights_is_one_error_line(tmp_path, monkeypatch):
+    import torch
+    from click.testing import CliRunner
+
+    from tests.test_evaluate_metrics import _split
+    from vsrdata.cli import main
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    split = _split(tmp_path / "ds", n=2)
+    res = CliRunner().invoke(main, ["evaluate", "--bicubic", str(split), "--metrics", "lpips", "-q"])
+    assert res.exit_code != 0 and "Traceback" not in res.output
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: LPIPS needs") and iqa.TRUNK_FILE in lines[0]
+    assert str(tmp_path / "hub" / "checkpoints") in lines[0]

@@ -95,3 +95,12 @@ def test_tlp_uses_the_distance_given():
     vals = [s.feed(g, g) for g in gt]
     assert vals[0] == (None, None) and all(v == (None, 0.0) for v in vals[1:])
     assert calls and calls[0][0] == (160, 288, 3)
+
+
+def test_no_imageio_ffmpeg_is_one_line(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)  # import fails as if not installed
+    with pytest.raises(ConfigError) as err:
+        vmaf.ffmpeg_with_libvmaf()
+    assert "\n" not in str(err.value) and "imageio-ffmpeg" in str(err.value)
