@@ -32,7 +32,7 @@ import numpy as np
 
 from vsrdata.errors import ConfigError
 
-__all__ = ["LIN_FILE", "TRUNK_FILE", "find_weights", "load_lpips"]
+__all__ = ["LIN_FILE", "TRUNK_FILE", "find_weights", "load_lpips", "locate", "read_state", "take"]
 
 TRUNK_FILE = "alexnet-owt-7be5be79.pth"
 LIN_FILE = "alex.pth"
@@ -57,38 +57,55 @@ def _lpips_package_file() -> Path | None:
     return Path(spec.origin).parent / "weights" / "v0.1" / LIN_FILE
 
 
+def locate(name: str, folder: Path | None, fallbacks: list[Path], metric: str, what: str,
+           where_else: str = "") -> Path:
+    """The weight file `name` in `folder`, else the first of `fallbacks` (full paths) that exists;
+    ConfigError (one line: the file, what it is, where to put it) when none does."""
+    places = ([folder / name] if folder else []) + fallbacks
+    found = next((p for p in places if p.is_file()), None)
+    if found is None:
+        target = places[0].parent if places else "the --lpips-weights folder"
+        raise ConfigError(f"{metric} needs {name} ({what}); put it in {target}{where_else} (nothing is downloaded)")
+    return found
+
+
 def find_weights(folder: str | os.PathLike | None = None) -> tuple[Path, Path]:
-    """(trunk file, linear-layer file); ConfigError naming the first one missing and where it goes."""
+    """(trunk file, linear-layer file) of LPIPS; ConfigError naming the first one missing."""
     folder = Path(folder) if folder else None
-    trunk_places = ([folder / TRUNK_FILE] if folder else []) + [_hub_checkpoints() / TRUNK_FILE]
-    lin_places = ([folder / LIN_FILE] if folder else []) + [p for p in [_lpips_package_file()] if p]
-    trunk = next((p for p in trunk_places if p.is_file()), None)
-    if trunk is None:
-        raise ConfigError(f"LPIPS needs the AlexNet weights {TRUNK_FILE} (torchvision's ImageNet AlexNet); "
-                          f"put it in {trunk_places[0].parent} (nothing is downloaded)")
-    lin = next((p for p in lin_places if p.is_file()), None)
-    if lin is None:
-        where = folder or "the --lpips-weights folder"
-        raise ConfigError(f"LPIPS needs its linear layers {LIN_FILE} (lpips package, weights/v0.1/alex.pth); "
-                          f"put it in {where} or pip install 'vsrdata[iqa]'")
+    trunk = locate(TRUNK_FILE, folder, [_hub_checkpoints() / TRUNK_FILE], "LPIPS", "torchvision's ImageNet AlexNet")
+    lin = locate(LIN_FILE, folder, [p for p in [_lpips_package_file()] if p], "LPIPS",
+                 "its linear layers, lpips package weights/v0.1/alex.pth", " or pip install 'vsrdata[iqa]'")
     return trunk, lin
+
+
+def read_state(path: Path) -> dict:
+    """A weight file's state dict (torch.load, weights only); ConfigError for an unreadable file."""
+    import torch
+
+    try:
+        sd = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a truncated or foreign file
+        raise ConfigError(f"cannot read weights {path}: {str(exc).splitlines()[0]}") from None
+    return sd.get("state_dict", sd) if isinstance(sd, dict) else {}
+
+
+def take(sd: dict, key: str, shape: tuple, source: str, device):
+    """sd[key] as float32 on `device`; ConfigError unless it exists with `shape`."""
+    t = sd.get(key)
+    if t is None or tuple(t.shape) != tuple(shape):
+        got = None if t is None else tuple(t.shape)
+        raise ConfigError(f"{source}: expected {key} of shape {tuple(shape)}, found {got}")
+    return t.float().to(device)
 
 
 def _build(trunk_sd: dict, lin_sd: dict, device):
     import torch
     import torch.nn.functional as F
 
-    def take(sd, key, shape, source):
-        t = sd.get(key)
-        if t is None or tuple(t.shape) != tuple(shape):
-            got = None if t is None else tuple(t.shape)
-            raise ConfigError(f"{source}: expected {key} of shape {tuple(shape)}, found {got}")
-        return t.float().to(device)
-
-    convs = [(take(trunk_sd, f"features.{i}.weight", (o, c, k, k), TRUNK_FILE),
-              take(trunk_sd, f"features.{i}.bias", (o,), TRUNK_FILE), s, p, pool)
+    convs = [(take(trunk_sd, f"features.{i}.weight", (o, c, k, k), TRUNK_FILE, device),
+              take(trunk_sd, f"features.{i}.bias", (o,), TRUNK_FILE, device), s, p, pool)
              for i, c, o, k, s, p, pool in _CONVS]
-    lins = [take(lin_sd, f"lin{n}.model.1.weight", (1, ch, 1, 1), LIN_FILE) for n, ch in enumerate(CHANNELS)]
+    lins = [take(lin_sd, f"lin{n}.model.1.weight", (1, ch, 1, 1), LIN_FILE, device) for n, ch in enumerate(CHANNELS)]
     shift = torch.tensor(_SHIFT, device=device).view(1, 3, 1, 1)
     scale = torch.tensor(_SCALE, device=device).view(1, 3, 1, 1)
 
@@ -115,16 +132,8 @@ def load_lpips(folder: str | os.PathLike | None = None, device: str = "cpu"
     computed on `device` in float32."""
     import torch
 
-    trunk, lin = find_weights(folder)
-    sds = []
-    for path in (trunk, lin):
-        try:
-            sd = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # a truncated or foreign file
-            raise ConfigError(f"cannot read LPIPS weights {path}: {str(exc).splitlines()[0]}") from None
-        sds.append(sd.get("state_dict", sd) if isinstance(sd, dict) else {})
     dev = torch.device(device)
-    distance = _build(*sds, dev)
+    distance = _build(*(read_state(p) for p in find_weights(folder)), dev)
 
     def lpips(a: np.ndarray, b: np.ndarray) -> float:
         ta, tb = (torch.from_numpy(np.ascontiguousarray(x)).to(dev).permute(2, 0, 1)[None].float() / 127.5 - 1
