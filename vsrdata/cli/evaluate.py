@@ -42,12 +42,13 @@ _PROTOCOLS = ("auto", "vid4", "reds4", "vimeo-t", "generic")
 @click.option("--average", type=click.Choice(["clip", "frame"]), default="clip", show_default=True,
               help="clip = mean of per-clip means (EDVR/BasicSR); frame = mean over all frames (mmagic).")
 @click.option("--metrics", "metric_names", default="psnr,ssim", show_default=True,
-              help="Comma-separated: psnr, ssim, niqe, vmaf, tof, lpips, tlp (lpips/tlp need vsrdata[iqa] "
-              "and weights on disk).")
+              help="Comma-separated: psnr, ssim, niqe, vmaf, tof, lpips, tlp, dists (lpips/tlp/dists need "
+              "their weight files on disk, see --iqa-weights).")
 @click.option("--no-gt", is_flag=True, help="Ignore the ground truth: score no-reference metrics (NIQE) on the "
               "output and on the bicubic baseline (automatic when the set has no GT).")
-@click.option("--lpips-weights", type=click.Path(file_okay=False), default=None,
-              help="Folder with the LPIPS weight files (default: the torch hub checkpoints folder).")
+@click.option("--iqa-weights", type=click.Path(file_okay=False), default=None,
+              help="Folder with the LPIPS / DISTS weight files (else torch hub's checkpoints/ folder and the "
+              "lpips / DISTS_pytorch packages); nothing is downloaded.")
 @click.option("--with-bicubic", is_flag=True, help="Add a column with the bicubic baseline's PSNR.")
 @click.option("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available).")
 @click.option("--precision", type=click.Choice(["fp32", "fp16", "bf16"]), default="fp32", show_default=True,
@@ -65,8 +66,8 @@ _PROTOCOLS = ("auto", "vid4", "reds4", "vimeo-t", "generic")
               "shot, ...]}. Recorded in the report folder's scenes.json.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def command(paths, gt_root, lq_root, meta_info, config_file, bicubic, preset, protocol, channel, crop_border, frames,
-            padding, average, metric_names, no_gt, lpips_weights, with_bicubic, device, precision, engine, out_dir, save_frames, no_strips, dcn_backend,
-            scene_cuts, scene_threshold, scene_min_len, quiet):
+            padding, average, metric_names, no_gt, iqa_weights, with_bicubic, device, precision, engine, out_dir,
+            save_frames, no_strips, dcn_backend, scene_cuts, scene_threshold, scene_min_len, quiet):
     """Score EDVR (or bicubic) on a split-test dataset: per-clip PSNR/SSIM table, JSON, CSV.
 
     DATASET is a `vsrdata split-test` output (split.json, GT/, BIx4/). Every frame is restored
@@ -122,7 +123,7 @@ def command(paths, gt_root, lq_root, meta_info, config_file, bicubic, preset, pr
                           gt=gt_root, lq=lq_root, meta_info=meta_info, scene_cuts=scene_cuts,
                           scene_threshold=scene_threshold, scene_min_len=scene_min_len,
                           engine=None if engine == "auto" else engine, metrics=metric_names, no_gt=no_gt,
-                          lpips_weights=lpips_weights)
+                          iqa_weights=iqa_weights)
     if main:
         _print(report)
 

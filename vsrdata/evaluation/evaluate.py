@@ -85,7 +85,7 @@ def evaluate(split_dir: str | os.PathLike | None, checkpoint: str | os.PathLike 
              progress: Progress | None = None, engine: str | None = None, gt: str | os.PathLike | None = None,
              lq: str | os.PathLike | None = None, meta_info: str | os.PathLike | None = None,
              metrics: str | None = None, no_gt: bool = False,
-             lpips_weights: str | os.PathLike | None = None) -> EvalReport:
+             iqa_weights: str | os.PathLike | None = None) -> EvalReport:
     """Score a model (a `checkpoint`, or an already built `model`) or the bicubic baseline
     (`bicubic=True`) on the split-test output `split_dir`; see the module docstring.
     `engine`: 'torch', 'onnxruntime' (`checkpoint` is a `vsrdata export` file) or None (by the
@@ -110,7 +110,7 @@ def evaluate(split_dir: str | os.PathLike | None, checkpoint: str | os.PathLike 
     `metrics` ('psnr,ssim' by default; also niqe, vmaf, tof, lpips, tlp: `metric_suite`) adds
     columns. Without ground truth (`no_gt`, `lq` given alone, or a split-test output without its
     GT folder) only no-reference metrics (NIQE) are scored, on the model's output and on the
-    bicubic baseline. `lpips_weights`: folder holding the LPIPS weight files (`iqa`).
+    bicubic baseline. `iqa_weights`: folder holding the LPIPS / DISTS weight files (`iqa`, `dists`).
 
     Under torchrun the clips are split across the processes and rank 0 writes the report (all
     ranks return it); `progress` counts the frames of this process's clips.
@@ -133,7 +133,7 @@ def evaluate(split_dir: str | os.PathLike | None, checkpoint: str | os.PathLike 
     runner = _runner(record, checkpoint, bicubic, model, preset, padding, device, precision, dcn_backend, engine)
     if record["scale"] is None:  # LQ only: the output size follows the model
         set_scale(record, runner.scale)
-    suite = MetricSuite(parse_metrics(metrics), proto.crop_border, reference, lpips_weights, str(runner.device))
+    suite = MetricSuite(parse_metrics(metrics), proto.crop_border, reference, iqa_weights, str(runner.device))
     tag = "bicubic" if runner.model is None else (Path(checkpoint).stem if checkpoint else "model")
     out = Path(out_dir) if out_dir is not None else Path("results") / split_dir.resolve().name / tag
     jobs = clip_jobs(record, split_dir, centre_only=proto.frames == "center")

@@ -8,7 +8,7 @@ formats their publishers distribute them:
 - the calibrated linear layers: the `lpips` package's `weights/v0.1/alex.pth` (state dict
   `lin{0..4}.model.1.weight`, shapes 1 x C x 1 x 1).
 
-They are looked for in the folder given (`--lpips-weights`), then the trunk in torch hub's
+They are looked for in the folder given (`--iqa-weights`), then the trunk in torch hub's
 checkpoint folder (`torch.hub.get_dir()/checkpoints`, where torchvision caches it) and the linear
 layers inside an installed `lpips` package (`pip install 'vsrdata[iqa]'`). A missing file is one
 ConfigError line naming the file and where to put it.
@@ -64,7 +64,7 @@ def locate(name: str, folder: Path | None, fallbacks: list[Path], metric: str, w
     places = ([folder / name] if folder else []) + fallbacks
     found = next((p for p in places if p.is_file()), None)
     if found is None:
-        target = places[0].parent if places else "the --lpips-weights folder"
+        target = places[0].parent if places else "the --iqa-weights folder"
         raise ConfigError(f"{metric} needs {name} ({what}); put it in {target}{where_else} (nothing is downloaded)")
     return found
 

@@ -6,8 +6,8 @@ docs/CONVENTIONS.md#metrics. Names (`--metrics`, comma-separated; default ``psnr
 - ``niqe`` (no reference, `vsrdata.evaluation.niqe`): Y channel, the protocol's crop_border.
 - ``vmaf`` (full reference, `vsrdata.evaluation.vmaf`): per frame, each clip one sequence.
 - ``tof`` (`vsrdata.evaluation.temporal`): TecoGAN's tOF between consecutive scored frames.
-- ``lpips`` and ``tlp`` (`vsrdata.evaluation.iqa`, the `vsrdata[iqa]` extra): LPIPS-Alex v0.1
-  from weight files already on disk; tLP x 100 as TecoGAN.
+- ``lpips`` and ``tlp`` (`vsrdata.evaluation.iqa`): LPIPS-Alex v0.1 from weight files already on
+  disk; tLP x 100 as TecoGAN. ``dists`` (`vsrdata.evaluation.dists`): DISTS, likewise.
 
 Without a ground truth only ``niqe`` can be scored; it is then scored on the model's output and
 on the bicubic baseline (`bicubic_niqe`). A metric whose tool is missing (an ffmpeg without
@@ -26,10 +26,10 @@ from vsrdata.errors import ConfigError, VsrDataWarning
 __all__ = ["FULL_REFERENCE", "METRICS", "NO_REFERENCE", "ClipState", "MetricSuite", "parse_metrics"]
 
 NO_REFERENCE = ("niqe",)
-FULL_REFERENCE = ("psnr", "ssim", "vmaf", "tof", "lpips", "tlp")
+FULL_REFERENCE = ("psnr", "ssim", "vmaf", "tof", "lpips", "tlp", "dists")
 METRICS = FULL_REFERENCE + NO_REFERENCE
 HEADERS = {"niqe": "NIQE", "bicubic_niqe": "NIQE-Bic", "vmaf": "VMAF", "tof": "tOF", "tlp": "tLPx100",
-           "lpips": "LPIPS"}
+           "lpips": "LPIPS", "dists": "DISTS"}
 
 
 def parse_metrics(text: str | None) -> tuple[str, ...]:
@@ -57,10 +57,11 @@ class MetricSuite:
     names: tuple[str, ...] = ("psnr", "ssim")
     crop_border: int = 0
     reference: bool = True
-    lpips_weights: str | None = None
+    iqa_weights: str | None = None
     device: str = "cpu"
     notes: dict = field(default_factory=dict)
     _lpips: object = None
+    _dists: object = None
 
     def __post_init__(self):
         if not self.reference:
@@ -81,7 +82,11 @@ class MetricSuite:
         if {"lpips", "tlp"} & set(self.names):
             from vsrdata.evaluation.iqa import load_lpips
 
-            self._lpips = load_lpips(self.lpips_weights, device=self.device)
+            self._lpips = load_lpips(self.iqa_weights, device=self.device)
+        if "dists" in self.names:
+            from vsrdata.evaluation.dists import load_dists
+
+            self._dists = load_dists(self.iqa_weights, device=self.device)
 
     @property
     def extra(self) -> tuple[str, ...]:
@@ -115,6 +120,8 @@ class MetricSuite:
             return vals
         if "lpips" in self.names:
             vals["lpips"] = self._lpips(out, gt)
+        if "dists" in self.names:
+            vals["dists"] = self._dists(out, gt)
         if state.temporal is not None:
             tof, tlp = state.temporal.feed(out, gt)
             vals.update({k: v for k, v in (("tof", tof), ("tlp", tlp)) if k in self.names})
@@ -152,4 +159,6 @@ class MetricSuite:
             d["tof"] = "grey (RGB2GRAY), Farneback(0.5, 3, 15, 3, 5, 1.2, 0), TecoGAN centre crop, mean |dflow|"
         if "lpips" in self.names or "tlp" in self.names:
             d["lpips"] = "RGB in [-1, 1], LPIPS-Alex v0.1 (lin layers), full frame; tLP x100 on TecoGAN crop"
+        if "dists" in self.names:
+            d["dists"] = "RGB in [0, 1], DISTS (VGG16, L2 pooling, DISTS_pytorch alpha/beta), full frame"
         return d

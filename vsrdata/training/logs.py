@@ -20,10 +20,11 @@ from vsrdata.core.image_io import write_bytes_atomic
 
 TB_TAGS = {"loss": "train/loss", "loss_per_pixel": "train/loss_per_pixel", "lr": "train/lr",
            "offset_mean_max": "train/offset_mean_max", "psnr": "val/psnr", "ssim": "val/ssim",
-           "niqe": "val/niqe", "vmaf": "val/vmaf", "tof": "val/tof", "lpips": "val/lpips", "tlp": "val/tlp"}
+           "niqe": "val/niqe", "vmaf": "val/vmaf", "tof": "val/tof", "lpips": "val/lpips", "tlp": "val/tlp",
+           "dists": "val/dists"}
 
 
-_VAL_EXTRA = (("niqe", "NIQE"), ("vmaf", "VMAF"), ("tof", "tOF"), ("lpips", "LPIPS"), ("tlp", "tLPx100"))
+_VAL_EXTRA = (("niqe", "NIQE"), ("vmaf", "VMAF"), ("tof", "tOF"), ("lpips", "LPIPS"), ("tlp", "tLPx100"), ("dists", "DISTS"))
 
 
 def format_event(event: dict) -> str | None:
