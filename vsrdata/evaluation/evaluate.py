@@ -136,7 +136,7 @@ def evaluate(split_dir: str | os.PathLike | None, checkpoint: str | os.PathLike 
     suite = MetricSuite(parse_metrics(metrics), proto.crop_border, reference, iqa_weights, str(runner.device))
     tag = "bicubic" if runner.model is None else (Path(checkpoint).stem if checkpoint else "model")
     out = Path(out_dir) if out_dir is not None else Path("results") / split_dir.resolve().name / tag
-    jobs = clip_jobs(record, split_dir, centre_only=proto.frames == "center")
+    jobs = clip_jobs(record, split_dir, centre_only=proto.frames == "center", reference=reference)
     cuts = _Cuts(scene_cuts, scene_threshold, scene_min_len, _cut_file(scene_cuts, jobs, runner.model is None))
     opts = ScoreOptions(proto, with_bicubic=with_bicubic, strips=strips, strip_crop=strip_crop,
                         save_frames=save_frames, out=out, suite=suite)

@@ -83,11 +83,12 @@ class ScoreOptions:
         return self.suite is None or self.suite.reference
 
 
-def clip_jobs(record: dict, root: Path, *, centre_only: bool = False, max_frames: int = 0) -> list[ClipJob]:
+def clip_jobs(record: dict, root: Path, *, centre_only: bool = False, max_frames: int = 0,
+              reference: bool = True) -> list[ClipJob]:
     """One ClipJob per clip of a split record (`splits.load_split`, `basicsr_testset.testset_record`),
     in its order; frames in natural order. Scored frames: all, the first `max_frames` (> 0), or
     only the centre one (`centre_only`, Vimeo90K-T). A record without GT (`lq_only`) names its
-    frames by the LQ files (they are never read as GT)."""
+    frames by the LQ files (they are never read as GT); `reference` False: GT frames are not checked."""
     gt_dir, lr_dir = Path(root) / (record["gt_dir"] or record["lr_dir"]), Path(root) / record["lr_dir"]
     if not record["clips"]:
         raise InputError(f"{Path(root) / splits.SPLIT_FILE} lists no clips")
@@ -100,14 +101,16 @@ def clip_jobs(record: dict, root: Path, *, centre_only: bool = False, max_frames
         centers = [len(names) // 2] if centre_only else list(range(count))
         jobs.append(ClipJob(name, rec, [lr_dir / name / n for n in names], [gt_dir / name / n for n in names],
                             centers))
-        _check_clip(jobs[-1], lr_dir, names)
+        _check_clip(jobs[-1], lr_dir, names, reference and bool(record["gt_dir"]))
     return jobs
 
 
-def _check_clip(job: ClipJob, lr_dir: Path, names: list[str]) -> None:
+def _check_clip(job: ClipJob, lr_dir: Path, names: list[str], reference: bool = True) -> None:
     """The frame contract before any work (docs/CONVENTIONS.md#frame-contract): a uniform LQ clip
-    and GT frames of the same channels and bit depth (from PNG headers)."""
+    and (with a ground truth) GT frames of the same channels and bit depth (from PNG headers)."""
     lq = clip_shape(Clip(name=job.name, root=lr_dir, frames=tuple(names)), "LQ")
+    if not reference:
+        return
     first = job.gt_paths[job.centers[0]]  # a scored frame: its GT exists
     gt = frame_shape(first)
     check_frame_layout(gt[:3], str(first))
