@@ -208,7 +208,6 @@ def test_non_strict_init_skips_shape_mismatches_and_lists_them(tmp_path):
     """base_model._print_different_keys_loading: with strict false a tensor of another shape is
     skipped (warned about), the rest load."""
     from vsrdata.edvr.checkpoint.init import init_from_checkpoint
-    from vsrdata.training.setup import init_lines
 
     torch.manual_seed(0)
     sd = build_edvr("edvr-tiny").state_dict()
@@ -221,6 +220,8 @@ def test_non_strict_init_skips_shape_mismatches_and_lists_them(tmp_path):
     assert torch.equal(model.state_dict()["conv_last.weight"], before)
     assert all(torch.equal(model.state_dict()[k], sd[k]) for k in report["loaded"])
     assert len(report["loaded"]) == len(sd) - 1
+    from vsrdata.training.setup import init_lines
+
     assert "skipped 1 tensor(s) whose shape differs" in init_lines(report, None)[0]
     with pytest.raises(CheckpointError, match="strict_load_g"):
         init_from_checkpoint(build_edvr("edvr-tiny"), tmp_path / "w.pth", "edvr-tiny", strict=True)
