@@ -108,6 +108,7 @@ def test_basicsr_train_option_file_end_to_end(name, data, tmp_path_factory):
     warned = [line for line in out.splitlines() if "ignored:" in line]
     assert warned == ([f"Warning: BasicSR option file: ignored: {IGNORED[name]}"] if name in IGNORED else [])
     assert "batch_size_per_gpu 2 x num_gpu 8 = global batch 16 in BasicSR" in out
+    assert out.count("BasicSR option file: no effect here: ") == 1  # dist_params, io_backend, ... named once
     # clips 001 and 002 of meta_info_REDS_GT.txt train (000 is REDS4), 7 keys each
     assert re.search(r"on 14 samples, device cpu, 1 process\(es\), global batch 2\n", out)
     records = [json.loads(line) for line in (run["run_dir"] / "log.jsonl").read_text().splitlines()]
