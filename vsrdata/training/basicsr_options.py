@@ -46,7 +46,8 @@ _HONOURED = {
     *(f"train.scheduler.{k}" for k in ("type", "periods", "restart_weights", "eta_min", "milestones", "gamma",
                                          "restarts")),
     *(f"train.pixel_opt.{k}" for k in ("type", "loss_weight", "reduction", "eps")),
-    "val.val_freq", "val.save_img", "val.suffix", "val.metrics.*.type", "val.metrics.*.crop_border", "val.metrics.*.test_y_channel",
+    "val.val_freq", "val.save_img", "val.suffix",  # test files: BasicSR's frame folder; train: named only
+    "val.metrics.*.type", "val.metrics.*.crop_border", "val.metrics.*.test_y_channel",
     "logger.print_freq", "logger.save_checkpoint_freq", "logger.use_tb_logger", "logger.wandb",
 }
 
