@@ -141,14 +141,14 @@ def _print(report) -> None:
 
 
 def _evaluate_config(config_file, paths, opts) -> None:
-    """Score every datasets.test_* set of a BasicSR test option file with its val.metrics."""
+    """Score every datasets.test_* set of a BasicSR test option file with its val.metrics, the
+    checkpoint entry its path.param_key_g names (BasicSR's test default: params), writing the
+    restored frames where BasicSR does when val.save_img is set."""
     from vsrdata.evaluation.distributed import dist_env
-    from vsrdata.evaluation.evaluate import evaluate
     from vsrdata.training.basicsr_options import read_options
     from vsrdata.training.config import read_config_file
 
     main = dist_env().main
-
     data = read_config_file(config_file)
     parsed = read_options(data, str(config_file))
     if parsed.kind != "test":
@@ -156,8 +156,9 @@ def _evaluate_config(config_file, paths, opts) -> None:
                           "(options/test/EDVR/*.yml) or train with it: vsrdata train --config")
     if opts["gt_root"] or opts["lq_root"] or opts["bicubic"] or len(paths) > 1:
         raise click.UsageError("with --config give at most CHECKPOINT (the sets come from the file)")
-    if parsed.warning():
-        click.echo(f"Warning: {parsed.warning()}", err=True)
+    if main:
+        for line in ([f"Warning: {parsed.warning()}"] if parsed.warning() else []) + parsed.notes:
+            click.echo(line, err=True)
     checkpoint = paths[0] if paths else parsed.fields.get("init")
     if not checkpoint:
         raise ConfigError(f"{config_file} names no path.pretrain_network_g: give CHECKPOINT")
@@ -165,25 +166,40 @@ def _evaluate_config(config_file, paths, opts) -> None:
     # is named after the GT root, which two sets may share (train_sharp, GT)
     out_root = opts["out_dir"] or f"results/{data.get('name') or Path(config_file).stem}"
     for ts in parsed.test_sets:
-        if ts["type"] != "VideoTestDataset":
-            raise ConfigError(f"{config_file}: datasets.{ts['key']} is a {ts['type']}; make it a split-test "
-                              "output (vsrdata split-test) and score that")
         if main:
             click.echo(f"{ts['key']}: {ts['name']} ({ts['gt']}, {ts['lq']})")
-        with ProgressBar("evaluate", "frame", quiet=opts["quiet"] or not main) as progress:
-            report = evaluate(None, checkpoint, preset=opts["preset"] or _file_model(parsed),
-                              channel=opts["channel"] or parsed.metrics["channel"],
-                              crop_border=(opts["crop_border"] if opts["crop_border"] is not None
-                                           else parsed.metrics["crop_border"]),
-                              frames=opts["frames"], padding=opts["padding"] or ts["padding"],
-                              average=opts["average"], device=opts["device"], precision=opts["precision"],
-                              out_dir=f"{out_root}/{ts['key']}",
-                              save_frames=opts["save_frames"], strips=not opts["no_strips"],
-                              with_bicubic=opts["with_bicubic"],
-                              dcn_backend=None if opts["dcn_backend"] == "auto" else opts["dcn_backend"],
-                              progress=progress, gt=ts["gt"], lq=ts["lq"], meta_info=ts["meta_info"])
-        if main:
-            _print(report)
+        _score_test_set(ts, checkpoint, parsed, out_root, opts, main)
+
+
+def _score_test_set(ts: dict, checkpoint, parsed, out_root: str, opts: dict, main: bool) -> None:
+    """One datasets.test_* set of a test option file scored into OUT/<set key> (see _evaluate_config)."""
+    from vsrdata.evaluation.basicsr_testset import visualization_path
+    from vsrdata.evaluation.evaluate import evaluate
+
+    vimeo = ts["type"] == "VideoTestVimeo90KDataset"  # septuplets: the centre frame im4 only
+    save_as = None
+    if parsed.save_img:
+        label = parsed.save_img["suffix"] or parsed.save_img["name"]
+        save_as = (lambda clip, frame: visualization_path(f"{out_root}/visualization", str(ts["name"]), clip,
+                                                          frame, label, vimeo))
+    with ProgressBar("evaluate", "frame", quiet=opts["quiet"] or not main) as progress:
+        report = evaluate(None, checkpoint, preset=opts["preset"] or _file_model(parsed),
+                          channel=opts["channel"] or parsed.metrics["channel"],
+                          crop_border=(opts["crop_border"] if opts["crop_border"] is not None
+                                       else parsed.metrics["crop_border"]),
+                          frames=opts["frames"] or ("center" if vimeo else None),
+                          padding=opts["padding"] or ts["padding"],
+                          average=opts["average"], device=opts["device"], precision=opts["precision"],
+                          out_dir=f"{out_root}/{ts['key']}",
+                          save_frames=opts["save_frames"], strips=not opts["no_strips"],
+                          with_bicubic=opts["with_bicubic"],
+                          dcn_backend=None if opts["dcn_backend"] == "auto" else opts["dcn_backend"],
+                          progress=progress, gt=ts["gt"], lq=ts["lq"], meta_info=ts["meta_info"],
+                          param_key=parsed.fields.get("init_key") or "params", save_as=save_as)
+    if main:
+        _print(report)
+        if save_as is not None:
+            click.echo(f"restored frames (val.save_img): {out_root}/visualization/{ts['name']}")
 
 
 def _file_model(parsed):

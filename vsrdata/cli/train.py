@@ -75,7 +75,8 @@ def _config(config_file, options: dict, note):
 @click.option("--accum-steps", type=int, default=None,
               help="Gradient accumulation steps: global batch = batch size x processes x K. [1]")
 @click.option("--num-workers", type=int, default=None, help="Data loader workers per process. [3]")
-@click.option("--init", default=None, help="Initialise from a checkpoint, non-strict (woTSA -> TSA).")
+@click.option("--init", default=None, help="Initialise from a checkpoint, non-strict (woTSA -> TSA; tensors of "
+              "another shape are skipped and listed, as BasicSR).")
 @click.option("--init-key", type=click.Choice(INIT_KEYS), default=None,
               help="Checkpoint entry --init loads (BasicSR param_key_g). [params]")
 @click.option("--init-deep-from-shallow", default=None,

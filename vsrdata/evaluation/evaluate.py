@@ -85,7 +85,8 @@ def evaluate(split_dir: str | os.PathLike | None, checkpoint: str | os.PathLike 
              progress: Progress | None = None, engine: str | None = None, gt: str | os.PathLike | None = None,
              lq: str | os.PathLike | None = None, meta_info: str | os.PathLike | None = None,
              metrics: str | None = None, no_gt: bool = False,
-             iqa_weights: str | os.PathLike | None = None) -> EvalReport:
+             iqa_weights: str | os.PathLike | None = None, param_key: str | None = None,
+             save_as: Callable[[str, str], Path] | None = None) -> EvalReport:
     """Score a model (a `checkpoint`, or an already built `model`) or the bicubic baseline
     (`bicubic=True`) on the split-test output `split_dir`; see the module docstring.
     `engine`: 'torch', 'onnxruntime' (`checkpoint` is a `vsrdata export` file) or None (by the
@@ -100,7 +101,10 @@ def evaluate(split_dir: str | os.PathLike | None, checkpoint: str | os.PathLike 
     set read in place (`vsrdata.evaluation.basicsr_testset`: REDS4 train_sharp + train_sharp_bicubic/X4
     + meta_info_REDS4_test_GT.txt, Vid4 GT/ + BIx4/); the scores equal those of split-test's
     output of the same clips. The report's protocol records which checkpoint entry was loaded
-    (`weights_key`: params, params_ema, ...).
+    (`weights_key`: params, params_ema, ...): `param_key` reads the entry as BasicSR's
+    `param_key_g` (`vsrdata.edvr.checkpoint.basicsr_param_key`), None our own preference order.
+    `save_as(clip, GT frame name)`: also write each restored frame to that path (BasicSR test files'
+    `val.save_img`, `vsrdata.evaluation.basicsr_testset.visualization_path`).
 
     `scene_cuts` ('off' by default, the papers' protocol): 'auto' detects shot boundaries in each
     clip's LR frames (`vsrdata.core.scenes`), or a JSON FILE maps clip names to cut lists; windows
@@ -130,7 +134,8 @@ def evaluate(split_dir: str | os.PathLike | None, checkpoint: str | os.PathLike 
         raise ConfigError(f"unknown average {average!r} (choose from {', '.join(AVERAGE_MODES)})")
     env = distributed.dist_env()
     device = distributed.device_for(env, device)
-    runner = _runner(record, checkpoint, bicubic, model, preset, padding, device, precision, dcn_backend, engine)
+    runner = _runner(record, checkpoint, bicubic, model, preset, padding, device, precision, dcn_backend, engine,
+                     param_key)
     if record["scale"] is None:  # LQ only: the output size follows the model
         set_scale(record, runner.scale)
     suite = MetricSuite(parse_metrics(metrics), proto.crop_border, reference, iqa_weights, str(runner.device))
@@ -139,11 +144,11 @@ def evaluate(split_dir: str | os.PathLike | None, checkpoint: str | os.PathLike 
     jobs = clip_jobs(record, split_dir, centre_only=proto.frames == "center", reference=reference)
     cuts = _Cuts(scene_cuts, scene_threshold, scene_min_len, _cut_file(scene_cuts, jobs, runner.model is None))
     opts = ScoreOptions(proto, with_bicubic=with_bicubic, strips=strips, strip_crop=strip_crop,
-                        save_frames=save_frames, out=out, suite=suite)
+                        save_frames=save_frames, out=out, suite=suite, save_as=save_as)
     with distributed.process_group(env, runner.device):
         results = _score_all(runner, jobs, opts, cuts, env, progress)
     report = EvalReport(protocol=_protocol_record(
-        record, split_dir, gt, meta_info, checkpoint, runner, proto_name, proto, average, precision,
+        record, split_dir, gt, meta_info, (checkpoint, param_key), runner, proto_name, proto, average, precision,
         scene_cuts, env.world, suite), clips=[clip for clip, _, _ in results])
     if any(strip for _, strip, _ in results):
         report.paths["strips"] = str(out / "compare")
@@ -175,7 +180,7 @@ def _load_record(split_dir, gt, lq, meta_info) -> tuple[dict, Path]:
 
 
 def _runner(record, checkpoint, bicubic, model, preset, padding, device, precision, dcn_backend,
-            engine=None) -> Runner:
+            engine=None, param_key=None) -> Runner:
     """The Runner of a checkpoint, a built model, or the bicubic baseline (exactly one)."""
     sources = sum(x is not None and x is not False for x in (checkpoint, model)) + bool(bicubic)
     if sources != 1:
@@ -192,7 +197,7 @@ def _runner(record, checkpoint, bicubic, model, preset, padding, device, precisi
         return Runner(None, cfg.num_frame, int(record.get("scale") or cfg.scale), 1, "n/a", dev, ac, "bicubic",
                       preset or "-")
     model = load_engine(checkpoint, model, engine=engine, preset=preset, device=device, precision=precision,
-                        dcn_backend=dcn_backend)
+                        dcn_backend=dcn_backend, param_key=param_key)
     num_frame, scale, multiple, predeblur = model_meta(model)
     if record.get("scale") is not None and scale != int(record["scale"]):
         raise ConfigError(f"the model upscales x{scale} but the split was made for x{record.get('scale')} "
@@ -228,14 +233,14 @@ def _score_all(runner: Runner, jobs: list[ClipJob], opts: ScoreOptions, cuts: _C
     return distributed.map_sharded(one, jobs, env)
 
 
-def _protocol_record(record, split_dir, gt, meta_info, checkpoint, r: Runner, proto_name, proto: Protocol,
+def _protocol_record(record, split_dir, gt, meta_info, weights, r: Runner, proto_name, proto: Protocol,
                      average, precision, scene_cuts, processes: int, suite: MetricSuite) -> dict:
-    """The report's `protocol` block: what was scored, how, with what."""
-    weights_key = None
+    """The report's `protocol` block: what was scored, how, with what (`weights`: (checkpoint, param_key))."""
+    (checkpoint, param_key), weights_key = weights, None
     if checkpoint is not None and r.model is not None and Path(checkpoint).suffix != ".onnx":
         from vsrdata.edvr.checkpoint import read_checkpoint
 
-        weights_key = read_checkpoint(checkpoint).param_key
+        weights_key = read_checkpoint(checkpoint, param_key=param_key, basicsr=param_key is not None).param_key
     config = getattr(r.model, "config", None)
     return {
         "split": str(split_dir) if gt is None else None,

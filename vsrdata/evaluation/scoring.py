@@ -76,6 +76,7 @@ class ScoreOptions:
     strip_crop: int = 192
     save_frames: bool = False
     out: Path | None = None  # where strips (compare/) and frames (frames/) go
+    save_as: Callable[[str, str], Path] | None = None  # (clip, GT frame name) -> a further copy of the frame
     suite: MetricSuite | None = None  # metrics beyond PSNR/SSIM; reference False = no GT
 
     @property
@@ -191,6 +192,8 @@ def _score_frame(r: Runner, job: ClipJob, o: ScoreOptions, t: int, out_rgb: np.n
         raise InputError(f"clip {job.name!r} frame {name}: {exc}") from None
     if o.save_frames:
         write_image(o.out / "frames" / job.name / name, np.ascontiguousarray(out_rgb[..., ::-1]))
+    if o.save_as is not None:
+        write_image(o.save_as(job.name, name), np.ascontiguousarray(out_rgb[..., ::-1]))
     strip = None
     if strip_here:
         panels = [("bicubic", bic_rgb)] if r.model is not None and bic_rgb is not None else []

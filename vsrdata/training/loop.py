@@ -149,6 +149,8 @@ def _run(cfg: TrainConfig, emit_event, rank: int, world: int, device: torch.devi
     val_clips = setup.build_val_clips(cfg, mcfg.scale)
     model, init_report = setup.build_model(cfg, mcfg, device)
     t = Trainer(cfg, mcfg, model, device, rank, world, autocast, use_amp)
+    for line in setup.init_lines(init_report, setup.start_ema(t, cfg)):
+        ev.info(line)
     if resume_from is not None:
         t.load_checkpoint_state(resume_from[1], str(resume_from[0]))
         ev.info(f"resumed from {resume_from[0]} at iteration {t.counters.iter}")
