@@ -120,6 +120,8 @@ def _print(report) -> None:
         click.echo(f"weights: {report.protocol['checkpoint']} [{key}]")
     click.echo(report.table())
     click.echo(f"report: {report.paths['table']}, {report.paths['json']}, {report.paths['csv']}")
+    if "html" in report.paths:
+        click.echo(f"open in a browser: {report.paths['html']}")
     if "strips" in report.paths:
         click.echo(f"comparison strips: {report.paths['strips']}")
     if "frames" in report.paths:

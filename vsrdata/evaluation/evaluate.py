@@ -87,7 +87,7 @@ def evaluate(split_dir: str | os.PathLike | None, checkpoint: str | os.PathLike 
     checkpoint's suffix); see `vsrdata.evaluation.engines`.
 
     `channel` ('y'/'rgb'), `crop_border` and `frames` ('all'/'center') override the protocol's.
-    Writes report.json / report.csv / report.txt, comparison strips (compare/<clip>.png) and,
+    Writes report.json / report.csv / report.txt / report.html, comparison strips (compare/<clip>.png) and,
     with `save_frames`, the restored frames (frames/<clip>/<name>.png) into `out_dir`
     (default results/<split name>/<checkpoint stem or 'bicubic'>). Returns the EvalReport.
 
@@ -137,6 +137,9 @@ def evaluate(split_dir: str | os.PathLike | None, checkpoint: str | os.PathLike 
         report.paths["frames"] = str(out / "frames")
     if env.main:
         report.write(out)
+        from vsrdata.evaluation.report_html import write_html
+
+        write_html(report, out / "report.html")
         if scene_cuts != "off":
             _write_clip_cuts(out, cuts, {job.name: c for job, (_, _, c) in zip(jobs, results) if c is not None})
     else:  # the files rank 0 wrote
