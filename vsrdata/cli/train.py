@@ -34,7 +34,6 @@ def _config(config_file, options: dict, note):
     options["periods"] = _numbers(options["periods"], "--periods", int)
     options["milestones"] = _numbers(options["milestones"], "--milestones", int)
     options["interval_list"] = _numbers(options["interval_list"], "--interval-list", int)
-    options["inject_nan_at"] = _numbers(options["inject_nan_at"], "--inject-nan-at", int)
     model_opts = options.pop("model_opt")
     if model_opts:
         try:
@@ -127,7 +126,6 @@ def _config(config_file, options: dict, note):
               help="Roll back when a DCN's mean |offset| exceeds this (0 = off). [100]")
 @click.option("--max-rollbacks", type=int, default=None, help="Stop after this many rollbacks. [5]")
 @click.option("--rollback-dcn-lr-factor", type=float, default=None, help="DCN LR factor per rollback. [0.5]")
-@click.option("--inject-nan-at", default=None, hidden=True, help="Testing: iterations whose loss becomes NaN.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def command(config_file, quiet, **options):
     """Train EDVR (the official recipe; resumable; multi-GPU via torchrun).
@@ -160,20 +158,25 @@ def command(config_file, quiet, **options):
     cfg = _config(config_file, options, note)
 
     show = master and not quiet
-    bar = None
+    bars: dict = {}
 
     def on_event(event: dict) -> None:
-        nonlocal bar
         kind = event["kind"]
+        bar = bars.get("train")
         if kind == "start" and show:
             from tqdm import tqdm
 
             click.echo(format_event(event), err=True)
-            bar = tqdm(total=event["total_iter"], initial=event["start_iter"], unit="it", dynamic_ncols=True)
+            bars["train"] = tqdm(total=event["total_iter"], initial=event["start_iter"], unit="it",
+                                 dynamic_ncols=True)
         elif kind == "step" and bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{event['loss']:.4g}", lr=f"{event['lr']:.2e}", refresh=False)
+        elif kind == "val_progress" and show:
+            _val_bar(bars, event)
         elif kind in ("val", "rollback", "info") and show:
+            if "val" in bars:
+                bars.pop("val").close()
             if kind == "rollback" and bar is not None:
                 bar.n = event["to_iter"]
                 bar.refresh()
@@ -182,14 +185,29 @@ def command(config_file, quiet, **options):
     try:
         result = train(cfg, on_event=on_event, notes=printed)
     finally:
-        if bar is not None:
-            bar.close()
+        for b in bars.values():
+            b.close()
     if master:
-        m = result.metrics
-        click.echo(done_message(result.iterations, m))
-        click.echo(f"run directory: {result.run_dir}")
-        if result.last_checkpoint:
-            click.echo(f"last checkpoint: {result.last_checkpoint}")
-        if result.best_checkpoint:
-            click.echo(f"best checkpoint: {result.best_checkpoint}")
+        click.echo(done_message(result.iterations, result.metrics))
+        _where(result)
+
+
+def _val_bar(bars: dict, event: dict) -> None:
+    """The validation bar (frames of this process, ETA) under the training bar."""
+    if "val" not in bars:
+        from tqdm import tqdm
+
+        bars["val"] = tqdm(total=event["total"], desc=f"validation at iter {event['iter']}", unit="frame",
+                           dynamic_ncols=True, leave=False, position=1)
+    bars["val"].update(event["n"])
+
+
+def _where(result) -> None:
+    """Where the run's outputs are."""
+    click.echo(f"run directory: {result.run_dir}")
+    for label, path in (("last checkpoint", result.last_checkpoint), ("best checkpoint", result.best_checkpoint),
+                        ("report (open in a browser)", result.report_html), ("curves", result.curve_png),
+                        ("log", result.train_log), ("TensorBoard", result.tb_dir)):
+        if path:
+            click.echo(f"{label}: {path}" + (f"  (tensorboard --logdir {path})" if label == "TensorBoard" else ""))
 

@@ -130,3 +130,22 @@ def make_loader(dataset, cfg: TrainConfig, rank: int, world: int, start_iter: in
         worker_init_fn=worker_init if cfg.num_workers else None, pin_memory=pin,
         persistent_workers=False, prefetch_factor=4 if cfg.num_workers else None)
     return iter(loader)
+
+
+VAL_SETTINGS = ("val_path", "val_gt", "val_lq", "val_meta_info", "val_pad", "val_max_frames")
+
+
+def check_resumed_validation(cfg: TrainConfig, ckpt: dict, counters, note: Callable[[str], None]) -> None:
+    """On resume: when the validation settings differ from the checkpoint's, say so and restart
+    the best score (new scores are not comparable with old ones; the next validation becomes the
+    new best and replaces best.pth)."""
+    old = ckpt.get("train_config") or {}
+    changed = [f"{k} {old[k]!r} -> {getattr(cfg, k)!r}" for k in VAL_SETTINGS
+               if k in old and str(old[k]) != str(getattr(cfg, k))]
+    if not changed:
+        return
+    best = (f"; the best score ({counters.best_metric:.3f} dB at iteration {counters.best_iter}) restarts, so "
+            "best.pth is replaced by the next validation" if counters.best_metric is not None else "")
+    note(f"Warning: validation changed since the checkpoint ({', '.join(changed)}): scores before and after "
+         f"are not comparable{best}")
+    counters.best_metric, counters.best_iter = None, None
