@@ -38,7 +38,7 @@ def _fps(value: str | None):
               "deblur presets).")
 @scene_options("auto", "Shot boundaries that no temporal window crosses: detected (PySceneDetect content "
               "detector), none, or a FILE of cut frame indices (first frame of each new shot). Recorded "
-              "in OUTPUT/scenes.json (OUTPUT_STEM.scenes.json next to a video).")
+              "in OUTPUT/.scenes.json (OUTPUT_STEM.scenes.json next to a video).")
 @click.option("--fps", default=None, help="Frame rate of a video OUTPUT, e.g. 25 or 24000/1001 (default: "
               "the input video's, exactly; else 25).")
 @click.option("--codec", type=click.Choice(CODECS), default=None,

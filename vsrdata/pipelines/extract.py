@@ -61,7 +61,7 @@ import numpy as np
 
 from vsrdata.core.image_io import remove_stale_temps, write_bytes_atomic, write_image
 from vsrdata.errors import ConfigError, InputError, OutputError
-from vsrdata.pipelines.extract_plan import CACHE_DIR, analyse_all, find_videos, plan_clips
+from vsrdata.pipelines.extract_plan import CACHE_DIR, analyse_all, find_videos, plan_clips, why_no_clips
 from vsrdata.pipelines.runner import available_cores, check_shard, report_progress, run_jobs
 from vsrdata.pipelines.summary import SKIPPED, WRITTEN, JobsFailed, Summary
 
@@ -252,6 +252,8 @@ def extract(inputs: list[str | os.PathLike], out: str | os.PathLike, *,
         analyse_all(mine, out / CACHE_DIR, cfg, workers, progress)
         return ExtractResult(out, [], [], None)
     video_records, clips, warnings = plan_clips(videos, mine, out, cfg, workers, progress, dry_run)
+    if not clips and video_records:
+        raise InputError(why_no_clips(video_records, cfg), option="frames_per_clip")
     if old is not None and old.get("clips") is not None and old["clips"] != clips:
         raise OutputError(f"the clip plan differs from {out / MANIFEST} (a video changed since?); "
                           f"choose another OUT or remove it")
