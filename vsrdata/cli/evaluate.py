@@ -47,7 +47,8 @@ _PROTOCOLS = ("auto", "vid4", "reds4", "vimeo-t", "generic")
 @click.option("--engine", type=click.Choice(["auto", "torch", "onnxruntime"]), default="auto", show_default=True,
               help="onnxruntime runs a `vsrdata export` .onnx file given as the checkpoint; auto: by its suffix.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Report folder (default: results/<dataset>/<checkpoint name or bicubic>).")
+              help="Report folder (default: results/<dataset>/<checkpoint name or bicubic>; a training run's "
+              "checkpoint is named with its run: <run>_best, <run>_iter_00005000).")
 @click.option("--save-frames", is_flag=True, help="Also write the restored frames as PNG.")
 @click.option("--no-strips", is_flag=True, help="Do not write comparison strips (bicubic | model | GT).")
 @click.option("--dcn-backend", type=click.Choice(["auto", "torch", "torchvision"]), default="auto",
@@ -98,8 +99,9 @@ def command(paths, gt_root, lq_root, meta_info, config_file, bicubic, preset, pr
         raise ConfigError("--precision applies to models, not to --bicubic")
 
     from vsrdata.evaluation.distributed import dist_env
-    from vsrdata.evaluation.evaluate import evaluate
+    from vsrdata.evaluation.evaluate import default_out_dir, evaluate
 
+    out_dir = out_dir or default_out_dir(dataset or gt_root, checkpoint)
     main = dist_env().main  # under torchrun only rank 0 shows progress and prints the table
     with ProgressBar("evaluate", "frame", quiet=quiet or not main) as progress:
         report = evaluate(dataset, checkpoint, bicubic=bicubic, preset=preset, protocol=protocol,
