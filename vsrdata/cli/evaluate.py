@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from vsrdata.cli._common import TEMPORAL_PADDINGS, ProgressBar, scene_options
+from vsrdata.cli._common import (PRECISIONS, TEMPORAL_PADDINGS, ProgressBar, device_option, preset_option,
+                                 scene_options)
 from vsrdata.errors import ConfigError
 
 _PROTOCOLS = ("auto", "vid4", "reds4", "vimeo-t", "generic")
@@ -25,7 +26,7 @@ _PROTOCOLS = ("auto", "vid4", "reds4", "vimeo-t", "generic")
               "sets with its val.metrics into OUT/<set key> (default results/<name>/<set key>); CHECKPOINT "
               "defaults to its path.pretrain_network_g.")
 @click.option("--bicubic", is_flag=True, help="Score the bicubic baseline (MATLAB imresize x4) instead of a model.")
-@click.option("--preset", default=None, help="EDVR preset of the checkpoint (default: the config stored in "
+@preset_option("EDVR preset of the checkpoint (default: the config stored in "
               "the checkpoint, else the one its weight shapes imply).")
 @click.option("--protocol", type=click.Choice(_PROTOCOLS), default="auto", show_default=True,
               help="vid4 = Y; reds4 = RGB; vimeo-t = Y on the centre frame; generic = Y, all frames; "
@@ -41,8 +42,8 @@ _PROTOCOLS = ("auto", "vid4", "reds4", "vimeo-t", "generic")
 @click.option("--average", type=click.Choice(["clip", "frame"]), default="clip", show_default=True,
               help="clip = mean of per-clip means (EDVR/BasicSR); frame = mean over all frames (mmagic).")
 @click.option("--with-bicubic", is_flag=True, help="Add a column with the bicubic baseline's PSNR.")
-@click.option("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available).")
-@click.option("--precision", type=click.Choice(["fp32", "fp16", "bf16"]), default="fp32", show_default=True,
+@device_option()
+@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
               help="Autocast precision: bf16 on CPU or CUDA (faster, less exact), fp16 on CUDA only.")
 @click.option("--engine", type=click.Choice(["auto", "torch", "onnxruntime"]), default="auto", show_default=True,
               help="onnxruntime runs a `vsrdata export` .onnx file given as the checkpoint; auto: by its suffix.")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from vsrdata.cli._common import CODECS, PIX_FMTS, TEMPORAL_PADDINGS, ProgressBar, scene_options
+from vsrdata.cli._common import (CODECS, PIX_FMTS, PRECISIONS, TEMPORAL_PADDINGS, ProgressBar, device_option,
+                                 preset_option, scene_options)
 
 
 
@@ -27,7 +28,7 @@ def _fps(value: str | None):
 @click.argument("output", metavar="OUTPUT", type=click.Path())
 @click.option("--checkpoint", "-c", required=True, type=click.Path(), help="EDVR weights (BasicSR, mmagic, "
               "original EDVR or vsrdata format), or a `vsrdata export` .onnx file.")
-@click.option("--preset", default=None, help="EDVR preset of the checkpoint (default: the config stored in "
+@preset_option("EDVR preset of the checkpoint (default: the config stored in "
               "the checkpoint, else the one its weight shapes imply).")
 @click.option("--tile", type=click.IntRange(min=4), default=None,
               help="Restore in tiles of this many input pixels (rounded up to a multiple of 4).")
@@ -47,8 +48,8 @@ def _fps(value: str | None):
               help="Constant-rate factor (default 17 for libx264, 18 libx265, 20 VP9: visually lossless).")
 @click.option("--pix-fmt", type=click.Choice(PIX_FMTS), default=None,
               help="Chroma of a video OUTPUT (default yuv420p: plays everywhere; yuv444p keeps full colour).")
-@click.option("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available).")
-@click.option("--precision", type=click.Choice(["fp32", "fp16", "bf16"]), default="fp32", show_default=True,
+@device_option()
+@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
               help="Autocast precision: bf16 on CPU or CUDA (faster, less exact), fp16 on CUDA only.")
 @click.option("--engine", type=click.Choice(["auto", "torch", "onnxruntime"]), default="auto", show_default=True,
               help="onnxruntime runs a `vsrdata export` .onnx file given as the checkpoint; auto: by its suffix.")

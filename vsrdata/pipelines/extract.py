@@ -141,8 +141,28 @@ def _check_manifest(out: Path, identity: dict) -> dict | None:
         diff = [k for k in identity["settings"] if old_identity["settings"].get(k) != identity["settings"][k]]
         detail = f" ({', '.join(diff)})" if diff else ""
         raise OutputError(f"{out} holds clips extracted with other {what}{detail} (see {path}); "
-                          f"choose another OUT or remove it")
+                          f"choose another OUT or replace them (overwrite)", option="overwrite")
     return old
+
+
+def _clear_previous(out: Path) -> None:
+    """overwrite: remove what an earlier extract wrote into `out` (its manifest, its cache and the
+    clip folders the manifest lists); nothing else in `out` is touched."""
+    import shutil
+
+    path = out / MANIFEST
+    if not path.is_file():
+        return
+    try:
+        names = [c["name"] for c in json.loads(path.read_text()).get("clips") or []]
+    except (ValueError, KeyError, TypeError, OSError):
+        raise OutputError(f"unreadable {path}: remove it or choose another OUT") from None
+    for name in names:
+        clip = out / str(name)
+        if clip.parent == out and clip.is_dir() and not clip.is_symlink():
+            shutil.rmtree(clip)
+    shutil.rmtree(out / CACHE_DIR, ignore_errors=True)
+    path.unlink()
 
 
 def _write_manifest(out: Path, identity: dict, videos: list[dict], clips: list[dict]) -> None:
@@ -225,7 +245,7 @@ def extract(inputs: list[str | os.PathLike], out: str | os.PathLike, *,
             scene_min_len: int = 15, size: tuple[int, int] | None = None, skip_static: bool = False,
             static_threshold: float = DEFAULT_STATIC_THRESHOLD, allow_truncated: bool = False,
             workers: int | None = None, shard: tuple[int, int] | None = None, plan_only: bool = False,
-            dry_run: bool = False, progress: bool = True) -> ExtractResult:
+            dry_run: bool = False, progress: bool = True, overwrite: bool = False) -> ExtractResult:
     """Cut `inputs` (video files or folders of them) into REDS-style clips under `out`.
 
     See the module docstring for the plan, numbering, resize, shards, resume and errors.
@@ -233,6 +253,8 @@ def extract(inputs: list[str | os.PathLike], out: str | os.PathLike, *,
     `size` is (width, height). `workers=None` uses every core; 1 runs in-process. With
     `dry_run` nothing is written under `out` (the analysis still decodes every video).
     Raises `JobsFailed` (an InputError listing each bad video) before any frame is written.
+    `overwrite` first removes what an earlier extract wrote into `out` (not with `shard`: the
+    shards share `out`).
     """
     cfg = _settings(frames_per_clip, stride, keep_short, scene_cuts, scene_threshold, scene_min_len,
                     size, skip_static, static_threshold, allow_truncated)
@@ -246,6 +268,11 @@ def extract(inputs: list[str | os.PathLike], out: str | os.PathLike, *,
     if cfg["scene_cuts"] not in ("auto", "off") and len(videos) > 1:
         raise ConfigError(f"a scene cut file applies to one video, got {len(videos)}; use auto or off")
     identity = _identity(cfg, videos)
+    if overwrite and shard is not None:
+        raise ConfigError("overwrite cannot be combined with shard (the shards share OUT); clear OUT once "
+                          "before the array job", option="overwrite")
+    if overwrite and not dry_run:
+        _clear_previous(out)
     old = _check_manifest(out, identity)
     mine = [v for k, v in enumerate(videos) if shard is None or k % shard[1] == shard[0]]
     if plan_only:

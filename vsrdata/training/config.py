@@ -61,7 +61,7 @@ class TrainConfig:
     preset: str = "edvr-m"
     model: dict = field(default_factory=dict)  # EDVRConfig overrides, e.g. {"num_reconstruct_block": 40}
     num_frame: int | None = None  # None: the preset's num_frame
-    device: str = "auto"  # auto | cpu | cuda
+    device: str = "auto"  # auto | cpu | cuda | cuda:N (one process; under torchrun cuda:LOCAL_RANK)
     seed: int = 10
     # --- data -----------------------------------------------------------------------------
     dataset: str = "reds"  # reds | vimeo | clips
@@ -171,8 +171,9 @@ class TrainConfig:
             _bad("val_gt", "give both the validation GT and LQ roots")
         if self.loss_reduction not in LOSS_REDUCTIONS:
             _bad("loss_reduction", f"{self.loss_reduction!r} (choose from sum, mean)")
-        if self.device not in ("auto", "cpu", "cuda"):
-            _bad("device", f"{self.device!r} (choose from auto, cpu, cuda)")
+        if self.device not in ("auto", "cpu", "cuda") and not (str(self.device).startswith("cuda:")
+                                                               and str(self.device)[5:].isdigit()):
+            _bad("device", f"{self.device!r} (choose from auto, cpu, cuda, cuda:N)")
         if not self.gt_path:
             _bad("gt", "no training GT given")
         if not self.lq_path:
@@ -238,7 +239,8 @@ _EDVR_FIELDS = {"num_in_ch", "num_out_ch", "num_feat", "num_frame", "deformable_
 
 
 # Command-line flags whose field has another name: config files may use either.
-FLAG_NAMES = {"gt": "gt_path", "lq": "lq_path", "val": "val_path", "hflip": "use_hflip", "rot": "use_rot"}
+FLAG_NAMES = {"gt": "gt_path", "lq": "lq_path", "val": "val_path", "hflip": "use_hflip", "rot": "use_rot",
+              "workers": "num_workers", "list": "train_list", "padding": "val_pad", "precision": "amp"}
 _RETIRED = {"inject_nan_at"}
 MIN_RESTART_PERIOD = 50  # shorter scaled cosine cycles make no sense: such runs get one cycle
 
@@ -273,6 +275,8 @@ def from_dict(data: dict[str, Any], base: TrainConfig | None = None, source: str
     clean = {}
     for key, value in data.items():
         k = str(key).replace("-", "_")
+        if k == "precision":  # the flag's values: fp32 is amp none
+            value = "none" if value == "fp32" else value
         k = FLAG_NAMES.get(k, k)
         if k in _RETIRED:  # written into config.json by older versions
             continue

@@ -24,8 +24,9 @@ def pick_device(cfg: TrainConfig, local_rank: int) -> torch.device:
         return torch.device("cpu")
     if not torch.cuda.is_available():
         raise ConfigError("--device cuda requested but CUDA is not available")
-    torch.cuda.set_device(local_rank)
-    return torch.device("cuda", local_rank)
+    index = int(cfg.device[5:]) if cfg.device.startswith("cuda:") else local_rank
+    torch.cuda.set_device(index)
+    return torch.device("cuda", index)
 
 
 def resolve_config(cfg: TrainConfig) -> tuple[TrainConfig, EDVRConfig]:
