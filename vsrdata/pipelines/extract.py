@@ -255,6 +255,12 @@ def extract(inputs: list[str | os.PathLike], out: str | os.PathLike, *,
     Raises `JobsFailed` (an InputError listing each bad video) before any frame is written.
     `overwrite` first removes what an earlier extract wrote into `out` (not with `shard`: the
     shards share `out`).
+
+    Example::
+
+        from vsrdata import extract
+        result = extract(["footage/"], "my_reds/train_sharp", frames_per_clip=100, size=(1280, 720))
+        print(len(result.clips), "clips,", result.frames, "frames")
     """
     cfg = _settings(frames_per_clip, stride, keep_short, scene_cuts, scene_threshold, scene_min_len,
                     size, skip_static, static_threshold, allow_truncated)
