@@ -136,7 +136,8 @@ def _config(config_file, options: dict, note):
               help="Roll back when a DCN's mean |offset| exceeds this (0 = off). [default: 100]")
 @click.option("--max-rollbacks", type=int, default=None, help="Stop after this many rollbacks. [default: 5]")
 @click.option("--rollback-dcn-lr-factor", type=float, default=None, help="DCN LR factor per rollback. [default: 0.5]")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars (the start, validation and end lines are "
+              "still printed).")
 def command(config_file, quiet, **options):
     """Train EDVR (the official recipe; resumable; multi-GPU via torchrun).
 
@@ -167,7 +168,7 @@ def command(config_file, quiet, **options):
             click.echo(printed[-1], err=True)
     cfg = _config(config_file, options, note)
 
-    show = master and not quiet
+    show, bar_on = master, master and not quiet  # -q: no bars; the lines are still printed
     bars: dict = {}
 
     def on_event(event: dict) -> None:
@@ -177,12 +178,14 @@ def command(config_file, quiet, **options):
             from tqdm import tqdm
 
             click.echo(format_event(event), err=True)
+            if not bar_on:
+                return
             bars["train"] = tqdm(total=event["total_iter"], initial=event["start_iter"], unit="it",
                                  dynamic_ncols=True)
         elif kind == "step" and bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{event['loss']:.4g}", lr=f"{event['lr']:.2e}", refresh=False)
-        elif kind == "val_progress" and show:
+        elif kind == "val_progress" and bar_on:
             _val_bar(bars, event)
         elif kind in ("val", "rollback", "info") and show:
             if "val" in bars:
