@@ -33,7 +33,9 @@ def format_event(event: dict) -> str | None:
     if kind == "val":
         metric = event.get("metric") or "PSNR"
         ssim = f", SSIM {event['ssim']:.4f}" if event.get("ssim") is not None else ""
-        return f"iter {event['iter']}: val {metric} {event['psnr']:.3f} dB{ssim}" + (" (best)" if event["best"] else "")
+        took = f" ({event['seconds']:.0f} s)" if event.get("seconds", 0) >= 10 else ""  # says when validation is slow
+        return (f"iter {event['iter']}: val {metric} {event['psnr']:.3f} dB{ssim}" + (" (best)" if event["best"] else "")
+                + took)
     if kind == "rollback":
         return (f"iter {event['iter']}: {event['reason']} -> rolled back to iteration {event['to_iter']}, "
                 f"DCN lr x{event['dcn_lr_scale']:g} ({event['rollbacks']} rollback(s))")

@@ -332,6 +332,7 @@ class _Loop:
             eval_model = copy.deepcopy(t.model)
             t.ema.copy_to(eval_model)
         self.ev.emit({"kind": "val_start", "iter": it, "clips": len(self.val_clips)})
+        started = time.perf_counter()
         result = validate(eval_model, self.val_clips, t.mcfg.num_frame, t.device, t.cfg.val_pad,
                           t.cfg.val_max_frames, t.autocast, DistEnv(t.rank, 0, t.world), self.run_dir / "val",
                           lambda n, total: self.ev.emit({"kind": "val_progress", "iter": it, "n": n, "total": total}))
@@ -343,7 +344,7 @@ class _Loop:
             self.ev.log({"iter": it, "psnr": result["psnr"], "ssim": result["ssim"], "per_clip": result["per_clip"],
                          "best": improved, "metric": result["metric"]})
             self.ev.emit({"kind": "val", "iter": it, "psnr": result["psnr"], "ssim": result["ssim"], "best": improved,
-                          "metric": result["metric"]})
+                          "metric": result["metric"], "seconds": time.perf_counter() - started})
             if improved:
                 save_atomic(t.checkpoint_state(), self.run_dir / "best.pth")
             plot_curves(self.ev.records, self.curve_path, self.ev.lr_steps)
