@@ -51,7 +51,7 @@ def resolve_config(cfg: TrainConfig) -> tuple[TrainConfig, EDVRConfig]:
 def autocast_for(cfg: TrainConfig, device: torch.device, note: Callable[[str], None]):
     """(autocast context factory, use_amp): bf16/fp16 autocast on CUDA, fp32 (a null context) on CPU."""
     if cfg.amp != "none" and device.type != "cuda":
-        note(f"--amp {cfg.amp} ignored on CPU (fp32)")
+        note(f"--precision {cfg.amp} ignored on CPU (fp32)")
     use_amp = cfg.amp != "none" and device.type == "cuda"
     amp_dtype = torch.bfloat16 if cfg.amp == "bf16" else torch.float16
     return ((lambda: torch.autocast("cuda", dtype=amp_dtype)) if use_amp else contextlib.nullcontext), use_amp
@@ -81,7 +81,7 @@ def build_train_dataset(cfg: TrainConfig, num_frame: int, scale: int):
         from vsrdata.core.layouts import read_clip_list
 
         if not Path(cfg.train_list).is_file():
-            raise InputError(f"clip list not found: {cfg.train_list} (--train-list, or a BasicSR file's "
+            raise InputError(f"clip list not found: {cfg.train_list} (--list, or a BasicSR file's "
                              "datasets.train.meta_info_file: point it at your copy, or ~ for every clip)")
         ids = read_clip_list(cfg.train_list)
     if cfg.dataset == "vimeo":
