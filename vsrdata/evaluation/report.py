@@ -179,8 +179,9 @@ class EvalReport:
             row.update({k: _json(getattr(c, k)) for k in
                         ("psnr", "psnr_center", "psnr_border", "ssim", "psnr_rgb", "psnr_y", "bicubic_psnr")})
             row["per_frame"] = [{k: _json(v) for k, v in vars(f).items()} for f in c.frames]
-            if c.strip is not None:
-                row["strip"] = {k: _json(v) for k, v in c.strip.items()}
+            if c.strip is not None:  # its file relative to the report folder (compare/<clip>.png)
+                row["strip"] = {k: (Path(v).parent.name + "/" + Path(v).name if k == "path" else _json(v))
+                                for k, v in c.strip.items()}
             clips.append(row)
         return {"format": REPORT_FORMAT, "protocol": dict(self.protocol),
                 "average": {k: _json(v) for k, v in self.average().items()}, "clips": clips,
