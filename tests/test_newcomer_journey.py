@@ -26,7 +26,7 @@ SMALL = {
     "to-lmdb": ["-j", "1", "-q"],
     "split-test": ["-j", "1", "-q"],
     "train": ["--total-iter", "4", "--val-freq", "2", "--save-freq", "2", "--gt-size", "32", "--batch-size", "1",
-              "-j", "0", "--val-max-frames", "2", "-q"],
+              "-j", "0", "--val-max-frames", "2"],  # not -q: what training says is checked
     "evaluate": ["--device", "cpu", "-q"],
     "infer": ["--device", "cpu", "-q"],
 }

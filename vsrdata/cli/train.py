@@ -136,8 +136,8 @@ def _config(config_file, options: dict, note):
               help="Roll back when a DCN's mean |offset| exceeds this (0 = off). [default: 100]")
 @click.option("--max-rollbacks", type=int, default=None, help="Stop after this many rollbacks. [default: 5]")
 @click.option("--rollback-dcn-lr-factor", type=float, default=None, help="DCN LR factor per rollback. [default: 0.5]")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bars (the start, validation and end lines are "
-              "still printed).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars and no start or validation lines (the end "
+              "summary is still printed).")
 def command(config_file, quiet, **options):
     """Train EDVR (the official recipe; resumable; multi-GPU via torchrun).
 
@@ -168,7 +168,7 @@ def command(config_file, quiet, **options):
             click.echo(printed[-1], err=True)
     cfg = _config(config_file, options, note)
 
-    show, bar_on = master, master and not quiet  # -q: no bars; the lines are still printed
+    show = bar_on = master and not quiet  # -q: only errors and the end summary
     bars: dict = {}
 
     def on_event(event: dict) -> None:
