@@ -82,7 +82,8 @@ def _config(config_file, options: dict, note):
 @click.option("--workers", "-j", "num_workers", type=click.IntRange(min=0), default=None,
               help="Data loader worker processes per training process. [default: 3]")
 @deprecated_alias("--num-workers", "num_workers_old", type=click.IntRange(min=0))
-@click.option("--init", type=click.Path(dir_okay=False), default=None, help="Initialise from a checkpoint, non-strict (woTSA -> TSA).")
+@click.option("--init", type=click.Path(dir_okay=False), default=None, help="Initialise from a checkpoint, non-strict "
+              "(woTSA -> TSA; tensors of another shape are skipped and listed, as BasicSR).")
 @click.option("--init-key", type=click.Choice(INIT_KEYS), default=None,
               help="Checkpoint entry --init loads (BasicSR param_key_g). [default: params]")
 @click.option("--init-deep-from-shallow", type=click.Path(dir_okay=False), default=None,
@@ -126,6 +127,8 @@ def _config(config_file, options: dict, note):
               default=None, help="Temporal padding at clip ends for validation. [default: reflection_circle]")
 @deprecated_alias("--val-pad", "val_pad_old", type=click.Choice(TEMPORAL_PADDINGS))
 @click.option("--val-max-frames", type=int, default=None, help="Frames scored per validation clip (0 = all). [default: 0]")
+@click.option("--val-metrics", default=None, help="Validation metrics as evaluate's --metrics (e.g. psnr,ssim,niqe,"
+              "tof); PSNR stays the best-checkpoint criterion. [default: psnr,ssim]")
 @click.option("--save-freq", type=int, default=None, help="Checkpoint every N iterations. [default: 5000]")
 @click.option("--keep-checkpoints", type=int, default=None, help="Newest checkpoints kept (best.pth aside). [default: 3]")
 @click.option("--print-freq", type=int, default=None, help="Log scalars every N iterations. [default: 100]")

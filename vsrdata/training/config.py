@@ -35,6 +35,7 @@ from typing import Any, Callable
 from vsrdata.core.splits import REDS4, REDS_VAL
 from vsrdata.evaluation.windows import TEMPORAL_PADDINGS
 from vsrdata.errors import ConfigError
+from vsrdata.training.config_types import check_basicsr_numbers, check_types
 
 DATASETS = ("reds", "vimeo", "clips")
 AMP_MODES = ("none", "bf16", "fp16")
@@ -115,6 +116,7 @@ class TrainConfig:
     val_freq: int = 5000
     val_pad: str = "reflection_circle"
     val_max_frames: int = 0  # per clip; 0 = all
+    val_metrics: str = "psnr,ssim"  # evaluate's --metrics names; PSNR stays the best criterion
     save_freq: int = 5000
     keep_checkpoints: int = 3  # newest iteration checkpoints kept (best.pth is kept besides)
     print_freq: int = 100
@@ -167,6 +169,9 @@ class TrainConfig:
             value = getattr(self, name)
             if value not in choices and not (name == "init_key" and value is None):
                 _bad(name, f"{value!r} (choose from {', '.join(choices)})")
+        from vsrdata.evaluation.metric_suite import parse_metrics
+
+        parse_metrics(self.val_metrics)
         if bool(self.val_gt) != bool(self.val_lq):
             _bad("val_gt", "give both the validation GT and LQ roots")
         if self.loss_reduction not in LOSS_REDUCTIONS:
@@ -265,7 +270,8 @@ def from_dict(data: dict[str, Any], base: TrainConfig | None = None, source: str
 
     A `train` table, if present, is used as the mapping. A command-line flag's name is accepted
     for its field (`gt` for gt_path, `val` for val_path, ...: FLAG_NAMES). Unknown keys raise
-    ConfigError naming them and the closest field ("did you mean").
+    ConfigError naming them and the closest field ("did you mean"); a value of the wrong type
+    names the key and the type wanted (`config_types.check_types`).
     """
     import difflib
 
@@ -285,7 +291,7 @@ def from_dict(data: dict[str, Any], base: TrainConfig | None = None, source: str
             hint = f" (did you mean {FLAG_NAMES.get(close[0], close[0])!r}?)" if close else ""
             raise ConfigError(f"unknown option {key!r} in {source}{hint}")
         clean[k] = value
-    return dataclasses.replace(base or TrainConfig(), **clean)
+    return dataclasses.replace(base or TrainConfig(), **check_types(TrainConfig, clean, source))
 
 
 def from_basicsr(opt: dict[str, Any], source: str = "option file") -> dict[str, Any]:
@@ -349,6 +355,7 @@ def load_config(path: str | os.PathLike, base: TrainConfig | None = None,
     from vsrdata.training.basicsr_options import is_basicsr, read_options
 
     if is_basicsr(data):
+        check_basicsr_numbers(data, str(path))
         opts = read_options(data, str(path))
         if opts.kind == "test":
             raise ConfigError(f"{path} is a BasicSR test option file (datasets.test_*), not a training one: "

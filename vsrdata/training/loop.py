@@ -59,6 +59,7 @@ import torch
 import torch.distributed as dist
 
 from vsrdata.core.image_io import write_bytes_atomic
+from vsrdata.core.locks import OutputLock
 from vsrdata.edvr.checkpoint.io import remove_dead_writers_temps, save_atomic
 from vsrdata.edvr.checkpoint.train_state import checkpoint_path, list_checkpoints, remove_checkpoints
 from vsrdata.errors import ConfigError
@@ -143,6 +144,8 @@ def _run(cfg: TrainConfig, emit_event, rank: int, world: int, device: torch.devi
     cfg, mcfg = setup.resolve_config(cfg)
     autocast, use_amp = setup.autocast_for(cfg, device, ev.info)
     run_dir = Path(cfg.run_dir)
+    if rank == 0:  # one run per run directory: a second is refused before it reads or writes anything
+        stack.enter_context(OutputLock(run_dir, "run directory"))
     resume_from = setup.resume_source(cfg, run_dir, ev.info)
     _barrier(world)  # every rank decided before rank 0 writes anything into the run directory
 
@@ -150,6 +153,8 @@ def _run(cfg: TrainConfig, emit_event, rank: int, world: int, device: torch.devi
     val_clips = setup.build_val_clips(cfg, mcfg.scale)
     model, init_report = setup.build_model(cfg, mcfg, device)
     t = Trainer(cfg, mcfg, model, device, rank, world, autocast, use_amp)
+    for line in setup.init_lines(init_report, setup.start_ema(t, cfg)):
+        ev.info(line)
     if resume_from is not None:
         t.load_checkpoint_state(resume_from[1], str(resume_from[0]))
         setup.check_resumed_validation(cfg, resume_from[1], t.counters, ev.info)
@@ -334,17 +339,18 @@ class _Loop:
         self.ev.emit({"kind": "val_start", "iter": it, "clips": len(self.val_clips)})
         started = time.perf_counter()
         result = validate(eval_model, self.val_clips, t.mcfg.num_frame, t.device, t.cfg.val_pad,
-                          t.cfg.val_max_frames, t.autocast, DistEnv(t.rank, 0, t.world), self.run_dir / "val",
+                          t.cfg.val_max_frames, t.autocast, DistEnv(t.rank, 0, t.world), t.cfg.val_metrics,
+                          self.run_dir / "val",
                           lambda n, total: self.ev.emit({"kind": "val_progress", "iter": it, "n": n, "total": total}))
         self.last_val = result["psnr"]
         improved = c.best_metric is None or result["psnr"] > c.best_metric
         if improved:
             c.best_metric, c.best_iter = result["psnr"], it
         if t.master:
-            self.ev.log({"iter": it, "psnr": result["psnr"], "ssim": result["ssim"], "per_clip": result["per_clip"],
-                         "best": improved, "metric": result["metric"]})
+            self.ev.log({"iter": it, "psnr": result["psnr"], "ssim": result["ssim"], **result["extra"],
+                         "per_clip": result["per_clip"], "best": improved, "metric": result["metric"]})
             self.ev.emit({"kind": "val", "iter": it, "psnr": result["psnr"], "ssim": result["ssim"], "best": improved,
-                          "metric": result["metric"], "seconds": time.perf_counter() - started})
+                          **result["extra"], "metric": result["metric"], "seconds": time.perf_counter() - started})
             if improved:
                 save_atomic(t.checkpoint_state(), self.run_dir / "best.pth")
             plot_curves(self.ev.records, self.curve_path, self.ev.lr_steps)
