@@ -273,11 +273,11 @@ def extract(inputs: list[str | os.PathLike], out: str | os.PathLike, *,
     if cfg["scene_cuts"] not in ("auto", "off") and len(videos) > 1:
         raise ConfigError(f"a scene cut file applies to one video, got {len(videos)}; use auto or off")
     with nullcontext() if dry_run else OutputLock(out, "OUT", shard=shard):  # one writer of OUT (or shard)
-        return _extract(videos, out, cfg, shard, workers, plan_only, dry_run, progress)
+        return _extract(videos, out, cfg, shard, workers, plan_only, dry_run, progress, overwrite)
 
 
 def _extract(videos: list[Path], out: Path, cfg: dict, shard, workers: int, plan_only: bool, dry_run: bool,
-             progress: bool) -> ExtractResult:
+             progress: bool, overwrite: bool = False) -> ExtractResult:
     """`extract` once OUT is checked and locked: plan, manifest, then this shard's clips."""
     identity = _identity(cfg, videos)
     if overwrite and shard is not None:
