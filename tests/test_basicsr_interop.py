@@ -179,7 +179,7 @@ def test_pixel_losses_and_loss_weight():
 def test_ema_is_off_by_default():
     assert TrainConfig().ema_decay == 0.0
     res = CliRunner().invoke(main, ["train", "--help"])
-    assert "[0]" in res.output.split("--ema-decay")[1].split("--")[0]
+    assert "[default: 0]" in res.output.split("--ema-decay")[1].split("--")[0]
 
 
 # -- --init: BasicSR's `params` entry unless told otherwise ------------------------------------

@@ -56,7 +56,7 @@ def test_folder_in_odd_size_out_frames(tmp_path):
     res = infer(tmp_path / "in", tmp_path / "out", model=model, device="cpu")
     assert res.written == 5 and res.skipped == 0
     outs = sorted((tmp_path / "out").iterdir())
-    assert [p.name for p in outs] == [f"frame_{i}.png" for i in range(1, 6)] + ["scenes.json"]
+    assert [p.name for p in outs] == [".scenes.json"] + [f"frame_{i}.png" for i in range(1, 6)]
     img = cv2.imread(str(tmp_path / "out" / "frame_1.png"))
     assert img.shape == (88, 120, 3)
     # frame 0 = the model on its reflection_circle window [2, 0, 1] of the replicate-padded input

@@ -94,7 +94,7 @@ def test_frames_before_a_cut_equal_the_first_shot_alone(tmp_path):
     alone = _pngs(tmp_path / "sr_a") + _pngs(tmp_path / "sr_b")
     for got, want in zip(auto, alone):
         np.testing.assert_array_equal(got, want)  # bit-equal, both shots
-    assert json.loads((tmp_path / "sr_auto" / "scenes.json").read_text())["cuts"] == [7]
+    assert json.loads((tmp_path / "sr_auto" / ".scenes.json").read_text())["cuts"] == [7]
 
     (tmp_path / "cuts.txt").write_text("7\n")
     infer(both, tmp_path / "sr_file", model=model, device="cpu", scene_cuts=str(tmp_path / "cuts.txt"))

@@ -9,7 +9,7 @@ import sys
 import vsrdata
 
 PUBLIC = ("make_lr", "degrade_tree", "split_test", "build_lmdb", "verify_lmdb", "build_edvr", "load_weights", "train",
-          "evaluate", "infer")
+          "evaluate", "infer", "extract", "export", "lmdb_merge", "convert_checkpoint")
 
 
 def test_import_loads_no_heavy_module_until_a_torch_function_is_called():
@@ -17,6 +17,7 @@ def test_import_loads_no_heavy_module_until_a_torch_function_is_called():
         "import sys\n"
         "import vsrdata\n"
         "from vsrdata import make_lr, split_test, build_lmdb, build_edvr, evaluate, infer, train\n"
+        "from vsrdata import extract, export, lmdb_merge, convert_checkpoint\n"
         "print('BEFORE=' + ','.join(m for m in ('torch', 'cv2', 'lmdb') if m in sys.modules))\n"
         "build_edvr('edvr-tiny')\n"
         "print('AFTER=' + ','.join(m for m in ('torch',) if m in sys.modules))\n"
@@ -36,16 +37,20 @@ def test_public_names_resolve_to_the_library_functions_and_carry_an_example():
     from vsrdata.edvr.checkpoint import weights as checkpoint
     from vsrdata.evaluation import evaluate, infer
     from vsrdata.training import loop as train
-    from vsrdata.pipelines import degrade, lmdb_verify, make_lr, split_test, to_lmdb
+    from vsrdata.pipelines import degrade, extract, lmdb_merge, lmdb_verify, make_lr, split_test, to_lmdb
+    from vsrdata.evaluation import export
+    from vsrdata.edvr.checkpoint import convert
 
     home = {"make_lr": make_lr, "degrade_tree": degrade, "split_test": split_test, "build_lmdb": to_lmdb, "verify_lmdb": lmdb_verify,
             "build_edvr": arch, "load_weights": checkpoint, "train": train, "evaluate": evaluate,
-            "infer": infer}
+            "infer": infer, "extract": extract, "export": export, "lmdb_merge": lmdb_merge,
+            "convert_checkpoint": convert}
+    real_name = {"export": "export_onnx", "lmdb_merge": "merge_lmdb"}
     assert set(vsrdata.__all__) == {"__version__", *PUBLIC}
     assert set(PUBLIC) <= set(dir(vsrdata))
     for name in PUBLIC:
         func = getattr(vsrdata, name)
-        real = getattr(home[name], name)
+        real = getattr(home[name], real_name.get(name, name))
         assert func.target() is real, name
         assert func.__doc__ == inspect.getdoc(real), name  # read from the source, without importing
         lazy_sig, real_sig = inspect.signature(func), inspect.signature(real)

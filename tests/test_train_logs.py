@@ -55,8 +55,12 @@ def test_tensorboard_scalars_train_log_and_matplotlib_curves(data, tmp_path):
     lines = (run / "train.log").read_text().splitlines()
     assert all(re.match(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \S", line) for line in lines), lines
     text = "\n".join(lines)
-    assert "training edvr-tiny on" in text and "iter 1: loss" in text and "iter 4: val PSNR" in text
-    assert lines[-1].endswith(f"done: 4 iterations, last loss {result.metrics['loss']:.6g}, val PSNR "
+    assert "training edvr-tiny on" in text and "iter 1: loss" in text
+    label = "PSNR-RGB (reds4, first 1 frames)"  # every score names its channel and protocol
+    assert f"iter 4: val {label}" in text and result.metrics["metric"] == label
+    assert "schedule: lr 0.001, one cosine cycle down to 1e-07 over 1000 iterations" in text
+    assert "validation: PSNR-RGB (reds4, first 1 frames) on 2 clip(s), 2 frame(s), every 2 iterations" in text
+    assert lines[-1].endswith(f"done: 4 iterations, last loss {result.metrics['loss']:.6g}, val {label} "
                               f"{result.metrics['psnr']:.3f} dB (best {result.metrics['best_psnr']:.3f} at "
                               f"{result.metrics['best_iter']})")
 

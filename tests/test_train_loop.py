@@ -21,6 +21,7 @@ from vsrdata.cli import main
 from vsrdata.core.resize import imresize
 from vsrdata.edvr.arch import build_edvr
 from vsrdata.training.optim import split_parameters
+from vsrdata.training.step import INJECT_NAN_ENV
 from vsrdata.edvr.checkpoint.init import init_deep_from_shallow
 from vsrdata.edvr.checkpoint.train_state import list_checkpoints
 from vsrdata.training.loop import DivergenceError, train
@@ -166,10 +167,10 @@ def test_ddp_two_gloo_processes_equal_one_process_accumulating_two_micro_batches
               "--batch-size", "1",
               # also exercise the DDP wrapper rebuild at the end of the TSA-only phase, and a
               # rollback (checkpoint path broadcast from rank 0) in both runs
-              "--tsa-iter", "2", "--inject-nan-at", "3",
+              "--tsa-iter", "2",
               # and validation: under DDP each rank scores one of the 2 clips, the scores gathered
               "--val", str(data["val"]), "--val-freq", "2"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", INJECT_NAN_ENV: "3"}
     ddp = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "vsrdata",
            "train", *common, "--run-dir", str(tmp_path / "ddp")]
     one = [sys.executable, "-m", "vsrdata", "train", *common, "--accum-steps", "2", "--run-dir", str(tmp_path / "one")]
@@ -194,9 +195,10 @@ def test_ddp_two_gloo_processes_equal_one_process_accumulating_two_micro_batches
     assert val["ddp"] == val["one"]  # equal weights, so equal scores to the last bit
 
 
-def test_divergence_guard_rolls_back_and_lowers_dcn_lr(data, tmp_path):
+def test_divergence_guard_rolls_back_and_lowers_dcn_lr(data, tmp_path, monkeypatch):
     events = []
-    result = train(cfg_for(data, tmp_path / "run", total_iter=5, inject_nan_at=[3]), on_event=events.append)
+    monkeypatch.setenv(INJECT_NAN_ENV, "3")
+    result = train(cfg_for(data, tmp_path / "run", total_iter=5), on_event=events.append)
     assert result.iterations == 5 and result.metrics["rollbacks"] == 1
     rb = [e for e in events if e["kind"] == "rollback"]
     assert len(rb) == 1 and rb[0]["iter"] == 3 and rb[0]["to_iter"] == 2 and rb[0]["reason"] == "non-finite loss"
@@ -208,10 +210,12 @@ def test_divergence_guard_rolls_back_and_lowers_dcn_lr(data, tmp_path):
     assert all(torch.isfinite(t).all() for t in ck["params"].values())
     # diverging again right after a rollback (no step succeeded): go one checkpoint further back
     events = []
-    result = train(cfg_for(data, tmp_path / "run3", total_iter=5, inject_nan_at=[3, 3]), on_event=events.append)
+    monkeypatch.setenv(INJECT_NAN_ENV, "3,3")
+    result = train(cfg_for(data, tmp_path / "run3", total_iter=5), on_event=events.append)
     assert [e["to_iter"] for e in events if e["kind"] == "rollback"] == [2, 0]
     assert result.metrics["rollbacks"] == 2 and result.metrics["dcn_lr_scale"] == 0.25
     # a threshold no forward can meet: every iteration diverges -> clear stop after max_rollbacks
+    monkeypatch.delenv(INJECT_NAN_ENV)
     with pytest.raises(DivergenceError, match="after 2 rollback"):
         train(cfg_for(data, tmp_path / "run2", offset_threshold=1e-12, max_rollbacks=2))
 

@@ -13,15 +13,16 @@ Example::
     build_lmdb("REDS/train_sharp", "REDS/train_sharp_with_val.lmdb")
     evaluate("datasets/REDS4", "EDVR_M_x4_SR_REDS_official-32075921.pth")   # imports torch now
 
-Data: make_lr, degrade_tree (real-world degradations, replayable), split_test, build_lmdb, verify_lmdb. Model (torch): build_edvr, load_weights,
-train (takes a `vsrdata.training.config.TrainConfig`), evaluate, infer.
+Data: extract, make_lr, degrade_tree (real-world degradations, replayable), split_test, build_lmdb,
+lmdb_merge, verify_lmdb. Model (torch): build_edvr, load_weights, train (takes a
+`vsrdata.training.config.TrainConfig`), evaluate, infer, export, convert_checkpoint.
 """
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
-# public name -> module that defines a function of that name
+# public name -> module that defines a function of that name ('module:function' when named otherwise)
 _API = {
     "make_lr": "vsrdata.pipelines.make_lr",
     "degrade_tree": "vsrdata.pipelines.degrade",
@@ -33,6 +34,10 @@ _API = {
     "train": "vsrdata.training.loop",
     "evaluate": "vsrdata.evaluation.evaluate",
     "infer": "vsrdata.evaluation.infer",
+    "extract": "vsrdata.pipelines.extract",
+    "export": "vsrdata.evaluation.export:export_onnx",
+    "lmdb_merge": "vsrdata.pipelines.lmdb_merge:merge_lmdb",
+    "convert_checkpoint": "vsrdata.edvr.checkpoint.convert",
 }
 
 __all__ = ["__version__", *_API]

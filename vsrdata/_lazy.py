@@ -57,7 +57,12 @@ def _annotation(arg: ast.arg) -> Any:
 
 
 def _source_def(name: str, module: str) -> ast.FunctionDef:
-    origin = importlib.util.find_spec(module).origin  # finds the file; imports only parent packages
+    parts = module.split(".")
+    if parts[0] == "vsrdata":  # our own file, found without importing its packages (which may import torch)
+        base = Path(__file__).resolve().parent.joinpath(*parts[1:])
+        origin = str(base / "__init__.py") if base.is_dir() else str(base.with_suffix(".py"))
+    else:
+        origin = importlib.util.find_spec(module).origin  # finds the file; imports only parent packages
     for node in ast.parse(Path(origin).read_text(encoding="utf-8")).body:
         if isinstance(node, ast.FunctionDef) and node.name == name:
             return node
@@ -65,12 +70,15 @@ def _source_def(name: str, module: str) -> ast.FunctionDef:
 
 
 def lazy_function(name: str, module: str) -> Callable:
-    """`module.name`, imported on the first call; docstring and signature read from the source."""
-    node = _source_def(name, module)
+    """`module.name` (`module` may be 'package.module:function' when the function is named
+    otherwise), imported on the first call; docstring and signature read from the source."""
+    module, _, func = module.partition(":")
+    func = func or name
+    node = _source_def(func, module)
 
     @functools.lru_cache(maxsize=None)
     def target() -> Callable:
-        return getattr(importlib.import_module(module), name)
+        return getattr(importlib.import_module(module), func)
 
     def call(*args, **kwargs):
         return target()(*args, **kwargs)

@@ -39,3 +39,28 @@ def require(module: str, package: str | None = None) -> ModuleType:
         if is_missing(exc, package):
             raise ConfigError(install_hint(package)) from None
         raise
+
+
+# What `vsrdata doctor` lists: (name shown, distribution, what it is for).
+REPORTED = [("onnxruntime", "onnxruntime", "evaluate/infer --engine onnxruntime"),
+            ("onnx", "onnx", "vsrdata export"),
+            ("PyAV", "av", "video input and output"),
+            ("PySceneDetect", "scenedetect", "--scene-cuts auto"),
+            ("TensorBoard", "tensorboard", "train: RUN/tb/ scalars"),
+            ("pyiqa", "pyiqa", "perceptual metrics"),
+            ("lpips", "lpips", "LPIPS metric")]
+
+
+def extra_versions() -> dict[str, str]:
+    """{shown name: 'VERSION (what for)' or 'not installed (what for; pip install ...)'}, read from
+    the installed distributions' metadata (nothing is imported)."""
+    from importlib import metadata
+
+    out = {}
+    for shown, dist, purpose in REPORTED:
+        try:
+            out[shown] = f"{metadata.version(dist)} ({purpose})"
+        except metadata.PackageNotFoundError:
+            hint = f"pip install 'vsrdata[{EXTRA_OF[dist]}]'" if dist in EXTRA_OF else f"pip install {dist}"
+            out[shown] = f"not installed ({purpose}; {hint})"
+    return out

@@ -17,12 +17,15 @@ from vsrdata.core.video import CODECS, PIX_FMTS
 from vsrdata.evaluation.windows import TEMPORAL_PADDINGS
 from vsrdata.training.config import (AMP_MODES, DATASETS, INIT_KEYS, LOSS_REDUCTIONS, LOSS_TYPES, SCHEDULERS,
                                      VAL_PARTITIONS)
+from vsrdata.edvr.config import PRESETS
 from vsrdata.errors import ConfigError
 
 PARTITION_NAMES = tuple(PARTITIONS)
+PRESET_NAMES = (*PRESETS, "custom")
+PRECISIONS = ("fp32", "bf16", "fp16")  # evaluate/infer: autocast; train: --amp none/bf16/fp16
 __all__ = ["AMP_MODES", "DATASETS", "DEGRADATIONS", "KEY_STYLES", "LAYOUTS", "LOSS_REDUCTIONS", "LOSS_TYPES",
            "PARTITION_NAMES", "SCHEDULERS", "SPATIAL_PADDINGS", "TEMPORAL_PADDINGS", "VAL_PARTITIONS", "VIMEO_MODES",
-           "ProgressBar",
+           "PRECISIONS", "PRESET_NAMES", "DeviceType", "ProgressBar", "device_option", "preset_option",
            "overwrite_option", "parse_shard", "scene_options", "shard_option", "workers_option"]
 
 
@@ -33,6 +36,37 @@ workers_option = click.option(
 overwrite_option = click.option(
     "--overwrite", is_flag=True, help="Replace existing outputs instead of skipping/refusing them.",
 )
+
+
+class DeviceType(click.ParamType):
+    """--device of every command: auto (None: CUDA when available), cpu, cuda or cuda:N."""
+
+    name = "device"
+
+    def convert(self, value, param, ctx):
+        if value is None:
+            return None
+        v = str(value).strip().lower()
+        if v == "auto":
+            return None
+        if v in ("cpu", "cuda") or (v.startswith("cuda:") and v[5:].isdigit()):
+            return v
+        self.fail(f"expected auto, cpu, cuda or cuda:N, got {value!r}", param, ctx)
+
+
+def device_option(help_text: str = "Device: auto (CUDA when available), cpu, cuda or cuda:N."):
+    return click.option("--device", type=DeviceType(), default="auto", show_default=True,
+                        metavar="auto|cpu|cuda[:N]", help=help_text)
+
+
+def preset_option(help_text: str):
+    """--preset NAME, one of the EDVR presets (listed in --help by click.Choice)."""
+    return click.option("--preset", type=click.Choice(PRESET_NAMES), default=None, help=help_text)
+
+
+def deprecated_alias(name: str, dest: str, **kw):
+    """A hidden old spelling of an option (kept for users' scripts); `dest` must be merged by the command."""
+    return click.option(name, dest, hidden=True, default=None, **kw)
 
 
 def parse_shard(value: str | None, environ: dict | None = None) -> tuple[int, int] | None:

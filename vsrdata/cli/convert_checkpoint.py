@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from vsrdata.cli._common import overwrite_option
+from vsrdata.cli._common import overwrite_option, preset_option
 
 
 @click.command("convert-checkpoint")
@@ -13,10 +13,8 @@ from vsrdata.cli._common import overwrite_option
 @click.option("--to", "to", type=click.Choice(["basicsr", "vsrdata"]), default="basicsr", show_default=True,
               help="Output format: basicsr = {'params': weights} (loads in BasicSR, strict); vsrdata = "
                    "weights plus the model config ({'params', 'config', 'format': 'vsrdata-weights/1'}).")
-@click.option("--preset", default=None, metavar="NAME",
-              help="Check the weights against this preset (edvr-m-wotsa, edvr-m, edvr-l, edvr-l-vimeo, "
-                   "edvr-l-srblur, edvr-l-deblur, edvr-tiny) and store its config. "
-                   "Default: the file's own config, else inferred from the tensor shapes.")
+@preset_option("Check the weights against this preset and store its config. "
+               "Default: the file's own config, else inferred from the tensor shapes.")
 @click.option("--param-key", default=None, metavar="KEY",
               help="Wrapper entry to read (e.g. params or params_ema). "
                    "Default: params_ema, then params, state_dict, model, else the raw dict.")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import click
 
+from vsrdata.cli._common import device_option
+
 
 @click.command("doctor")
-@click.option("--device", default=None, help="Check only this device (cpu, cuda, cuda:N); default: all.")
+@device_option("Check only this device (cpu, cuda, cuda:N); auto: CPU and CUDA when available.")
 def command(device):
     """Check that EDVR can run here: versions, devices, DCN self-check.
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from vsrdata.cli._common import TEMPORAL_PADDINGS, ProgressBar, scene_options
+from vsrdata.cli._common import (PRECISIONS, TEMPORAL_PADDINGS, ProgressBar, device_option, preset_option,
+                                 scene_options)
 from vsrdata.errors import ConfigError
 
 _PROTOCOLS = ("auto", "vid4", "reds4", "vimeo-t", "generic")
@@ -26,7 +27,7 @@ _PROTOCOLS = ("auto", "vid4", "reds4", "vimeo-t", "generic")
               "sets with its val.metrics into OUT/<set key> (default results/<name>/<set key>); CHECKPOINT "
               "defaults to its path.pretrain_network_g.")
 @click.option("--bicubic", is_flag=True, help="Score the bicubic baseline (MATLAB imresize x4) instead of a model.")
-@click.option("--preset", default=None, help="EDVR preset of the checkpoint (default: the config stored in "
+@preset_option("EDVR preset of the checkpoint (default: the config stored in "
               "the checkpoint, else the one its weight shapes imply).")
 @click.option("--protocol", type=click.Choice(_PROTOCOLS), default="auto", show_default=True,
               help="vid4 = Y; reds4 = RGB; vimeo-t = Y on the centre frame; generic = Y, all frames; "
@@ -50,13 +51,14 @@ _PROTOCOLS = ("auto", "vid4", "reds4", "vimeo-t", "generic")
               help="Folder with the LPIPS / DISTS weight files (else torch hub's checkpoints/ folder and the "
               "lpips / DISTS_pytorch packages); nothing is downloaded.")
 @click.option("--with-bicubic", is_flag=True, help="Add a column with the bicubic baseline's PSNR.")
-@click.option("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available).")
-@click.option("--precision", type=click.Choice(["fp32", "fp16", "bf16"]), default="fp32", show_default=True,
+@device_option()
+@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
               help="Autocast precision: bf16 on CPU or CUDA (faster, less exact), fp16 on CUDA only.")
 @click.option("--engine", type=click.Choice(["auto", "torch", "onnxruntime"]), default="auto", show_default=True,
               help="onnxruntime runs a `vsrdata export` .onnx file given as the checkpoint; auto: by its suffix.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Report folder (default: results/<dataset>/<checkpoint name or bicubic>).")
+              help="Report folder (default: results/<dataset>/<checkpoint name or bicubic>; a training run's "
+              "checkpoint is named with its run: <run>_best, <run>_iter_00005000).")
 @click.option("--save-frames", is_flag=True, help="Also write the restored frames as PNG.")
 @click.option("--no-strips", is_flag=True, help="Do not write comparison strips (bicubic | model | GT).")
 @click.option("--dcn-backend", type=click.Choice(["auto", "torch", "torchvision"]), default="auto",
@@ -111,8 +113,9 @@ def command(paths, gt_root, lq_root, meta_info, config_file, bicubic, preset, pr
         raise ConfigError("--precision applies to models, not to --bicubic")
 
     from vsrdata.evaluation.distributed import dist_env
-    from vsrdata.evaluation.evaluate import evaluate
+    from vsrdata.evaluation.evaluate import default_out_dir, evaluate
 
+    out_dir = out_dir or default_out_dir(dataset or gt_root, checkpoint)
     main = dist_env().main  # under torchrun only rank 0 shows progress and prints the table
     with ProgressBar("evaluate", "frame", quiet=quiet or not main) as progress:
         report = evaluate(dataset, checkpoint, bicubic=bicubic, preset=preset, protocol=protocol,
@@ -134,6 +137,8 @@ def _print(report) -> None:
         click.echo(f"weights: {report.protocol['checkpoint']} [{key}]")
     click.echo(report.table())
     click.echo(f"report: {report.paths['table']}, {report.paths['json']}, {report.paths['csv']}")
+    if "html" in report.paths:
+        click.echo(f"open in a browser: {report.paths['html']}")
     if "strips" in report.paths:
         click.echo(f"comparison strips: {report.paths['strips']}")
     if "frames" in report.paths:

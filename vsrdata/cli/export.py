@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import click
 
-from vsrdata.cli._common import overwrite_option
+from vsrdata.cli._common import overwrite_option, preset_option
 
 
 @click.command("export")
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
 @click.argument("output", metavar="OUT.onnx", type=click.Path(dir_okay=False))
-@click.option("--preset", default=None, metavar="NAME", help="EDVR preset of the checkpoint (default: the "
+@preset_option("EDVR preset of the checkpoint (default: the "
               "config stored in the checkpoint, else the one its weight shapes imply).")
 @click.option("--opset", type=int, default=None, help="ONNX opset (>= 16, GridSample). Default: the lowest "
               "that exports.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from vsrdata.cli._common import scene_options, shard_option, workers_option
+from vsrdata.cli._common import overwrite_option, scene_options, shard_option, workers_option
 
 _MAX_LISTED_FAILURES = 20
 
@@ -42,6 +42,7 @@ def _parse_size(ctx, param, value):
 @click.option("--allow-truncated", is_flag=True,
               help="Extract the frames of a video that decodes fewer frames than it declares (default: error).")
 @workers_option
+@overwrite_option
 @shard_option("Write only shard I of N: video k of the sorted list belongs to shard k mod N; "
               "'auto' takes it from the Slurm array task (SLURM_ARRAY_TASK_ID/_COUNT/_MIN).")
 @click.option("--plan-only", is_flag=True,
@@ -50,14 +51,15 @@ def _parse_size(ctx, param, value):
 @click.option("--dry-run", is_flag=True, help="Analyse and print the clip plan; write nothing.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar (the summary line is still printed).")
 def command(videos, out, frames_per_clip, stride, keep_short, scene_cuts, scene_threshold, scene_min_len, size,
-            skip_static, static_threshold, allow_truncated, workers, shard, plan_only, dry_run, quiet):
+            skip_static, static_threshold, allow_truncated, workers, overwrite, shard, plan_only, dry_run, quiet):
     """Cut videos into REDS-style clips OUT/000/00000000.png ... that never span a scene cut.
 
     VIDEO is a video file (any container FFmpeg reads) or a folder of them. Clips of N
     consecutive decoded frames are numbered over all videos in sorted order (000, 001, ...;
     more digits past 1000 clips), so shards and re-runs give the same names. Frames are PNG:
     the decoded pixels, unchanged unless --size. OUT/extract.json records every clip's source,
-    frame range, timestamps and the cut it avoided; a re-run with other settings is refused.
+    frame range, timestamps and the cut it avoided; a re-run with other settings is refused
+    unless --overwrite (which first removes the clips the earlier run wrote).
     An interrupted run is finished by running the same command again.
 
     \b
@@ -73,7 +75,7 @@ def command(videos, out, frames_per_clip, stride, keep_short, scene_cuts, scene_
                          scene_cuts=scene_cuts, scene_threshold=scene_threshold, scene_min_len=scene_min_len,
                          size=size, skip_static=skip_static, static_threshold=static_threshold,
                          allow_truncated=allow_truncated, workers=workers, shard=shard, plan_only=plan_only,
-                         dry_run=dry_run, progress=not quiet)
+                         dry_run=dry_run, progress=not quiet, overwrite=overwrite)
     except JobsFailed as exc:
         if exc.summary.failed > 1:
             for message in exc.summary.errors[:_MAX_LISTED_FAILURES]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from vsrdata.cli._common import CODECS, PIX_FMTS, TEMPORAL_PADDINGS, ProgressBar, scene_options
+from vsrdata.cli._common import (CODECS, PIX_FMTS, PRECISIONS, TEMPORAL_PADDINGS, ProgressBar, device_option,
+                                 preset_option, scene_options)
 
 
 
@@ -27,7 +28,7 @@ def _fps(value: str | None):
 @click.argument("output", metavar="OUTPUT", type=click.Path())
 @click.option("--checkpoint", "-c", required=True, type=click.Path(), help="EDVR weights (BasicSR, mmagic, "
               "original EDVR or vsrdata format), or a `vsrdata export` .onnx file.")
-@click.option("--preset", default=None, help="EDVR preset of the checkpoint (default: the config stored in "
+@preset_option("EDVR preset of the checkpoint (default: the config stored in "
               "the checkpoint, else the one its weight shapes imply).")
 @click.option("--tile", type=click.IntRange(min=4), default=None,
               help="Restore in tiles of this many input pixels (rounded up to a multiple of 4).")
@@ -38,7 +39,7 @@ def _fps(value: str | None):
               "deblur presets).")
 @scene_options("auto", "Shot boundaries that no temporal window crosses: detected (PySceneDetect content "
               "detector), none, or a FILE of cut frame indices (first frame of each new shot). Recorded "
-              "in OUTPUT/scenes.json (OUTPUT_STEM.scenes.json next to a video).")
+              "in OUTPUT/.scenes.json (OUTPUT_STEM.scenes.json next to a video).")
 @click.option("--fps", default=None, help="Frame rate of a video OUTPUT, e.g. 25 or 24000/1001 (default: "
               "the input video's, exactly; else 25).")
 @click.option("--codec", type=click.Choice(CODECS), default=None,
@@ -48,8 +49,8 @@ def _fps(value: str | None):
 @click.option("--pix-fmt", type=click.Choice(PIX_FMTS), default=None,
               help="Chroma and depth of a video OUTPUT (default yuv420p: plays everywhere; yuv420p10le for a "
               "10-bit input; yuv444p keeps full colour).")
-@click.option("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available).")
-@click.option("--precision", type=click.Choice(["fp32", "fp16", "bf16"]), default="fp32", show_default=True,
+@device_option()
+@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
               help="Autocast precision: bf16 on CPU or CUDA (faster, less exact), fp16 on CUDA only.")
 @click.option("--engine", type=click.Choice(["auto", "torch", "onnxruntime"]), default="auto", show_default=True,
               help="onnxruntime runs a `vsrdata export` .onnx file given as the checkpoint; auto: by its suffix.")

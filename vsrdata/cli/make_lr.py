@@ -64,3 +64,5 @@ def command(src, dst, scale, degradation, workers, overwrite, shard, dry_run, qu
         if summary.total > len(summary.examples):
             click.echo(f"  ... and {summary.total - len(summary.examples)} more")
     click.echo(summary.line())
+    if not dry_run:
+        click.echo(f"{degradation.upper()}x{scale} frames: {dst} (next: vsrdata to-lmdb, or train --lq {dst})")

@@ -158,10 +158,11 @@ def write_scenes(out_dir: str | os.PathLike, cuts: Sequence[int], length: int, *
 
 
 def read_scenes(path: str | os.PathLike) -> dict:
-    """Read a scenes.json (a folder holding one, or the file); InputError when malformed."""
+    """Read a scenes.json (a folder holding one, as .scenes.json or scenes.json, or the file);
+    InputError when malformed."""
     path = Path(path)
     if path.is_dir():
-        path = path / SCENES_FILE
+        path = path / f".{SCENES_FILE}" if (path / f".{SCENES_FILE}").is_file() else path / SCENES_FILE
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
         cuts = check_cuts(record["cuts"], record.get("frames"), source=str(path))

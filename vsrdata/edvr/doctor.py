@@ -121,6 +121,9 @@ def doctor(device: str | None = None) -> DoctorReport:
         report.info["torchvision"] = torchvision.__version__
     except Exception:  # noqa: BLE001 - absent or broken next to this torch
         report.info["torchvision"] = "not importable (the pure-PyTorch DCN is used)"
+    from vsrdata.extras import extra_versions
+
+    report.info.update(extra_versions())
     cuda = torch.cuda.is_available()
     report.info["cuda"] = (f"{torch.version.cuda}, {torch.cuda.get_device_name()} "
                            f"(sm_{''.join(map(str, torch.cuda.get_device_capability()))})" if cuda else "not available")

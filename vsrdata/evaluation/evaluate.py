@@ -59,7 +59,7 @@ from vsrdata.errors import ConfigError, InputError
 if TYPE_CHECKING:
     from vsrdata.edvr.config import EDVRConfig
 
-__all__ = ["evaluate"]
+__all__ = ["default_out_dir", "evaluate"]
 
 Progress = Callable[[int, "int | None"], None]  # (frames just done, total or None)
 
@@ -93,9 +93,11 @@ def evaluate(split_dir: str | os.PathLike | None, checkpoint: str | os.PathLike 
     checkpoint's suffix); see `vsrdata.evaluation.engines`.
 
     `channel` ('y'/'rgb'), `crop_border` and `frames` ('all'/'center') override the protocol's.
-    Writes report.json / report.csv / report.txt, comparison strips (compare/<clip>.png) and,
-    with `save_frames`, the restored frames (frames/<clip>/<name>.png) into `out_dir`
-    (default results/<split name>/<checkpoint stem or 'bicubic'>). Returns the EvalReport.
+    Writes report.json / report.csv / report.txt / report.html, comparison strips (compare/<clip>.png) and,
+    with `save_frames`, the restored frames (frames/<clip>/<name>.png) into `out_dir`; with
+    `out_dir` None nothing is written (the CLI's default folder is `default_out_dir`). Returns
+    the EvalReport. Arguments given in the CLI's order (a checkpoint file, then a dataset
+    folder) are refused with a ConfigError saying so.
 
     Instead of `split_dir`, `gt` and `lq` (and optionally `meta_info`) name a BasicSR-style test
     set read in place (`vsrdata.evaluation.basicsr_testset`: REDS4 train_sharp + train_sharp_bicubic/X4
@@ -127,6 +129,9 @@ def evaluate(split_dir: str | os.PathLike | None, checkpoint: str | os.PathLike 
         from vsrdata import evaluate
         report = evaluate("datasets/REDS4", "EDVR_M_x4_SR_REDS_official-32075921.pth")  # RGB PSNR/SSIM
     """
+    _check_order(split_dir, checkpoint)
+    if out_dir is None and save_frames:
+        raise ConfigError("save_frames needs out_dir (where the frames go)", option="out_dir")
     record, split_dir = _load_record(split_dir, gt, lq, meta_info)
     reference = not no_gt and has_ground_truth(record, split_dir)
     proto_name, proto = choose_protocol(protocol, record, channel, crop_border, frames)
@@ -139,11 +144,10 @@ def evaluate(split_dir: str | os.PathLike | None, checkpoint: str | os.PathLike 
     if record["scale"] is None:  # LQ only: the output size follows the model
         set_scale(record, runner.scale)
     suite = MetricSuite(parse_metrics(metrics), proto.crop_border, reference, iqa_weights, str(runner.device))
-    tag = "bicubic" if runner.model is None else (Path(checkpoint).stem if checkpoint else "model")
-    out = Path(out_dir) if out_dir is not None else Path("results") / split_dir.resolve().name / tag
+    out = Path(out_dir) if out_dir is not None else None
     jobs = clip_jobs(record, split_dir, centre_only=proto.frames == "center", reference=reference)
     cuts = _Cuts(scene_cuts, scene_threshold, scene_min_len, _cut_file(scene_cuts, jobs, runner.model is None))
-    opts = ScoreOptions(proto, with_bicubic=with_bicubic, strips=strips, strip_crop=strip_crop,
+    opts = ScoreOptions(proto, with_bicubic=with_bicubic, strips=strips and out is not None, strip_crop=strip_crop,
                         save_frames=save_frames, out=out, suite=suite, save_as=save_as)
     with distributed.process_group(env, runner.device):
         results = _score_all(runner, jobs, opts, cuts, env, progress)
@@ -154,13 +158,42 @@ def evaluate(split_dir: str | os.PathLike | None, checkpoint: str | os.PathLike 
         report.paths["strips"] = str(out / "compare")
     if save_frames:
         report.paths["frames"] = str(out / "frames")
+    if out is None:  # nothing asked to be written
+        return report
     if env.main:
         report.write(out)
+        from vsrdata.evaluation.report_html import write_html
+
+        write_html(report, out / "report.html")
         if scene_cuts != "off":
             _write_clip_cuts(out, cuts, {job.name: c for job, (_, _, c) in zip(jobs, results) if c is not None})
     else:  # the files rank 0 wrote
         report.paths.update({k: str(v) for k, v in report_files(out).items()})
     return report
+
+
+def default_out_dir(dataset: str | os.PathLike, checkpoint: str | os.PathLike | None) -> Path:
+    """The CLI's report folder: results/<dataset name>/<tag>, the tag naming the run when the
+    checkpoint is one of a training run's (RUN/best.pth, RUN/checkpoints/iter_N.pth -> RUN_iter_N),
+    else the checkpoint's stem, or 'bicubic'."""
+    tag = "bicubic"
+    if checkpoint is not None:
+        ck = Path(checkpoint)
+        run = ck.parent.parent if ck.parent.name == "checkpoints" else ck.parent
+        is_run = (run / "config.json").is_file() and (run / "log.jsonl").is_file()
+        tag = f"{run.resolve().name}_{ck.stem}" if is_run else ck.stem
+    return Path("results") / Path(dataset).resolve().name / tag
+
+
+def _check_order(split_dir, checkpoint) -> None:
+    """evaluate(DATASET, CHECKPOINT): the CLI's order is the other way round; say so clearly."""
+    if split_dir is None or checkpoint is None:
+        return
+    first, second = Path(split_dir), Path(checkpoint)
+    if first.is_file() and second.is_dir():
+        raise ConfigError(f"evaluate(dataset, checkpoint, ...) takes the dataset first (the CLI's "
+                          f"`vsrdata evaluate CHECKPOINT DATASET` is the other way round): got checkpoint {first} "
+                          f"first; call evaluate(dataset={str(second)!r}, checkpoint={str(first)!r})")
 
 
 def _load_record(split_dir, gt, lq, meta_info) -> tuple[dict, Path]:

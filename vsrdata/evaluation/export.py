@@ -120,6 +120,11 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike, *, preset
     (float32) / 1/255 (fp16). Raises ConfigError (missing onnx/onnxruntime, bad opset, no opset
     exports, verification over the tolerance, `out` not ending in .onnx), CheckpointError (unreadable or mismatching
     weights), OutputError (OUT exists without `overwrite`, or is a directory).
+
+    Example::
+
+        from vsrdata import export   # this function, at the package root
+        result = export("experiments/edvr_m/best.pth", "edvr_m.onnx", preset="edvr-m")
     """
     out = Path(out)
     if out.suffix.lower() != ".onnx":  # infer picks the onnxruntime engine by this suffix

@@ -24,7 +24,8 @@ output, no matrix).
 Scene cuts (`scene_cuts`): 'auto' detects shot boundaries with PySceneDetect's ContentDetector
 in a first decoding pass (`vsrdata.core.scenes`), a FILE gives them, 'off' uses none. Windows
 never cross a cut: each shot is padded in time as a clip of its own. The cuts used are recorded
-in OUTPUT/scenes.json (frame folder output) or next to a video output as <stem>.scenes.json.
+in OUTPUT/.scenes.json (frame folder output; a dot-file, so listings show only frames) or next
+to a video output as <stem>.scenes.json.
 A cut FILE is checked against the frame count (a video's is counted by demuxing) by the same rule
 for folders and videos (`scenes.check_cuts`). `scene_progress` reports the detection pass.
 
@@ -79,8 +80,9 @@ class InferResult:
 
 
 def scenes_path(output: Path, to_video: bool) -> Path:
-    """Where the cuts used are recorded: OUTPUT/scenes.json, or <stem>.scenes.json by a video."""
-    return output.with_name(f"{output.stem}.{scenes.SCENES_FILE}") if to_video else output / scenes.SCENES_FILE
+    """Where the cuts used are recorded: OUTPUT/.scenes.json (a dot-file, so that a listing of the
+    frames does not show it), or <stem>.scenes.json by a video."""
+    return output.with_name(f"{output.stem}.{scenes.SCENES_FILE}") if to_video else output / f".{scenes.SCENES_FILE}"
 
 
 def _folder_frames(path: Path) -> list[Path]:
@@ -337,8 +339,8 @@ def _record(dst: Path, to_video: bool, cuts, length, cut_mode, scene_cuts, thres
 
 def _check_previous_cuts(dst: Path, cuts: list[int]) -> None:
     """Resuming into a folder made with other cuts would mix two results: refuse."""
-    path = dst / scenes.SCENES_FILE
-    if path.is_file():
+    path = next((p for p in (scenes_path(dst, False), dst / scenes.SCENES_FILE) if p.is_file()), None)
+    if path is not None:
         before = scenes.read_scenes(path)["cuts"]
         if before != list(cuts):
             raise ConfigError(f"{dst} was made with scene cuts {before}, now {list(cuts)}; "

@@ -3,8 +3,9 @@
 An `EvalReport` holds the protocol (what was scored and how), one `ClipScores` per clip with its
 per-frame numbers, and the average row. It renders as a fixed-width text table, a CSV (one row per
 clip plus "Average") and a JSON document (schema ``vsrdata-eval/1``; NaN/inf written as null /
-"inf"). Comparison strips (bicubic | model | GT crops side by side) are built by
-`comparison_strip`.
+"inf"). Comparison strips (bicubic | model | GT crops side by side, at the window where the model
+gains most over bicubic, `gain_crop_origin`) are built by `comparison_strip`;
+`vsrdata.evaluation.report_html` renders the same report as one self-contained HTML page.
 
 numpy + cv2 only (no torch): reports can be read and re-rendered without the model stack.
 """
@@ -48,8 +49,13 @@ class FrameScore:
 
 @dataclass
 class ClipScores:
+    """Per-frame scores of one clip; `strip` describes its comparison strip when one was written
+    ({'path', 'frame', 'index', 'x', 'y', 'w', 'h', 'psnr', 'bicubic_psnr'}: frame name, crop
+    origin and size in GT pixels, the frame's PSNR on the protocol channel for the model and bicubic)."""
+
     name: str
     frames: list[FrameScore] = field(default_factory=list)
+    strip: dict | None = None
 
     def _mean(self, values: list[float]) -> float:
         return float(np.mean(values)) if values else float("nan")
@@ -161,6 +167,10 @@ class EvalReport:
             out[key] = aggregate(vals, self.average_mode) if any(vals.values()) else None
         return out
 
+    def score_label(self, metric: str = "PSNR", channel: str | None = None) -> str:
+        """A score's name with its channel and protocol, e.g. 'PSNR-RGB (reds4)', 'SSIM-Y (vid4)'."""
+        return score_label(metric, channel or self.protocol.get("channel"), self.protocol.get("protocol"))
+
     # -- renderers ------------------------------------------------------------------------
     def protocol_line(self) -> str:
         p = self.protocol
@@ -207,6 +217,9 @@ class EvalReport:
             row.update({k: _json(getattr(c, k)) for k in _CORE_KEYS})
             row.update({k: _json(c.metric(k)) for k in self.metric_keys()})
             row["per_frame"] = [_frame_dict(f) for f in c.frames]
+            if c.strip is not None:  # its file relative to the report folder (compare/<clip>.png)
+                row["strip"] = {k: (Path(v).parent.name + "/" + Path(v).name if k == "path" else _json(v))
+                                for k, v in c.strip.items()}
             clips.append(row)
         return {"format": REPORT_FORMAT, "protocol": dict(self.protocol),
                 "average": {k: _json(v) for k, v in self.average().items()}, "clips": clips,
@@ -220,6 +233,12 @@ class EvalReport:
         write_bytes_atomic(paths["csv"], self.to_csv().encode())
         write_bytes_atomic(paths["json"], (json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n").encode())
         return {k: str(v) for k, v in paths.items()}
+
+
+def score_label(metric: str, channel: str | None, protocol: str | None) -> str:
+    """'PSNR-RGB (reds4)': every printed, logged or plotted score names its channel and protocol."""
+    name = f"{metric}-{str(channel).upper()}" if channel else metric
+    return f"{name} ({protocol})" if protocol else name
 
 
 def report_files(out_dir: str | os.PathLike) -> dict[str, Path]:
@@ -270,20 +289,44 @@ def centre_crop(img: np.ndarray, size: int) -> np.ndarray:
     return img[y0:y0 + ch, x0:x0 + cw]
 
 
-def comparison_strip(panels: list[tuple[str, np.ndarray]], crop: int = 192, gap: int = 4) -> np.ndarray:
-    """Side-by-side centre crops with a label band on top.
+def gain_crop_origin(model: np.ndarray, bicubic: np.ndarray, gt: np.ndarray, size: int) -> tuple[int, int]:
+    """(y0, x0) of the size x size window where the model gains most over bicubic: the largest
+    sum of (bicubic error^2 - model error^2) against GT over the window, searched on a grid of
+    size // 4 steps (a flat wall, where both are right, gains nothing and is not chosen)."""
+    h, w = gt.shape[:2]
+    ch, cw = min(size, h), min(size, w)
+    g = gt.astype(np.float64)
+    gain = (((bicubic.astype(np.float64) - g) ** 2).sum(-1) - ((model.astype(np.float64) - g) ** 2).sum(-1))
+    integral = np.pad(gain.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    step = max(1, size // 4)
+    ys = sorted(set(range(0, h - ch + 1, step)) | {h - ch})
+    xs = sorted(set(range(0, w - cw + 1, step)) | {w - cw})
+    yy, xx = np.meshgrid(ys, xs, indexing="ij")
+    sums = integral[yy + ch, xx + cw] - integral[yy, xx + cw] - integral[yy + ch, xx] + integral[yy, xx]
+    k = np.unravel_index(int(np.argmax(sums)), sums.shape)
+    return int(yy[k]), int(xx[k])
+
+
+def comparison_strip(panels: list[tuple[str, np.ndarray]], crop: int = 192, gap: int = 4,
+                     origin: tuple[int, int] | None = None) -> np.ndarray:
+    """Side-by-side crops with a label band on top.
 
     Args:
         panels: (label, HxWx3 uint8 RGB image) pairs, all the same size (e.g. bicubic, model, GT).
-        crop: side of the centre crop taken from each image (in output pixels).
+        crop: side of the crop taken from each image (in output pixels).
         gap: white pixels between panels.
+        origin: (y0, x0) of the crop (`gain_crop_origin`); None = the centre crop.
 
     Returns:
         A uint8 **BGR** image ready for `write_image`.
     """
     import cv2
 
-    crops = [centre_crop(img, crop) for _, img in panels]
+    if origin is None:
+        crops = [centre_crop(img, crop) for _, img in panels]
+    else:
+        y0, x0 = origin
+        crops = [img[y0:y0 + crop, x0:x0 + crop] for _, img in panels]
     h, w = crops[0].shape[:2]
     band = 16
     strip = np.full((h + band, len(crops) * w + (len(crops) - 1) * gap, 3), 255, np.uint8)
@@ -295,6 +338,7 @@ def comparison_strip(panels: list[tuple[str, np.ndarray]], crop: int = 192, gap:
     return strip
 
 
-def write_strip(path: Path, panels: list[tuple[str, np.ndarray]], crop: int = 192) -> str:
-    write_image(path, comparison_strip(panels, crop))
+def write_strip(path: Path, panels: list[tuple[str, np.ndarray]], crop: int = 192,
+                origin: tuple[int, int] | None = None) -> str:
+    write_image(path, comparison_strip(panels, crop, origin=origin))
     return str(path)

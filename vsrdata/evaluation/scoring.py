@@ -32,7 +32,7 @@ from vsrdata.evaluation import metrics
 from vsrdata.evaluation.inference import restore_clip
 from vsrdata.evaluation.metric_suite import ClipState, MetricSuite
 from vsrdata.evaluation.protocols import Protocol
-from vsrdata.evaluation.report import ClipScores, FrameScore, write_strip
+from vsrdata.evaluation.report import ClipScores, FrameScore, gain_crop_origin, write_strip
 from vsrdata.errors import InputError
 
 __all__ = ["ClipJob", "Runner", "ScoreOptions", "bicubic_rgb", "clip_jobs", "score_clip"]
@@ -194,22 +194,41 @@ def _score_frame(r: Runner, job: ClipJob, o: ScoreOptions, t: int, out_rgb: np.n
         write_image(o.out / "frames" / job.name / name, np.ascontiguousarray(out_rgb[..., ::-1]))
     if o.save_as is not None:
         write_image(o.save_as(job.name, name), np.ascontiguousarray(out_rgb[..., ::-1]))
-    strip = None
-    if strip_here:
-        panels = [("bicubic", bic_rgb)] if r.model is not None and bic_rgb is not None else []
-        panels += [(r.model_name if r.model is not None else "bicubic", out_rgb)]
-        panels += [("GT", gt)] if gt is not None else []
-        strip = write_strip(o.out / "compare" / f"{job.name}.png", panels, o.strip_crop)
+    strip = _write_clip_strip(r, job, o, t, out_rgb, bic_rgb, gt, psnr) if strip_here else None
     half = r.num_frame // 2
     border = t < half or t >= len(job.gt_paths) - half
     return FrameScore(name, t, border, psnr, ssim, p_rgb, p_y, bic_psnr, extra), strip
+
+
+def _write_clip_strip(r: Runner, job: ClipJob, o: ScoreOptions, t: int, out_rgb: np.ndarray,
+                      bic_rgb: np.ndarray | None, gt: np.ndarray, psnr: float) -> dict:
+    """compare/<clip>.png: bicubic | model | GT at the crop where the model gains most over
+    bicubic (the centre crop for the bicubic baseline) -> the strip record of `ClipScores.strip`."""
+    has_bic = r.model is not None and bic_rgb is not None
+    panels = [("bicubic", bic_rgb)] if has_bic else []
+    panels += [(r.model_name if r.model is not None else "bicubic", out_rgb)]
+    panels += [("GT", gt)] if gt is not None else []
+    size = o.strip_crop
+    if gt is None:  # no ground truth: no gain to measure, the centre crop
+        gt = out_rgb
+    elif has_bic:
+        y0, x0 = gain_crop_origin(out_rgb, bic_rgb, gt, size)
+    else:
+        y0, x0 = (gt.shape[0] - min(size, gt.shape[0])) // 2, (gt.shape[1] - min(size, gt.shape[1])) // 2
+    path = write_strip(o.out / "compare" / f"{job.name}.png", panels, size, origin=(y0, x0))
+    cb, y = o.protocol.crop_border, o.protocol.channel == "y"
+    bic_psnr = (metrics.calculate_psnr(bic_rgb, gt, cb, y) if has_bic and len(panels) == 3
+                else (psnr if r.model is None else None))
+    return {"path": path, "frame": job.gt_paths[t].name, "index": t, "x": x0, "y": y0,
+            "w": min(size, gt.shape[1]), "h": min(size, gt.shape[0]), "psnr": psnr, "bicubic_psnr": bic_psnr}
 
 
 def score_clip(runner: Runner, job: ClipJob, opts: ScoreOptions,
                progress: Progress | None = None) -> tuple[ClipScores, str | None]:
     """Restore and score the frames `job.centers` of one clip -> (ClipScores, strip path or None).
 
-    The strip (with `opts.strips`) shows the middle one of the scored frames. `progress(1, None)`
+    The strip (with `opts.strips`) shows the middle one of the scored frames, cropped where the
+    model gains most over bicubic (recorded in `ClipScores.strip`). `progress(1, None)`
     is called per scored frame.
     """
     clip, strips = ClipScores(job.name), []
@@ -221,7 +240,8 @@ def score_clip(runner: Runner, job: ClipJob, opts: ScoreOptions,
         score, strip = future.result()
         clip.frames.append(score)
         if strip:
-            strips.append(strip)
+            strips.append(strip["path"])
+            clip.strip = strip
         if progress:
             progress(1, None)
 

@@ -65,7 +65,7 @@ from vsrdata.core.image_io import remove_stale_temps, write_bytes_atomic, write_
 from vsrdata.core.locks import OutputLock
 from vsrdata.core.paths import refuse_inside
 from vsrdata.errors import ConfigError, InputError, OutputError
-from vsrdata.pipelines.extract_plan import CACHE_DIR, analyse_all, find_videos, plan_clips
+from vsrdata.pipelines.extract_plan import CACHE_DIR, analyse_all, find_videos, plan_clips, why_no_clips
 from vsrdata.pipelines.runner import available_cores, check_shard, report_progress, run_jobs
 from vsrdata.pipelines.summary import SKIPPED, WRITTEN, JobsFailed, Summary
 
@@ -141,8 +141,28 @@ def _check_manifest(out: Path, identity: dict) -> dict | None:
         diff = [k for k in identity["settings"] if old_identity["settings"].get(k) != identity["settings"][k]]
         detail = f" ({', '.join(diff)})" if diff else ""
         raise OutputError(f"{out} holds clips extracted with other {what}{detail} (see {path}); "
-                          f"choose another OUT or remove it")
+                          f"choose another OUT or replace them (overwrite)", option="overwrite")
     return old
+
+
+def _clear_previous(out: Path) -> None:
+    """overwrite: remove what an earlier extract wrote into `out` (its manifest, its cache and the
+    clip folders the manifest lists); nothing else in `out` is touched."""
+    import shutil
+
+    path = out / MANIFEST
+    if not path.is_file():
+        return
+    try:
+        names = [c["name"] for c in json.loads(path.read_text()).get("clips") or []]
+    except (ValueError, KeyError, TypeError, OSError):
+        raise OutputError(f"unreadable {path}: remove it or choose another OUT") from None
+    for name in names:
+        clip = out / str(name)
+        if clip.parent == out and clip.is_dir() and not clip.is_symlink():
+            shutil.rmtree(clip)
+    shutil.rmtree(out / CACHE_DIR, ignore_errors=True)
+    path.unlink()
 
 
 def _write_manifest(out: Path, identity: dict, videos: list[dict], clips: list[dict]) -> None:
@@ -225,7 +245,7 @@ def extract(inputs: list[str | os.PathLike], out: str | os.PathLike, *,
             scene_min_len: int = 15, size: tuple[int, int] | None = None, skip_static: bool = False,
             static_threshold: float = DEFAULT_STATIC_THRESHOLD, allow_truncated: bool = False,
             workers: int | None = None, shard: tuple[int, int] | None = None, plan_only: bool = False,
-            dry_run: bool = False, progress: bool = True) -> ExtractResult:
+            dry_run: bool = False, progress: bool = True, overwrite: bool = False) -> ExtractResult:
     """Cut `inputs` (video files or folders of them) into REDS-style clips under `out`.
 
     See the module docstring for the plan, numbering, resize, shards, resume and errors.
@@ -233,6 +253,14 @@ def extract(inputs: list[str | os.PathLike], out: str | os.PathLike, *,
     `size` is (width, height). `workers=None` uses every core; 1 runs in-process. With
     `dry_run` nothing is written under `out` (the analysis still decodes every video).
     Raises `JobsFailed` (an InputError listing each bad video) before any frame is written.
+    `overwrite` first removes what an earlier extract wrote into `out` (not with `shard`: the
+    shards share `out`).
+
+    Example::
+
+        from vsrdata import extract
+        result = extract(["footage/"], "my_reds/train_sharp", frames_per_clip=100, size=(1280, 720))
+        print(len(result.clips), "clips,", result.frames, "frames")
     """
     cfg = _settings(frames_per_clip, stride, keep_short, scene_cuts, scene_threshold, scene_min_len,
                     size, skip_static, static_threshold, allow_truncated)
@@ -246,19 +274,26 @@ def extract(inputs: list[str | os.PathLike], out: str | os.PathLike, *,
     if cfg["scene_cuts"] not in ("auto", "off") and len(videos) > 1:
         raise ConfigError(f"a scene cut file applies to one video, got {len(videos)}; use auto or off")
     with nullcontext() if dry_run else OutputLock(out, "OUT", shard=shard):  # one writer of OUT (or shard)
-        return _extract(videos, out, cfg, shard, workers, plan_only, dry_run, progress)
+        return _extract(videos, out, cfg, shard, workers, plan_only, dry_run, progress, overwrite)
 
 
 def _extract(videos: list[Path], out: Path, cfg: dict, shard, workers: int, plan_only: bool, dry_run: bool,
-             progress: bool) -> ExtractResult:
+             progress: bool, overwrite: bool = False) -> ExtractResult:
     """`extract` once OUT is checked and locked: plan, manifest, then this shard's clips."""
     identity = _identity(cfg, videos)
+    if overwrite and shard is not None:
+        raise ConfigError("overwrite cannot be combined with shard (the shards share OUT); clear OUT once "
+                          "before the array job", option="overwrite")
+    if overwrite and not dry_run:
+        _clear_previous(out)
     old = _check_manifest(out, identity)
     mine = [v for k, v in enumerate(videos) if shard is None or k % shard[1] == shard[0]]
     if plan_only:
         analyse_all(mine, out / CACHE_DIR, cfg, workers, progress)
         return ExtractResult(out, [], [], None)
     video_records, clips, warnings = plan_clips(videos, mine, out, cfg, workers, progress, dry_run)
+    if not clips and video_records:
+        raise InputError(why_no_clips(video_records, cfg), option="frames_per_clip")
     if old is not None and old.get("clips") is not None and old["clips"] != clips:
         raise OutputError(f"the clip plan differs from {out / MANIFEST} (a video changed since?); "
                           f"choose another OUT or remove it")

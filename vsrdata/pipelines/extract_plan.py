@@ -209,3 +209,25 @@ def assemble(caches: list[str]) -> tuple[list[dict], list[dict], list[str]]:
         if record["warning"]:
             warnings.append(record["warning"])
     return videos, clips, warnings
+
+
+def why_no_clips(videos: list[dict], cfg: dict) -> str:
+    """The one-line reason a plan holds no clip, and what to change (from the video records)."""
+    n = cfg["frames_per_clip"]
+    longest = 0
+    for v in videos:
+        bounds = [0, *v["cuts"], v["frames"]]
+        longest = max([longest] + [b - a for a, b in zip(bounds, bounds[1:])])
+    frames = sum(v["frames"] for v in videos)
+    cuts = sum(len(v["cuts"]) for v in videos)
+    static = sum(v["static_dropped"] for v in videos)
+    if static:
+        return (f"0 clips: all {static} clip(s) of {len(videos)} video(s) were dropped as static (motion below "
+                f"--static-threshold {cfg['static_threshold']:g}); lower it or leave out --skip-static")
+    fixes = [f"--frames-per-clip {longest}" if longest >= 2 else None, "--keep-short",
+             "--scene-cuts off" if cuts else None]
+    if cfg["scene_cuts"] == "auto" and cuts:
+        fixes.append(f"a higher --scene-threshold (now {cfg['scene_threshold']:g}) or --scene-min-len")
+    return (f"0 clips: {len(videos)} video(s) with {frames} frame(s) and {cuts} scene cut(s) have no shot of "
+            f"{n} frames (--frames-per-clip {n}; the longest shot has {longest}); use "
+            + ", or ".join(f for f in fixes if f))

@@ -219,6 +219,11 @@ def merge_lmdb(out: str | os.PathLike, shards: list[str | os.PathLike], *, overw
     batch is page cache, not process memory, and each commit is one flush to disk.
     Raises InputError (shards that do not make one build, a duplicate key, a damaged shard),
     OutputError (OUT unusable, is one of the shards, being built), ConfigError (bad options).
+
+    Example::
+
+        from vsrdata import lmdb_merge   # this function, at the package root
+        lmdb_merge("train_sharp.lmdb", ["train_sharp.shard0of2.lmdb", "train_sharp.shard1of2.lmdb"])
     """
     start = time.perf_counter()
     out = Path(out)

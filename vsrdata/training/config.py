@@ -62,7 +62,7 @@ class TrainConfig:
     preset: str = "edvr-m"
     model: dict = field(default_factory=dict)  # EDVRConfig overrides, e.g. {"num_reconstruct_block": 40}
     num_frame: int | None = None  # None: the preset's num_frame
-    device: str = "auto"  # auto | cpu | cuda
+    device: str = "auto"  # auto | cpu | cuda | cuda:N (one process; under torchrun cuda:LOCAL_RANK)
     seed: int = 10
     # --- data -----------------------------------------------------------------------------
     dataset: str = "reds"  # reds | vimeo | clips
@@ -126,14 +126,11 @@ class TrainConfig:
     offset_threshold: float = 100.0  # mean |offset| of any DCN; 0 = no offset check
     max_rollbacks: int = 5
     rollback_dcn_lr_factor: float = 0.5
-    # --- test hook: iterations at which the loss is replaced by NaN (each fires once) -----
-    inject_nan_at: list = field(default_factory=list)
-
     # ------------------------------------------------------------------------------------
     def resolved(self, *, with_tsa: bool | None = None) -> "TrainConfig":
         """A copy with the model-dependent defaults filled in (see module docstring)."""
         cfg = dataclasses.replace(self, model=dict(self.model), interval_list=list(self.interval_list),
-                                  betas=list(self.betas), inject_nan_at=list(self.inject_nan_at))
+                                  betas=list(self.betas))
         if with_tsa is None:
             with_tsa = bool(cfg.model.get("with_tsa", not cfg.preset.endswith("wotsa")))
         if cfg.scheduler == "multistep":
@@ -179,8 +176,9 @@ class TrainConfig:
             _bad("val_gt", "give both the validation GT and LQ roots")
         if self.loss_reduction not in LOSS_REDUCTIONS:
             _bad("loss_reduction", f"{self.loss_reduction!r} (choose from sum, mean)")
-        if self.device not in ("auto", "cpu", "cuda"):
-            _bad("device", f"{self.device!r} (choose from auto, cpu, cuda)")
+        if self.device not in ("auto", "cpu", "cuda") and not (str(self.device).startswith("cuda:")
+                                                               and str(self.device)[5:].isdigit()):
+            _bad("device", f"{self.device!r} (choose from auto, cpu, cuda, cuda:N)")
         if not self.gt_path:
             _bad("gt", "no training GT given")
         if not self.lq_path:
@@ -245,12 +243,20 @@ _EDVR_FIELDS = {"num_in_ch", "num_out_ch", "num_feat", "num_frame", "deformable_
                 "with_predeblur", "with_tsa"}
 
 
+# Command-line flags whose field has another name: config files may use either.
+FLAG_NAMES = {"gt": "gt_path", "lq": "lq_path", "val": "val_path", "hflip": "use_hflip", "rot": "use_rot",
+              "workers": "num_workers", "list": "train_list", "padding": "val_pad", "precision": "amp"}
+_RETIRED = {"inject_nan_at"}
+MIN_RESTART_PERIOD = 50  # shorter scaled cosine cycles make no sense: such runs get one cycle
+
+
 def _scale_periods(periods: list[int], total: int) -> list[int]:
-    """Scale recipe periods so that they sum to `total` (each at least 1, sum exactly `total`)."""
+    """Scale recipe periods so that they sum to `total` (sum exactly `total`); when a cycle would
+    be shorter than MIN_RESTART_PERIOD iterations, one cosine cycle over the whole run."""
     full = sum(periods)
     scaled = [max(1, round(p * total / full)) for p in periods]
     scaled[-1] += total - sum(scaled)
-    if scaled[-1] < 1:  # very short runs: one period
+    if min(scaled) < MIN_RESTART_PERIOD:  # short runs: one period, no restarts
         return [total]
     return scaled
 
@@ -262,17 +268,28 @@ def config_fields() -> list[str]:
 def from_dict(data: dict[str, Any], base: TrainConfig | None = None, source: str = "config") -> TrainConfig:
     """Build a TrainConfig from a flat mapping (keys = field names; '-' accepted for '_').
 
-    A `train` table, if present, is used as the mapping. Unknown keys raise ConfigError naming them;
-    a value of the wrong type names the key and the type wanted (`config_types.check_types`).
+    A `train` table, if present, is used as the mapping. A command-line flag's name is accepted
+    for its field (`gt` for gt_path, `val` for val_path, ...: FLAG_NAMES). Unknown keys raise
+    ConfigError naming them and the closest field ("did you mean"); a value of the wrong type
+    names the key and the type wanted (`config_types.check_types`).
     """
+    import difflib
+
     if "train" in data and isinstance(data["train"], dict):
         data = data["train"]
     names = set(config_fields())
     clean = {}
     for key, value in data.items():
         k = str(key).replace("-", "_")
+        if k == "precision":  # the flag's values: fp32 is amp none
+            value = "none" if value == "fp32" else value
+        k = FLAG_NAMES.get(k, k)
+        if k in _RETIRED:  # written into config.json by older versions
+            continue
         if k not in names:
-            raise ConfigError(f"unknown option {key!r} in {source}")
+            close = difflib.get_close_matches(k, sorted(names | set(FLAG_NAMES)), n=1)
+            hint = f" (did you mean {FLAG_NAMES.get(close[0], close[0])!r}?)" if close else ""
+            raise ConfigError(f"unknown option {key!r} in {source}{hint}")
         clean[k] = value
     return dataclasses.replace(base or TrainConfig(), **check_types(TrainConfig, clean, source))
 

@@ -306,8 +306,9 @@ class ClipDataset(_PairedBase):
             absent = [c for c in listed if c not in gt.clips]
             if absent:
                 raise InputError(f"{len(absent)} listed clip(s) not in {gt.path}: {', '.join(absent[:5])}")
-        clips = [c for c in (listed if clip_ids is not None else sorted(gt.clips, key=natural_key))
-                 if c not in excluded]
+        candidates = listed if clip_ids is not None else sorted(gt.clips, key=natural_key)
+        clips = [c for c in candidates if c not in excluded]
+        self.left_out = [c for c in candidates if c in excluded]  # validation clips found in the data
         if not clips:
             raise InputError(f"no training clips left in {gt.path} after removing the validation clips")
         missing = [c for c in clips if c not in lq.clips]

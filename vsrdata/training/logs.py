@@ -5,7 +5,10 @@
 - `RUN/tb/`: TensorBoard scalars (train/loss, train/loss_per_pixel, train/lr,
   train/offset_mean_max when the offset guard measures it, val/psnr, val/ssim), x = iteration.
 - `RUN/curves.png`: loss (log axis, raw and smoothed), validation PSNR (markers, best point
-  marked) and learning rate against the iteration, drawn with matplotlib's Agg canvas.
+  marked, the axis naming channel and protocol, e.g. "PSNR-RGB (reds4)") and learning rate (every
+  iteration) against the iteration, drawn with matplotlib's Agg canvas.
+- `RUN/report.html`: the latest validation as a page with these curves
+  (`vsrdata.training.validate.write_run_report`).
 """
 
 from __future__ import annotations
@@ -32,14 +35,14 @@ def format_event(event: dict) -> str | None:
     """The human line for a training event or log record (None for per-step events)."""
     kind = event.get("kind")
     if kind == "start":
-        k = event.get("accum_steps", 1)
-        return (f"training {event.get('preset', 'EDVR')} on {event['samples']} samples, device {event['device']}, "
-                f"{event['world_size']} process(es), global batch {event['global_batch']}"
-                + (f" ({k} accumulation steps)" if k > 1 else ""))
+        return _start_lines(event)
     if kind == "val":
+        metric = event.get("metric") or "PSNR"
         ssim = f", SSIM {event['ssim']:.4f}" if event.get("ssim") is not None else ""
         more = "".join(f", {name} {event[key]:.4g}" for key, name in _VAL_EXTRA if event.get(key) is not None)
-        return f"iter {event['iter']}: val PSNR {event['psnr']:.3f} dB{ssim}{more}" + (" (best)" if event["best"] else "")
+        took = f" ({event['seconds']:.0f} s)" if event.get("seconds", 0) >= 10 else ""  # says when validation is slow
+        return (f"iter {event['iter']}: val {metric} {event['psnr']:.3f} dB{ssim}{more}"
+                + (" (best)" if event["best"] else "") + took)
     if kind == "rollback":
         return (f"iter {event['iter']}: {event['reason']} -> rolled back to iteration {event['to_iter']}, "
                 f"DCN lr x{event['dcn_lr_scale']:g} ({event['rollbacks']} rollback(s))")
@@ -59,10 +62,36 @@ def format_event(event: dict) -> str | None:
     return None
 
 
+def _start_lines(event: dict) -> str:
+    """The start line, then (indented) held-out clips, lr schedule and validation plan."""
+    k = event.get("accum_steps", 1)
+    lines = [f"training {event.get('preset', 'EDVR')} on {event['samples']} samples, device {event['device']}, "
+             f"{event['world_size']} process(es), global batch {event['global_batch']}"
+             + (f" ({k} accumulation steps)" if k > 1 else "")]
+    held = event.get("held_out")
+    if held and held["clips"]:
+        lines.append(f"left out of training (--val-partition {held['partition']}): {len(held['clips'])} clip(s) "
+                     f"{', '.join(held['clips'])}; --val-partition none trains on them")
+    elif held:
+        lines.append(f"no clip left out of training (--val-partition {held['partition']})")
+    if event.get("schedule"):
+        lines.append(f"schedule: {event['schedule']}")
+    val = event.get("val")
+    if val:
+        line = (f"validation: {val['metric']} on {val['clips']} clip(s), {val['frames']} frame(s), every "
+                f"{val['every']} iterations ({val['runs']} time(s) in this run)")
+        if val["frames"] >= 100:
+            line += ("; scoring that many frames takes minutes on a CPU: --val-max-frames N scores only the "
+                     "first N frames of each clip")
+        lines.append(line)
+    return "\n  ".join(lines)
+
+
 def done_message(iterations: int, m: dict) -> str:
     """The closing line: iterations, last loss, validation (last and best), rollbacks."""
+    metric = m.get("metric") or "PSNR"
     return (f"done: {iterations} iterations, last loss {m['loss']:.6g}"
-            + (f", val PSNR {m['psnr']:.3f} dB (best {m['best_psnr']:.3f} at {m['best_iter']})"
+            + (f", val {metric} {m['psnr']:.3f} dB (best {m['best_psnr']:.3f} at {m['best_iter']})"
                if m.get("psnr") is not None else "")
             + (f", {m['rollbacks']} rollback(s)" if m.get("rollbacks") else ""))
 
@@ -95,7 +124,8 @@ class RunLog:
         line = format_event(event) if self.master else None
         if line is None:
             return
-        stamped = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n"
+        now = time.strftime('%Y-%m-%d %H:%M:%S')
+        stamped = "".join(f"{now} {part.strip()}\n" for part in line.splitlines())
         if self._text is None:
             self._pending.append(stamped)
         else:
@@ -159,10 +189,11 @@ def current_timeline(records: list[dict]) -> tuple[list[dict], list[int]]:
     return kept, rollbacks
 
 
-def plot_curves(records: list[dict], path: Path) -> None:
+def plot_curves(records: list[dict], path: Path, lr_steps: dict[int, float] | None = None) -> None:
     """curves.png: loss (log y; raw and smoothed in log space), val PSNR (markers; best point
-    starred and labelled) and lr, sharing the iteration axis; dashed lines mark rollbacks (the
-    abandoned records are not drawn). Written atomically."""
+    starred and labelled; the axis names channel and protocol) and lr (every iteration of
+    `lr_steps`, else the logged ones), sharing the iteration axis; dashed lines mark rollbacks
+    (the abandoned records are not drawn). Written atomically."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -170,7 +201,8 @@ def plot_curves(records: list[dict], path: Path) -> None:
 
     loss = [(r["iter"], r["loss"]) for r in records if "loss" in r and r["loss"] > 0 and math.isfinite(r["loss"])]
     val = [(r["iter"], r["psnr"]) for r in records if "psnr" in r and math.isfinite(r["psnr"])]
-    lr = [(r["iter"], r["lr"]) for r in records if "lr" in r]
+    lr = sorted({**{r["iter"]: r["lr"] for r in records if "lr" in r}, **(lr_steps or {})}.items())
+    metric = next((r["metric"] for r in reversed(records) if r.get("metric")), "PSNR")
     fig = Figure(figsize=(8, 8), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
     ax_loss, ax_val, ax_lr = fig.subplots(3, 1, sharex=True)
@@ -190,10 +222,10 @@ def plot_curves(records: list[dict], path: Path) -> None:
         ax_val.legend(loc="lower right", fontsize=8)
     else:
         ax_val.text(0.5, 0.5, "no validation (yet)", ha="center", va="center", transform=ax_val.transAxes)
-    ax_val.set_ylabel("val PSNR (dB)")
+    ax_val.set_ylabel(f"val {metric} (dB)", fontsize=8)
     if lr:
         x, y = zip(*lr)
-        ax_lr.plot(x, y, color="tab:orange", lw=1.2)
+        ax_lr.plot(x, y, color="tab:orange", lw=1.2, drawstyle="steps-post")
         ax_lr.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
     ax_lr.set_ylabel("learning rate")
     ax_lr.set_xlabel("iteration")

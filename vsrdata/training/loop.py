@@ -69,8 +69,9 @@ from vsrdata.training.config import TrainConfig
 from vsrdata.training.logs import RunLog, done_message, plot_curves
 from vsrdata.training.rollback import DivergenceError, roll_back
 from vsrdata.training.state import Trainer
-from vsrdata.training.step import apply_update, forward_backward, wrap_for_phase
-from vsrdata.training.validate import validate
+from vsrdata.training.announce import start_event, val_metric
+from vsrdata.training.step import apply_update, forward_backward, injected_nans, wrap_for_phase
+from vsrdata.training.validate import validate, write_run_report
 
 __all__ = ["DivergenceError", "TrainResult", "train"]
 
@@ -87,6 +88,9 @@ class TrainResult:
     config_path: Path
     iterations: int
     metrics: dict = field(default_factory=dict)
+    report_html: Path | None = None  # the latest validation's page (with the curves)
+    train_log: Path | None = None
+    tb_dir: Path | None = None
 
 
 def train(cfg: TrainConfig, on_event: Callable[[dict], None] | None = None,
@@ -153,6 +157,7 @@ def _run(cfg: TrainConfig, emit_event, rank: int, world: int, device: torch.devi
         ev.info(line)
     if resume_from is not None:
         t.load_checkpoint_state(resume_from[1], str(resume_from[0]))
+        setup.check_resumed_validation(cfg, resume_from[1], t.counters, ev.info)
         ev.info(f"resumed from {resume_from[0]} at iteration {t.counters.iter}")
 
     loop = _Loop(t, dataset, val_clips, run_dir, ev)
@@ -185,6 +190,7 @@ class _Events:
     def __init__(self, emit_event, run_log: RunLog, master: bool):
         self.emit_event, self.run_log, self.master = emit_event, run_log, master
         self.records: list[dict] = []  # log.jsonl of the current run (for the curves)
+        self.lr_steps: dict[int, float] = {}  # the lr of every iteration of this process's run
 
     def emit(self, event: dict) -> None:
         self.emit_event(event)
@@ -220,12 +226,12 @@ class _Loop:
         self.log_path, self.config_path = run_dir / "log.jsonl", run_dir / "config.json"
         self.curve_path = run_dir / "curves.png"
         self.net = self.frozen = self.data_iter = None
-        self.inject_nan = [int(i) for i in t.cfg.inject_nan_at]  # each entry fires once
+        self.inject_nan = injected_nans()  # a test hook (environment variable), each entry fires once
         self.stuck_at = None  # iteration of the last rollback target while no step has succeeded since
         self.initial = None  # the in-memory "last good" state of a fresh run, saved once needed
         self.timing, self.start_iter = _Timing(), t.counters.iter
         self.last_loss, self.last_val = float("nan"), None
-        self.last_ckpt = None
+        self.last_ckpt = self.report_path = None
 
     # ---- before the loop ------------------------------------------------------------------------
     def prepare_run_dir(self, resumed: bool, init_report: dict | None) -> None:
@@ -263,10 +269,7 @@ class _Loop:
     # ---- the loop ------------------------------------------------------------------------------
     def run(self) -> None:
         t, cfg = self.t, self.t.cfg
-        self.ev.emit({"kind": "start", "preset": cfg.preset, "start_iter": self.start_iter,
-                      "total_iter": cfg.total_iter, "world_size": t.world,
-                      "global_batch": cfg.batch_size * t.world * cfg.accum_steps, "accum_steps": cfg.accum_steps,
-                      "samples": len(self.dataset), "device": str(t.device)})
+        self.ev.emit(start_event(t, self.dataset, self.val_clips, self.start_iter))
         while t.counters.iter < cfg.total_iter:
             it = t.counters.iter + 1
             self.ensure_phase_and_data(it)
@@ -277,6 +280,7 @@ class _Loop:
                 continue
             lr_used = apply_update(t)
             t.counters.iter, self.stuck_at = it, None
+            self.ev.lr_steps[it] = lr_used
             self.save_initial()
             if it > self.start_iter + 1:  # the first iteration (allocator / thread-pool warm-up) is not timed
                 self.timing.add(res.data_time, time.perf_counter() - t0)
@@ -303,6 +307,7 @@ class _Loop:
     def handle_divergence(self, it: int, reason: str) -> None:
         self.save_initial()
         event = roll_back(self.t, self.run_dir, it, reason, self.stuck_at)
+        self.ev.lr_steps = {k: v for k, v in self.ev.lr_steps.items() if k <= event["to_iter"]}
         self.stuck_at = self.t.counters.iter
         self.ev.log(event)
         self.ev.emit({"kind": "rollback", **event})
@@ -331,20 +336,25 @@ class _Loop:
         if t.ema is not None:
             eval_model = copy.deepcopy(t.model)
             t.ema.copy_to(eval_model)
+        self.ev.emit({"kind": "val_start", "iter": it, "clips": len(self.val_clips)})
+        started = time.perf_counter()
         result = validate(eval_model, self.val_clips, t.mcfg.num_frame, t.device, t.cfg.val_pad,
-                          t.cfg.val_max_frames, t.autocast, DistEnv(t.rank, 0, t.world), t.cfg.val_metrics)
+                          t.cfg.val_max_frames, t.autocast, DistEnv(t.rank, 0, t.world), t.cfg.val_metrics,
+                          self.run_dir / "val",
+                          lambda n, total: self.ev.emit({"kind": "val_progress", "iter": it, "n": n, "total": total}))
         self.last_val = result["psnr"]
         improved = c.best_metric is None or result["psnr"] > c.best_metric
         if improved:
             c.best_metric, c.best_iter = result["psnr"], it
         if t.master:
             self.ev.log({"iter": it, "psnr": result["psnr"], "ssim": result["ssim"], **result["extra"],
-                         "per_clip": result["per_clip"], "best": improved})
+                         "per_clip": result["per_clip"], "best": improved, "metric": result["metric"]})
             self.ev.emit({"kind": "val", "iter": it, "psnr": result["psnr"], "ssim": result["ssim"], "best": improved,
-                          **result["extra"]})
+                          **result["extra"], "metric": result["metric"], "seconds": time.perf_counter() - started})
             if improved:
                 save_atomic(t.checkpoint_state(), self.run_dir / "best.pth")
-            plot_curves(self.ev.records, self.curve_path)
+            plot_curves(self.ev.records, self.curve_path, self.ev.lr_steps)
+            self.report_path = write_run_report(result["report"], self.run_dir, it, self.curve_path)
 
     def save(self, it: int) -> None:
         self.last_ckpt = checkpoint_path(self.run_dir, it)
@@ -358,9 +368,9 @@ class _Loop:
     def finish(self) -> TrainResult:
         t, c, tm = self.t, self.t.counters, self.timing
         if t.master:
-            plot_curves(self.ev.records, self.curve_path)
+            plot_curves(self.ev.records, self.curve_path, self.ev.lr_steps)
         samples = tm.count * t.cfg.batch_size * t.world * t.cfg.accum_steps
-        metrics = {"loss": self.last_loss, "psnr": self.last_val, "best_psnr": c.best_metric,
+        metrics = {"loss": self.last_loss, "psnr": self.last_val, "best_psnr": c.best_metric, "metric": val_metric(t.cfg),
                    "best_iter": c.best_iter, "rollbacks": c.rollbacks, "dcn_lr_scale": c.dcn_lr_scale,
                    "data_time_share": (tm.data / tm.total) if tm.total else None,
                    "iters_per_s": (tm.count / tm.total) if tm.total else None,
@@ -371,7 +381,9 @@ class _Loop:
         return TrainResult(run_dir=self.run_dir, last_checkpoint=self.last_ckpt,
                            best_checkpoint=best if best.exists() else None,
                            curve_png=self.curve_path if self.curve_path.exists() else None, log_path=self.log_path,
-                           config_path=self.config_path, iterations=c.iter, metrics=metrics)
+                           config_path=self.config_path, iterations=c.iter, metrics=metrics,
+                           report_html=self.report_path, train_log=self.run_dir / "train.log",
+                           tb_dir=self.run_dir / "tb" if (self.run_dir / "tb").is_dir() else None)
 
 
 def _read_jsonl(path: Path) -> list[dict]:

@@ -24,8 +24,9 @@ def pick_device(cfg: TrainConfig, local_rank: int) -> torch.device:
         return torch.device("cpu")
     if not torch.cuda.is_available():
         raise ConfigError("--device cuda requested but CUDA is not available")
-    torch.cuda.set_device(local_rank)
-    return torch.device("cuda", local_rank)
+    index = int(cfg.device[5:]) if cfg.device.startswith("cuda:") else local_rank
+    torch.cuda.set_device(index)
+    return torch.device("cuda", index)
 
 
 def resolve_config(cfg: TrainConfig) -> tuple[TrainConfig, EDVRConfig]:
@@ -50,7 +51,7 @@ def resolve_config(cfg: TrainConfig) -> tuple[TrainConfig, EDVRConfig]:
 def autocast_for(cfg: TrainConfig, device: torch.device, note: Callable[[str], None]):
     """(autocast context factory, use_amp): bf16/fp16 autocast on CUDA, fp32 (a null context) on CPU."""
     if cfg.amp != "none" and device.type != "cuda":
-        note(f"--amp {cfg.amp} ignored on CPU (fp32)")
+        note(f"--precision {cfg.amp} ignored on CPU (fp32)")
     use_amp = cfg.amp != "none" and device.type == "cuda"
     amp_dtype = torch.bfloat16 if cfg.amp == "bf16" else torch.float16
     return ((lambda: torch.autocast("cuda", dtype=amp_dtype)) if use_amp else contextlib.nullcontext), use_amp
@@ -80,7 +81,7 @@ def build_train_dataset(cfg: TrainConfig, num_frame: int, scale: int):
         from vsrdata.core.layouts import read_clip_list
 
         if not Path(cfg.train_list).is_file():
-            raise InputError(f"clip list not found: {cfg.train_list} (--train-list, or a BasicSR file's "
+            raise InputError(f"clip list not found: {cfg.train_list} (--list, or a BasicSR file's "
                              "datasets.train.meta_info_file: point it at your copy, or ~ for every clip)")
         ids = read_clip_list(cfg.train_list)
     if cfg.dataset == "vimeo":
@@ -130,6 +131,25 @@ def make_loader(dataset, cfg: TrainConfig, rank: int, world: int, start_iter: in
         worker_init_fn=worker_init if cfg.num_workers else None, pin_memory=pin,
         persistent_workers=False, prefetch_factor=4 if cfg.num_workers else None)
     return iter(loader)
+
+
+VAL_SETTINGS = ("val_path", "val_gt", "val_lq", "val_meta_info", "val_pad", "val_max_frames")
+
+
+def check_resumed_validation(cfg: TrainConfig, ckpt: dict, counters, note: Callable[[str], None]) -> None:
+    """On resume: when the validation settings differ from the checkpoint's, say so and restart
+    the best score (new scores are not comparable with old ones; the next validation becomes the
+    new best and replaces best.pth)."""
+    old = ckpt.get("train_config") or {}
+    changed = [f"{k} {old[k]!r} -> {getattr(cfg, k)!r}" for k in VAL_SETTINGS
+               if k in old and str(old[k]) != str(getattr(cfg, k))]
+    if not changed:
+        return
+    best = (f"; the best score ({counters.best_metric:.3f} dB at iteration {counters.best_iter}) restarts, so "
+            "best.pth is replaced by the next validation" if counters.best_metric is not None else "")
+    note(f"Warning: validation changed since the checkpoint ({', '.join(changed)}): scores before and after "
+         f"are not comparable{best}")
+    counters.best_metric, counters.best_iter = None, None
 
 
 def start_ema(t, cfg: TrainConfig) -> dict | None:

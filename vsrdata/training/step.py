@@ -53,6 +53,18 @@ def _guard_flags(t: Trainer, micro_loss: float, offset_max: float) -> torch.Tens
     return flags
 
 
+INJECT_NAN_ENV = "VSRDATA_TEST_INJECT_NAN_AT"
+
+
+def injected_nans() -> list[int]:
+    """Test hook, kept out of the user-facing config: the iterations (comma-separated in the
+    environment variable VSRDATA_TEST_INJECT_NAN_AT) whose loss becomes NaN, each once."""
+    import os
+
+    raw = os.environ.get(INJECT_NAN_ENV, "")
+    return [int(v) for v in raw.replace(" ", "").split(",") if v]
+
+
 def forward_backward(t: Trainer, net: torch.nn.Module, data_iter, it: int, inject_nan: list[int]) -> StepResult:
     """Gradients of one iteration over K = accum_steps micro-batches.
 

@@ -10,8 +10,8 @@ Narrow interface for the loop:
 - `check_val_clips(clips, scale, source)` checks their sizes before any training step.
 - `validate(model, clips, ...)` scores them with `evaluation.scoring.score_clip` (RGB, crop 0,
   every frame or the first `max_frames`; windows padded in time and frames in space exactly as
-  `vsrdata evaluate` does) and returns {'psnr', 'ssim', 'per_clip', 'extra'}: means of per-clip
-  means (`extra`: the other `metrics` asked for, evaluate's names),
+  `vsrdata evaluate` does) and returns {'psnr', 'ssim', 'per_clip', 'extra', 'metric', 'report'}:
+  means of per-clip means (`extra`: the other `metrics` asked for, evaluate's names),
   as EDVR/BasicSR report. With several processes (`env`), clip i is scored by rank i % world and
   every rank gets all the scores (`evaluation.distributed.map_sharded`).
 """
@@ -34,9 +34,10 @@ from vsrdata.errors import InputError
 from vsrdata.evaluation.distributed import DistEnv, map_sharded
 from vsrdata.evaluation.metric_suite import MetricSuite, parse_metrics
 from vsrdata.evaluation.protocols import Protocol
+from vsrdata.evaluation.report import EvalReport, score_label
 from vsrdata.evaluation.scoring import ClipJob, Runner, ScoreOptions, clip_jobs, score_clip
 
-__all__ = ["check_val_clips", "load_val_clips", "validate"]
+__all__ = ["check_val_clips", "load_val_clips", "val_protocol", "validate", "write_run_report"]
 
 _LR_DIRS = ("BIx4", "BDx4", "LR", "LQ")  # looked for, in this order, without a split.json
 
@@ -68,30 +69,58 @@ def check_val_clips(clips: list[ClipJob], scale: int, source) -> None:
                              f"({source})")
 
 
+def val_protocol(max_frames: int = 0) -> str:
+    """The protocol name of training validation: the REDS4 one (RGB, crop 0, every frame), or its
+    first `max_frames` frames of each clip (scores then differ from `vsrdata evaluate`'s)."""
+    return "reds4" if not max_frames else f"reds4, first {max_frames} frames"
+
+
 def validate(model: torch.nn.Module, clips: list[ClipJob], num_frame: int, device: torch.device,
              pad_mode: str = "reflection_circle", max_frames: int = 0, autocast=contextlib.nullcontext,
-             env: DistEnv | None = None, metrics: str = "psnr,ssim") -> dict:
+             env: DistEnv | None = None, metrics: str = "psnr,ssim", out_dir: Path | None = None,
+             progress=None) -> dict:
     """PSNR and SSIM (RGB, crop 0; mean of per-clip means, EDVR/BasicSR) of `model` on the
-    validation clips: {'psnr', 'ssim', 'per_clip': {clip: psnr}}. `autocast` is a context
-    factory (the training precision); `env` splits the clips across processes (all of them must
-    call this), None = this process scores every clip."""
+    validation clips: {'psnr', 'ssim', 'per_clip': {clip: psnr}, 'metric': 'PSNR-RGB (reds4)',
+    'report': EvalReport}. `autocast` is a context factory (the training precision); `env`
+    splits the clips across processes (all of them must call this), None = this process scores
+    every clip. `out_dir`: comparison strips go to out_dir/compare (for report.html).
+    `progress(n, total)`: n frames of this process done, total its frames (the `evaluate` kind)."""
     base = bare_model(model)
     cfg = base.config
-    runner = Runner(base, num_frame, cfg.scale, cfg.size_multiple, pad_mode, device, autocast())
+    runner = Runner(base, num_frame, cfg.scale, cfg.size_multiple, pad_mode, device, autocast(), "model")
     suite = MetricSuite(parse_metrics(metrics), 0, True, None, str(device))
-    opts = ScoreOptions(Protocol("rgb", 0, "all"), suite=suite if suite.extra else None)
+    opts = ScoreOptions(Protocol("rgb", 0, "all"), suite=suite if suite.extra else None, strips=out_dir is not None,
+                        out=out_dir)
     jobs = [dataclasses.replace(c, centers=list(range(min(len(c.lq_paths), max_frames or len(c.lq_paths)))))
             for c in clips]
+    env = env or DistEnv()
+    tick = None
+    if progress is not None:
+        total = sum(len(jobs[i].centers) for i in range(env.rank, len(jobs), env.world))
+        progress(0, total)
+        tick = lambda n, _t: progress(n, total)  # noqa: E731
     was_training = base.training
     base.eval()
     try:
-        scored = map_sharded(lambda job: score_clip(runner, job, opts)[0], jobs, env or DistEnv())
+        scored = map_sharded(lambda job: score_clip(runner, job, opts, tick)[0], jobs, env)
     finally:
         base.train(was_training)
+    proto = val_protocol(max_frames)
+    report = EvalReport({"protocol": proto, "model": "model", "channel": "rgb", "crop_border": 0, "frames": "all",
+                         "padding": pad_mode, "num_frame": num_frame, "average": "clip"}, scored)
     per_clip = {c.name: c.psnr for c in scored}
     extra = {}
     for key in suite.extra:
         vals = [v for v in (c.metric(key) for c in scored) if v is not None]
         extra[key] = float(np.mean(vals)) if vals else None
     return {"psnr": float(np.mean(list(per_clip.values()))), "ssim": float(np.mean([c.ssim for c in scored])),
-            "per_clip": per_clip, "extra": extra}
+            "per_clip": per_clip, "extra": extra, "metric": score_label("PSNR", "rgb", proto), "report": report}
+
+
+def write_run_report(report: EvalReport, run_dir: Path, it: int, curves: Path) -> Path:
+    """RUN/report.html: the latest validation's page with the run's training curves."""
+    from vsrdata.evaluation.report_html import write_html
+
+    report.protocol["model"] = f"{run_dir.name} @ iter {it}"
+    return write_html(report, run_dir / "report.html", curves_png=curves,
+                      title=f"{run_dir.name}: validation at iteration {it}")

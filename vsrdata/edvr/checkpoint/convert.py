@@ -104,6 +104,11 @@ def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, *, to: st
 
     The configuration comes from `preset`, else the file's own (vsrdata format), else it is
     inferred from the tensor shapes; the weights must then match it exactly (strict).
+
+    Example::
+
+        from vsrdata import convert_checkpoint
+        convert_checkpoint("experiments/edvr_m/best.pth", "edvr_m_basicsr.pth", to="basicsr")
     """
     if to not in ("basicsr", "vsrdata"):
         raise ConfigError(f"unknown target format {to!r} (choose from: basicsr, vsrdata)")
