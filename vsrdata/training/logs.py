@@ -29,7 +29,7 @@ def format_event(event: dict) -> str | None:
         k = event.get("accum_steps", 1)
         return (f"training {event.get('preset', 'EDVR')} on {event['samples']} samples, device {event['device']}, "
                 f"{event['world_size']} process(es), global batch {event['global_batch']}"
-                + (f" ({k} accumulation steps)" if k > 1 else ""))
+                + (f" ({k} accumulation steps)" if k > 1 else "") + (f"; {event['data']}" if event.get("data") else ""))
     if kind == "val":
         ssim = f", SSIM {event['ssim']:.4f}" if event.get("ssim") is not None else ""
         return f"iter {event['iter']}: val PSNR {event['psnr']:.3f} dB{ssim}" + (" (best)" if event["best"] else "")

@@ -142,8 +142,7 @@ def _run(cfg: TrainConfig, emit_event, rank: int, world: int, device: torch.devi
     resume_from = setup.resume_source(cfg, run_dir, ev.info)
     _barrier(world)  # every rank decided before rank 0 writes anything into the run directory
 
-    dataset = setup.build_train_dataset(cfg, mcfg.num_frame, mcfg.scale)
-    val_clips = setup.build_val_clips(cfg, mcfg.scale)
+    dataset, val_clips = setup.build_data(cfg, mcfg, run_dir, rank, world, resumed=resume_from is not None)
     model, init_report = setup.build_model(cfg, mcfg, device)
     t = Trainer(cfg, mcfg, model, device, rank, world, autocast, use_amp)
     if resume_from is not None:
@@ -261,7 +260,8 @@ class _Loop:
         self.ev.emit({"kind": "start", "preset": cfg.preset, "start_iter": self.start_iter,
                       "total_iter": cfg.total_iter, "world_size": t.world,
                       "global_batch": cfg.batch_size * t.world * cfg.accum_steps, "accum_steps": cfg.accum_steps,
-                      "samples": len(self.dataset), "device": str(t.device)})
+                      "samples": len(self.dataset), "device": str(t.device),
+                      "data": getattr(self.dataset, "note", None)})
         while t.counters.iter < cfg.total_iter:
             it = t.counters.iter + 1
             self.ensure_phase_and_data(it)
