@@ -99,3 +99,17 @@ def test_crf_mode_and_bad_codec():
     assert len(decode_stream(out, "libx264", (64, 96))) == 5
     with pytest.raises(Exception, match="has no CRF mode"):
         encode_clip(FRAMES, "mpeg4", crf=30)
+
+
+def test_independent_frames_only_when_asked():
+    from vsrdata.core.degradations import recipe_from_dict
+
+    recipe = recipe_from_dict({"base": "realbasicvsr", "independent_frames": True})
+    entry = sample(recipe, 4, "c", 5, (64, 96))
+    kernels = {json.dumps(f[1]) for f in entry["per_frame"]}          # step 1: the first blur
+    assert len(entry["per_frame"]) == 5 and len(kernels) == 5
+    assert entry["per_frame"][2] == sample(recipe_from_dict({"base": "realbasicvsr"}), 4, "c#2", 1,
+                                           (64, 96))["steps"]          # frame t = the one-frame clip "c#t"
+    out = apply(FRAMES, json.loads(json.dumps(entry)))
+    assert all(np.array_equal(a, b) for a, b in zip(out, apply(FRAMES, entry)))
+    assert out[0].shape == (16, 24, 3)

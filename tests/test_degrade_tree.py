@@ -166,3 +166,16 @@ def test_fixed_recipes_equal_make_lr(tmp_path, name):
     make_lr(src, tmp_path / "b", 4, name, workers=1, progress=False)
     for p in sorted((tmp_path / "b").rglob("*.png")):
         assert p.read_bytes() == (tmp_path / "a" / p.relative_to(tmp_path / "b")).read_bytes()
+
+
+def test_tampered_manifest_is_one_line(reference, tmp_path):
+    import json
+
+    src, lr, _ = reference
+    manifest = json.loads((lr / MANIFEST).read_text())
+    del manifest["clips"]["001"]["steps"][1]["size"]
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(manifest))
+    result = CliRunner().invoke(main, ["degrade", "--replay", str(bad), str(src), str(tmp_path / "x"), "-j", "1", "-q"])
+    assert result.exit_code == 1
+    assert "replay: manifest entry of clip '001' is malformed (KeyError: 'size')" in result.output

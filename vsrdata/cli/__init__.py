@@ -78,7 +78,8 @@ def main() -> None:
     \b
     Typical pipeline:
       vsrdata extract    VIDEOS... GT_ROOT          # your footage -> REDS-style clips
-      vsrdata make-lr    GT_ROOT LR_ROOT            # BI (MATLAB bicubic) or BD x4
+      vsrdata make-lr    GT_ROOT LR_ROOT            # BI (MATLAB bicubic), BD or bd-duf x4
+      vsrdata degrade    GT_ROOT LR_ROOT -r realbasicvsr  # real-world LR, replayable
       vsrdata split-test GT_ROOT datasets/NAME ...  # integer names, padded to x4
       vsrdata to-lmdb    GT_ROOT train_GT.lmdb      # BasicSR-readable, streaming
       vsrdata train --preset edvr-m ...

@@ -104,15 +104,17 @@ def _degrade_clip(item) -> str:
     identity, sources, outs, recipe, seed, entry_file, overwrite, replayed = item
     if not overwrite and os.path.exists(entry_file) and all(os.path.exists(p) for p in outs):
         return SKIPPED
-    frames = []
-    for path in sources:
-        img = read_image(path, allow_alpha=False)
-        frames.append(img)
+    frames = [read_image(path, allow_alpha=False) for path in sources]
     params = replayed if replayed is not None else sample(recipe, seed, identity, len(frames), frames[0].shape[:2])
     try:
         lr = apply(frames, params)
     except InputError as exc:
         raise InputError(f"{exc}: {os.path.dirname(sources[0])}") from None
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        if replayed is None:
+            raise
+        raise ConfigError(f"replay: manifest entry of clip {identity!r} is malformed ({type(exc).__name__}: "
+                          f"{exc})") from None
     for path, img in zip(outs, lr):
         write_image(path, img)
     write_bytes_atomic(entry_file, _dump(params))
@@ -139,12 +141,20 @@ def _replay_entries(manifest: dict, plan: list, full: list) -> list:
     return [manifest["clips"][p[0]] for p in plan]
 
 
-def degrade_tree(src, dst, recipe: str | dict = "realbasicvsr", seed: int = 0, scale: int | None = None,
+def degrade_tree(src: str | os.PathLike, dst: str | os.PathLike, recipe: str | dict = "realbasicvsr", seed: int = 0, scale: int | None = None,
                  replay: str | os.PathLike | None = None, workers: int | None = None, overwrite: bool = False,
                  shard: tuple[int, int] | None = None, progress: bool = True) -> Summary:
     """Degrade every clip under `src` into `dst` (module docstring). `recipe`: a built-in name, a
     YAML file or a recipe dict; `replay`: a manifest path (then `recipe`/`seed` come from it).
-    Raises `JobsFailed` after the run if a clip failed; ConfigError/OutputError before writing."""
+    Raises `JobsFailed` after the run if a clip failed; ConfigError/OutputError before writing.
+
+    Example::
+
+        from vsrdata import degrade_tree
+        summary = degrade_tree("REDS/train_sharp", "REDS/train_realbasicvsr_X4", "realbasicvsr", seed=0)
+        print(summary.line())
+        degrade_tree("REDS/train_sharp", "/tmp/again", replay="REDS/train_realbasicvsr_X4/.vsrdata-degrade.json")
+    """
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
     manifest = read_manifest(replay) if replay is not None else None

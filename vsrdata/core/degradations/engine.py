@@ -93,7 +93,8 @@ def _check(frames: list, params: dict) -> None:
         if x.shape[:2] != want:
             raise InputError(f"clip {params['clip']!r}: frame of {x.shape[1]}x{x.shape[0]} (WxH), the manifest "
                              f"entry says {want[1]}x{want[0]}")
-    if any(s["op"] != "downscale" for s in params["steps"]):
+    steps = params["steps"] if "steps" in params else [s for f in params["per_frame"] for s in f]
+    if any(s["op"] != "downscale" for s in steps):
         for x in frames:
             if x.dtype != np.uint8 or x.ndim != 3 or x.shape[2] != 3:
                 raise InputError(f"clip {params['clip']!r}: real-world recipes need 8-bit colour frames, "
@@ -104,8 +105,13 @@ def apply(frames: list[np.ndarray], params: dict) -> list[np.ndarray]:
     """Degrade one clip with its concrete parameters (a :func:`~.sampler.sample` result or a
     manifest entry). Same frames + same params -> same bytes, in any process."""
     _check(frames, params)
-    clip = list(frames)
-    for step in params["steps"]:
+    if "per_frame" in params:                       # independent draws: each frame its own steps
+        return [_run([x], steps, params)[0] for x, steps in zip(frames, params["per_frame"])]
+    return _run(list(frames), params["steps"], params)
+
+
+def _run(clip: list, steps: list, params: dict) -> list:
+    for step in steps:
         fn = OPS.get(step.get("op"))
         if fn is None:
             raise ConfigError(f"manifest entry of clip {params['clip']!r}: unknown step {step.get('op')!r}")

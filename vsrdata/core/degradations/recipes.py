@@ -47,6 +47,7 @@ REALESRGAN = {
     "bitrate_range": [10000, 100000], "crf_range": None, "codec_first_order": False, "final_compression": "jpeg",
     "sigma_step": 0.0, "angle_step": 0.0, "betag_step": 0.0, "betap_step": 0.0, "omega_step": 0.0,
     "noise_step": 0.0, "poisson_step": 0.0, "jpeg_step": 0.0, "resize_step": 0.0, "resize_step2": 0.0,
+    "independent_frames": False,
 }
 # mmagic configs/real_basicvsr/realbasicvsr_wogan-c64b20-2x30x8_8xb2-lr1e-4-300k_reds.py: the same
 # families; codec after the first order and in the final shuffle (instead of JPEG); per-frame walks.
@@ -62,7 +63,7 @@ RECIPE_NAMES = tuple(BUILTIN_RECIPES) + FIXED
 OUR_KEYS = ("base", "scale", "resize_methods", "resize_even", "resize2_base", "clip_between", "codec_list",
             "codec_prob", "bitrate_range", "crf_range", "codec_first_order", "final_compression", "sigma_step",
             "angle_step", "betag_step", "betap_step", "omega_step", "noise_step", "poisson_step", "jpeg_step",
-            "resize_step", "resize_step2")
+            "resize_step", "resize_step2", "independent_frames")
 
 
 def _num(key, v, lo=-math.inf, hi=math.inf, lo_open=False):
@@ -161,7 +162,7 @@ def _validators() -> dict:
         "resize_methods": lambda k, x: _choices(k, x, RESIZE_METHODS), "resize_even": _flag,
         "resize2_base": _one_of(("target", "current")), "clip_between": _flag, "codec_list": _codecs,
         "codec_prob": _probs, "bitrate_range": _int_range(1, 10 ** 9), "crf_range": _int_range(0, 51),
-        "codec_first_order": _flag, "final_compression": _one_of(("jpeg", "codec")),
+        "codec_first_order": _flag, "final_compression": _one_of(("jpeg", "codec")), "independent_frames": _flag,
     })
     for step in ("sigma_step", "angle_step", "betag_step", "betap_step", "omega_step", "noise_step",
                  "poisson_step", "jpeg_step", "resize_step", "resize_step2"):
@@ -200,7 +201,18 @@ def builtin_recipe(name: str, scale: int = 4) -> dict:
         return {"name": name, "kind": "fixed", "degradation": name, "scale": scale}
     if name not in BUILTIN_RECIPES:
         raise ConfigError(f"recipe: unknown recipe {name!r} (built-in: {', '.join(RECIPE_NAMES)}; or a YAML file)")
-    return {"name": name, "kind": "random", "scale": scale, "options": copy.deepcopy(BUILTIN_RECIPES[name])}
+    opts = copy.deepcopy(BUILTIN_RECIPES[name])
+    _check_codecs_used(opts)
+    return {"name": name, "kind": "random", "scale": scale, "options": opts}
+
+
+def _check_codecs_used(opts: dict) -> None:
+    """A recipe that compresses video needs every encoder of its `codec_list` in this PyAV build."""
+    if opts["codec_first_order"] or opts["final_compression"] == "codec":
+        from vsrdata.core.degradations.codec import check_codec
+
+        for name in opts["codec_list"]:
+            check_codec(name, "codec_list")
 
 
 def recipe_from_dict(data: dict, name: str = "recipe", scale: int | None = None) -> dict:
@@ -219,6 +231,7 @@ def recipe_from_dict(data: dict, name: str = "recipe", scale: int | None = None)
             raise ConfigError(f"{key}: unknown recipe key in {name} (see docs/CONVENTIONS.md#real-world-degradations)")
         opts[key] = _VALIDATORS[key](key, value)
     _check_lengths(opts)
+    _check_codecs_used(opts)
     return {"name": name, "kind": "random", "scale": scale, "options": opts, "base": base}
 
 

@@ -7,7 +7,8 @@ the shard, the order of the clips or the global random state. Draws happen in a 
 (the order of the steps below); a noise step draws the seed of its noise field, which the
 operation expands per frame (:func:`vsrdata.core.degradations.ops.frame_rng`).
 
-Clip-consistent: each step is drawn once per clip. Where the recipe has a ``*_step`` > 0, the
+Clip-consistent: each step is drawn once per clip (unless the recipe sets ``independent_frames``:
+then frame t is drawn alone, as the one-frame clip ``"<clip>#<t>"``, listed under ``"per_frame"``). Where the recipe has a ``*_step`` > 0, the
 value then walks frame to frame: ``v[t+1] = clip(v[t] + U(-step, step), low, high)`` (JPEG quality
 rounded after each step), as mmagic's RealBasicVSR degradations do; walked values are listed per
 frame under the step's ``"frames"``. See ``docs/CONVENTIONS.md#real-world-degradations``.
@@ -195,6 +196,10 @@ def sample(recipe: dict, seed: int, identity: str, n_frames: int, size: tuple[in
              "scale": recipe["scale"], "frames": int(n_frames), "input_size": [int(size[0]), int(size[1])]}
     if recipe["kind"] == "fixed":
         entry["steps"] = [{"op": "downscale", "kind": recipe["degradation"], "scale": recipe["scale"]}]
+    elif recipe["options"].get("independent_frames"):
+        # asked for: every frame its own draw (identity "<clip>#<t>"), a codec sees one frame
+        entry["per_frame"] = [_random_steps(recipe, clip_rng(seed, f"{identity}#{t}"), 1, (int(size[0]), int(size[1])))
+                              for t in range(n_frames)]
     else:
         entry["steps"] = _random_steps(recipe, clip_rng(seed, identity), n_frames, (int(size[0]), int(size[1])))
     return entry
