@@ -10,6 +10,9 @@ Keys whose meaning changes the result and that vsrdata cannot honour (another sc
 optimiser, network or dataset type) raise ConfigError naming the file and key.
 
 Older BasicSR key names (`pretrain_model_g`, `strict_load`, `use_flip`) are read as aliases.
+One key is ours, not BasicSR's: `datasets.train.degradation` (a recipe name, YAML file or mapping of
+recipe keys; optional `degradation_seed`) makes the LQ on the fly from the GT (no `dataroot_lq`; then
+`datasets.val` may leave out `dataroot_lq` too), docs/CONVENTIONS.md#on-the-fly-degradation.
 No torch import; PyYAML is needed only to read the YAML text (load_config does that).
 """
 
