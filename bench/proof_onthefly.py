@@ -71,6 +71,10 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=2, help="DataLoader workers of the on-the-fly run")
     ap.add_argument("--test-seed", type=int, default=1234)
     ap.add_argument("--margin", type=float, default=1.0, help="allowed loss on clean bicubic input, dB")
+    ap.add_argument("--bicubic-ckpt", type=Path, default=None,
+                    help="score this bicubic-trained checkpoint (OUT/demo must hold the demo's data) instead of "
+                         "running the demo (e.g. an earlier checkpoint when the machine is too slow)")
+    ap.add_argument("--otf-ckpt", type=Path, default=None, help="score this on-the-fly checkpoint; no training")
     ap.add_argument("--otf-run", type=Path, default=None, help="run directory of the on-the-fly model "
                     "(default OUT/train_realbasicvsr; an existing finished run is reused)")
     args = ap.parse_args()
@@ -81,16 +85,19 @@ def main() -> int:
     torch.set_num_threads(1)
     start = time.monotonic()
     demo = args.out / "demo"
-    if run_demo(demo, iterations=args.demo_iters, workers=1) != 0:
+    if args.bicubic_ckpt is None and run_demo(demo, iterations=args.demo_iters, workers=1) != 0:
         return 1
     heldout, gt_db = demo / "datasets" / "REDS4-mini", demo / "lmdb" / "train_sharp.lmdb"
-    bicubic_ckpt = demo / "train" / "checkpoints" / f"iter_{args.demo_iters:08d}.pth"
-    print(f"\n[proof] training edvr-tiny {args.iters} iterations with --degradation realbasicvsr", flush=True)
-    result = _train_degraded(args.otf_run or args.out / "train_realbasicvsr", gt_db, heldout, args.iters, args.workers)
-    timing = [r for r in map(json.loads, result.log_path.read_text().splitlines()) if r.get("iter_time")]
-    otf_ckpt = result.run_dir / "checkpoints" / f"iter_{args.iters:08d}.pth"
+    bicubic_ckpt = args.bicubic_ckpt or demo / "train" / "checkpoints" / f"iter_{args.demo_iters:08d}.pth"
+    run_dir = args.otf_run or args.out / "train_realbasicvsr"
+    if args.otf_ckpt is None:
+        print(f"\n[proof] training edvr-tiny {args.iters} iterations with --degradation realbasicvsr", flush=True)
+        _train_degraded(run_dir, gt_db, heldout, args.iters, args.workers)
+    otf_ckpt = args.otf_ckpt or run_dir / "checkpoints" / f"iter_{args.iters:08d}.pth"
+    timing = [r for r in map(json.loads, (run_dir / "log.jsonl").read_text().splitlines()) if r.get("iter_time")]
     test = _degraded_split(args.out, heldout, "realbasicvsr", args.test_seed)
     rows = {}
+    print(f"checkpoints: {bicubic_ckpt} vs {otf_ckpt}")
     for name, ckpt in (("bicubic-trained demo", bicubic_ckpt), ("realbasicvsr on the fly", otf_ckpt)):
         rows[name] = (_score(test, ckpt, args.out / "eval" / name.split()[0] / "degraded"),
                       _score(heldout, ckpt, args.out / "eval" / name.split()[0] / "bicubic"))

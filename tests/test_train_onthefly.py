@@ -184,3 +184,24 @@ def test_basicsr_option_file_keys(tmp_path):
     assert not any("ignored" in n for n in notes), notes
     cfg.validate()
     assert resolve_recipe(cfg.degradation, 4)["options"]["jpeg_range"] == [40, 90]
+
+
+def test_vimeo_window_is_degraded_from_the_septuplet():
+    """Vimeo90K: the LQ frames are im2..im6 (num_frame 5) of the GT septuplet, each MATLAB-bicubic
+    of the same crop (recipe bi), and the GT is im4's crop."""
+    from test_train_data import VIMEO_GT
+    from vsrdata.training.onthefly import DegradedVimeoDataset
+
+    store = FrameStore(VIMEO_GT)
+    ds = DegradedVimeoDataset(store, resolve_recipe("bi", 4), 0, num_frame=5, gt_size=32, scale=4,
+                              use_hflip=False, use_rot=False)
+    s = ds[SampleKey(0, 11, "1/0")]
+    clip = ds.keys[0]
+    rng = np.random.default_rng(11)
+    frames = [store.get(clip, f"im{k}") for k in range(2, 7)]
+    h, w = frames[0].shape[:2]
+    top, left = int(rng.integers(0, h - 32 + 1)), int(rng.integers(0, w - 32 + 1))
+    crops = [f[top:top + 32, left:left + 32] for f in frames]
+    for t, crop in enumerate(crops):
+        assert np.array_equal(s["lq"][t].permute(1, 2, 0).numpy(), imresize(crop, 0.25)[:, :, ::-1] / np.float32(255))
+    assert np.array_equal(s["gt"].permute(1, 2, 0).numpy(), crops[2][:, :, ::-1] / np.float32(255))
