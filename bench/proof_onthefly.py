@@ -56,10 +56,13 @@ def _degraded_split(out: Path, heldout: Path, recipe: str, seed: int) -> Path:
     return test
 
 
-def _score(split: Path, ckpt: Path, out: Path) -> float:
+def _score(split: Path, ckpt: Path, out: Path, bicubic: dict) -> float:
+    """The model's PSNR; `bicubic[split]` gets plain bicubic upsampling's PSNR of the same LR."""
     from vsrdata.evaluation.evaluate import evaluate
 
-    report = evaluate(split, ckpt, preset="edvr-tiny", protocol="reds4", device="cpu", out_dir=out, progress=None)
+    report = evaluate(split, ckpt, preset="edvr-tiny", protocol="reds4", device="cpu", out_dir=out, progress=None,
+                      with_bicubic=True)
+    bicubic[split] = float(report.average()["bicubic_psnr"])
     return float(report.average()["psnr"])
 
 
@@ -98,14 +101,16 @@ def main() -> int:
     test = _degraded_split(args.out, heldout, "realbasicvsr", args.test_seed)
     rows = {}
     print(f"checkpoints: {bicubic_ckpt} vs {otf_ckpt}")
+    up = {}
     for name, ckpt in (("bicubic-trained demo", bicubic_ckpt), ("realbasicvsr on the fly", otf_ckpt)):
-        rows[name] = (_score(test, ckpt, args.out / "eval" / name.split()[0] / "degraded"),
-                      _score(heldout, ckpt, args.out / "eval" / name.split()[0] / "bicubic"))
+        rows[name] = (_score(test, ckpt, args.out / "eval" / name.split()[0] / "degraded", up),
+                      _score(heldout, ckpt, args.out / "eval" / name.split()[0] / "bicubic", up))
     print(f"\nheld-out clip 000 (REDS4 protocol, RGB PSNR dB); on-the-fly training "
           f"{timing[-1]['iter_time']:.2f} s/iteration (data wait {timing[-1]['data_time']:.2f} s) on this machine")
     print(f"{'model':<26} {'realbasicvsr seed ' + str(args.test_seed):>24} {'clean bicubic':>14}")
     for name, (deg, bic) in rows.items():
         print(f"{name:<26} {deg:>24.3f} {bic:>14.3f}")
+    print(f"{'(bicubic upsampling)':<26} {up[test]:>24.3f} {up[heldout]:>14.3f}")
     (d0, b0), (d1, b1) = rows.values()
     print(f"degraded input: {d1 - d0:+.3f} dB ({'beats' if d1 > d0 else 'does NOT beat'} the demo model); "
           f"clean bicubic: {b1 - b0:+.3f} dB ({'within' if b0 - b1 <= args.margin else 'OUTSIDE'} the stated "
