@@ -179,3 +179,12 @@ def test_tampered_manifest_is_one_line(reference, tmp_path):
     result = CliRunner().invoke(main, ["degrade", "--replay", str(bad), str(src), str(tmp_path / "x"), "-j", "1", "-q"])
     assert result.exit_code == 1
     assert "replay: manifest entry of clip '001' is malformed (KeyError: 'size')" in result.output
+
+
+def test_grey_clip_refused_by_a_real_world_recipe_before_writing(tmp_path):
+    src = tmp_path / "gt"
+    write_image(src / "000" / "00000000.png", np.full((32, 32), 7, np.uint8))
+    result = CliRunner().invoke(main, ["degrade", str(src), str(tmp_path / "lr"), "-r", "realesrgan"])
+    assert result.exit_code == 1
+    assert "real-world recipes need 8-bit colour frames, this clip is 1-channel uint8" in result.output
+    assert not (tmp_path / "lr").exists()

@@ -54,19 +54,20 @@ def entry_path(dst: str | os.PathLike, identity: str) -> Path:
     return Path(dst) / ENTRIES / (("_root_" if identity == "." else identity) + ".json")
 
 
-def plan_degrade(src, dst, shard=None) -> list[tuple[str, list[str], list[str], int, int]]:
-    """[(identity, source frames, output PNGs, H, W)] of every clip (this shard: clip k of N)."""
+def plan_degrade(src, dst, shard=None) -> list[tuple]:
+    """[(identity, source frames, output PNGs, H, W, channels, dtype)] of every clip (this shard:
+    clip k of N). Refuses, before anything is written, what `make-lr` refuses when planning."""
     check_shard(shard)
     src, dst = Path(src), Path(dst)
     _check_folders(src, dst)
     plan = []
     for clip in find_clips(src):
-        h, w, _, _ = clip_shape(clip)
+        h, w, c, dtype = clip_shape(clip)
         rel = clip.path.relative_to(src)
         outs = [str(dst / rel / (os.path.splitext(f)[0] + ".png")) for f in clip.frames]
         if len(set(outs)) != len(outs):
             raise InputError(f"two frames of {clip.path} would be written to one PNG (same name, other extension)")
-        plan.append((rel.as_posix(), [str(p) for p in clip.frame_paths()], outs, h, w))
+        plan.append((rel.as_posix(), [str(p) for p in clip.frame_paths()], outs, h, w, c, str(dtype)))
     if not plan:
         raise InputError(f"no image frames found under {src}")
     return plan if shard is None else plan[shard[0]::shard[1]]
@@ -168,13 +169,18 @@ def degrade_tree(src: str | os.PathLike, dst: str | os.PathLike, recipe: str | d
     full = plan_degrade(src, dst)
     plan = full if shard is None else plan_degrade(src, dst, shard)
     entries = _replay_entries(manifest, plan, full) if manifest is not None else [None] * len(plan)
+    if recipe["kind"] != "fixed":
+        for ident, srcs, _, _, _, c, dtype in full:
+            if c != 3 or dtype != "uint8":
+                raise InputError(f"{os.path.dirname(srcs[0])}: real-world recipes need 8-bit colour frames, "
+                                 f"this clip is {c}-channel {dtype}")
     dst = Path(dst)
     with OutputLock(dst, "DST", shard=shard):
         _check_dst(dst, recipe, seed, overwrite, write=True)
-        planned = [(s, o) for _, srcs, outs, _, _ in plan for s, o in zip(srcs, outs)]
+        planned = [(s, o) for _, srcs, outs, *_ in plan for s, o in zip(srcs, outs)]
         _remove_stale_temps(planned + [("", str(entry_path(dst, p[0]))) for p in plan] + [("", str(dst / MANIFEST))])
         items = [(ident, srcs, outs, recipe, seed, str(entry_path(dst, ident)), overwrite, entry)
-                 for (ident, srcs, outs, _, _), entry in zip(plan, entries)]
+                 for (ident, srcs, outs, *_), entry in zip(plan, entries)]
         summary = run_jobs(_degrade_clip, items, workers=workers, progress=progress, desc="degrade", unit="clip")
         _write_manifest(dst, recipe, seed, [p[0] for p in full])
         summary.examples = [(p[1][0], p[2][0]) for p in plan[:5]]

@@ -49,6 +49,7 @@ from vsrdata.core.degrade import DEGRADATIONS, degrade
 from vsrdata.core.image_io import read_image, remove_stale_temps, write_bytes_atomic, write_image
 from vsrdata.core.layouts import clip_shape, find_clips
 from vsrdata.core.locks import OutputLock
+from vsrdata.core.paths import refuse_inside
 from vsrdata.errors import ConfigError, InputError, OutputError
 from vsrdata.pipelines.runner import available_cores, check_shard, run_jobs
 from vsrdata.pipelines.summary import SKIPPED, WRITTEN, JobsFailed, Summary
@@ -101,11 +102,7 @@ def _check_folders(src: Path, dst: Path) -> None:
         raise InputError(f"source is not a folder: {src}")
     if dst.exists() and not dst.is_dir():
         raise OutputError(f"destination exists and is not a folder: {dst}")
-    src_real, dst_real = src.resolve(), dst.resolve()
-    if dst_real == src_real:
-        raise OutputError(f"destination is the source folder: {dst} (choose another DST)")
-    if src_real in dst_real.parents:
-        raise OutputError(f"destination {dst} is inside the source folder {src} (choose a DST outside it)")
+    refuse_inside(dst, [src], what="destination", choose="a DST", source="source folder")
 
 
 def plan_make_lr(src: str | os.PathLike, dst: str | os.PathLike,
