@@ -79,7 +79,7 @@ class TrainConfig:
     accum_steps: int = 1  # gradient accumulation: global batch = batch_size x processes x accum_steps
     num_workers: int = 3  # per process
     # on-the-fly LQ (training.onthefly): a recipe name / YAML file / mapping degrades the GT window
-    degradation: Any = None  # instead of lq_path
+    degradation: str | dict | None = None  # instead of lq_path: a recipe name, YAML file or mapping
     degradation_seed: int | None = None  # None: `seed`; sample j of iteration k draws from (seed, "k/j")
     val_degradation_seed: int = 0  # the fixed seed of the validation LQ made from GT-only validation
     # --- model initialisation -------------------------------------------------------------
