@@ -17,7 +17,8 @@ _PROTOCOLS = ("auto", "vid4", "reds4", "vimeo-t", "generic")
 @click.option("--gt", "gt_root", type=click.Path(file_okay=False), default=None,
               help="GT root of a BasicSR-style test set (REDS4 train_sharp, Vid4 GT) instead of DATASET.")
 @click.option("--lq", "lq_root", type=click.Path(file_okay=False), default=None,
-              help="LQ root (REDS4 train_sharp_bicubic[/X4], Vid4 BIx4), with --gt.")
+              help="LQ root (REDS4 train_sharp_bicubic[/X4], Vid4 BIx4), with --gt; alone: a set without "
+              "ground truth (no-reference metrics only).")
 @click.option("--meta-info", type=click.Path(dir_okay=False), default=None,
               help="BasicSR meta info file listing the clips (e.g. meta_info_REDS4_test_GT.txt).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
@@ -40,6 +41,14 @@ _PROTOCOLS = ("auto", "vid4", "reds4", "vimeo-t", "generic")
               help="Temporal padding at clip ends (default reflection_circle; replicate for deblur presets).")
 @click.option("--average", type=click.Choice(["clip", "frame"]), default="clip", show_default=True,
               help="clip = mean of per-clip means (EDVR/BasicSR); frame = mean over all frames (mmagic).")
+@click.option("--metrics", "metric_names", default="psnr,ssim", show_default=True,
+              help="Comma-separated: psnr, ssim, niqe, vmaf, tof, lpips, tlp, dists (lpips/tlp/dists need "
+              "their weight files on disk, see --iqa-weights).")
+@click.option("--no-gt", is_flag=True, help="Ignore the ground truth: score no-reference metrics (NIQE) on the "
+              "output and on the bicubic baseline (automatic when the set has no GT).")
+@click.option("--iqa-weights", type=click.Path(file_okay=False), default=None,
+              help="Folder with the LPIPS / DISTS weight files (else torch hub's checkpoints/ folder and the "
+              "lpips / DISTS_pytorch packages); nothing is downloaded.")
 @click.option("--with-bicubic", is_flag=True, help="Add a column with the bicubic baseline's PSNR.")
 @click.option("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available).")
 @click.option("--precision", type=click.Choice(["fp32", "fp16", "bf16"]), default="fp32", show_default=True,
@@ -57,8 +66,8 @@ _PROTOCOLS = ("auto", "vid4", "reds4", "vimeo-t", "generic")
               "shot, ...]}. Recorded in the report folder's scenes.json.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def command(paths, gt_root, lq_root, meta_info, config_file, bicubic, preset, protocol, channel, crop_border, frames,
-            padding, average, with_bicubic, device, precision, engine, out_dir, save_frames, no_strips, dcn_backend,
-            scene_cuts, scene_threshold, scene_min_len, quiet):
+            padding, average, metric_names, no_gt, iqa_weights, with_bicubic, device, precision, engine, out_dir,
+            save_frames, no_strips, dcn_backend, scene_cuts, scene_threshold, scene_min_len, quiet):
     """Score EDVR (or bicubic) on a split-test dataset: per-clip PSNR/SSIM table, JSON, CSV.
 
     DATASET is a `vsrdata split-test` output (split.json, GT/, BIx4/). Every frame is restored
@@ -80,6 +89,10 @@ def command(paths, gt_root, lq_root, meta_info, config_file, bicubic, preset, pr
           --lq datasets/REDS/train_sharp_bicubic/X4 --meta-info meta_info_REDS4_test_GT.txt
       vsrdata evaluate EDVR_L_x4_SR_Vimeo90K.pth --gt datasets/Vid4/GT --lq datasets/Vid4/BIx4
       vsrdata evaluate --config options/test/EDVR/test_EDVR_M_x4_SR_REDS.yml
+    \b
+    More metrics; a set without ground truth (NIQE of the output and of bicubic):
+      vsrdata evaluate EDVR_M.pth datasets/reds4 --metrics psnr,ssim,niqe,vmaf,tof
+      vsrdata evaluate EDVR_M.pth --lq datasets/VideoLQ --metrics niqe
     """
     if config_file:
         return _evaluate_config(config_file, paths, locals())
@@ -92,8 +105,8 @@ def command(paths, gt_root, lq_root, meta_info, config_file, bicubic, preset, pr
         if len(paths) != want + 1:
             raise click.UsageError("give CHECKPOINT DATASET, CHECKPOINT --gt GT --lq LQ, or --bicubic DATASET")
         checkpoint, dataset = paths[0], (paths[1] if want else None)
-    if bool(gt_root) != bool(lq_root):
-        raise click.UsageError("--gt and --lq go together")
+    if gt_root and not lq_root:
+        raise click.UsageError("--gt needs --lq")
     if precision != "fp32" and bicubic:
         raise ConfigError("--precision applies to models, not to --bicubic")
 
@@ -109,7 +122,8 @@ def command(paths, gt_root, lq_root, meta_info, config_file, bicubic, preset, pr
                           dcn_backend=None if dcn_backend == "auto" else dcn_backend, progress=progress,
                           gt=gt_root, lq=lq_root, meta_info=meta_info, scene_cuts=scene_cuts,
                           scene_threshold=scene_threshold, scene_min_len=scene_min_len,
-                          engine=None if engine == "auto" else engine)
+                          engine=None if engine == "auto" else engine, metrics=metric_names, no_gt=no_gt,
+                          iqa_weights=iqa_weights)
     if main:
         _print(report)
 
@@ -127,14 +141,14 @@ def _print(report) -> None:
 
 
 def _evaluate_config(config_file, paths, opts) -> None:
-    """Score every datasets.test_* set of a BasicSR test option file with its val.metrics."""
+    """Score every datasets.test_* set of a BasicSR test option file with its val.metrics, the
+    checkpoint entry its path.param_key_g names (BasicSR's test default: params), writing the
+    restored frames where BasicSR does when val.save_img is set."""
     from vsrdata.evaluation.distributed import dist_env
-    from vsrdata.evaluation.evaluate import evaluate
     from vsrdata.training.basicsr_options import read_options
     from vsrdata.training.config import read_config_file
 
     main = dist_env().main
-
     data = read_config_file(config_file)
     parsed = read_options(data, str(config_file))
     if parsed.kind != "test":
@@ -142,8 +156,9 @@ def _evaluate_config(config_file, paths, opts) -> None:
                           "(options/test/EDVR/*.yml) or train with it: vsrdata train --config")
     if opts["gt_root"] or opts["lq_root"] or opts["bicubic"] or len(paths) > 1:
         raise click.UsageError("with --config give at most CHECKPOINT (the sets come from the file)")
-    if parsed.warning():
-        click.echo(f"Warning: {parsed.warning()}", err=True)
+    if main:
+        for line in ([f"Warning: {parsed.warning()}"] if parsed.warning() else []) + parsed.notes:
+            click.echo(line, err=True)
     checkpoint = paths[0] if paths else parsed.fields.get("init")
     if not checkpoint:
         raise ConfigError(f"{config_file} names no path.pretrain_network_g: give CHECKPOINT")
@@ -151,25 +166,40 @@ def _evaluate_config(config_file, paths, opts) -> None:
     # is named after the GT root, which two sets may share (train_sharp, GT)
     out_root = opts["out_dir"] or f"results/{data.get('name') or Path(config_file).stem}"
     for ts in parsed.test_sets:
-        if ts["type"] != "VideoTestDataset":
-            raise ConfigError(f"{config_file}: datasets.{ts['key']} is a {ts['type']}; make it a split-test "
-                              "output (vsrdata split-test) and score that")
         if main:
             click.echo(f"{ts['key']}: {ts['name']} ({ts['gt']}, {ts['lq']})")
-        with ProgressBar("evaluate", "frame", quiet=opts["quiet"] or not main) as progress:
-            report = evaluate(None, checkpoint, preset=opts["preset"] or _file_model(parsed),
-                              channel=opts["channel"] or parsed.metrics["channel"],
-                              crop_border=(opts["crop_border"] if opts["crop_border"] is not None
-                                           else parsed.metrics["crop_border"]),
-                              frames=opts["frames"], padding=opts["padding"] or ts["padding"],
-                              average=opts["average"], device=opts["device"], precision=opts["precision"],
-                              out_dir=f"{out_root}/{ts['key']}",
-                              save_frames=opts["save_frames"], strips=not opts["no_strips"],
-                              with_bicubic=opts["with_bicubic"],
-                              dcn_backend=None if opts["dcn_backend"] == "auto" else opts["dcn_backend"],
-                              progress=progress, gt=ts["gt"], lq=ts["lq"], meta_info=ts["meta_info"])
-        if main:
-            _print(report)
+        _score_test_set(ts, checkpoint, parsed, out_root, opts, main)
+
+
+def _score_test_set(ts: dict, checkpoint, parsed, out_root: str, opts: dict, main: bool) -> None:
+    """One datasets.test_* set of a test option file scored into OUT/<set key> (see _evaluate_config)."""
+    from vsrdata.evaluation.basicsr_testset import visualization_path
+    from vsrdata.evaluation.evaluate import evaluate
+
+    vimeo = ts["type"] == "VideoTestVimeo90KDataset"  # septuplets: the centre frame im4 only
+    save_as = None
+    if parsed.save_img:
+        label = parsed.save_img["suffix"] or parsed.save_img["name"]
+        save_as = (lambda clip, frame: visualization_path(f"{out_root}/visualization", str(ts["name"]), clip,
+                                                          frame, label, vimeo))
+    with ProgressBar("evaluate", "frame", quiet=opts["quiet"] or not main) as progress:
+        report = evaluate(None, checkpoint, preset=opts["preset"] or _file_model(parsed),
+                          channel=opts["channel"] or parsed.metrics["channel"],
+                          crop_border=(opts["crop_border"] if opts["crop_border"] is not None
+                                       else parsed.metrics["crop_border"]),
+                          frames=opts["frames"] or ("center" if vimeo else None),
+                          padding=opts["padding"] or ts["padding"],
+                          average=opts["average"], device=opts["device"], precision=opts["precision"],
+                          out_dir=f"{out_root}/{ts['key']}",
+                          save_frames=opts["save_frames"], strips=not opts["no_strips"],
+                          with_bicubic=opts["with_bicubic"],
+                          dcn_backend=None if opts["dcn_backend"] == "auto" else opts["dcn_backend"],
+                          progress=progress, gt=ts["gt"], lq=ts["lq"], meta_info=ts["meta_info"],
+                          param_key=parsed.fields.get("init_key") or "params", save_as=save_as)
+    if main:
+        _print(report)
+        if save_as is not None:
+            click.echo(f"restored frames (val.save_img): {out_root}/visualization/{ts['name']}")
 
 
 def _file_model(parsed):

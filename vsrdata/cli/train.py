@@ -81,7 +81,8 @@ def _config(config_file, options: dict, note):
 @click.option("--accum-steps", type=int, default=None,
               help="Gradient accumulation steps: global batch = batch size x processes x K. [1]")
 @click.option("--num-workers", type=int, default=None, help="Data loader workers per process. [3]")
-@click.option("--init", default=None, help="Initialise from a checkpoint, non-strict (woTSA -> TSA).")
+@click.option("--init", default=None, help="Initialise from a checkpoint, non-strict (woTSA -> TSA; tensors of "
+              "another shape are skipped and listed, as BasicSR).")
 @click.option("--init-key", type=click.Choice(INIT_KEYS), default=None,
               help="Checkpoint entry --init loads (BasicSR param_key_g). [params]")
 @click.option("--init-deep-from-shallow", default=None,
@@ -124,6 +125,8 @@ def _config(config_file, options: dict, note):
 @click.option("--val-pad", type=click.Choice(TEMPORAL_PADDINGS),
               default=None, help="Temporal padding at clip ends for validation. [reflection_circle]")
 @click.option("--val-max-frames", type=int, default=None, help="Frames scored per validation clip (0 = all). [0]")
+@click.option("--val-metrics", default=None, help="Validation metrics as evaluate's --metrics (e.g. psnr,ssim,niqe,"
+              "tof); PSNR stays the best-checkpoint criterion. [psnr,ssim]")
 @click.option("--save-freq", type=int, default=None, help="Checkpoint every N iterations. [5000]")
 @click.option("--keep-checkpoints", type=int, default=None, help="Newest checkpoints kept (best.pth aside). [3]")
 @click.option("--print-freq", type=int, default=None, help="Log scalars every N iterations. [100]")

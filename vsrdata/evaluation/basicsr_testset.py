@@ -5,6 +5,10 @@ Layouts (BasicSR `VideoTestDataset`, see docs/CONVENTIONS.md):
   `X4` level is looked into as well), clips from `meta_info_REDS4_test_GT.txt` (lines
   `<clip> <frames> (h,w,c)`); without a meta file every clip folder of the GT root.
 - Vid4: `GT/<clip>/` and `BIx4/<clip>/`.
+- Vimeo90K-T (`VideoTestVimeo90KDataset`): `sequences/<seq>/<sub>/im1..im7.png` under both roots,
+  clips `<seq>/<sub>` from `meta_info_Vimeo90K_test_GT.txt`; a meta id naming a nested folder of
+  the GT root is kept whole (the record's layout is then `vimeo`: only the centre frame im4 is
+  scored, from im1-7 for 7-frame models, im2-6 for 5-frame ones, as BasicSR).
 Frames are taken in natural order of their names; GT and LQ clips must hold the same names.
 
 `testset_record(...)` describes the set with the same per-clip record `vsrdata split-test` writes
@@ -12,6 +16,9 @@ Frames are taken in natural order of their names; GT and LQ clips must hold the 
 sides are not multiples of the model's size multiple are padded in memory at the bottom/right by
 edge replication (split-test's default `replicate`) inside `inference.restore` and cut back with
 `splits.unpad`, so the scores equal those of split-test's output of the same clips.
+
+`visualization_path(...)` names the restored frames of a test option file with `val.save_img`
+where BasicSR 1.4.2's `VideoBaseModel` writes them (docs/CONVENTIONS.md#basicsr-option-files).
 """
 
 from __future__ import annotations
@@ -22,14 +29,15 @@ from pathlib import Path
 
 from vsrdata.core import splits
 from vsrdata.core.image_io import is_image_file, read_image
-from vsrdata.core.layouts import natural_key, no_frames_error
+from vsrdata.core.layouts import natural_key, no_frames_error, validate_clip_id
 from vsrdata.errors import InputError
 
 _META_LINE = re.compile(r"^\s*(\S+)(?:\s+\d+)?(?:\s+\(.*\))?\s*$")
 
 
 def read_meta_clips(meta: str | os.PathLike) -> list[str]:
-    """Clip names of a BasicSR meta info file (first field of each non-empty line)."""
+    """Clip ids of a BasicSR meta info file (first field of each non-empty line, `<seq>/<sub>` for
+    Vimeo90K; `testset_clips` cuts an id that names no folder to its first part)."""
     path = Path(meta)
     try:
         lines = path.read_text().splitlines()
@@ -42,7 +50,7 @@ def read_meta_clips(meta: str | os.PathLike) -> list[str]:
         m = _META_LINE.match(line)
         if not m:
             raise InputError(f"{path} line {n}: expected '<clip> <frames> (h,w,c)', got {line.strip()!r}")
-        names.append(m.group(1).split("/")[0])
+        names.append(validate_clip_id(m.group(1), str(path)))
     if not names:
         raise InputError(f"meta info file {path} lists no clips")
     return list(dict.fromkeys(names))
@@ -69,7 +77,8 @@ def testset_clips(gt_root, lq_root, meta_info=None) -> tuple[Path, Path, list[tu
     if not lq_root.is_dir():
         raise InputError(f"LQ root not found: {lq_root}")
     if meta_info:
-        names = read_meta_clips(meta_info)
+        names = list(dict.fromkeys(n if "/" in n and (gt_root / n).is_dir() else n.split("/")[0]
+                                   for n in read_meta_clips(meta_info)))
     else:
         names = sorted((p.name for p in gt_root.iterdir() if p.is_dir() and not p.name.startswith(".")),
                        key=natural_key)
@@ -107,8 +116,9 @@ def testset_record(gt_root, lq_root, meta_info=None, *, scale: int | None = None
         name, frames = clips[0]
         (gh, gw), (lh, lw) = _size(gt_root / name / frames[0]), _size(lq_root / name / frames[0])
         scale = gh // lh if lh and gh % lh == 0 and gw == lw * (gh // lh) else 4
+    nested = any("/" in name for name, _ in clips)  # Vimeo90K septuplets: score the centre frame
     record = {"format": splits.SPLIT_FORMAT, "scale": scale, "gt_dir": str(gt_root.resolve()),
-              "lr_dir": str(lq_root.resolve()), "clips": {}, "layout": "basicsr",
+              "lr_dir": str(lq_root.resolve()), "clips": {}, "layout": "vimeo" if nested else "basicsr",
               "selection": _selection(meta_info, [c for c, _ in clips])}
     for name, frames in clips:
         gh, gw = _size(gt_root / name / frames[0])
@@ -139,3 +149,16 @@ def val_clips_from_roots(gt_root, lq_root, meta_info=None) -> list:
     from vsrdata.evaluation.scoring import clip_jobs
 
     return clip_jobs(testset_record(gt_root, lq_root, meta_info), Path(gt_root))
+
+
+def visualization_path(root, dataset_name: str, clip: str, frame: str, label: str,
+                       vimeo_type: bool = False) -> Path:
+    """Where BasicSR's video test writes a restored frame: ROOT/<dataset name>/<folder>/<image
+    name>_<label>.png, with `label` val.suffix or else the option file's name; the folder is the
+    clip (`vimeo90k` for a VideoTestVimeo90KDataset) and the image name is the frame's stem, or
+    `<seq>_<sub>_<stem>` when the dataset name contains 'vimeo' (ROOT: results/<name>/visualization)."""
+    stem = Path(frame).stem
+    if "vimeo" in dataset_name.lower():
+        stem = "_".join(clip.split("/")[-2:] + [stem])
+    folder = "vimeo90k" if vimeo_type else clip.split("/")[-1]
+    return Path(root) / dataset_name / folder / f"{stem}_{label}.png"

@@ -44,18 +44,20 @@ ONNX_HINT = "pip install 'vsrdata[onnx]'"
 # -- torch ----------------------------------------------------------------------------------------
 
 def load_model(checkpoint: str | os.PathLike, preset: str | EDVRConfig | None = None,
-               device: str | torch.device | None = None, dcn_backend: str | None = None) -> torch.nn.Module:
+               device: str | torch.device | None = None, dcn_backend: str | None = None,
+               param_key: str | None = None) -> torch.nn.Module:
     """Build an EDVR and load `checkpoint` strictly (any format `checkpoint.read_checkpoint`
     reads: BasicSR, vsrdata, mmagic, original EDVR). The architecture is `preset` (a name or an
     EDVRConfig) when given, else the config stored in a vsrdata checkpoint, else the one the
-    weights' shapes imply (`checkpoint.infer_config`). Returns the model in eval mode on `device`."""
+    weights' shapes imply (`checkpoint.infer_config`). `param_key`: a BasicSR `param_key_g`
+    (`checkpoint.basicsr_param_key`); None: our preference order. Returns the model in eval mode on `device`."""
     path = Path(checkpoint)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     from vsrdata.edvr import checkpoint as ckpt
     from vsrdata.edvr.arch import build_edvr
 
-    loaded = ckpt.read_checkpoint(path)
+    loaded = ckpt.read_checkpoint(path, param_key=param_key, basicsr=param_key is not None)
     cfg = preset or loaded.config or ckpt.infer_config(loaded.state_dict, str(path))
     model = build_edvr(cfg, dcn_backend=dcn_backend)
     ckpt.load_weights(model, loaded, strict=True)
@@ -186,8 +188,8 @@ def engine_for(checkpoint: str | os.PathLike | None, engine: str | None) -> str:
 def load_engine(checkpoint: str | os.PathLike | None = None, model: torch.nn.Module | None = None, *,
                 engine: str | None = None, preset: str | EDVRConfig | None = None,
                 device: str | torch.device | None = None,
-                precision: str = "fp32", dcn_backend: str | None = None):
-    """The engine for a checkpoint (or an ONNX file) or an already built `model`."""
+                precision: str = "fp32", dcn_backend: str | None = None, param_key: str | None = None):
+    """The engine for a checkpoint (or an ONNX file) or an already built `model` (`param_key`: see `load_model`)."""
     kind = "torch" if model is not None else engine_for(checkpoint, engine)
     if kind == "onnxruntime":
         if precision != "fp32":
@@ -197,5 +199,5 @@ def load_engine(checkpoint: str | os.PathLike | None = None, model: torch.nn.Mod
     if model is None:
         if checkpoint is not None and str(checkpoint).lower().endswith(".onnx"):
             raise ConfigError(f"{checkpoint} is an ONNX file: use --engine onnxruntime")
-        model = load_model(checkpoint, preset, device, dcn_backend)
+        model = load_model(checkpoint, preset, device, dcn_backend, param_key)
     return TorchEngine(model, device, precision)

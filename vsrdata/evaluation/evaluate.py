@@ -45,8 +45,11 @@ import torch
 
 from vsrdata.core import splits
 from vsrdata.core.image_io import read_image, write_bytes_atomic
-from vsrdata.evaluation import distributed, metrics
+from vsrdata.evaluation import distributed
+from vsrdata.evaluation.metrics import AVERAGE_MODES
 from vsrdata.evaluation.engines import load_engine
+from vsrdata.evaluation.lq_only import has_ground_truth, lq_only_record, set_scale
+from vsrdata.evaluation.metric_suite import MetricSuite, parse_metrics
 from vsrdata.evaluation.inference import autocast_for, model_meta, resolve_device, resolve_padding
 from vsrdata.evaluation.protocols import Protocol, choose_protocol
 from vsrdata.evaluation.report import EvalReport, report_files
@@ -80,7 +83,10 @@ def evaluate(split_dir: str | os.PathLike | None, checkpoint: str | os.PathLike 
              with_bicubic: bool = False, dcn_backend: str | None = None, scene_cuts: str = "off",
              scene_threshold: float = 27.0, scene_min_len: int = 15,
              progress: Progress | None = None, engine: str | None = None, gt: str | os.PathLike | None = None,
-             lq: str | os.PathLike | None = None, meta_info: str | os.PathLike | None = None) -> EvalReport:
+             lq: str | os.PathLike | None = None, meta_info: str | os.PathLike | None = None,
+             metrics: str | None = None, no_gt: bool = False,
+             iqa_weights: str | os.PathLike | None = None, param_key: str | None = None,
+             save_as: Callable[[str, str], Path] | None = None) -> EvalReport:
     """Score a model (a `checkpoint`, or an already built `model`) or the bicubic baseline
     (`bicubic=True`) on the split-test output `split_dir`; see the module docstring.
     `engine`: 'torch', 'onnxruntime' (`checkpoint` is a `vsrdata export` file) or None (by the
@@ -95,12 +101,20 @@ def evaluate(split_dir: str | os.PathLike | None, checkpoint: str | os.PathLike 
     set read in place (`vsrdata.evaluation.basicsr_testset`: REDS4 train_sharp + train_sharp_bicubic/X4
     + meta_info_REDS4_test_GT.txt, Vid4 GT/ + BIx4/); the scores equal those of split-test's
     output of the same clips. The report's protocol records which checkpoint entry was loaded
-    (`weights_key`: params, params_ema, ...).
+    (`weights_key`: params, params_ema, ...): `param_key` reads the entry as BasicSR's
+    `param_key_g` (`vsrdata.edvr.checkpoint.basicsr_param_key`), None our own preference order.
+    `save_as(clip, GT frame name)`: also write each restored frame to that path (BasicSR test files'
+    `val.save_img`, `vsrdata.evaluation.basicsr_testset.visualization_path`).
 
     `scene_cuts` ('off' by default, the papers' protocol): 'auto' detects shot boundaries in each
     clip's LR frames (`vsrdata.core.scenes`), or a JSON FILE maps clip names to cut lists; windows
     then stay inside their shot (`windows.shot_temporal_indices`) and the cuts used are
     recorded in `out_dir`/scenes.json.
+
+    `metrics` ('psnr,ssim' by default; also niqe, vmaf, tof, lpips, tlp: `metric_suite`) adds
+    columns. Without ground truth (`no_gt`, `lq` given alone, or a split-test output without its
+    GT folder) only no-reference metrics (NIQE) are scored, on the model's output and on the
+    bicubic baseline. `iqa_weights`: folder holding the LPIPS / DISTS weight files (`iqa`, `dists`).
 
     Under torchrun the clips are split across the processes and rank 0 writes the report (all
     ranks return it); `progress` counts the frames of this process's clips.
@@ -114,23 +128,28 @@ def evaluate(split_dir: str | os.PathLike | None, checkpoint: str | os.PathLike 
         report = evaluate("datasets/REDS4", "EDVR_M_x4_SR_REDS_official-32075921.pth")  # RGB PSNR/SSIM
     """
     record, split_dir = _load_record(split_dir, gt, lq, meta_info)
+    reference = not no_gt and has_ground_truth(record, split_dir)
     proto_name, proto = choose_protocol(protocol, record, channel, crop_border, frames)
-    if average not in metrics.AVERAGE_MODES:
-        raise ConfigError(f"unknown average {average!r} (choose from {', '.join(metrics.AVERAGE_MODES)})")
+    if average not in AVERAGE_MODES:
+        raise ConfigError(f"unknown average {average!r} (choose from {', '.join(AVERAGE_MODES)})")
     env = distributed.dist_env()
     device = distributed.device_for(env, device)
-    runner = _runner(record, checkpoint, bicubic, model, preset, padding, device, precision, dcn_backend, engine)
+    runner = _runner(record, checkpoint, bicubic, model, preset, padding, device, precision, dcn_backend, engine,
+                     param_key)
+    if record["scale"] is None:  # LQ only: the output size follows the model
+        set_scale(record, runner.scale)
+    suite = MetricSuite(parse_metrics(metrics), proto.crop_border, reference, iqa_weights, str(runner.device))
     tag = "bicubic" if runner.model is None else (Path(checkpoint).stem if checkpoint else "model")
     out = Path(out_dir) if out_dir is not None else Path("results") / split_dir.resolve().name / tag
-    jobs = clip_jobs(record, split_dir, centre_only=proto.frames == "center")
+    jobs = clip_jobs(record, split_dir, centre_only=proto.frames == "center", reference=reference)
     cuts = _Cuts(scene_cuts, scene_threshold, scene_min_len, _cut_file(scene_cuts, jobs, runner.model is None))
     opts = ScoreOptions(proto, with_bicubic=with_bicubic, strips=strips, strip_crop=strip_crop,
-                        save_frames=save_frames, out=out)
+                        save_frames=save_frames, out=out, suite=suite, save_as=save_as)
     with distributed.process_group(env, runner.device):
         results = _score_all(runner, jobs, opts, cuts, env, progress)
     report = EvalReport(protocol=_protocol_record(
-        record, split_dir, gt, meta_info, checkpoint, runner, proto_name, proto, average, precision,
-        scene_cuts, env.world), clips=[clip for clip, _, _ in results])
+        record, split_dir, gt, meta_info, (checkpoint, param_key), runner, proto_name, proto, average, precision,
+        scene_cuts, env.world, suite), clips=[clip for clip, _, _ in results])
     if any(strip for _, strip, _ in results):
         report.paths["strips"] = str(out / "compare")
     if save_frames:
@@ -145,7 +164,10 @@ def evaluate(split_dir: str | os.PathLike | None, checkpoint: str | os.PathLike 
 
 
 def _load_record(split_dir, gt, lq, meta_info) -> tuple[dict, Path]:
-    """(split record, folder it describes) of a split-test output or a BasicSR test set (gt/lq)."""
+    """(split record, folder it describes) of a split-test output, a BasicSR test set (gt/lq) or
+    LQ clips alone (lq without gt: no ground truth)."""
+    if lq is not None and gt is None and split_dir is None:
+        return lq_only_record(lq), Path(lq)
     if (gt is None) != (lq is None) or (gt is not None and split_dir is not None):
         raise ConfigError("give either a split-test DATASET or both --gt and --lq")
     if gt is not None:
@@ -158,7 +180,7 @@ def _load_record(split_dir, gt, lq, meta_info) -> tuple[dict, Path]:
 
 
 def _runner(record, checkpoint, bicubic, model, preset, padding, device, precision, dcn_backend,
-            engine=None) -> Runner:
+            engine=None, param_key=None) -> Runner:
     """The Runner of a checkpoint, a built model, or the bicubic baseline (exactly one)."""
     sources = sum(x is not None and x is not False for x in (checkpoint, model)) + bool(bicubic)
     if sources != 1:
@@ -172,11 +194,12 @@ def _runner(record, checkpoint, bicubic, model, preset, padding, device, precisi
         resolve_padding(padding, cfg.with_predeblur)
         # No temporal window for bicubic; num_frame only decides which frames count as border,
         # so its Center/Border columns line up with the model's.
-        return Runner(None, cfg.num_frame, int(record.get("scale", 4)), 1, "n/a", dev, ac, "bicubic", preset or "-")
+        return Runner(None, cfg.num_frame, int(record.get("scale") or cfg.scale), 1, "n/a", dev, ac, "bicubic",
+                      preset or "-")
     model = load_engine(checkpoint, model, engine=engine, preset=preset, device=device, precision=precision,
-                        dcn_backend=dcn_backend)
+                        dcn_backend=dcn_backend, param_key=param_key)
     num_frame, scale, multiple, predeblur = model_meta(model)
-    if scale != int(record.get("scale", 4)):
+    if record.get("scale") is not None and scale != int(record["scale"]):
         raise ConfigError(f"the model upscales x{scale} but the split was made for x{record.get('scale')} "
                           f"(wrong --preset?)")
     if not isinstance(preset, str):  # None, or an EDVRConfig: report the preset it is (or "custom")
@@ -210,14 +233,14 @@ def _score_all(runner: Runner, jobs: list[ClipJob], opts: ScoreOptions, cuts: _C
     return distributed.map_sharded(one, jobs, env)
 
 
-def _protocol_record(record, split_dir, gt, meta_info, checkpoint, r: Runner, proto_name, proto: Protocol,
-                     average, precision, scene_cuts, processes: int) -> dict:
-    """The report's `protocol` block: what was scored, how, with what."""
-    weights_key = None
+def _protocol_record(record, split_dir, gt, meta_info, weights, r: Runner, proto_name, proto: Protocol,
+                     average, precision, scene_cuts, processes: int, suite: MetricSuite) -> dict:
+    """The report's `protocol` block: what was scored, how, with what (`weights`: (checkpoint, param_key))."""
+    (checkpoint, param_key), weights_key = weights, None
     if checkpoint is not None and r.model is not None and Path(checkpoint).suffix != ".onnx":
         from vsrdata.edvr.checkpoint import read_checkpoint
 
-        weights_key = read_checkpoint(checkpoint).param_key
+        weights_key = read_checkpoint(checkpoint, param_key=param_key, basicsr=param_key is not None).param_key
     config = getattr(r.model, "config", None)
     return {
         "split": str(split_dir) if gt is None else None,
@@ -231,6 +254,7 @@ def _protocol_record(record, split_dir, gt, meta_info, checkpoint, r: Runner, pr
         "selection": record.get("selection"),
         "scene_cuts": "file" if scene_cuts not in ("off", "auto") else scene_cuts,
         "model_config": config.to_dict() if hasattr(config, "to_dict") else None,
+        "reference": "gt" if suite.reference else "none", "metrics": suite.describe(),
     }
 
 

@@ -31,7 +31,9 @@ REPORT_FORMAT = "vsrdata-eval/1"
 @dataclass
 class FrameScore:
     """Scores of one frame. `psnr`/`ssim` are on the protocol's channel; `psnr_rgb` and
-    `psnr_y` are always both given; `bicubic_psnr` (protocol channel) when requested."""
+    `psnr_y` are always both given (NaN without a ground truth); `bicubic_psnr` (protocol channel)
+    when requested; `extra` holds the other metrics of the run (`metric_suite`: niqe, vmaf, tof,
+    tlp, lpips, bicubic_niqe), None where a frame has no value (tOF of a clip's first frame)."""
 
     frame: str
     index: int
@@ -41,6 +43,7 @@ class FrameScore:
     psnr_rgb: float
     psnr_y: float
     bicubic_psnr: float | None = None
+    extra: dict[str, float | None] = field(default_factory=dict)
 
 
 @dataclass
@@ -80,9 +83,19 @@ class ClipScores:
         vals = [f.bicubic_psnr for f in self.frames if f.bicubic_psnr is not None]
         return self._mean(vals) if vals else None
 
+    def metric(self, key: str) -> float | None:
+        """Mean of an extra metric over the frames that have a value (None when none has)."""
+        vals = [f.extra[key] for f in self.frames if f.extra.get(key) is not None]
+        return self._mean(vals) if vals else None
+
+    def value(self, key: str) -> float | None:
+        """A column of the report: a PSNR/SSIM attribute or an extra metric's clip mean."""
+        return getattr(self, key) if key in _CORE_KEYS else self.metric(key)
+
 
 # Columns of the table / CSV: (key, header). Keys are ClipScores attributes.
 _COLUMNS = [("psnr", "PSNR"), ("psnr_center", "Center"), ("psnr_border", "Border"), ("ssim", "SSIM")]
+_CORE_KEYS = ("psnr", "psnr_center", "psnr_border", "ssim", "psnr_rgb", "psnr_y", "bicubic_psnr")
 
 
 @dataclass
@@ -101,12 +114,29 @@ class EvalReport:
     def other_channel(self) -> str:
         return "psnr_rgb" if self.protocol.get("channel") == "y" else "psnr_y"
 
+    @property
+    def has_reference(self) -> bool:
+        """False for a set scored without ground truth (no-reference metrics only)."""
+        return self.protocol.get("reference", "gt") != "none"
+
+    def metric_keys(self) -> list[str]:
+        """The extra metrics present (`FrameScore.extra` keys), in first-seen order."""
+        keys: dict[str, None] = {}
+        for c in self.clips:
+            for f in c.frames:
+                keys.update(dict.fromkeys(f.extra))
+        return list(keys)
+
     def columns(self) -> list[tuple[str, str]]:
-        cols = list(_COLUMNS)
-        cols.append((self.other_channel, "PSNR-RGB" if self.other_channel == "psnr_rgb" else "PSNR-Y"))
-        if any(c.bicubic_psnr is not None for c in self.clips):
-            cols.append(("bicubic_psnr", "Bicubic"))
-        return cols
+        from vsrdata.evaluation.metric_suite import HEADERS
+
+        cols = []
+        if self.has_reference:
+            cols = list(_COLUMNS)
+            cols.append((self.other_channel, "PSNR-RGB" if self.other_channel == "psnr_rgb" else "PSNR-Y"))
+            if any(c.bicubic_psnr is not None for c in self.clips):
+                cols.append(("bicubic_psnr", "Bicubic"))
+        return cols + [(k, HEADERS.get(k, k)) for k in self.metric_keys()]
 
     def average(self) -> dict[str, float]:
         """The average row: each column averaged over clips (mode 'clip', the papers') or over
@@ -126,16 +156,24 @@ class EvalReport:
         }
         bic = per_clip(every, "bicubic_psnr")
         out["bicubic_psnr"] = aggregate(bic, self.average_mode) if any(bic.values()) else None
+        for key in self.metric_keys():
+            vals = {c.name: [f.extra[key] for f in c.frames if f.extra.get(key) is not None] for c in self.clips}
+            out[key] = aggregate(vals, self.average_mode) if any(vals.values()) else None
         return out
 
     # -- renderers ------------------------------------------------------------------------
     def protocol_line(self) -> str:
         p = self.protocol
         avg = "mean of per-clip means" if self.average_mode == "clip" else "mean over all frames"
-        return (f"model {p.get('model')} | preset {p.get('preset')} | channel {str(p.get('channel')).upper()} "
+        line = (f"model {p.get('model')} | preset {p.get('preset')} | channel {str(p.get('channel')).upper()} "
                 f"| crop_border {p.get('crop_border')} | temporal padding {p.get('padding')} "
                 f"| frames {p.get('frames')} | average: {avg} | {len(self.clips)} clip(s), "
                 f"{sum(len(c.frames) for c in self.clips)} frame(s)")
+        if not self.has_reference:
+            line += " | no ground truth: no-reference metrics only"
+        for name, how in (p.get("metrics") or {}).items():
+            line += f" | {name.upper()}: {how}"
+        return line
 
     def table(self) -> str:
         cols = self.columns()
@@ -144,7 +182,7 @@ class EvalReport:
         lines = [self.protocol_line(), head, "-" * len(head)]
         for c in self.clips:
             lines.append(f"{c.name:<{name_w}}  {len(c.frames):>6}  "
-                         + "  ".join(_fmt(getattr(c, k), k) for k, _ in cols))
+                         + "  ".join(_fmt(c.value(k), k) for k, _ in cols))
         avg = self.average()
         lines.append("-" * len(head))
         lines.append(f"{'Average':<{name_w}}  {sum(len(c.frames) for c in self.clips):>6}  "
@@ -157,7 +195,7 @@ class EvalReport:
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(["clip", "frames"] + [k for k, _ in cols])
         for c in self.clips:
-            w.writerow([c.name, len(c.frames)] + [_csv(getattr(c, k)) for k, _ in cols])
+            w.writerow([c.name, len(c.frames)] + [_csv(c.value(k)) for k, _ in cols])
         avg = self.average()
         w.writerow(["Average", sum(len(c.frames) for c in self.clips)] + [_csv(avg[k]) for k, _ in cols])
         return buf.getvalue()
@@ -166,9 +204,9 @@ class EvalReport:
         clips = []
         for c in self.clips:
             row = {"clip": c.name, "frames": len(c.frames)}
-            row.update({k: _json(getattr(c, k)) for k in
-                        ("psnr", "psnr_center", "psnr_border", "ssim", "psnr_rgb", "psnr_y", "bicubic_psnr")})
-            row["per_frame"] = [{k: _json(v) for k, v in vars(f).items()} for f in c.frames]
+            row.update({k: _json(getattr(c, k)) for k in _CORE_KEYS})
+            row.update({k: _json(c.metric(k)) for k in self.metric_keys()})
+            row["per_frame"] = [_frame_dict(f) for f in c.frames]
             clips.append(row)
         return {"format": REPORT_FORMAT, "protocol": dict(self.protocol),
                 "average": {k: _json(v) for k, v in self.average().items()}, "clips": clips,
@@ -190,6 +228,13 @@ def report_files(out_dir: str | os.PathLike) -> dict[str, Path]:
     return {"json": out_dir / "report.json", "csv": out_dir / "report.csv", "table": out_dir / "report.txt"}
 
 
+def _frame_dict(f: FrameScore) -> dict[str, Any]:
+    """One per_frame entry of report.json: the fields, with the extra metrics flattened in."""
+    d = {k: _json(v) for k, v in vars(f).items() if k != "extra"}
+    d.update({k: _json(v) for k, v in f.extra.items()})
+    return d
+
+
 def _fmt(v, key: str) -> str:
     if v is None:
         return f"{'-':>8}"
@@ -197,7 +242,7 @@ def _fmt(v, key: str) -> str:
         return f"{'-':>8}"
     if isinstance(v, float) and math.isinf(v):
         return f"{'inf':>8}"
-    return f"{v:>8.4f}" if key == "ssim" else f"{v:>8.3f}"
+    return f"{v:>8.4f}" if key in ("ssim", "lpips", "tof") else f"{v:>8.3f}"
 
 
 def _csv(v):

@@ -30,6 +30,7 @@ from vsrdata.core.image_io import check_frame_layout, frame_shape, read_image, t
 from vsrdata.core.layouts import Clip, check_pair, clip_shape, natural_key
 from vsrdata.evaluation import metrics
 from vsrdata.evaluation.inference import restore_clip
+from vsrdata.evaluation.metric_suite import ClipState, MetricSuite
 from vsrdata.evaluation.protocols import Protocol
 from vsrdata.evaluation.report import ClipScores, FrameScore, write_strip
 from vsrdata.errors import InputError
@@ -75,13 +76,21 @@ class ScoreOptions:
     strip_crop: int = 192
     save_frames: bool = False
     out: Path | None = None  # where strips (compare/) and frames (frames/) go
+    save_as: Callable[[str, str], Path] | None = None  # (clip, GT frame name) -> a further copy of the frame
+    suite: MetricSuite | None = None  # metrics beyond PSNR/SSIM; reference False = no GT
+
+    @property
+    def reference(self) -> bool:
+        return self.suite is None or self.suite.reference
 
 
-def clip_jobs(record: dict, root: Path, *, centre_only: bool = False, max_frames: int = 0) -> list[ClipJob]:
+def clip_jobs(record: dict, root: Path, *, centre_only: bool = False, max_frames: int = 0,
+              reference: bool = True) -> list[ClipJob]:
     """One ClipJob per clip of a split record (`splits.load_split`, `basicsr_testset.testset_record`),
     in its order; frames in natural order. Scored frames: all, the first `max_frames` (> 0), or
-    only the centre one (`centre_only`, Vimeo90K-T)."""
-    gt_dir, lr_dir = Path(root) / record["gt_dir"], Path(root) / record["lr_dir"]
+    only the centre one (`centre_only`, Vimeo90K-T). A record without GT (`lq_only`) names its
+    frames by the LQ files (they are never read as GT); `reference` False: GT frames are not checked."""
+    gt_dir, lr_dir = Path(root) / (record["gt_dir"] or record["lr_dir"]), Path(root) / record["lr_dir"]
     if not record["clips"]:
         raise InputError(f"{Path(root) / splits.SPLIT_FILE} lists no clips")
     jobs = []
@@ -93,14 +102,16 @@ def clip_jobs(record: dict, root: Path, *, centre_only: bool = False, max_frames
         centers = [len(names) // 2] if centre_only else list(range(count))
         jobs.append(ClipJob(name, rec, [lr_dir / name / n for n in names], [gt_dir / name / n for n in names],
                             centers))
-        _check_clip(jobs[-1], lr_dir, names)
+        _check_clip(jobs[-1], lr_dir, names, reference and bool(record["gt_dir"]))
     return jobs
 
 
-def _check_clip(job: ClipJob, lr_dir: Path, names: list[str]) -> None:
+def _check_clip(job: ClipJob, lr_dir: Path, names: list[str], reference: bool = True) -> None:
     """The frame contract before any work (docs/CONVENTIONS.md#frame-contract): a uniform LQ clip
-    and GT frames of the same channels and bit depth (from PNG headers)."""
+    and (with a ground truth) GT frames of the same channels and bit depth (from PNG headers)."""
     lq = clip_shape(Clip(name=job.name, root=lr_dir, frames=tuple(names)), "LQ")
+    if not reference:
+        return
     first = job.gt_paths[job.centers[0]]  # a scored frame: its GT exists
     gt = frame_shape(first)
     check_frame_layout(gt[:3], str(first))
@@ -158,32 +169,40 @@ def _restored(r: Runner, job: ClipJob, strip_at: int, want_bicubic: bool
 
 
 def _score_frame(r: Runner, job: ClipJob, o: ScoreOptions, t: int, out_rgb: np.ndarray,
-                 bic_rgb: np.ndarray | None, strip_here: bool) -> tuple[FrameScore, str | None]:
+                 bic_rgb: np.ndarray | None, strip_here: bool, state: ClipState | None = None
+                 ) -> tuple[FrameScore, str | None]:
     """Score frame t; write it (save_frames) and the clip's strip (strip_here). -> (score, strip path)."""
     gt_path = job.gt_paths[t]
     name = gt_path.name
-    gt = _gt_rgb(gt_path, job.rec)
-    if out_rgb.shape != gt.shape:
+    gt = _gt_rgb(gt_path, job.rec) if o.reference else None
+    if gt is not None and out_rgb.shape != gt.shape:
         raise InputError(f"clip {job.name!r} frame {name}: restored {out_rgb.shape[0]}x{out_rgb.shape[1]} "
                          f"but GT is {gt.shape[0]}x{gt.shape[1]}")
     proto = o.protocol
+    nan = float("nan")
+    psnr = ssim = p_rgb = p_y = nan
+    bic_psnr = None
     try:
-        psnr, ssim, p_rgb, p_y = _scores(out_rgb, gt, proto)
-        bic_psnr = None
-        if o.with_bicubic and r.model is not None and bic_rgb is not None:
-            bic_psnr = metrics.calculate_psnr(bic_rgb, gt, proto.crop_border, proto.channel == "y")
+        if gt is not None:
+            psnr, ssim, p_rgb, p_y = _scores(out_rgb, gt, proto)
+            if o.with_bicubic and r.model is not None and bic_rgb is not None:
+                bic_psnr = metrics.calculate_psnr(bic_rgb, gt, proto.crop_border, proto.channel == "y")
+        extra = o.suite.frame(state, out_rgb, gt, bic_rgb if r.model is not None else None) if o.suite else {}
     except ValueError as exc:  # e.g. a frame smaller than the SSIM window, crop_border too large
         raise InputError(f"clip {job.name!r} frame {name}: {exc}") from None
     if o.save_frames:
         write_image(o.out / "frames" / job.name / name, np.ascontiguousarray(out_rgb[..., ::-1]))
+    if o.save_as is not None:
+        write_image(o.save_as(job.name, name), np.ascontiguousarray(out_rgb[..., ::-1]))
     strip = None
     if strip_here:
         panels = [("bicubic", bic_rgb)] if r.model is not None and bic_rgb is not None else []
-        panels += [(r.model_name if r.model is not None else "bicubic", out_rgb), ("GT", gt)]
+        panels += [(r.model_name if r.model is not None else "bicubic", out_rgb)]
+        panels += [("GT", gt)] if gt is not None else []
         strip = write_strip(o.out / "compare" / f"{job.name}.png", panels, o.strip_crop)
     half = r.num_frame // 2
     border = t < half or t >= len(job.gt_paths) - half
-    return FrameScore(name, t, border, psnr, ssim, p_rgb, p_y, bic_psnr), strip
+    return FrameScore(name, t, border, psnr, ssim, p_rgb, p_y, bic_psnr, extra), strip
 
 
 def score_clip(runner: Runner, job: ClipJob, opts: ScoreOptions,
@@ -195,7 +214,8 @@ def score_clip(runner: Runner, job: ClipJob, opts: ScoreOptions,
     """
     clip, strips = ClipScores(job.name), []
     strip_at = job.centers[len(job.centers) // 2]
-    want_bicubic = opts.with_bicubic or runner.model is None
+    want_bicubic = opts.with_bicubic or runner.model is None or not opts.reference
+    state = opts.suite.start_clip(job.name) if opts.suite else None
 
     def collect(future) -> None:
         score, strip = future.result()
@@ -205,13 +225,20 @@ def score_clip(runner: Runner, job: ClipJob, opts: ScoreOptions,
         if progress:
             progress(1, None)
 
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending: deque = deque()
-        for t, out_rgb, bic in _restored(runner, job, strip_at, want_bicubic):
-            strip_here = opts.strips and t == strip_at
-            pending.append(pool.submit(_score_frame, runner, job, opts, t, out_rgb, bic, strip_here))
-            while len(pending) > 2 or (pending and pending[0].done()):
+    try:
+        # one worker: frames are scored in order (the sequence metrics rely on it)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending: deque = deque()
+            for t, out_rgb, bic in _restored(runner, job, strip_at, want_bicubic):
+                strip_here = opts.strips and t == strip_at
+                pending.append(pool.submit(_score_frame, runner, job, opts, t, out_rgb, bic, strip_here, state))
+                while len(pending) > 2 or (pending and pending[0].done()):
+                    collect(pending.popleft())
+            while pending:
                 collect(pending.popleft())
-        while pending:
-            collect(pending.popleft())
+        if state is not None:
+            opts.suite.finish_clip(state, clip.frames)
+    finally:
+        if state is not None:
+            opts.suite.abort_clip(state)
     return clip, (strips[0] if strips else None)

@@ -7,7 +7,10 @@ Each key of the file is one of (see docs/CONVENTIONS.md, "BasicSR option files")
 - reported: anything else is named in `BasicSROptions.ignored`, which the CLI prints as one
   warning block before anything runs.
 Keys whose meaning changes the result and that vsrdata cannot honour (another scheduler, loss,
-optimiser, network or dataset type) raise ConfigError naming the file and key.
+optimiser, network or dataset type, a perceptual loss) raise ConfigError naming the file and key,
+as do the keys BasicSR itself fails on (`network_g.ema_decay`, a `datasets.*.num_frame` other
+than the network's, `val.save_img` during training). The irrelevant keys present are named once
+in `BasicSROptions.notes` (docs/CONVENTIONS.md#basicsr-option-files).
 
 Older BasicSR key names (`pretrain_model_g`, `strict_load`, `use_flip`) are read as aliases.
 One key is ours, not BasicSR's: `datasets.train.degradation` (a recipe name, YAML file or mapping of
@@ -23,13 +26,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vsrdata.errors import ConfigError
+from vsrdata.training.basicsr_train import as_int as _int, train_section as _train
 
 EDVR_FIELDS = ("num_in_ch", "num_out_ch", "num_feat", "num_frame", "deformable_groups", "num_extract_block",
                "num_reconstruct_block", "center_frame_idx", "hr_in", "with_predeblur", "with_tsa")
 
 #: dotted keys mapped onto vsrdata options ('*' = any name at that level)
 _HONOURED = {
-    "name", "manual_seed", "num_gpu", "scale", "model_type", "network_g.type", "network_g.ema_decay",
+    "name", "manual_seed", "num_gpu", "scale", "model_type", "network_g.type",
     *(f"network_g.{k}" for k in EDVR_FIELDS),
     *(f"datasets.train.{k}" for k in (
         "type", "dataroot_gt", "dataroot_lq", "meta_info_file", "val_partition", "num_frame", "gt_size",
@@ -37,6 +41,7 @@ _HONOURED = {
         "num_worker_per_gpu", "degradation", "degradation_seed")),
     *(f"{s}.{k}" for s in ("datasets.val", "datasets.test_*") for k in (
         "type", "dataroot_gt", "dataroot_lq", "meta_info_file", "padding", "num_frame")),
+    "datasets.test_*.name",  # the folder of its restored frames (val.save_img)
     "path.pretrain_network_g", "path.pretrain_model_g", "path.strict_load_g", "path.strict_load",
     "path.param_key_g", "path.resume_state",
     "train.ema_decay", "train.total_iter", "train.warmup_iter", "train.tsa_iter", "train.dcn_lr_mul",
@@ -44,7 +49,8 @@ _HONOURED = {
     *(f"train.scheduler.{k}" for k in ("type", "periods", "restart_weights", "eta_min", "milestones", "gamma",
                                          "restarts")),
     *(f"train.pixel_opt.{k}" for k in ("type", "loss_weight", "reduction", "eps")),
-    "val.val_freq", "val.metrics.*.type", "val.metrics.*.crop_border", "val.metrics.*.test_y_channel",
+    "val.val_freq", "val.save_img", "val.suffix",  # test files: BasicSR's frame folder; train: named only
+    "val.metrics.*.type", "val.metrics.*.crop_border", "val.metrics.*.test_y_channel",
     "logger.print_freq", "logger.save_checkpoint_freq", "logger.use_tb_logger", "logger.wandb",
 }
 
@@ -64,13 +70,9 @@ _IRRELEVANT = {
     "datasets.train.num_prefetch_queue": "loader speed only",
     "datasets.train.pin_memory": "loader speed only (pinned on CUDA)",
     "datasets.train.persistent_workers": "loader speed only",
-    "val.save_img": "validation writes no images (evaluate --save-frames does)",
-    "val.suffix": "validation writes no images",
     "val.pbar": "display only",
 }
 
-SCHEDULER_TYPES = {"CosineAnnealingRestartLR": "cosine_restart", "MultiStepLR": "multistep"}
-LOSS_TYPES = {"CharbonnierLoss": "charbonnier", "L1Loss": "l1", "MSELoss": "mse"}
 _MODEL_TYPES = ("EDVRModel", "VideoBaseModel")
 
 
@@ -84,6 +86,7 @@ class BasicSROptions:
     notes: list[str] = field(default_factory=list)  # one-line remarks printed before the run
     test_sets: list[dict] = field(default_factory=list)  # test files: {name, gt, lq, meta_info, padding}
     metrics: dict = field(default_factory=dict)  # test files: {'channel': 'y'|'rgb', 'crop_border': int}
+    save_img: dict | None = None  # test files with val.save_img: {'name', 'suffix'} (see _save_img)
     global_batch: int | None = None
 
     def warning(self) -> str | None:
@@ -98,34 +101,32 @@ def _pattern(path: str) -> str:
     return re.sub(r"^val\.metrics\.[^.]+", "val.metrics.*", path)
 
 
-def _accounted(path: str) -> bool:
+def _accounted(path: str) -> str | None:
+    """'honoured', 'irrelevant' or None (to report) for a dotted key."""
     pat = _pattern(path)
-    if pat in _HONOURED or path in _IRRELEVANT or pat in _IRRELEVANT:
-        return True
+    if pat in _HONOURED:
+        return "honoured"
     parts = pat.split(".")
-    if len(parts) >= 3 and parts[0] == "datasets" and f"datasets.*.{parts[2]}" in _IRRELEVANT:
-        return True
-    return False
+    if path in _IRRELEVANT or pat in _IRRELEVANT or (
+            len(parts) >= 3 and parts[0] == "datasets" and f"datasets.*.{parts[2]}" in _IRRELEVANT):
+        return "irrelevant"
+    return None
 
 
-def _walk(node: dict, prefix: str, ignored: list[str]) -> None:
+def _walk(node: dict, prefix: str, ignored: list[str], irrelevant: list[str]) -> None:
     for key, value in node.items():
         path = f"{prefix}{key}"
-        if _accounted(path):
+        kind = _accounted(path)
+        if kind is not None:
+            if kind == "irrelevant":
+                irrelevant.append(path)
             continue
         if isinstance(value, dict) and any(p.startswith(_pattern(path) + ".") for p in _HONOURED | set(_IRRELEVANT)):
-            _walk(value, path + ".", ignored)
+            _walk(value, path + ".", ignored, irrelevant)
         elif isinstance(value, dict) and path.startswith("datasets.") and path.count(".") == 1:
-            _walk(value, path + ".", ignored)
+            _walk(value, path + ".", ignored, irrelevant)
         else:
             ignored.append(path)
-
-
-def _int(value, key: str, source: str) -> int:
-    try:
-        return int(float(value))
-    except (TypeError, ValueError):
-        raise ConfigError(f"{source}: {key} must be a number, got {value!r}") from None
 
 
 def is_basicsr(data: dict) -> bool:
@@ -138,7 +139,8 @@ def read_options(opt: dict[str, Any], source: str = "option file") -> BasicSROpt
     tests = {k: v for k, v in datasets.items() if str(k).startswith("test")}
     kind = "test" if tests and "train" not in datasets else "train"
     ignored: list[str] = []
-    _walk(opt, "", ignored)
+    irrelevant: list[str] = []
+    _walk(opt, "", ignored, irrelevant)
     notes: list[str] = []
     out: dict[str, Any] = {}
     model_type = opt.get("model_type")
@@ -154,10 +156,30 @@ def read_options(opt: dict[str, Any], source: str = "option file") -> BasicSROpt
     if isinstance(wandb, dict) and wandb.get("project"):
         notes.append("logger.wandb: Weights & Biases is not supported; vsrdata logs to TensorBoard (RUN/tb/)")
     result = BasicSROptions(kind, out, ignored, notes)
+    net_frames = int(out["model"].get("num_frame") or 5)  # BasicSR's EDVR default: 5
+    for key, ds in datasets.items():
+        _check_num_frame(ds or {}, f"datasets.{key}", net_frames, source)
+    val = opt.get("val") or {}
     if kind == "test":
         result.test_sets = [_test_set(name, ds, source) for name, ds in tests.items()]
-        result.metrics = _metrics(opt.get("val") or {}, source)
-        return result
+        result.metrics = _metrics(val, source)
+        result.save_img = _save_img(opt, val)
+    else:
+        if val.get("save_img") and datasets.get("val"):
+            raise ConfigError(f"{source}: val.save_img: true: restored frames are not written during training "
+                              "(BasicSR's video models raise on it too); set it to false, or write them with "
+                              "vsrdata evaluate --config TEST.yml")
+        irrelevant += [f"val.{k}" for k in ("save_img", "suffix") if k in val]
+        _train_fields(opt, out, result, source)
+    if irrelevant:
+        notes.append("BasicSR option file: no effect here: "
+                     + ", ".join(irrelevant))
+    return result
+
+
+def _train_fields(opt: dict, out: dict, result: BasicSROptions, source: str) -> None:
+    """The TrainConfig fields of a training file (into `out`) and its global-batch note."""
+    datasets = opt.get("datasets") or {}
     if opt.get("name"):
         out["run_dir"] = f"experiments/{opt['name']}"
     if opt.get("manual_seed") is not None:
@@ -171,10 +193,28 @@ def read_options(opt: dict[str, Any], source: str = "option file") -> BasicSROpt
     gpus = opt.get("num_gpu")
     if isinstance(gpus, int) and gpus > 0 and out.get("batch_size"):
         result.global_batch = int(out["batch_size"]) * gpus
-        notes.append(f"batch_size_per_gpu {out['batch_size']} x num_gpu {gpus} = global batch "
-                     f"{result.global_batch} in BasicSR; here the global batch is batch_size x processes "
-                     f"(torchrun --nproc_per_node={gpus} reproduces it)")
-    return result
+        result.notes.append(f"batch_size_per_gpu {out['batch_size']} x num_gpu {gpus} = global batch "
+                            f"{result.global_batch} in BasicSR; here the global batch is batch_size x processes "
+                            f"(torchrun --nproc_per_node={gpus} reproduces it)")
+
+
+def _check_num_frame(ds: dict, key: str, net_frames: int, source: str) -> None:
+    """A dataset's window must be the network's: BasicSR's EDVR fails on any other at its first
+    forward pass (the fusion convolution gets num_frame x num_feat channels it was not built for)."""
+    if not isinstance(ds, dict) or ds.get("num_frame") is None:
+        return
+    frames = _int(ds["num_frame"], f"{key}.num_frame", source)
+    if frames != net_frames:
+        raise ConfigError(f"{source}: {key}.num_frame {frames} does not match network_g.num_frame {net_frames} "
+                          f"(the network takes {net_frames}-frame windows; BasicSR fails on it too)")
+
+
+def _save_img(opt: dict, val: dict) -> dict | None:
+    """Test files: where BasicSR writes the restored frames (val.save_img), else None:
+    {'name': the option file's name, 'suffix': val.suffix or None}."""
+    if not val.get("save_img"):
+        return None
+    return {"name": str(opt.get("name") or "test"), "suffix": str(val["suffix"]) if val.get("suffix") else None}
 
 
 def _network(net: dict, source: str) -> dict:
@@ -184,8 +224,9 @@ def _network(net: dict, source: str) -> dict:
     if ntype != "EDVR":
         raise ConfigError(f"{source}: network_g.type {ntype!r} is not supported (EDVR)")
     out: dict[str, Any] = {}
-    if net.get("ema_decay") is not None:  # BasicSR's L files put it here; it is a train option
-        out["ema_decay"] = float(net["ema_decay"])
+    if "ema_decay" in net:  # BasicSR passes network_g to EDVR(), which has no such argument
+        raise ConfigError(f"{source}: network_g.ema_decay is not an EDVR option (BasicSR raises on it); "
+                          "move it to train.ema_decay for an EMA of the weights")
     model = {k: net[k] for k in EDVR_FIELDS if k in net}
     out["model"] = model
     out["preset"] = preset_for(model)
@@ -260,71 +301,12 @@ def _val_dataset(ds: dict, source: str, gt_only: bool = False) -> dict:
 
 def _test_set(name: str, ds: dict, source: str) -> dict:
     _check_test_type(ds, f"datasets.{name}", source)
+    if ds.get("type") == "VideoTestVimeo90KDataset" and not ds.get("meta_info_file"):
+        raise ConfigError(f"{source}: datasets.{name}.meta_info_file is needed by a VideoTestVimeo90KDataset "
+                          "(it lists the septuplets, e.g. meta_info_Vimeo90K_test_GT.txt)")
     return {"key": name, "name": ds.get("name", name), "type": ds.get("type", "VideoTestDataset"),
             "gt": str(ds["dataroot_gt"]), "lq": str(ds["dataroot_lq"]),
             "meta_info": ds.get("meta_info_file"), "padding": ds.get("padding"), "num_frame": ds.get("num_frame")}
-
-
-def _train(tr: dict, source: str) -> dict:
-    out: dict[str, Any] = {"ema_decay": float(tr.get("ema_decay") or 0.0)} if "ema_decay" in tr else {}
-    optim = tr.get("optim_g") or {}
-    if optim.get("type", "Adam") != "Adam":
-        raise ConfigError(f"{source}: train.optim_g.type {optim['type']!r} is not supported (Adam)")
-    for src in ("lr", "betas", "weight_decay"):
-        if optim.get(src) is not None:
-            out[src] = [float(b) for b in optim[src]] if src == "betas" else float(optim[src])
-    out.update(_scheduler(tr.get("scheduler") or {}, source))
-    for src in ("total_iter", "tsa_iter"):
-        if tr.get(src) is not None:
-            out[src] = _int(tr[src], f"train.{src}", source)
-    if tr.get("dcn_lr_mul") is not None:
-        out["dcn_lr_mul"] = float(tr["dcn_lr_mul"])
-    if tr.get("warmup_iter") is not None:
-        out["warmup_iter"] = max(0, _int(tr["warmup_iter"], "train.warmup_iter", source))
-    if tr.get("pixel_opt"):
-        out.update(_pixel_loss(tr["pixel_opt"], source))
-    return out
-
-
-def _scheduler(sched: dict, source: str) -> dict:
-    if not sched:
-        return {}
-    stype = sched.get("type")
-    if stype not in SCHEDULER_TYPES:
-        raise ConfigError(f"{source}: train.scheduler.type {stype!r} is not supported "
-                          f"({', '.join(SCHEDULER_TYPES)})")
-    out: dict[str, Any] = {"scheduler": SCHEDULER_TYPES[stype]}
-    keys = ("periods", "restart_weights", "eta_min") if stype == "CosineAnnealingRestartLR" else (
-        "milestones", "gamma", "restarts", "restart_weights")
-    for key in sched:
-        if key != "type" and key not in keys:
-            raise ConfigError(f"{source}: train.scheduler.{key} does not belong to {stype}")
-    for key in keys:
-        if sched.get(key) is not None:
-            value = sched[key]
-            out[key] = [float(v) for v in value] if isinstance(value, list) else float(value)
-    for key in ("periods", "milestones", "restarts"):
-        if key in out:
-            out[key] = [int(v) for v in out[key]]
-    if stype == "MultiStepLR":
-        out.setdefault("gamma", 0.1)  # BasicSR's default
-    return out
-
-
-def _pixel_loss(pix: dict, source: str) -> dict:
-    ptype = pix.get("type")
-    if ptype not in LOSS_TYPES:
-        raise ConfigError(f"{source}: train.pixel_opt.type {ptype!r} is not supported ({', '.join(LOSS_TYPES)})")
-    reduction = str(pix.get("reduction", "mean"))  # BasicSR's losses default to 'mean'
-    if reduction not in ("sum", "mean"):
-        raise ConfigError(f"{source}: train.pixel_opt.reduction {reduction!r} (sum or mean)")
-    out = {"loss_type": LOSS_TYPES[ptype], "loss_reduction": reduction,
-           "loss_weight": float(pix.get("loss_weight", 1.0))}
-    if ptype == "CharbonnierLoss":
-        out["loss_eps"] = float(pix.get("eps", 1e-12))
-    elif "eps" in pix:
-        raise ConfigError(f"{source}: train.pixel_opt.eps does not belong to {ptype}")
-    return out
 
 
 def _metrics(val: dict, source: str, training: bool = False) -> dict:

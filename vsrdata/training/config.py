@@ -120,6 +120,7 @@ class TrainConfig:
     val_freq: int = 5000
     val_pad: str = "reflection_circle"
     val_max_frames: int = 0  # per clip; 0 = all
+    val_metrics: str = "psnr,ssim"  # evaluate's --metrics names; PSNR stays the best criterion
     save_freq: int = 5000
     keep_checkpoints: int = 3  # newest iteration checkpoints kept (best.pth is kept besides)
     print_freq: int = 100
@@ -175,6 +176,9 @@ class TrainConfig:
             value = getattr(self, name)
             if value not in choices and not (name == "init_key" and value is None):
                 _bad(name, f"{value!r} (choose from {', '.join(choices)})")
+        from vsrdata.evaluation.metric_suite import parse_metrics
+
+        parse_metrics(self.val_metrics)
         if self.val_lq and not self.val_gt or (self.val_gt and not self.val_lq and self.degradation is None):
             _bad("val_gt", "give both the validation GT and LQ roots (GT alone only with --degradation)")
         if self.loss_reduction not in LOSS_REDUCTIONS:

@@ -1,5 +1,7 @@
 """EMA of the weights (BasicSR `model_ema`): ema = decay * ema + (1 - decay) * param after each
-optimiser step."""
+optimiser step. The copy starts as the model's weights, or, with an init checkpoint, as that
+file's `params_ema` entry (`params` when it has none), as BasicSR's SRModel starts `net_g_ema`
+(docs/CONVENTIONS.md#training)."""
 
 from __future__ import annotations
 
@@ -29,6 +31,14 @@ class ModelEMA:
                 s.mul_(self.decay).add_(v.detach().float(), alpha=1.0 - self.decay)
             else:
                 s.copy_(v)
+
+    def start_from(self, path, preset: str = "model", strict: bool = False) -> dict:
+        """Overwrite the copy with `path`'s `params_ema` (else `params`) tensors, as BasicSR does
+        when `path.pretrain_network_g` is set; non-strict: tensors the file lacks or holds in
+        another shape keep the model's values. Returns the load report (`init_from_checkpoint`)."""
+        from vsrdata.edvr.checkpoint.init import load_matching
+
+        return load_matching(self.shadow, path, preset, "params_ema", strict)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return self.shadow

@@ -20,7 +20,12 @@ from vsrdata.core.image_io import write_bytes_atomic
 from vsrdata.errors import OutputError
 
 TB_TAGS = {"loss": "train/loss", "loss_per_pixel": "train/loss_per_pixel", "lr": "train/lr",
-           "offset_mean_max": "train/offset_mean_max", "psnr": "val/psnr", "ssim": "val/ssim"}
+           "offset_mean_max": "train/offset_mean_max", "psnr": "val/psnr", "ssim": "val/ssim",
+           "niqe": "val/niqe", "vmaf": "val/vmaf", "tof": "val/tof", "lpips": "val/lpips", "tlp": "val/tlp",
+           "dists": "val/dists"}
+
+
+_VAL_EXTRA = (("niqe", "NIQE"), ("vmaf", "VMAF"), ("tof", "tOF"), ("lpips", "LPIPS"), ("tlp", "tLPx100"), ("dists", "DISTS"))
 
 
 def format_event(event: dict) -> str | None:
@@ -33,7 +38,8 @@ def format_event(event: dict) -> str | None:
                 + (f" ({k} accumulation steps)" if k > 1 else "") + (f"; {event['data']}" if event.get("data") else ""))
     if kind == "val":
         ssim = f", SSIM {event['ssim']:.4f}" if event.get("ssim") is not None else ""
-        return f"iter {event['iter']}: val PSNR {event['psnr']:.3f} dB{ssim}" + (" (best)" if event["best"] else "")
+        more = "".join(f", {name} {event[key]:.4g}" for key, name in _VAL_EXTRA if event.get(key) is not None)
+        return f"iter {event['iter']}: val PSNR {event['psnr']:.3f} dB{ssim}{more}" + (" (best)" if event["best"] else "")
     if kind == "rollback":
         return (f"iter {event['iter']}: {event['reason']} -> rolled back to iteration {event['to_iter']}, "
                 f"DCN lr x{event['dcn_lr_scale']:g} ({event['rollbacks']} rollback(s))")

@@ -148,6 +148,8 @@ def _run(cfg: TrainConfig, emit_event, rank: int, world: int, device: torch.devi
     dataset, val_clips = setup.build_data(cfg, mcfg, run_dir, rank, world, resumed=resume_from is not None)
     model, init_report = setup.build_model(cfg, mcfg, device)
     t = Trainer(cfg, mcfg, model, device, rank, world, autocast, use_amp)
+    for line in setup.init_lines(init_report, setup.start_ema(t, cfg)):
+        ev.info(line)
     if resume_from is not None:
         t.load_checkpoint_state(resume_from[1], str(resume_from[0]))
         ev.info(f"resumed from {resume_from[0]} at iteration {t.counters.iter}")
@@ -330,15 +332,16 @@ class _Loop:
             eval_model = copy.deepcopy(t.model)
             t.ema.copy_to(eval_model)
         result = validate(eval_model, self.val_clips, t.mcfg.num_frame, t.device, t.cfg.val_pad,
-                          t.cfg.val_max_frames, t.autocast, DistEnv(t.rank, 0, t.world))
+                          t.cfg.val_max_frames, t.autocast, DistEnv(t.rank, 0, t.world), t.cfg.val_metrics)
         self.last_val = result["psnr"]
         improved = c.best_metric is None or result["psnr"] > c.best_metric
         if improved:
             c.best_metric, c.best_iter = result["psnr"], it
         if t.master:
-            self.ev.log({"iter": it, "psnr": result["psnr"], "ssim": result["ssim"], "per_clip": result["per_clip"],
-                         "best": improved})
-            self.ev.emit({"kind": "val", "iter": it, "psnr": result["psnr"], "ssim": result["ssim"], "best": improved})
+            self.ev.log({"iter": it, "psnr": result["psnr"], "ssim": result["ssim"], **result["extra"],
+                         "per_clip": result["per_clip"], "best": improved})
+            self.ev.emit({"kind": "val", "iter": it, "psnr": result["psnr"], "ssim": result["ssim"], "best": improved,
+                          **result["extra"]})
             if improved:
                 save_atomic(t.checkpoint_state(), self.run_dir / "best.pth")
             plot_curves(self.ev.records, self.curve_path)

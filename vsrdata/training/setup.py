@@ -148,3 +148,24 @@ def make_loader(dataset, cfg: TrainConfig, rank: int, world: int, start_iter: in
         worker_init_fn=worker_init if cfg.num_workers else None, pin_memory=pin,
         persistent_workers=False, prefetch_factor=4 if cfg.num_workers else None)
     return iter(loader)
+
+
+def start_ema(t, cfg: TrainConfig) -> dict | None:
+    """With EMA on and an init checkpoint: start the EMA copy from that file (`ModelEMA.start_from`,
+    BasicSR's behaviour); its load report, else None."""
+    if t.ema is None or not cfg.init:
+        return None
+    return t.ema.start_from(cfg.init, cfg.preset, cfg.init_strict)
+
+
+def init_lines(init_report: dict | None, ema_report: dict | None) -> list[str]:
+    """The lines printed about the init checkpoint: tensors skipped for their shape, the EMA start."""
+    lines = []
+    for what, rep in (("model", init_report), ("EMA copy", ema_report)):
+        if rep and rep.get("mismatched"):
+            lines.append(f"init ({what}): skipped {len(rep['mismatched'])} tensor(s) whose shape differs "
+                         f"(strict_load_g false): " + ", ".join(rep["mismatched"]))
+    if ema_report is not None:
+        lines.append(f"EMA copy starts from the init checkpoint's {ema_report['key']!r} entry "
+                     f"({len(ema_report['loaded'])} tensors)")
+    return lines

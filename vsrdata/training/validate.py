@@ -10,7 +10,8 @@ Narrow interface for the loop:
 - `check_val_clips(clips, scale, source)` checks their sizes before any training step.
 - `validate(model, clips, ...)` scores them with `evaluation.scoring.score_clip` (RGB, crop 0,
   every frame or the first `max_frames`; windows padded in time and frames in space exactly as
-  `vsrdata evaluate` does) and returns {'psnr', 'ssim', 'per_clip'}: means of per-clip means,
+  `vsrdata evaluate` does) and returns {'psnr', 'ssim', 'per_clip', 'extra'}: means of per-clip
+  means (`extra`: the other `metrics` asked for, evaluate's names),
   as EDVR/BasicSR report. With several processes (`env`), clip i is scored by rank i % world and
   every rank gets all the scores (`evaluation.distributed.map_sharded`).
 """
@@ -31,6 +32,7 @@ from vsrdata.core.layouts import natural_key
 from vsrdata.edvr.checkpoint.keys import bare_model
 from vsrdata.errors import InputError
 from vsrdata.evaluation.distributed import DistEnv, map_sharded
+from vsrdata.evaluation.metric_suite import MetricSuite, parse_metrics
 from vsrdata.evaluation.protocols import Protocol
 from vsrdata.evaluation.scoring import ClipJob, Runner, ScoreOptions, clip_jobs, score_clip
 
@@ -68,7 +70,7 @@ def check_val_clips(clips: list[ClipJob], scale: int, source) -> None:
 
 def validate(model: torch.nn.Module, clips: list[ClipJob], num_frame: int, device: torch.device,
              pad_mode: str = "reflection_circle", max_frames: int = 0, autocast=contextlib.nullcontext,
-             env: DistEnv | None = None) -> dict:
+             env: DistEnv | None = None, metrics: str = "psnr,ssim") -> dict:
     """PSNR and SSIM (RGB, crop 0; mean of per-clip means, EDVR/BasicSR) of `model` on the
     validation clips: {'psnr', 'ssim', 'per_clip': {clip: psnr}}. `autocast` is a context
     factory (the training precision); `env` splits the clips across processes (all of them must
@@ -76,7 +78,8 @@ def validate(model: torch.nn.Module, clips: list[ClipJob], num_frame: int, devic
     base = bare_model(model)
     cfg = base.config
     runner = Runner(base, num_frame, cfg.scale, cfg.size_multiple, pad_mode, device, autocast())
-    opts = ScoreOptions(Protocol("rgb", 0, "all"))
+    suite = MetricSuite(parse_metrics(metrics), 0, True, None, str(device))
+    opts = ScoreOptions(Protocol("rgb", 0, "all"), suite=suite if suite.extra else None)
     jobs = [dataclasses.replace(c, centers=list(range(min(len(c.lq_paths), max_frames or len(c.lq_paths)))))
             for c in clips]
     was_training = base.training
@@ -86,5 +89,9 @@ def validate(model: torch.nn.Module, clips: list[ClipJob], num_frame: int, devic
     finally:
         base.train(was_training)
     per_clip = {c.name: c.psnr for c in scored}
+    extra = {}
+    for key in suite.extra:
+        vals = [v for v in (c.metric(key) for c in scored) if v is not None]
+        extra[key] = float(np.mean(vals)) if vals else None
     return {"psnr": float(np.mean(list(per_clip.values()))), "ssim": float(np.mean([c.ssim for c in scored])),
-            "per_clip": per_clip}
+            "per_clip": per_clip, "extra": extra}

@@ -16,7 +16,7 @@ import re
 import torch
 
 from vsrdata.edvr.checkpoint.io import load_object
-from vsrdata.edvr.checkpoint.weights import compare_state_dicts, read_state_dict, unwrap_checkpoint
+from vsrdata.edvr.checkpoint.weights import basicsr_param_key, compare_state_dicts, read_state_dict, unwrap_checkpoint
 from vsrdata.errors import CheckpointError
 
 _BLOCK = re.compile(r"^reconstruction\.(\d+)\.(.+)$")
@@ -24,30 +24,42 @@ _BLOCK = re.compile(r"^reconstruction\.(\d+)\.(.+)$")
 
 def init_from_checkpoint(model: torch.nn.Module, path: str | os.PathLike, preset: str = "model",
                          param_key: str | None = None, strict: bool = False) -> dict:
-    """Load `path`'s `param_key` entry (None: 'params' like BasicSR when the file has it, else what
-    the file holds). Non-strict (BasicSR `strict_load_g: false`): tensors present in both with the
-    same shape are loaded; missing ones keep their init, unexpected ones are dropped; any shape
-    mismatch raises CheckpointError. `strict`: a missing or unexpected tensor is an error too.
-    Returns {'loaded', 'missing', 'unexpected', 'key'}."""
+    """Load `path`'s `param_key` entry as BasicSR's `param_key_g` (None: 'params'; an entry the
+    file lacks falls back to 'params', see `basicsr_param_key`). Non-strict (BasicSR
+    `strict_load_g: false`): tensors present in both with the same shape are loaded; missing ones
+    keep their init, unexpected ones are dropped, and tensors whose shape differs are skipped
+    (listed under 'mismatched'), as BasicSR does. `strict`: a missing, unexpected or mismatched
+    tensor is a CheckpointError. Returns {'loaded', 'missing', 'unexpected', 'mismatched', 'key'}."""
+    return load_matching(model, path, preset, "params" if param_key is None else param_key, strict)
+
+
+def load_matching(model: torch.nn.Module, path: str | os.PathLike, preset: str, param_key: str,
+                  strict: bool) -> dict:
+    """`init_from_checkpoint` into `model` (an nn.Module or a {name: tensor} dict filled in place)."""
     obj = load_object(path)
-    if param_key is None and isinstance(obj, dict) and isinstance(obj.get("params"), dict):
-        param_key = "params"  # BasicSR's `param_key_g` default
-    loaded = unwrap_checkpoint(obj, param_key=param_key, source=str(path))
-    report = compare_state_dicts(loaded.state_dict, model.state_dict())
+    loaded = unwrap_checkpoint(obj, param_key=basicsr_param_key(obj, param_key), source=str(path))
+    own = model if isinstance(model, dict) else model.state_dict()
+    report = compare_state_dicts(loaded.state_dict, own)
     if not report.loaded:
         raise CheckpointError(f"{path} shares no parameter with preset {preset} (not an EDVR checkpoint?)")
-    if report.mismatched:
+    if strict and report.mismatched:
         k, theirs, ours = report.mismatched[0]
-        raise CheckpointError(f"{path} does not match preset {preset}: {len(report.mismatched)} tensor(s) differ "
-                              f"in shape, e.g. {k} {theirs} in the checkpoint vs {ours}")
+        raise CheckpointError(f"{path} does not match preset {preset} (strict_load_g): {len(report.mismatched)} "
+                              f"tensor(s) differ in shape, e.g. {k} {theirs} in the checkpoint vs {ours}")
     if strict and (report.missing or report.unexpected):
         first = (report.missing or report.unexpected)[0]
         raise CheckpointError(f"{path} does not match preset {preset} strictly (strict_load_g): "
                               f"{len(report.missing)} missing, {len(report.unexpected)} unexpected "
                               f"tensor(s), e.g. {first}")
-    model.load_state_dict({k: loaded.state_dict[k] for k in report.loaded}, strict=False)
+    if isinstance(model, dict):
+        with torch.no_grad():
+            for k in report.loaded:
+                model[k].copy_(loaded.state_dict[k])
+    else:
+        model.load_state_dict({k: loaded.state_dict[k] for k in report.loaded}, strict=False)
     return {"loaded": sorted(report.loaded), "missing": sorted(report.missing),
-            "unexpected": sorted(report.unexpected), "key": loaded.param_key}
+            "unexpected": sorted(report.unexpected), "key": loaded.param_key,
+            "mismatched": [f"{k} {tuple(c)} vs model {tuple(m)}" for k, c, m in report.mismatched]}
 
 
 def init_deep_from_shallow(model: torch.nn.Module, source, preset: str = "model") -> dict:

@@ -171,10 +171,26 @@ def _list_keys(obj: Mapping, limit: int = 8) -> str:
     return ", ".join(keys) + more if keys else "none"
 
 
-def read_checkpoint(path: str | os.PathLike, *, param_key: str | None = None) -> LoadedCheckpoint:
-    """Load a checkpoint file (weights_only) and return its weights under BasicSR names."""
+def basicsr_param_key(obj: Any, wanted: str | None) -> str | None:
+    """The entry BasicSR's `load_network` reads when asked for `wanted` (its `param_key_g`):
+    `wanted` when the file has it, else 'params' when it has that, else None (our own choice,
+    `WRAPPER_KEYS` order, where BasicSR would stop on a KeyError). docs/CONVENTIONS.md#checkpoints"""
+    if not isinstance(obj, Mapping) or wanted is None:
+        return None
+    for key in (wanted, "params"):
+        if isinstance(obj.get(key), Mapping):
+            return key
+    return None
+
+
+def read_checkpoint(path: str | os.PathLike, *, param_key: str | None = None,
+                    basicsr: bool = False) -> LoadedCheckpoint:
+    """Load a checkpoint file (weights_only) and return its weights under BasicSR names.
+    `basicsr`: `param_key` is a BasicSR `param_key_g`, read as `basicsr_param_key` says."""
     path = Path(path)
     obj = load_object(path)
+    if basicsr:
+        param_key = basicsr_param_key(obj, param_key)
     return unwrap_checkpoint(obj, param_key=param_key, source=str(path))
 
 
