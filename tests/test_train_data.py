@@ -282,7 +282,7 @@ def test_sampler_ranks_partition_the_single_process_batches():
         assert [next(ranks[0]) for _ in range(2)] + [next(ranks[1]) for _ in range(2)] == b
     resumed = iter(TrainSampler(10, 4, seed=3, start_iter=4))
     assert [next(resumed) for _ in range(4)] == batches[4]
-    first_epoch = [i for b in batches for i, _ in b][:10]
+    first_epoch = [i for b in batches for i, *_ in b][:10]
     assert sorted(first_epoch) == list(range(10))  # each epoch is a permutation
     assert iter(TrainSampler(10, 4, seed=3, salt=1)).__next__() != batches[0][0]
 

@@ -66,6 +66,12 @@ def _config(config_file, options: dict, note):
               help="Training set layout. [default: reds]")
 @click.option("--gt", "gt_path", type=click.Path(), default=None, help="Training GT: an LMDB (folder with data.mdb) or a folder of clips.")
 @click.option("--lq", "lq_path", type=click.Path(), default=None, help="Training LQ (LR): LMDB or folder, same clips/keys as --gt.")
+@click.option("--degradation", default=None, metavar="NAME|FILE",
+              help="Instead of --lq: degrade each GT window on the fly in the loader workers with a recipe "
+                   "(realbasicvsr, realesrgan, bi, bd, bd-duf, or a YAML recipe file; see `vsrdata degrade`). "
+                   "Validation then runs on GT degraded once with the same recipe and seed 0 (RUN/val_lq).")
+@click.option("--degradation-seed", type=int, default=None,
+              help="Seed of the on-the-fly draws: sample j of iteration k draws from (seed, k, j). [default: --seed]")
 @click.option("--list", "train_list", type=click.Path(dir_okay=False), default=None,
               help="Clips to train on: a clip list (Vimeo90K sep_trainlist.txt) or BasicSR meta info. [default: all]")
 @deprecated_alias("--train-list", "train_list_old")
@@ -121,7 +127,7 @@ def _config(config_file, options: dict, note):
 @click.option("--channels-last/--no-channels-last", default=None, help="channels_last memory format on CUDA. [default: off]")
 @device_option()
 @click.option("--seed", type=int, default=None, help="Random seed (data order, crops, init). [default: 10]")
-@click.option("--val", "val_path", type=click.Path(), default=None, help="Validation set: a `vsrdata split-test` output.")
+@click.option("--val", "val_path", type=click.Path(), default=None, help="Validation set: a `vsrdata split-test` output (with --degradation: its GT, or a folder of GT clips).")
 @click.option("--val-freq", type=int, default=None, help="Validate every N iterations. [default: 5000]")
 @click.option("--padding", "val_pad", type=click.Choice(TEMPORAL_PADDINGS),
               default=None, help="Temporal padding at clip ends for validation. [default: reflection_circle]")
@@ -155,6 +161,9 @@ def command(config_file, quiet, **options):
     \b
     Multi-GPU (batch size is per GPU):
       torchrun --nproc_per_node=8 -m vsrdata train --config edvr_m.toml
+    \b
+    From GT alone, real-world LQ made on the fly (validation LQ made once from GT):
+      vsrdata train --preset edvr-m --gt train_sharp.lmdb --degradation realbasicvsr --val datasets/REDS4
     \b
     Continue an interrupted run:
       vsrdata train --config edvr_m.toml --resume auto

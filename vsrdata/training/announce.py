@@ -42,7 +42,8 @@ def start_event(t, dataset, val_clips, start_iter: int) -> dict:
     event = {"kind": "start", "preset": cfg.preset, "start_iter": start_iter, "total_iter": cfg.total_iter,
              "world_size": t.world, "global_batch": cfg.batch_size * t.world * cfg.accum_steps,
              "accum_steps": cfg.accum_steps, "samples": len(dataset), "device": str(t.device),
-             "dataset": cfg.dataset, "schedule": schedule_summary(cfg)}
+             "dataset": cfg.dataset, "schedule": schedule_summary(cfg),
+             "data": getattr(dataset, "note", None)}
     if cfg.dataset == "reds":
         event["held_out"] = {"partition": cfg.val_partition, "clips": list(getattr(dataset, "left_out", []))}
     if val_clips:

@@ -13,6 +13,9 @@ than the network's, `val.save_img` during training). The irrelevant keys present
 in `BasicSROptions.notes` (docs/CONVENTIONS.md#basicsr-option-files).
 
 Older BasicSR key names (`pretrain_model_g`, `strict_load`, `use_flip`) are read as aliases.
+One key is ours, not BasicSR's: `datasets.train.degradation` (a recipe name, YAML file or mapping of
+recipe keys; optional `degradation_seed`) makes the LQ on the fly from the GT (no `dataroot_lq`; then
+`datasets.val` may leave out `dataroot_lq` too), docs/CONVENTIONS.md#on-the-fly-degradation.
 No torch import; PyYAML is needed only to read the YAML text (load_config does that).
 """
 
@@ -35,7 +38,7 @@ _HONOURED = {
     *(f"datasets.train.{k}" for k in (
         "type", "dataroot_gt", "dataroot_lq", "meta_info_file", "val_partition", "num_frame", "gt_size",
         "interval_list", "random_reverse", "use_hflip", "use_flip", "use_rot", "batch_size_per_gpu",
-        "num_worker_per_gpu")),
+        "num_worker_per_gpu", "degradation", "degradation_seed")),
     *(f"{s}.{k}" for s in ("datasets.val", "datasets.test_*") for k in (
         "type", "dataroot_gt", "dataroot_lq", "meta_info_file", "padding", "num_frame")),
     "datasets.test_*.name",  # the folder of its restored frames (val.save_img)
@@ -183,7 +186,7 @@ def _train_fields(opt: dict, out: dict, result: BasicSROptions, source: str) -> 
         out["seed"] = int(opt["manual_seed"])
     out.update(_train_dataset(datasets.get("train") or {}, source))
     if datasets.get("val"):
-        out.update(_val_dataset(datasets["val"], source))
+        out.update(_val_dataset(datasets["val"], source, gt_only="degradation" in out))
     out.update(_train(opt.get("train") or {}, source))
     out.update(_logging(opt, source))
     _metrics(opt.get("val") or {}, source, training=True)
@@ -268,20 +271,27 @@ def _train_dataset(ds: dict, source: str) -> dict:
         out["val_partition"] = part
     if ds.get("meta_info_file"):  # the clips to train on, as REDSDataset / Vimeo90KDataset read them
         out["train_list"] = str(ds["meta_info_file"])
+    if ds.get("degradation") is not None:  # ours: on-the-fly LQ (a recipe name, YAML file or mapping of keys)
+        out["degradation"] = ds["degradation"] if isinstance(ds["degradation"], dict) else str(ds["degradation"])
+        if ds.get("degradation_seed") is not None:
+            out["degradation_seed"] = _int(ds["degradation_seed"], "datasets.train.degradation_seed", source)
     return out
 
 
-def _check_test_type(ds: dict, key: str, source: str) -> None:
+def _check_test_type(ds: dict, key: str, source: str, gt_only: bool = False) -> None:
     kind = ds.get("type", "VideoTestDataset")
     if kind not in ("VideoTestDataset", "VideoTestVimeo90KDataset"):
         raise ConfigError(f"{source}: {key}.type {kind!r} is not supported (VideoTestDataset)")
-    if not ds.get("dataroot_gt") or not ds.get("dataroot_lq"):
+    if not ds.get("dataroot_gt") or not (ds.get("dataroot_lq") or gt_only):
         raise ConfigError(f"{source}: {key} needs dataroot_gt and dataroot_lq")
 
 
-def _val_dataset(ds: dict, source: str) -> dict:
-    _check_test_type(ds, "datasets.val", source)
-    out = {"val_gt": str(ds["dataroot_gt"]), "val_lq": str(ds["dataroot_lq"])}
+def _val_dataset(ds: dict, source: str, gt_only: bool = False) -> dict:
+    """datasets.val; with on-the-fly degradation dataroot_lq may be left out (made from the GT)."""
+    _check_test_type(ds, "datasets.val", source, gt_only)
+    out = {"val_gt": str(ds["dataroot_gt"])}
+    if ds.get("dataroot_lq"):
+        out["val_lq"] = str(ds["dataroot_lq"])
     if ds.get("meta_info_file"):
         out["val_meta_info"] = str(ds["meta_info_file"])
     if ds.get("padding"):

@@ -78,6 +78,10 @@ class TrainConfig:
     batch_size: int = 4  # per process
     accum_steps: int = 1  # gradient accumulation: global batch = batch_size x processes x accum_steps
     num_workers: int = 3  # per process
+    # on-the-fly LQ (training.onthefly): a recipe name / YAML file / mapping degrades the GT window
+    degradation: str | dict | None = None  # instead of lq_path: a recipe name, YAML file or mapping
+    degradation_seed: int | None = None  # None: `seed`; sample j of iteration k draws from (seed, "k/j")
+    val_degradation_seed: int = 0  # the fixed seed of the validation LQ made from GT-only validation
     # --- model initialisation -------------------------------------------------------------
     init: str | None = None  # non-strict load (woTSA -> TSA)
     init_key: str | None = None  # wrapper entry of --init: params | params_ema (None: params, as BasicSR)
@@ -172,8 +176,8 @@ class TrainConfig:
         from vsrdata.evaluation.metric_suite import parse_metrics
 
         parse_metrics(self.val_metrics)
-        if bool(self.val_gt) != bool(self.val_lq):
-            _bad("val_gt", "give both the validation GT and LQ roots")
+        if self.val_lq and not self.val_gt or (self.val_gt and not self.val_lq and self.degradation is None):
+            _bad("val_gt", "give both the validation GT and LQ roots (GT alone only with --degradation)")
         if self.loss_reduction not in LOSS_REDUCTIONS:
             _bad("loss_reduction", f"{self.loss_reduction!r} (choose from sum, mean)")
         if self.device not in ("auto", "cpu", "cuda") and not (str(self.device).startswith("cuda:")
@@ -181,8 +185,10 @@ class TrainConfig:
             _bad("device", f"{self.device!r} (choose from auto, cpu, cuda, cuda:N)")
         if not self.gt_path:
             _bad("gt", "no training GT given")
-        if not self.lq_path:
-            _bad("lq", "no training LQ given")
+        if not self.lq_path and self.degradation is None:
+            _bad("lq", "no training LQ given (or make it on the fly with --degradation RECIPE)")
+        if self.lq_path and self.degradation is not None:
+            _bad("degradation", "the LQ is made from --gt on the fly: give --lq or --degradation, not both")
 
     def _check_numbers(self) -> None:
         """Counts, rates and sizes in range."""

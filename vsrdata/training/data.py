@@ -261,7 +261,8 @@ class _PairedBase(Dataset):
             raise InputError(f"gt_size {self.gt_size} is larger than the frames of clip {clip} "
                              f"(GT {gw}x{gh}, LQ {lw}x{lh})")
 
-    def _sample(self, clip: str, gt_frame: str, lq_frames: list[str], rng: np.random.Generator) -> dict:
+    def _sample(self, clip: str, gt_frame: str, lq_frames: list[str], rng: np.random.Generator,
+                tag: str = "") -> dict:
         if self.random_reverse and rng.random() < 0.5:
             lq_frames = lq_frames[::-1]
         gt = self.gt.get(clip, gt_frame)
@@ -277,12 +278,11 @@ class _PairedBase(Dataset):
         return {"lq": torch.stack([frame_to_tensor(im) for im in lqs]), "gt": frame_to_tensor(gt)}
 
     @staticmethod
-    def _unpack(item) -> tuple[int, np.random.Generator]:
-        if isinstance(item, (tuple, list)):
-            index, seed = item
-        else:
-            index, seed = item, item
-        return int(index), np.random.default_rng(int(seed))
+    def _unpack(item) -> tuple[int, np.random.Generator, str]:
+        """(index, rng, tag) of a sampler item (`sampler.SampleKey` or (index, seed)) or a bare index."""
+        index, seed = (item[0], item[1]) if isinstance(item, (tuple, list)) else (item, item)
+        tag = item[2] if isinstance(item, (tuple, list)) and len(item) > 2 else f"index/{int(index)}/{int(seed)}"
+        return int(index), np.random.default_rng(int(seed)), tag
 
 
 class ClipDataset(_PairedBase):
@@ -329,7 +329,7 @@ class ClipDataset(_PairedBase):
         self._check_sizes(first, self.frames[first][0], self.frames[first][0])
 
     def __getitem__(self, item) -> dict:
-        index, rng = self._unpack(item)
+        index, rng, tag = self._unpack(item)
         clip, centre = self.keys[index]
         frames = self.frames[clip]
         n = len(frames)
@@ -339,7 +339,7 @@ class ClipDataset(_PairedBase):
         if centre - half < 0 or centre + half > n - 1:
             centre = int(rng.integers(half, n - half))
         names = [frames[i] for i in range(centre - half, centre + half + 1, interval)]
-        return self._sample(clip, frames[centre], names, rng)
+        return self._sample(clip, frames[centre], names, rng, tag)
 
 
 class VimeoDataset(_PairedBase):
@@ -384,6 +384,6 @@ class VimeoDataset(_PairedBase):
         return out
 
     def __getitem__(self, item) -> dict:
-        index, rng = self._unpack(item)
+        index, rng, tag = self._unpack(item)
         clip = self.keys[index]
-        return self._sample(clip, self.gt_frame[clip], list(self.lq_frames[clip]), rng)
+        return self._sample(clip, self.gt_frame[clip], list(self.lq_frames[clip]), rng, tag)

@@ -68,6 +68,8 @@ def _start_lines(event: dict) -> str:
     lines = [f"training {event.get('preset', 'EDVR')} on {event['samples']} samples, device {event['device']}, "
              f"{event['world_size']} process(es), global batch {event['global_batch']}"
              + (f" ({k} accumulation steps)" if k > 1 else "")]
+    if event.get("data"):
+        lines.append(event["data"])
     held = event.get("held_out")
     if held and held["clips"]:
         lines.append(f"left out of training (--val-partition {held['partition']}): {len(held['clips'])} clip(s) "

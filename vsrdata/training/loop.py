@@ -149,8 +149,7 @@ def _run(cfg: TrainConfig, emit_event, rank: int, world: int, device: torch.devi
     resume_from = setup.resume_source(cfg, run_dir, ev.info)
     _barrier(world)  # every rank decided before rank 0 writes anything into the run directory
 
-    dataset = setup.build_train_dataset(cfg, mcfg.num_frame, mcfg.scale)
-    val_clips = setup.build_val_clips(cfg, mcfg.scale)
+    dataset, val_clips = setup.build_data(cfg, mcfg, run_dir, rank, world, resumed=resume_from is not None)
     model, init_report = setup.build_model(cfg, mcfg, device)
     t = Trainer(cfg, mcfg, model, device, rank, world, autocast, use_amp)
     for line in setup.init_lines(init_report, setup.start_ema(t, cfg)):

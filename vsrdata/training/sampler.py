@@ -5,17 +5,34 @@ Every random choice of a sample comes from a numpy Generator seeded with (seed, 
 sample position). The sampler hands out positions, so a sample does not depend on the worker, the
 number of workers or the rank that loads it: a resumed run or a DDP run sees exactly the samples
 of a straight single-process run with the same global batch.
+
+Each item is a :class:`SampleKey` ``(index, seed, tag)``; ``tag`` = ``"k/j"`` names sample j of
+iteration k of the global batch (``"k/j/salt"`` after a rollback reshuffle): the identity under
+which on-the-fly degradation draws its parameters (`vsrdata.training.onthefly`), so they depend
+only on (degradation seed, k, j) -- not on the rank, the worker or the accumulation split.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch.utils.data import Sampler
 
 
+class SampleKey(NamedTuple):
+    """What the sampler hands a dataset: the sample's index, the seed of its crop/flip draws and
+    its tag ``"k/j"`` (iteration k >= 1, slot j of the global batch; ``"/salt"`` appended when the
+    stream was reshuffled)."""
+
+    index: int
+    seed: int
+    tag: str
+
+
 class TrainSampler(Sampler):
-    """Infinite, rank-aware sampler yielding (dataset index, sample seed) pairs.
+    """Infinite, rank-aware sampler yielding :class:`SampleKey` (dataset index, sample seed, tag).
 
     Global sample position p (0, 1, 2, ...) belongs to epoch p // n and maps to
     permutation_epoch[p % n], the permutation drawn from (seed, salt, epoch). Iteration s of rank r
@@ -46,7 +63,8 @@ class TrainSampler(Sampler):
         while True:
             for j in range(self.batch_size):
                 p = s * gb + self.rank * self.batch_size + j
-                yield int(self._perm_for(p // self.n)[p % self.n]), self.position_seed(p)
+                tag = f"{s + 1}/{p - s * gb}" + (f"/{self.salt}" if self.salt else "")
+                yield SampleKey(int(self._perm_for(p // self.n)[p % self.n]), self.position_seed(p), tag)
             s += 1
 
 

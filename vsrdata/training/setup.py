@@ -70,10 +70,24 @@ def resume_source(cfg: TrainConfig, run_dir: Path, note: Callable[[str], None]) 
     return None
 
 
-def build_train_dataset(cfg: TrainConfig, num_frame: int, scale: int):
-    """The training dataset named by cfg.dataset (InputError for unusable data)."""
-    gt = FrameStore(cfg.gt_path, "training GT")
-    lq = FrameStore(cfg.lq_path, "training LQ")
+def build_data(cfg: TrainConfig, mcfg: EDVRConfig, run_dir: Path, rank: int, world: int, resumed: bool):
+    """(training dataset, validation clips or None). With `cfg.degradation` the LQ is made on the
+    fly from the GT and validation runs on a fixed degraded set (`vsrdata.training.onthefly`);
+    the dataset's `note` then says so in the start line."""
+    if cfg.degradation is None:
+        return build_train_dataset(cfg, mcfg.num_frame, mcfg.scale), build_val_clips(cfg, mcfg.scale)
+    import torch.distributed as dist
+
+    where = dict(run_dir=run_dir, master=rank == 0, resumed=resumed,
+                 barrier=(lambda: dist.barrier()) if world > 1 else (lambda: None))
+    return build_train_dataset(cfg, mcfg.num_frame, mcfg.scale, where)
+
+
+def build_train_dataset(cfg: TrainConfig, num_frame: int, scale: int, on_the_fly: dict | None = None):
+    """The training dataset named by cfg.dataset (InputError for unusable data). `on_the_fly`
+    (build_data's keywords): the GT-only dataset of `cfg.degradation` and the validation clips."""
+    if on_the_fly is None:
+        gt, lq = FrameStore(cfg.gt_path, "training GT"), FrameStore(cfg.lq_path, "training LQ")
     common = dict(num_frame=num_frame, gt_size=cfg.gt_size, scale=scale, random_reverse=cfg.random_reverse,
                   use_hflip=cfg.use_hflip, use_rot=cfg.use_rot)
     ids = None
@@ -84,9 +98,13 @@ def build_train_dataset(cfg: TrainConfig, num_frame: int, scale: int):
             raise InputError(f"clip list not found: {cfg.train_list} (--list, or a BasicSR file's "
                              "datasets.train.meta_info_file: point it at your copy, or ~ for every clip)")
         ids = read_clip_list(cfg.train_list)
+    exclude = REDS_VAL_CLIPS[cfg.val_partition] if cfg.dataset == "reds" else ()
+    if on_the_fly is not None:
+        from vsrdata.training.onthefly import build_degraded
+
+        return build_degraded(cfg, num_frame, scale, ids, exclude, common, **on_the_fly)
     if cfg.dataset == "vimeo":
         return VimeoDataset(gt, lq, clip_ids=ids, **common)
-    exclude = REDS_VAL_CLIPS[cfg.val_partition] if cfg.dataset == "reds" else ()
     return ClipDataset(gt, lq, interval_list=cfg.interval_list, exclude_clips=exclude, clip_ids=ids, **common)
 
 
