@@ -14,6 +14,7 @@ from vsrdata.core.lmdb.keys import KEY_STYLES
 from vsrdata.core.scenes import DEFAULT_MIN_SCENE_LEN, DEFAULT_THRESHOLD
 from vsrdata.core.splits import PARTITIONS, SPATIAL_PADDINGS
 from vsrdata.core.video import CODECS, PIX_FMTS
+from vsrdata.evaluation.ensemble import TTA_MODES
 from vsrdata.evaluation.windows import TEMPORAL_PADDINGS
 from vsrdata.training.config import (AMP_MODES, DATASETS, INIT_KEYS, LOSS_REDUCTIONS, LOSS_TYPES, SCHEDULERS,
                                      VAL_PARTITIONS)
@@ -21,9 +22,9 @@ from vsrdata.errors import ConfigError
 
 PARTITION_NAMES = tuple(PARTITIONS)
 __all__ = ["AMP_MODES", "DATASETS", "DEGRADATIONS", "KEY_STYLES", "LAYOUTS", "LOSS_REDUCTIONS", "LOSS_TYPES",
-           "PARTITION_NAMES", "SCHEDULERS", "SPATIAL_PADDINGS", "TEMPORAL_PADDINGS", "VAL_PARTITIONS", "VIMEO_MODES",
+           "PARTITION_NAMES", "SCHEDULERS", "SPATIAL_PADDINGS", "TEMPORAL_PADDINGS", "TTA_MODES", "VAL_PARTITIONS", "VIMEO_MODES",
            "ProgressBar",
-           "overwrite_option", "parse_shard", "scene_options", "shard_option", "workers_option"]
+           "overwrite_option", "parse_shard", "scene_options", "shard_option", "tta_option", "workers_option"]
 
 
 workers_option = click.option(
@@ -76,6 +77,13 @@ def _slurm_shard(env) -> tuple[int, int]:
         raise ConfigError(f"--shard auto: array task {task} is not one of {count} evenly spaced tasks "
                           f"from {low} (step {step}); use --array=0-{count - 1} or pass --shard I/N")
     return index, count
+
+
+tta_option = click.option(
+    "--tta", type=click.Choice(TTA_MODES), default="none", show_default=True,
+    help="Test-time ensemble: flip4 = mean over the window as is and flipped in W, H, both (the original "
+    "EDVR's flip test, ~4x the time); x8 adds the four transposed.",
+)
 
 
 def scene_options(default: str, cuts_help: str):

@@ -14,6 +14,8 @@ treatment.
   (autocast; CPU or CUDA) or fp16 (autocast; CUDA only).
 - ``onnxruntime`` (`OnnxEngine`): a file written by ``vsrdata export`` (checked through the
   metadata it stores), run by ONNX Runtime (CUDA provider when asked for and present, else CPU).
+  ``batchable`` is False when the graph's batch dimension is a fixed number (not one of our
+  exports): the test-time ensemble (`vsrdata.evaluation.ensemble`) then refuses to run.
 """
 
 from __future__ import annotations
@@ -165,6 +167,8 @@ class OnnxEngine:
         self.device = torch.device("cpu")
         self.name = self.path.name
         self.metadata = meta
+        batch_dim = self.session.get_inputs()[0].shape[0]
+        self.batchable = not isinstance(batch_dim, int)  # a symbolic (dynamic) batch dimension
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         arr = np.ascontiguousarray(x.detach().to("cpu", torch.float32).numpy(), dtype=self.input_dtype)
@@ -186,8 +190,16 @@ def engine_for(checkpoint: str | os.PathLike | None, engine: str | None) -> str:
 def load_engine(checkpoint: str | os.PathLike | None = None, model: torch.nn.Module | None = None, *,
                 engine: str | None = None, preset: str | EDVRConfig | None = None,
                 device: str | torch.device | None = None,
-                precision: str = "fp32", dcn_backend: str | None = None):
-    """The engine for a checkpoint (or an ONNX file) or an already built `model`."""
+                precision: str = "fp32", dcn_backend: str | None = None, tta: str | None = None):
+    """The engine for a checkpoint (or an ONNX file) or an already built `model`, wrapped in the
+    test-time ensemble `tta` ('none', 'flip4', 'x8'; `vsrdata.evaluation.ensemble`)."""
+    from vsrdata.evaluation.ensemble import variants, with_tta
+
+    variants(tta or "none")  # an unknown mode fails before anything loads
+    return with_tta(_load_engine(checkpoint, model, engine, preset, device, precision, dcn_backend), tta)
+
+
+def _load_engine(checkpoint, model, engine, preset, device, precision, dcn_backend):
     kind = "torch" if model is not None else engine_for(checkpoint, engine)
     if kind == "onnxruntime":
         if precision != "fp32":

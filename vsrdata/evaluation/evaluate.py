@@ -80,11 +80,13 @@ def evaluate(split_dir: str | os.PathLike | None, checkpoint: str | os.PathLike 
              with_bicubic: bool = False, dcn_backend: str | None = None, scene_cuts: str = "off",
              scene_threshold: float = 27.0, scene_min_len: int = 15,
              progress: Progress | None = None, engine: str | None = None, gt: str | os.PathLike | None = None,
-             lq: str | os.PathLike | None = None, meta_info: str | os.PathLike | None = None) -> EvalReport:
+             lq: str | os.PathLike | None = None, meta_info: str | os.PathLike | None = None,
+             tta: str = "none") -> EvalReport:
     """Score a model (a `checkpoint`, or an already built `model`) or the bicubic baseline
     (`bicubic=True`) on the split-test output `split_dir`; see the module docstring.
     `engine`: 'torch', 'onnxruntime' (`checkpoint` is a `vsrdata export` file) or None (by the
-    checkpoint's suffix); see `vsrdata.evaluation.engines`.
+    checkpoint's suffix); see `vsrdata.evaluation.engines`. `tta`: test-time ensemble 'none',
+    'flip4' or 'x8' (`vsrdata.evaluation.ensemble`), recorded in the report's protocol.
 
     `channel` ('y'/'rgb'), `crop_border` and `frames` ('all'/'center') override the protocol's.
     Writes report.json / report.csv / report.txt, comparison strips (compare/<clip>.png) and,
@@ -119,7 +121,8 @@ def evaluate(split_dir: str | os.PathLike | None, checkpoint: str | os.PathLike 
         raise ConfigError(f"unknown average {average!r} (choose from {', '.join(metrics.AVERAGE_MODES)})")
     env = distributed.dist_env()
     device = distributed.device_for(env, device)
-    runner = _runner(record, checkpoint, bicubic, model, preset, padding, device, precision, dcn_backend, engine)
+    runner = _runner(record, checkpoint, bicubic, model, preset, padding, device, precision, dcn_backend, engine,
+                     tta)
     tag = "bicubic" if runner.model is None else (Path(checkpoint).stem if checkpoint else "model")
     out = Path(out_dir) if out_dir is not None else Path("results") / split_dir.resolve().name / tag
     jobs = clip_jobs(record, split_dir, centre_only=proto.frames == "center")
@@ -158,11 +161,13 @@ def _load_record(split_dir, gt, lq, meta_info) -> tuple[dict, Path]:
 
 
 def _runner(record, checkpoint, bicubic, model, preset, padding, device, precision, dcn_backend,
-            engine=None) -> Runner:
+            engine=None, tta="none") -> Runner:
     """The Runner of a checkpoint, a built model, or the bicubic baseline (exactly one)."""
     sources = sum(x is not None and x is not False for x in (checkpoint, model)) + bool(bicubic)
     if sources != 1:
         raise ConfigError("give exactly one of a checkpoint, a model or --bicubic")
+    if bicubic and tta not in (None, "none"):
+        raise ConfigError(f"--tta {tta} applies to models, not to --bicubic")
     if bicubic:
         dev = resolve_device(device)
         ac = autocast_for(dev, precision)
@@ -174,7 +179,7 @@ def _runner(record, checkpoint, bicubic, model, preset, padding, device, precisi
         # so its Center/Border columns line up with the model's.
         return Runner(None, cfg.num_frame, int(record.get("scale", 4)), 1, "n/a", dev, ac, "bicubic", preset or "-")
     model = load_engine(checkpoint, model, engine=engine, preset=preset, device=device, precision=precision,
-                        dcn_backend=dcn_backend)
+                        dcn_backend=dcn_backend, tta=tta)
     num_frame, scale, multiple, predeblur = model_meta(model)
     if scale != int(record.get("scale", 4)):
         raise ConfigError(f"the model upscales x{scale} but the split was made for x{record.get('scale')} "
@@ -227,7 +232,8 @@ def _protocol_record(record, split_dir, gt, meta_info, checkpoint, r: Runner, pr
         "channel": proto.channel, "crop_border": proto.crop_border, "frames": proto.frames,
         "padding": r.padding, "num_frame": r.num_frame, "scale": r.scale, "average": average,
         "device": str(r.device), "precision": precision, "processes": processes,
-        "engine": None if r.model is None else type(r.model).__name__, "degradation": record.get("degradation"),
+        "engine": None if r.model is None else type(getattr(r.model, "inner", r.model)).__name__,
+        "tta": getattr(r.model, "mode", "none") if r.model is not None else None, "degradation": record.get("degradation"),
         "selection": record.get("selection"),
         "scene_cuts": "file" if scene_cuts not in ("off", "auto") else scene_cuts,
         "model_config": config.to_dict() if hasattr(config, "to_dict") else None,

@@ -60,6 +60,7 @@ class InferResult:
     scenes: Path | None = None  # the scenes.json written
     audio: list[str] = field(default_factory=list)  # per audio stream: copied / re-encoded
     warnings: list[str] = field(default_factory=list)
+    tta: str = "none"  # the test-time ensemble used
 
 
 def scenes_path(output: Path, to_video: bool) -> Path:
@@ -150,7 +151,7 @@ def infer(input_path: str | os.PathLike, output: str | os.PathLike, *, checkpoin
           pix_fmt: str | None = None, scene_cuts: str = "auto", scene_threshold: float = scenes.DEFAULT_THRESHOLD,
           scene_min_len: int = scenes.DEFAULT_MIN_SCENE_LEN, overwrite: bool = False,
           dcn_backend: str | None = None, progress: Progress | None = None,
-          engine: str | None = None) -> InferResult:
+          engine: str | None = None, tta: str = "none") -> InferResult:
     """Super-resolve a folder of frames or a video file into PNG frames or a video file.
 
     INPUT: a directory of frames (natural order) or a video file (PyAV). OUTPUT: a video file when
@@ -162,7 +163,8 @@ def infer(input_path: str | os.PathLike, output: str | os.PathLike, *, checkpoin
     Any frame size works (edge-padded to the model's multiple, cut back); `tile`/`tile_overlap` as
     `inference.restore`. Temporal padding as `evaluate` (default reflection_circle, replicate for
     predeblur models), applied per shot with `scene_cuts` ('auto', 'off' or a cut file). `engine`
-    ('torch', 'onnxruntime', or None: onnxruntime for a .onnx checkpoint) as in `evaluate`.
+    ('torch', 'onnxruntime', or None: onnxruntime for a .onnx checkpoint) and `tta` (test-time
+    ensemble: 'none', 'flip4', 'x8'; `vsrdata.evaluation.ensemble`) as in `evaluate`.
 
     Raises InputError (missing/unreadable input, no video stream), ConfigError, CheckpointError,
     OutputError. A truncated video gives a warning in `InferResult.warnings`.
@@ -177,9 +179,9 @@ def infer(input_path: str | os.PathLike, output: str | os.PathLike, *, checkpoin
     src = _Source(src_path)
     cuts, cut_mode, detected_len = _cuts(src, scene_cuts, scene_threshold, scene_min_len)
     model = load_engine(checkpoint, model, engine=engine, preset=preset, device=device, precision=precision,
-                        dcn_backend=dcn_backend)
+                        dcn_backend=dcn_backend, tta=tta)
     info = src.info
-    result = InferResult(output=dst, to_video=to_video, cuts=cuts)
+    result = InferResult(output=dst, to_video=to_video, cuts=cuts, tta=tta or "none")
     result.fps = _output_fps(fps, info, to_video, result.warnings)
     frame_name = (lambda t: src.names[t]) if src.names is not None else splits.frame_name
     total = src.length or detected_len or (info.estimated_frames if info else None)
