@@ -58,10 +58,28 @@ def load_model(checkpoint: str | os.PathLike, preset: str | EDVRConfig | None = 
     from vsrdata.edvr.arch import build_edvr
 
     loaded = ckpt.read_checkpoint(path)
+    if preset is not None:
+        _check_scale(path, loaded, preset)
     cfg = preset or loaded.config or ckpt.infer_config(loaded.state_dict, str(path))
     model = build_edvr(cfg, dcn_backend=dcn_backend)
     ckpt.load_weights(model, loaded, strict=True)
     return model.to(resolve_device(device)).eval()
+
+
+def _check_scale(path: Path, loaded, preset) -> None:
+    """CheckpointError (one line) when the weights are for another scale than `preset`."""
+    from vsrdata.edvr import checkpoint as ckpt
+    from vsrdata.edvr.config import get_preset
+
+    want = get_preset(preset) if isinstance(preset, str) else preset
+    try:
+        have = loaded.config or ckpt.infer_config(loaded.state_dict, str(path))
+    except CheckpointError:  # not recognisable as EDVR: the strict load says what is wrong
+        return
+    if have.scale != want.scale:
+        name = preset if isinstance(preset, str) else "the given config"
+        raise CheckpointError(f"{path} holds an x{have.scale} model but {name} is x{want.scale} "
+                              f"(drop --preset, or pick one at x{have.scale})")
 
 
 class TorchEngine:
