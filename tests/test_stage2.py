@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -121,3 +122,63 @@ def test_an_original_stage2_file_loads_and_runs(predeblur, tmp_path):
     assert name in STAGE2_PRESETS and get_preset(name).with_predeblur == predeblur
     with torch.inference_mode():
         assert model(torch.rand(1, 5, 3, 32, 48)).shape == (1, 3, 32, 48)
+
+
+def _tiny_pair(tmp_path):
+    """(stage-1 checkpoint: edvr-tiny x4, 3 frames; stage-2 checkpoint: edvr-tiny hr_in without
+    predeblur (the stage-2 front), 3 frames), random weights with off-grid DCN offsets."""
+    paths = []
+    for name, kw in (("s1.pth", dict(num_frame=3)), ("s2.pth", dict(num_frame=3, hr_in=True))):
+        torch.manual_seed(len(paths))
+        model = build_edvr("edvr-tiny", dcn_backend="torch", **kw)
+        for dcn in model.dcn_modules().values():
+            torch.nn.init.normal_(dcn.conv_offset.weight, std=0.05)
+        save_atomic({"params": model.state_dict()}, tmp_path / name)
+        paths.append(tmp_path / name)
+    return paths
+
+
+def test_chained_equals_stage1_to_folder_then_stage2_bit_for_bit(tmp_path):
+    import cv2
+    from click.testing import CliRunner
+
+    from tests.test_export import _lr_clip
+    from vsrdata.cli import main
+
+    s1, s2 = _tiny_pair(tmp_path)
+    clip = _lr_clip(tmp_path / "in", n=6)  # 30x42: stage 1 pads to x4, stage 2 to x16
+    run = CliRunner()
+    base = ["--device", "cpu", "--scene-cuts", "off", "-q"]
+    for args in (["infer", str(clip), str(tmp_path / "chain"), "-c", str(s1), "--stage2", str(s2)],
+                 ["infer", str(clip), str(tmp_path / "one"), "-c", str(s1)],
+                 ["infer", str(tmp_path / "one"), str(tmp_path / "two"), "-c", str(s2)]):
+        res = run.invoke(main, args + base)
+        assert res.exit_code == 0, res.output
+    names = sorted(p.name for p in clip.iterdir())
+    assert sorted(p.name for p in (tmp_path / "chain").glob("*.png")) == names
+    differs = 0
+    for name in names:
+        a, b = cv2.imread(str(tmp_path / "chain" / name)), cv2.imread(str(tmp_path / "two" / name))
+        one = cv2.imread(str(tmp_path / "one" / name))
+        assert a.shape == (120, 168, 3) and np.array_equal(a, b)
+        differs += int(not np.array_equal(a, one))
+    assert differs == len(names)  # stage 2 did change every frame
+
+
+def test_evaluate_with_stage2_and_the_bad_chains(tmp_path):
+    from click.testing import CliRunner
+
+    from tests.test_evaluate import make_split
+    from vsrdata.cli import main
+    from vsrdata.evaluation.evaluate import evaluate
+
+    s1, s2 = _tiny_pair(tmp_path)
+    split = make_split(tmp_path / "ds", clips=("000",), n=4)
+    rep = evaluate(split, s1, stage2=s2, device="cpu", strips=False, out_dir=tmp_path / "r", tta="flip4")
+    assert rep.protocol["stage2"] == "s2.pth" and rep.protocol["tta"] == "flip4"
+    assert rep.protocol["stage2_padding"] == "reflection_circle" and np.isfinite(rep.average()["psnr"])
+    run = CliRunner()
+    for args, text in (([str(s2), str(split), "--stage2", str(s1)], "s2.pth is a stage-2 network"),
+                       ([str(s1), str(split), "--stage2", str(s1)], "is an x4 network; stage 2 takes")):
+        res = run.invoke(main, ["evaluate", *args, "--device", "cpu", "--out", str(tmp_path / "x")])
+        assert res.exit_code == 1 and res.output.count("\n") == 1 and text in res.output, res.output

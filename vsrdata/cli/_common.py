@@ -24,7 +24,8 @@ PARTITION_NAMES = tuple(PARTITIONS)
 __all__ = ["AMP_MODES", "DATASETS", "DEGRADATIONS", "KEY_STYLES", "LAYOUTS", "LOSS_REDUCTIONS", "LOSS_TYPES",
            "PARTITION_NAMES", "SCHEDULERS", "SPATIAL_PADDINGS", "TEMPORAL_PADDINGS", "TTA_MODES", "VAL_PARTITIONS", "VIMEO_MODES",
            "ProgressBar",
-           "overwrite_option", "parse_shard", "scene_options", "shard_option", "tta_option", "workers_option"]
+           "overwrite_option", "parse_shard", "scene_options", "shard_option", "stage2_option", "tta_option",
+           "workers_option"]
 
 
 workers_option = click.option(
@@ -83,6 +84,12 @@ tta_option = click.option(
     "--tta", type=click.Choice(TTA_MODES), default="none", show_default=True,
     help="Test-time ensemble: flip4 = mean over the window as is and flipped in W, H, both (the original "
     "EDVR's flip test, ~4x the time); x8 adds the four transposed.",
+)
+
+stage2_option = click.option(
+    "--stage2", type=click.Path(dir_okay=False), default=None, metavar="CKPT",
+    help="Two-stage EDVR: a stage-2 checkpoint (hr_in, e.g. EDVR_REDS_SR_Stage2.pth) that refines the "
+    "restored frames in its own windows (--padding/--tta apply to stage 1).",
 )
 
 

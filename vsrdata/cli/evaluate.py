@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from vsrdata.cli._common import TEMPORAL_PADDINGS, ProgressBar, scene_options, tta_option
+from vsrdata.cli._common import TEMPORAL_PADDINGS, ProgressBar, scene_options, stage2_option, tta_option
 from vsrdata.errors import ConfigError
 
 _PROTOCOLS = ("auto", "vid4", "reds4", "vimeo-t", "generic")
@@ -51,6 +51,7 @@ _PROTOCOLS = ("auto", "vid4", "reds4", "vimeo-t", "generic")
 @click.option("--save-frames", is_flag=True, help="Also write the restored frames as PNG.")
 @click.option("--no-strips", is_flag=True, help="Do not write comparison strips (bicubic | model | GT).")
 @tta_option
+@stage2_option
 @click.option("--dcn-backend", type=click.Choice(["auto", "torch", "torchvision"]), default="auto",
               show_default=True, help="Deformable-convolution implementation.")
 @scene_options("off", "Keep temporal windows inside shots: off (the papers' protocol), auto (PySceneDetect "
@@ -59,7 +60,7 @@ _PROTOCOLS = ("auto", "vid4", "reds4", "vimeo-t", "generic")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def command(paths, gt_root, lq_root, meta_info, config_file, bicubic, preset, protocol, channel, crop_border, frames,
             padding, average, with_bicubic, device, precision, engine, out_dir, save_frames, no_strips, dcn_backend,
-            tta, scene_cuts, scene_threshold, scene_min_len, quiet):
+            tta, stage2, scene_cuts, scene_threshold, scene_min_len, quiet):
     """Score EDVR (or bicubic) on a split-test dataset: per-clip PSNR/SSIM table, JSON, CSV.
 
     DATASET is a `vsrdata split-test` output (split.json, GT/, BIx4/). Every frame is restored
@@ -110,7 +111,7 @@ def command(paths, gt_root, lq_root, meta_info, config_file, bicubic, preset, pr
                           dcn_backend=None if dcn_backend == "auto" else dcn_backend, progress=progress,
                           gt=gt_root, lq=lq_root, meta_info=meta_info, scene_cuts=scene_cuts,
                           scene_threshold=scene_threshold, scene_min_len=scene_min_len,
-                          engine=None if engine == "auto" else engine, tta=tta)
+                          engine=None if engine == "auto" else engine, tta=tta, stage2=stage2)
     if main:
         _print(report)
 
@@ -169,7 +170,7 @@ def _evaluate_config(config_file, paths, opts) -> None:
                               with_bicubic=opts["with_bicubic"],
                               dcn_backend=None if opts["dcn_backend"] == "auto" else opts["dcn_backend"],
                               progress=progress, gt=ts["gt"], lq=ts["lq"], meta_info=ts["meta_info"],
-                              tta=opts["tta"])
+                              tta=opts["tta"], stage2=opts["stage2"])
         if main:
             _print(report)
 
