@@ -68,19 +68,7 @@ def original_stage2_shapes(predeblur: bool, nf: int = 128, nframes: int = 5, gro
     conv("pcd_align.cas_offset_conv2", nf, nf)
     conv("pcd_align.cas_dcnpack", nf, nf)
     conv("pcd_align.cas_dcnpack.conv_offset_mask", nf, groups * 3 * 9)
-    conv("tsa_fusion.tAtt_1", nf, nf)
-    conv("tsa_fusion.tAtt_2", nf, nf)
-    conv("tsa_fusion.fea_fusion", nframes * nf, nf, 1)
-    conv("tsa_fusion.sAtt_1", nframes * nf, nf, 1)
-    conv("tsa_fusion.sAtt_2", 2 * nf, nf, 1)
-    conv("tsa_fusion.sAtt_3", nf, nf)
-    conv("tsa_fusion.sAtt_4", nf, nf, 1)
-    conv("tsa_fusion.sAtt_5", nf, nf)
-    conv("tsa_fusion.sAtt_L1", nf, nf, 1)
-    conv("tsa_fusion.sAtt_L2", 2 * nf, nf)
-    conv("tsa_fusion.sAtt_L3", nf, nf)
-    conv("tsa_fusion.sAtt_add_1", nf, nf, 1)
-    conv("tsa_fusion.sAtt_add_2", nf, nf, 1)
+    _tsa(conv, nf, nframes)
     for i in range(back):
         rb(f"recon_trunk.{i}")
     conv("upconv1", nf, 4 * nf)
@@ -88,6 +76,15 @@ def original_stage2_shapes(predeblur: bool, nf: int = 128, nframes: int = 5, gro
     conv("HRconv", 64, 64)
     conv("conv_last", 64, 3)
     return out
+
+
+def _tsa(conv, nf: int, nframes: int) -> None:
+    """The original TSA fusion module's convolutions (tsa_fusion.*)."""
+    for name, cin, k in (("tAtt_1", nf, 3), ("tAtt_2", nf, 3), ("fea_fusion", nframes * nf, 1),
+                         ("sAtt_1", nframes * nf, 1), ("sAtt_2", 2 * nf, 1), ("sAtt_3", nf, 3), ("sAtt_4", nf, 1),
+                         ("sAtt_5", nf, 3), ("sAtt_L1", nf, 1), ("sAtt_L2", 2 * nf, 3), ("sAtt_L3", nf, 3),
+                         ("sAtt_add_1", nf, 1), ("sAtt_add_2", nf, 1)):
+        conv(f"tsa_fusion.{name}", cin, nf, k)
 
 
 @pytest.mark.parametrize("preset", sorted(STAGE2_PRESETS))
@@ -182,3 +179,43 @@ def test_evaluate_with_stage2_and_the_bad_chains(tmp_path):
                        ([str(s1), str(split), "--stage2", str(s1)], "is an x4 network; stage 2 takes")):
         res = run.invoke(main, ["evaluate", *args, "--device", "cpu", "--out", str(tmp_path / "x")])
         assert res.exit_code == 1 and res.output.count("\n") == 1 and text in res.output, res.output
+
+
+@pytest.mark.slow
+def test_the_stage2_training_recipe_runs_end_to_end(tmp_path):
+    """README "Two-stage EDVR": stage-1 outputs of the training clips as frames and as an LMDB,
+    `train` with a stage-2 preset on (stage-1 output, GT) at scale 1 with a scale-1 split of the
+    held-out clip for validation, then `evaluate --stage2` (a few iterations: the commands fit)."""
+    from click.testing import CliRunner
+
+    from vsrdata.cli import main
+
+    gt = FIXTURES / "reds" / "train_sharp"
+    s1, _ = _tiny_pair(tmp_path)
+    run = CliRunner()
+
+    def ok(*args):
+        res = run.invoke(main, [str(a) for a in args])
+        assert res.exit_code == 0, res.output
+        return res.output
+
+    lq = tmp_path / "lq"
+    ok("make-lr", gt, lq, "-q")
+    for clip in ("000", "001", "002"):  # 1. stage-1 outputs, clip by clip, as frames
+        ok("infer", lq / clip, tmp_path / "stage1" / clip, "-c", s1, "--scene-cuts", "off", "--device", "cpu", "-q")
+    ok("to-lmdb", tmp_path / "stage1", tmp_path / "stage1.lmdb")  # 2. ... and as an LMDB
+    ok("to-lmdb", gt, tmp_path / "gt.lmdb")
+    # 3. the held-out clip: (stage-1 output, GT) at scale 1, padded to stage 2's multiple of 16
+    ok("split-test", gt, tmp_path / "val_s2", "--clips", "000", "--lr-root", tmp_path / "stage1", "--scale", "1",
+       "--multiple", "16", "-q")
+    ok("split-test", gt, tmp_path / "val", "--clips", "000", "--lr-root", lq, "-q")
+    # 4. stage 2 on (stage-1 output, GT): a stage-2 preset, here made tiny
+    ok("train", "--preset", "edvr-stage2-sr", "--model-opt", "num_feat=16", "--model-opt", "deformable_groups=4",
+       "--model-opt", "num_reconstruct_block=2", "--model-opt", "num_extract_block=1", "--num-frame", "3",
+       "--dataset", "clips", "--val-partition", "none", "--gt", tmp_path / "gt.lmdb", "--lq", tmp_path / "stage1.lmdb",
+       "--gt-size", "32", "--batch-size", "2", "--num-workers", "0", "--total-iter", "2", "--val", tmp_path / "val_s2",
+       "--val-freq", "2", "--save-freq", "2", "--device", "cpu", "--run-dir", tmp_path / "run")
+    out = ok("evaluate", s1, tmp_path / "val", "--stage2", tmp_path / "run" / "best.pth", "--device", "cpu",
+             "--out", tmp_path / "r", "--no-strips")
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert report["protocol"]["stage2"] == "best.pth" and "Average" in out
