@@ -66,7 +66,7 @@ def _config(config_file, options: dict, note):
               help="Clips to train on: a clip list (Vimeo90K sep_trainlist.txt) or BasicSR meta info. [all]")
 @click.option("--val-partition", type=click.Choice(VAL_PARTITIONS), default=None,
               help="REDS clips left out of training. [REDS4]")
-@click.option("--gt-size", type=int, default=None, help="GT patch side; LQ patch = gt_size / 4. [256]")
+@click.option("--gt-size", type=int, default=None, help="GT patch side; LQ patch = gt_size / scale. [256]")
 @click.option("--interval-list", default=None, help="Frame intervals to sample from, e.g. 1,2,3. [1]")
 @click.option("--random-reverse/--no-random-reverse", default=None, help="Randomly reverse frame order. [off]")
 @click.option("--hflip/--no-hflip", "use_hflip", default=None, help="Random horizontal flips. [on]")
