@@ -172,22 +172,3 @@ def test_a_tiny_model_trained_at_x2_x3_beats_bicubic_on_a_held_out_clip(scale, t
     assert report.protocol["scale"] == scale and report.protocol["model_config"]["scale"] == scale
     assert avg["psnr"] > avg["bicubic_psnr"]
 
-
-@pytest.mark.slow
-def test_a_tiny_stage2_on_the_tiny_x2_model_improves_the_held_out_psnr(trained, tmp_path):
-    """The two-stage recipe on the fixtures: stage-1 (the tiny x2 model) outputs of the training
-    clips written by `infer`, a tiny stage 2 (hr_in, scale 1) trained on (stage-1 output, GT), then
-    `evaluate --stage2` on the held-out clip against stage 1 alone. Seen: STAGE2_SEEN."""
-    from vsrdata.evaluation.evaluate import evaluate
-    from vsrdata.evaluation.infer import infer
-
-    lq, split, s1 = trained(2)
-    for clip in ("001", "002"):
-        infer(lq / clip, tmp_path / "stage1" / clip, checkpoint=s1, device="cpu", scene_cuts="off")
-    stage2 = _train_tiny(1, REDS_GT, tmp_path / "stage1", ("001", "002"), iters=150, hr_in=True)
-    save_atomic({"params": stage2.state_dict()}, tmp_path / "s2.pth")
-    kw = dict(protocol="reds4", device="cpu", strips=False)
-    one = evaluate(split, s1, out_dir=tmp_path / "one", **kw).average()["psnr"]
-    two = evaluate(split, s1, stage2=tmp_path / "s2.pth", out_dir=tmp_path / "two", **kw).average()["psnr"]
-    print(f"stage 1 {one:.2f} dB, stage 1 + 2 {two:.2f} dB")
-    assert two > one
