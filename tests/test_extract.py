@@ -303,7 +303,9 @@ def test_out_inside_an_input_folder_is_refused(tmp_path, video):
     for out in (folder / "clips", folder):
         result = run_cli(folder, out, "-q")
         assert result.exit_code == 1
-        assert result.output == f"Error: output {out} is inside the input folder {folder} (choose an OUT outside it)\n"
+        where = "is the input folder" if out == folder else "is inside the input folder"
+        tail = " itself" if out == folder else ""
+        assert result.output == f"Error: output {out} {where} {folder}{tail} (choose an OUT outside it)\n"
     assert sorted(p.name for p in folder.iterdir()) == ["v.mp4"]
 
 

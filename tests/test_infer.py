@@ -133,7 +133,7 @@ def test_cli_missing_checkpoint_and_bad_input(tmp_path):
     (tmp_path / "w.pth").write_bytes(b"x")
     res = CliRunner().invoke(main, ["infer", str(tmp_path / "empty"), str(tmp_path / "out"), "-c",
                                     str(tmp_path / "w.pth"), "-q"])
-    assert res.exit_code == 1 and "no image frames" in res.output
+    assert res.exit_code == 1 and f"empty folder {tmp_path / 'empty'}" in res.output
     assert not (tmp_path / "out").exists()
     (tmp_path / "notes.txt").write_text("not a video")
     res = CliRunner().invoke(main, ["infer", str(tmp_path / "notes.txt"), str(tmp_path / "out"), "-c",

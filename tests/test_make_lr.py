@@ -96,7 +96,7 @@ def test_reds_layout_pool_workers(tmp_path, kind):
     assert isinstance(summary, Summary)
     assert (summary.total, summary.written, summary.skipped, summary.failed) == (21, 21, 0, 0)
     written = sorted(p.relative_to(dst).as_posix() for p in dst.rglob("*"))
-    expected = sorted([f"{c:03d}" for c in range(3)] + ["make_lr.json"]
+    expected = sorted([f"{c:03d}" for c in range(3)] + [".make_lr.json"]
                       + [f"{c:03d}/{f:08d}.png" for c in range(3) for f in range(7)])
     assert written == expected
     assert cv2.imread(str(dst / "001/00000003.png")).shape == (45, 80, 3)
@@ -304,24 +304,20 @@ def test_library_raises_jobs_failed_with_summary(tmp_path):
     assert (info.value.summary.written, info.value.summary.failed) == (5, 1)
 
 
-def test_alpha_and_too_small_frames(tmp_path):
+def test_too_small_frames(tmp_path):  # RGBA frames: tests/test_input_contract.py (refused when planning)
     src = small_tree(tmp_path, n_clips=3, n_frames=2)  # a clip is uniform: whole clips are bad
-    alpha, tiny = src / "000/00000000.png", src / "002/00000001.png"
+    tiny = src / "002/00000001.png"
     for i in range(2):
         img = cv2.imread(str(src / f"000/{i:08d}.png"))
-        cv2.imwrite(str(src / f"000/{i:08d}.png"), np.dstack([img, np.full(img.shape[:2], 255, np.uint8)]))
         cv2.imwrite(str(src / f"002/{i:08d}.png"), img[:3, :40])
     dst = tmp_path / "lr"
     result = run_cli(src, dst, "-j", 1, "-q")
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
-    assert lines[-1] == ("Error: 4 frames failed; first: image has an alpha channel (RGBA), "
-                         f"which is not supported: {alpha}")
+    assert lines[-1] == f"Error: 2 frames failed; first: frame is 40x3, smaller than the scale 4: {src / '002/00000000.png'}"
     assert f"failed: frame is 40x3, smaller than the scale 4: {tiny}" in lines
-    assert "frames: 2 written, 0 skipped (already done), 4 failed" in result.output
-    assert sorted(p.relative_to(dst).as_posix() for p in dst.rglob("*.png")) == [
-        "001/00000000.png", "001/00000001.png"]
-    assert not [p for p in dst.rglob(".*")]  # no temp files left behind
+    assert "frames: 4 written, 0 skipped (already done), 2 failed" in result.output
+    assert not [p for p in dst.rglob(".*") if p.name != ".make_lr.json"]  # no temp files left behind
 
 
 def test_missing_and_empty_src(tmp_path):
@@ -344,7 +340,7 @@ def test_dst_equal_to_or_inside_src_is_refused(tmp_path):
     src = small_tree(tmp_path)
     result = run_cli(src, src)
     assert result.exit_code == 1
-    assert result.output.strip() == f"Error: destination is the source folder: {src} (choose another DST)"
+    assert result.output.strip() == f"Error: destination {src} is the source folder {src} itself (choose a DST outside it)"
     inside = src / "000" / "lr"
     result = run_cli(src, inside)
     assert result.exit_code == 1
@@ -357,7 +353,7 @@ def test_dst_equal_to_or_inside_src_is_refused(tmp_path):
         make_lr(src, link / "lr", workers=1, progress=False)
     link2 = tmp_path / "link2"
     link2.symlink_to(src)  # DST is SRC under another name
-    with pytest.raises(OutputError, match="is the source folder"):
+    with pytest.raises(OutputError, match="is the source folder .* itself"):
         make_lr(src, link2, workers=1, progress=False)
     a_file = tmp_path / "file"
     a_file.write_text("x")
@@ -380,7 +376,7 @@ def test_src_inside_dst_is_fine_unless_an_output_lands_in_src(tmp_path):
 
 def test_two_sources_for_one_output_are_refused(tmp_path):
     src = small_tree(tmp_path)
-    shutil.copyfile(src / "000/00000000.png", src / "000/00000000.jpg")
+    cv2.imwrite(str(src / "000/00000000.jpg"), cv2.imread(str(src / "000/00000000.png")))
     with pytest.raises(InputError, match="would both be written to"):
         make_lr(src, tmp_path / "lr", workers=1, progress=False)
 
@@ -438,15 +434,33 @@ def test_runner_bugs_propagate(workers):
 def test_manifest_records_the_degradation_and_refuses_mixing(tmp_path):
     dst = tmp_path / "lr"
     make_lr(ODD, dst, scale=4, degradation="bd", workers=1, progress=False)
-    record = json.loads((dst / "make_lr.json").read_text())
+    record = json.loads((dst / ".make_lr.json").read_text())
     assert (record["format"], record["scale"], record["degradation"]) == ("vsrdata-make-lr/1", 4, "bd")
     # A re-run with the same settings resumes; another degradation or scale is refused.
     assert make_lr(ODD, dst, scale=4, degradation="bd", workers=1, progress=False).skipped == 7
     result = CliRunner().invoke(main, ["make-lr", str(ODD), str(dst), "-d", "bi", "-j", "1", "-q"])
     assert result.exit_code == 1
-    assert "already holds x4 'bd' frames (make_lr.json); refusing to mix in x4 'bi'" in result.output
+    assert "already holds x4 'bd' frames (.make_lr.json); refusing to mix in x4 'bi'" in result.output
     with pytest.raises(OutputError, match="refusing to mix in x2 'bd'"):
         make_lr(ODD, dst, scale=2, degradation="bd", workers=1, progress=False, dry_run=True)
     # --overwrite replaces the frames and the record.
     make_lr(ODD, dst, scale=4, degradation="bi", workers=1, progress=False, overwrite=True)
-    assert json.loads((dst / "make_lr.json").read_text())["degradation"] == "bi"
+    assert json.loads((dst / ".make_lr.json").read_text())["degradation"] == "bi"
+
+
+def test_manifest_is_hidden_from_basicsr_listing_and_old_name_still_read(tmp_path):
+    import glob
+    import os
+
+    dst = tmp_path / "lr"
+    make_lr(REDS, dst, scale=4, degradation="bd-duf", workers=1, progress=False)
+    # BasicSR's VideoTestDataset takes every glob('*') entry of the LQ root for a clip folder.
+    assert sorted(os.path.basename(p) for p in glob.glob(str(dst / "*"))) == ["000", "001", "002"]
+    # A tree made before the rename: its visible make_lr.json is still checked on resume ...
+    (dst / ".make_lr.json").rename(dst / "make_lr.json")
+    with pytest.raises(OutputError, match=r"already holds x4 'bd-duf' frames \(make_lr.json\)"):
+        make_lr(REDS, dst, scale=4, degradation="bi", workers=1, progress=False)
+    # ... and a resume replaces it by the hidden file.
+    assert make_lr(REDS, dst, scale=4, degradation="bd-duf", workers=1, progress=False).skipped == 21
+    assert not (dst / "make_lr.json").exists()
+    assert json.loads((dst / ".make_lr.json").read_text())["degradation"] == "bd-duf"

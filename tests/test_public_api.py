@@ -8,7 +8,7 @@ import sys
 
 import vsrdata
 
-PUBLIC = ("make_lr", "split_test", "build_lmdb", "verify_lmdb", "build_edvr", "load_weights", "train",
+PUBLIC = ("make_lr", "degrade_tree", "split_test", "build_lmdb", "verify_lmdb", "build_edvr", "load_weights", "train",
           "evaluate", "infer")
 
 
@@ -36,9 +36,9 @@ def test_public_names_resolve_to_the_library_functions_and_carry_an_example():
     from vsrdata.edvr.checkpoint import weights as checkpoint
     from vsrdata.evaluation import evaluate, infer
     from vsrdata.training import loop as train
-    from vsrdata.pipelines import lmdb_verify, make_lr, split_test, to_lmdb
+    from vsrdata.pipelines import degrade, lmdb_verify, make_lr, split_test, to_lmdb
 
-    home = {"make_lr": make_lr, "split_test": split_test, "build_lmdb": to_lmdb, "verify_lmdb": lmdb_verify,
+    home = {"make_lr": make_lr, "degrade_tree": degrade, "split_test": split_test, "build_lmdb": to_lmdb, "verify_lmdb": lmdb_verify,
             "build_edvr": arch, "load_weights": checkpoint, "train": train, "evaluate": evaluate,
             "infer": infer}
     assert set(vsrdata.__all__) == {"__version__", *PUBLIC}

@@ -13,7 +13,7 @@ Example::
     build_lmdb("REDS/train_sharp", "REDS/train_sharp_with_val.lmdb")
     evaluate("datasets/REDS4", "EDVR_M_x4_SR_REDS_official-32075921.pth")   # imports torch now
 
-Data: make_lr, split_test, build_lmdb, verify_lmdb. Model (torch): build_edvr, load_weights,
+Data: make_lr, degrade_tree (real-world degradations, replayable), split_test, build_lmdb, verify_lmdb. Model (torch): build_edvr, load_weights,
 train (takes a `vsrdata.training.config.TrainConfig`), evaluate, infer.
 """
 
@@ -24,6 +24,7 @@ __version__ = "0.1.0"
 # public name -> module that defines a function of that name
 _API = {
     "make_lr": "vsrdata.pipelines.make_lr",
+    "degrade_tree": "vsrdata.pipelines.degrade",
     "split_test": "vsrdata.pipelines.split_test",
     "build_lmdb": "vsrdata.pipelines.to_lmdb",
     "verify_lmdb": "vsrdata.pipelines.lmdb_verify",

@@ -24,6 +24,7 @@ import warnings
 import click
 
 from vsrdata import __version__
+from vsrdata.core.paths import os_problem
 from vsrdata.errors import VsrDataError, VsrDataWarning
 
 # The last line of a formatted traceback: "vsrdata.errors.InputError: <message>".
@@ -65,8 +66,7 @@ class _VsrGroup(click.Group):
             flag = f" (--{exc.option.replace('_', '-')})" if exc.option else ""
             raise click.ClickException(f"{one_line(exc)}{flag}") from None
         except OSError as exc:
-            where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
-            raise click.ClickException(f"{exc.strerror or exc}{where}") from None
+            raise click.ClickException(os_problem(exc)) from None
 
 
 @click.group(cls=_VsrGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -78,7 +78,8 @@ def main() -> None:
     \b
     Typical pipeline:
       vsrdata extract    VIDEOS... GT_ROOT          # your footage -> REDS-style clips
-      vsrdata make-lr    GT_ROOT LR_ROOT            # BI (MATLAB bicubic) or BD x4
+      vsrdata make-lr    GT_ROOT LR_ROOT            # BI (MATLAB bicubic), BD or bd-duf x4
+      vsrdata degrade    GT_ROOT LR_ROOT -r realbasicvsr  # real-world LR, replayable
       vsrdata split-test GT_ROOT datasets/NAME ...  # integer names, padded to x4
       vsrdata to-lmdb    GT_ROOT train_GT.lmdb      # BasicSR-readable, streaming
       vsrdata train --preset edvr-m ...

@@ -1,4 +1,5 @@
-"""The two standard VSR degradations: BI (MATLAB bicubic) and BD (Gaussian blur + subsample).
+"""The standard VSR degradations: BI (MATLAB bicubic), BD (MATLAB Gaussian blur + subsample)
+and BD-DUF (BasicSR/EDVR's ``duf_downsample``).
 
 Both take a frame exactly as :func:`vsrdata.core.image_io.read_image` returns it (HxW or HxWx3,
 uint8 or uint16, any channel order: every channel is processed independently) and return the
@@ -27,9 +28,23 @@ replicate border, subsample from offset 1 with step 4):
   Frames are mod-cropped first (as every BD generation script does), so the LR size is
   exactly ``(H // s, W // s)``.
 
-Other "BD" variants exist and are NOT this one: BasicSR/EDVR's ``duf_downsample`` (13 taps,
-sigma 0.4*scale, reflect padding) and e.g. SOF-VSR's script (13 taps, symmetric border, offset
-0). Models trained on one do badly on another, so LR sets should record which was used.
+Scales: RCAN's script defines the kernel size for every scale (rule above: 12 taps at x2, x4 and
+x8, 7 at x3), so ``bd`` follows it at every scale; the BD sets in the literature are x4.
+
+BD-DUF (``bd-duf``) -- BasicSR ``basicsr/data/data_util.py::duf_downsample`` (EDVR's
+``DUF_downsample``; see ``docs/CONVENTIONS.md#bd-duf``): the 13x13 kernel is scipy's
+``gaussian_filter`` (truncate 4, reflect mode) of a 13x13 delta with sigma ``0.4*scale``; the
+frame is reflect-padded (edge sample not repeated) by ``13//2 + 2*scale``, correlated with stride
+``scale`` and 2 outputs are cropped from every side. Worked out, LR pixel ``m`` is the weighted
+sum of HR samples ``scale*m - 6 .. scale*m + 6`` (offset 0, reflected at the borders), which we
+compute separably (the kernel is the outer product of scipy's 1-D filter of a delta). BasicSR
+accepts x2-x4; x8 is the same formula at sigma 3.2 (our generalisation: the kernel is then
+scipy's reflect-folded 13-tap filter). Frames are mod-cropped first, as for BI/BD, so the LR
+size is ``(H // s, W // s)`` (BasicSR's function itself does not crop). A side must exceed
+``13//2 + 2*scale`` samples for the reflection.
+
+Other "BD" variants exist and are neither: e.g. SOF-VSR's script (13 taps, symmetric border,
+offset 0). Models trained on one do badly on another, so LR sets should record which was used.
 
 Arithmetic: float64 throughout (the Gaussian is applied separably -- fspecial's 2-D Gaussian
 is the outer product of two 1-D ones -- and only at the sampled positions), rounded ONCE at the
@@ -48,11 +63,12 @@ import numpy as np
 from vsrdata.core.resize import AxisOp, imresize, separable_resample, to_integer
 from vsrdata.errors import ConfigError, InputError
 
-__all__ = ["BD_SIGMA", "DEGRADATIONS", "bd_kernel_size", "bd_offset", "degrade", "gaussian_kernel",
+__all__ = ["BD_SIGMA", "DEGRADATIONS", "DUF_TAPS", "duf_kernel", "bd_kernel_size", "bd_offset", "degrade", "degrade_float", "gaussian_kernel",
            "mod_crop"]
 
 BD_SIGMA = 1.6
-DEGRADATIONS = ("bi", "bd")
+DEGRADATIONS = ("bi", "bd", "bd-duf")
+DUF_TAPS = 13
 _DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16))
 
 
@@ -138,6 +154,48 @@ def _bd_op(in_len: int, scale: int) -> AxisOp:
     return AxisOp(in_len, weights, indices)
 
 
+@lru_cache(maxsize=16)
+def duf_kernel(scale: int) -> np.ndarray:
+    """1-D factor of BasicSR's ``generate_gaussian_kernel(13, 0.4*scale)``: scipy's
+    ``gaussian_filter1d`` (truncate 4, mode reflect) of a 13-sample delta."""
+    from scipy.ndimage import gaussian_filter1d
+
+    delta = np.zeros(DUF_TAPS)
+    delta[DUF_TAPS // 2] = 1.0
+    k = gaussian_filter1d(delta, 0.4 * _check_scale(scale))
+    k.flags.writeable = False
+    return k
+
+
+@lru_cache(maxsize=64)
+def _duf_op(in_len: int, scale: int) -> AxisOp:
+    """duf_downsample along one axis: LR m = sum_j k[j] HR[reflect(scale*m - 6 + j)]."""
+    pad = DUF_TAPS // 2 + 2 * scale
+    if in_len <= pad:
+        raise InputError(f"bd-duf x{scale} needs sides longer than {pad} pixels, got {in_len}")
+    starts = scale * np.arange(in_len // scale) - DUF_TAPS // 2
+    idx = starts[:, None] + np.arange(DUF_TAPS)[None, :]
+    idx = np.abs(idx)                                          # reflect at 0 (no edge repeat)
+    idx = np.where(idx > in_len - 1, 2 * (in_len - 1) - idx, idx)  # reflect at the end
+    weights = np.broadcast_to(duf_kernel(scale), idx.shape).copy()
+    weights.flags.writeable = False
+    idx.flags.writeable = False
+    return AxisOp(in_len, weights, idx)
+
+
+def degrade_float(img: np.ndarray, scale: int, kind: str) -> np.ndarray:
+    """BD or BD-DUF of an (already mod-cropped) frame before rounding: float64, same layout as
+    ``img``, in its integer range (for verification against float references)."""
+    if kind not in ("bd", "bd-duf"):
+        raise ConfigError(f"degrade_float supports bd and bd-duf, got {kind!r}")
+    scale = _check_scale(scale)
+    h, w = img.shape[:2]
+    op = _bd_op if kind == "bd" else _duf_op
+    hr3 = img if img.ndim == 3 else img[:, :, None]
+    y = separable_resample(hr3.astype(np.float64), (0, op(h, scale)), (1, op(w, scale)))
+    return y if img.ndim == 3 else y[:, :, 0]
+
+
 def degrade(img: np.ndarray, scale: int = 4, kind: str = "bi") -> np.ndarray:
     """Make the low-resolution frame of ``img`` with the BI or BD degradation.
 
@@ -147,7 +205,8 @@ def degrade(img: np.ndarray, scale: int = 4, kind: str = "bi") -> np.ndarray:
         kind: ``'bi'`` -- mod-crop, then MATLAB ``imresize(1/scale)`` bicubic with
             antialiasing (bit-exact); ``'bd'`` -- mod-crop, Gaussian blur sigma 1.6 (12x12 for
             x4, replicate border), keep every ``scale``-th pixel from offset ``bd_offset(scale)``
-            (1 for x4). See the module docstring for the sources of this convention.
+            (1 for x4); ``'bd-duf'`` -- mod-crop, then BasicSR's ``duf_downsample`` (13 taps,
+            sigma 0.4*scale, reflect). See the module docstring for the sources.
 
     Returns:
         ``(H // scale) x (W // scale)`` [x C] array of the input dtype (computed in float64,
@@ -167,10 +226,7 @@ def degrade(img: np.ndarray, scale: int = 4, kind: str = "bi") -> np.ndarray:
     if kind == "bi":
         lr = imresize(hr, 1.0 / scale)
     else:
-        hr3 = hr if hr.ndim == 3 else hr[:, :, None]
-        y = separable_resample(hr3.astype(np.float64), (0, _bd_op(h, scale)), (1, _bd_op(w, scale)))
-        lr = to_integer(y, hr.dtype)
-        lr = lr if img.ndim == 3 else lr[:, :, 0]
+        lr = to_integer(degrade_float(hr, scale, kind), hr.dtype)
     if lr.shape[:2] != (h // scale, w // scale):  # pragma: no cover - guarded by imresize's size rule
         raise AssertionError(f"degrade produced {lr.shape} from {hr.shape} at scale {scale}")
     return lr

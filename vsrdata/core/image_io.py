@@ -1,10 +1,13 @@
 """Reading, writing and encoding frames: the on-disk contract.
 
 Contract (matches BasicSR / cv2 conventions):
-- In memory a frame is a numpy array, HxW (gray) or HxWxC with C in {3, 4}, channel order BGR(A)
+- In memory a frame is a numpy array, HxW (gray) or HxWx3, channel order BGR
   exactly as `cv2.imread(path, cv2.IMREAD_UNCHANGED)` returns it; dtype uint8 or uint16, kept.
-- On disk frames are PNG (8 or 16 bit). Writes go to a temporary name in the same directory and
-  are renamed into place (`os.replace`), so a reader never sees half a file and a killed job
+- On disk frames are PNG (8 or 16 bit). Every command reads frames by one rule
+  (docs/CONVENTIONS.md#frame-contract): a file's bytes must be of the format its name says
+  (`content_problem`, by magic bytes), and a frame is grey or colour, 8 or 16 bit, without an
+  alpha channel (`check_frame_layout`); the message for each case is made here only.
+- Writes go to a temporary name in the same directory and are renamed into place (`os.replace`), so a reader never sees half a file and a killed job
   leaves either the old state or the finished file, never a truncated one.
 """
 
@@ -24,6 +27,10 @@ from vsrdata.errors import InputError, OutputError
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_IEND = b"IEND\xaeB`\x82"
+# Magic bytes of the formats a frame file may hold, and the extensions that name each one.
+_MAGIC = (("PNG", (PNG_SIGNATURE,), (".png",)), ("JPEG", (b"\xff\xd8\xff",), (".jpg", ".jpeg")),
+          ("BMP", (b"BM",), (".bmp",)), ("TIFF", (b"II*\x00", b"MM\x00*"), (".tif", ".tiff")))
+ALPHA_MESSAGE = "image has an alpha channel (RGBA), which is not supported"
 TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.\d+\.tmp$")  # the pattern of `temp_path_for`
 
 
@@ -75,14 +82,46 @@ def png_problem(data: bytes | memoryview) -> str | None:
     return "truncated PNG (no IEND chunk)"
 
 
+def content_problem(name: str, head: bytes | memoryview) -> str | None:
+    """Why the first bytes `head` of a frame named `name` do not match its extension, or None.
+
+    The rule of every command: a `.png` holds PNG bytes, a `.jpg`/`.jpeg` JPEG, `.bmp` BMP,
+    `.tif`/`.tiff` TIFF (magic bytes). A name without an image extension (an LMDB key) is not
+    checked. The message names the file and what it holds."""
+    ext = os.path.splitext(str(name))[1].lower()
+    head = bytes(head[:8])
+    wanted = next((fmt for fmt, _, exts in _MAGIC if ext in exts), None)
+    if wanted is None:
+        return None
+    found = next((fmt for fmt, magics, _ in _MAGIC if any(head.startswith(m) for m in magics)), None)
+    if found == wanted:
+        return None
+    what = f"{found} data" if found else ("no data (empty file)" if not head else "no image data")
+    return f"{name} holds {what} but is named {ext} (the content must match the extension)"
+
+
+def check_frame_layout(shape: tuple[int, ...], name: str) -> None:
+    """The frame rule on a decoded shape (h, w[, c]): grey (c = 1) or colour (c = 3); an alpha
+    channel (c = 4) or any other layout is an InputError naming `name`."""
+    channels = shape[2] if len(shape) == 3 else 1
+    if channels == 4:
+        raise InputError(f"{ALPHA_MESSAGE}: {name}")
+    if len(shape) not in (2, 3) or channels not in (1, 3):
+        raise InputError(f"unsupported frame layout {tuple(shape)} (need grey or 3-channel colour): {name}")
+
+
 def frame_shape(path: str | os.PathLike) -> tuple[int, int, int, str]:
     """(h, w, c, dtype name) of a frame as `read_image` would return it, from the PNG header
     (`png_header`: no decode) when it can say, else by decoding."""
     try:
         with open(path, "rb") as fh:
-            head = png_header(fh.read(1 << 16))
+            data = fh.read(1 << 16)
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    problem = content_problem(str(path), data)
+    if problem:
+        raise InputError(problem)
+    head = png_header(data)
     if head is not None:
         return head
     img = read_image(path)
@@ -97,8 +136,12 @@ def format_shape(shape: tuple[int, int, int, str]) -> str:
 def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
     """Decode encoded image bytes (PNG, JPEG, ...) unchanged: BGR(A), uint8/uint16.
 
-    A PNG is first checked by `png_problem`; raises InputError naming `name` when the bytes are
-    truncated, corrupt or not an image."""
+    The bytes must match the extension of `name` (`content_problem`); a PNG is then checked by
+    `png_problem`; raises InputError naming `name` when the bytes are mislabelled, truncated,
+    corrupt or not an image."""
+    problem = content_problem(name, data)
+    if problem:
+        raise InputError(problem)
     if bytes(data[:8]) == PNG_SIGNATURE:
         problem = png_problem(data)
         if problem:
@@ -111,12 +154,13 @@ def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
     return img
 
 
-def read_image(path: str | os.PathLike, *, allow_alpha: bool = True) -> np.ndarray:
-    """Read one frame unchanged (BGR(A), uint8 or uint16, HxW or HxWxC).
+def read_image(path: str | os.PathLike, *, allow_alpha: bool = False) -> np.ndarray:
+    """Read one frame unchanged (BGR, uint8 or uint16, HxW or HxWx3).
 
-    Raises InputError naming the file when it is missing, unreadable, truncated or corrupt (a PNG
-    is checked by `png_problem` first: some decoders return a truncated one half-black), or has an alpha
-    channel while `allow_alpha` is False.
+    Raises InputError naming the file when it is missing, unreadable, mislabelled (JPEG bytes in a
+    `.png`: `content_problem`), truncated or corrupt (a PNG is checked by `png_problem` first: some
+    decoders return a truncated one half-black), or has an alpha channel (`check_frame_layout`;
+    `allow_alpha` lets a BGRA frame through, for callers that are not reading frames).
     """
     path = Path(path)
     try:
@@ -126,8 +170,8 @@ def read_image(path: str | os.PathLike, *, allow_alpha: bool = True) -> np.ndarr
     img = decode_image(data, str(path))
     if img.dtype not in (np.uint8, np.uint16):
         raise InputError(f"unsupported pixel type {img.dtype} (need 8 or 16 bit): {path}")
-    if not allow_alpha and img.ndim == 3 and img.shape[2] == 4:
-        raise InputError(f"image has an alpha channel (RGBA), which is not supported: {path}")
+    if not (allow_alpha and img.ndim == 3 and img.shape[2] == 4):
+        check_frame_layout(img.shape, str(path))
     return img
 
 

@@ -16,7 +16,10 @@ from links (`train/clip_a -> /disk2/clip_a`) is read like a real tree. A link th
 a folder above it (a cycle) is skipped with a `VsrDataWarning`, so a walk always ends.
 
 A clip is *uniform*: every frame has the size, channel count and bit depth of its first frame
-(`clip_shape`); every command refuses a clip that is not, naming the first odd frame.
+(`clip_shape`); every command refuses a clip that is not, naming the first odd frame. A folder of
+the tree with nothing visible in it is refused by `find_clips`, naming it; GT and LQ frames that
+a command pairs must agree in channels and bit depth (`check_pair`). The whole rule:
+docs/CONVENTIONS.md#frame-contract.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from pathlib import Path, PurePosixPath
 
 from typing import Iterator
 
-from vsrdata.core.image_io import format_shape, frame_shape, is_image_file
+from vsrdata.core.image_io import check_frame_layout, format_shape, frame_shape, is_image_file
 from vsrdata.errors import InputError, VsrDataWarning
 
 # Source layouts a command can be told to expect ('auto' detects; 'gt-tree' is a Vid4-style
@@ -139,12 +142,21 @@ def clip_shape(clip: "Clip", label: str = "") -> tuple[int, int, int, str]:
     if not paths:
         raise InputError(f"{label + ' ' if label else ''}clip {clip.path} holds no frames")
     first = frame_shape(paths[0])
+    check_frame_layout(first[:3], str(paths[0]))
     for path in paths[1:]:
         shape = frame_shape(path)
         if shape != first:
             raise InputError(f"{label + ' ' if label else ''}clip {clip.path} mixes frame formats: {path} is "
                              f"{format_shape(shape)}, its first frame {paths[0].name} is {format_shape(first)}")
     return first
+
+
+def check_pair(gt: tuple[int, int, int, str], lq: tuple[int, int, int, str], where: str) -> None:
+    """GT and LQ frames paired by a command have the same channel count and bit depth (shapes as
+    `clip_shape` gives them); InputError naming `where` (the clip or frame pair) otherwise."""
+    if tuple(gt[2:4]) != tuple(lq[2:4]):
+        raise InputError(f"{where}: GT frames are {format_shape(gt)} but LQ frames are {format_shape(lq)} "
+                         f"(GT and LQ need the same channels and bit depth)")
 
 
 def check_uniform(clips: list["Clip"]) -> list["Clip"]:
@@ -158,16 +170,34 @@ def find_clips(root: str | os.PathLike) -> list[Clip]:
     """All clips under `root` (see module docstring), sorted by natural order of their names.
 
     Hidden entries (starting with '.') are ignored, so temporary files of an interrupted job
-    never count as frames. Links are followed (`walk_folders`).
+    never count as frames. Links are followed (`walk_folders`). A folder below `root` with nothing
+    visible in it is an InputError naming it (an empty clip is never skipped silently).
     """
     base = clip_root(root)
     clips: list[Clip] = []
     for directory, frames in walk_folders(base):
+        if not frames and directory != base and _is_empty(directory):
+            raise no_frames_error(directory)
         if frames:
             rel = directory.relative_to(base).as_posix()
             clips.append(Clip(name="" if rel == "." else rel, root=base, frames=frames))
     clips.sort(key=lambda c: natural_key(c.name))
     return clips
+
+
+def no_frames_error(directory: str | os.PathLike) -> InputError:
+    """The one error for a clip folder without frames: 'empty folder ...' when nothing visible is
+    in it, else 'no image frames in ...'."""
+    if _is_empty(Path(directory)):
+        return InputError(f"empty folder {directory}: a clip folder must hold frames (remove it or fill it)")
+    return InputError(f"no image frames in {directory}")
+
+
+def _is_empty(directory: Path) -> bool:
+    try:
+        return not any(not e.name.startswith(".") for e in os.scandir(directory))
+    except OSError:
+        return False
 
 
 def validate_clip_id(clip_id: str, source: str = "list") -> str:

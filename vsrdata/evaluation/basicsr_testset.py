@@ -22,7 +22,7 @@ from pathlib import Path
 
 from vsrdata.core import splits
 from vsrdata.core.image_io import is_image_file, read_image
-from vsrdata.core.layouts import natural_key
+from vsrdata.core.layouts import natural_key, no_frames_error
 from vsrdata.errors import InputError
 
 _META_LINE = re.compile(r"^\s*(\S+)(?:\s+\d+)?(?:\s+\(.*\))?\s*$")
@@ -81,11 +81,12 @@ def testset_clips(gt_root, lq_root, meta_info=None) -> tuple[Path, Path, list[tu
         gdir, ldir = gt_root / name, lq_root / name
         if not gdir.is_dir():
             raise InputError(f"clip {name!r} not found in GT root {gt_root}")
+        gf = _frames(gdir)
+        if not gf:
+            raise no_frames_error(gdir)
         if not ldir.is_dir():
             raise InputError(f"clip {name!r} not found in LQ root {lq_root}")
-        gf, lf = _frames(gdir), _frames(ldir)
-        if not gf:
-            raise InputError(f"clip {name!r} has no frames in {gdir}")
+        lf = _frames(ldir)
         if gf != lf:
             raise InputError(f"clip {name!r}: GT and LQ frame names differ ({len(gf)} GT, {len(lf)} LQ frames; "
                              f"first difference {next((a for a, b in zip(gf, lf) if a != b), None)!r})")

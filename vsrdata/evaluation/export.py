@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from vsrdata.core.image_io import temp_path_for
+from vsrdata.core.paths import check_writable
 from vsrdata.evaluation.engines import ONNX_FORMAT, ONNX_HINT, load_model
 from vsrdata.errors import ConfigError, OutputError
 
@@ -126,6 +127,7 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike, *, preset
         raise OutputError(f"{out} is a directory")
     if out.exists() and not overwrite:
         raise OutputError(f"{out} exists (use --overwrite to replace it)")
+    check_writable(out.parent, "export destination")  # before two full exports, not after
     if opset is not None and not MIN_OPSET <= opset <= MAX_OPSET:
         raise ConfigError(f"--opset must be in {MIN_OPSET}..{MAX_OPSET} (GridSample needs {MIN_OPSET}), got {opset}")
     from vsrdata.edvr.checkpoint import preset_name

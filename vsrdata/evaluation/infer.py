@@ -31,7 +31,8 @@ import torch
 
 from vsrdata.core import scenes, splits
 from vsrdata.core.image_io import is_image_file, read_image, write_image
-from vsrdata.core.layouts import natural_key
+from vsrdata.core.paths import refuse_inside
+from vsrdata.core.layouts import Clip, clip_shape, natural_key, no_frames_error
 from vsrdata.core.video import OUTPUT_EXTENSIONS, VideoReader, VideoWriter, is_video_path
 from vsrdata.evaluation import metrics
 from vsrdata.evaluation.engines import load_engine
@@ -74,7 +75,8 @@ def _folder_frames(path: Path) -> list[Path]:
     names = sorted((e.name for e in os.scandir(path) if e.is_file() and is_image_file(e.name)
                     and not e.name.startswith(".")), key=natural_key)
     if not names:
-        raise InputError(f"no image frames in {path}")
+        raise no_frames_error(path)
+    clip_shape(Clip(name="", root=path, frames=tuple(names)))  # the frame contract, before any work
     return [path / n for n in names]
 
 
@@ -103,11 +105,15 @@ class _Source:
                 yield read_image(p), None
             return
         self.reader = VideoReader(self.path)
+        count = 0
         try:
             for f in self.reader:
+                count += 1
                 yield f.image, f.time
         finally:
             self.reader.close()
+        if not count:  # never "0 frame(s) written" and exit 0 with no output
+            raise InputError(f"no frames decoded from {self.path}: nothing to super-resolve")
 
 
 def _cuts(src: _Source, mode: str, threshold: float, min_len: int) -> tuple[list[int], str, int | None]:
@@ -139,8 +145,7 @@ def _check_args(src: Path, dst: Path, tile, tile_overlap, checkpoint, model) -> 
         raise ConfigError(f"video output must end in one of {', '.join(OUTPUT_EXTENSIONS)}: {dst}")
     if to_video and dst.is_dir():
         raise ConfigError(f"output {dst} is a directory but has a video extension")
-    if src.is_dir() and dst.resolve() == src.resolve():
-        raise ConfigError(f"output {dst} is the input folder; choose another folder")
+    refuse_inside(dst, [src], what="output", choose="an OUTPUT")
     if not to_video and dst.exists() and not dst.is_dir():
         raise ConfigError(f"output {dst} exists and is not a directory (use a video extension for video output)")
     return to_video

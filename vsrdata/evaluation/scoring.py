@@ -26,8 +26,8 @@ import numpy as np
 import torch
 
 from vsrdata.core import splits
-from vsrdata.core.image_io import read_image, to_rgb, write_image
-from vsrdata.core.layouts import natural_key
+from vsrdata.core.image_io import check_frame_layout, frame_shape, read_image, to_rgb, write_image
+from vsrdata.core.layouts import Clip, check_pair, clip_shape, natural_key
 from vsrdata.evaluation import metrics
 from vsrdata.evaluation.inference import restore_clip
 from vsrdata.evaluation.protocols import Protocol
@@ -95,7 +95,18 @@ def clip_jobs(record: dict, root: Path, *, centre_only: bool = False, max_frames
         centers = [len(names) // 2] if centre_only else list(range(count))
         jobs.append(ClipJob(name, rec, [lr_dir / name / n for n in names], [gt_dir / name / n for n in names],
                             centers))
+        _check_clip(jobs[-1], lr_dir, names)
     return jobs
+
+
+def _check_clip(job: ClipJob, lr_dir: Path, names: list[str]) -> None:
+    """The frame contract before any work (docs/CONVENTIONS.md#frame-contract): a uniform LQ clip
+    and GT frames of the same channels and bit depth (from PNG headers)."""
+    lq = clip_shape(Clip(name=job.name, root=lr_dir, frames=tuple(names)), "LQ")
+    first = job.gt_paths[job.centers[0]]  # a scored frame: its GT exists
+    gt = frame_shape(first)
+    check_frame_layout(gt[:3], str(first))
+    check_pair(gt, lq, f"clip {job.name!r}")
 
 
 def bicubic_rgb(lr_bgr: np.ndarray, scale: int) -> np.ndarray:

@@ -54,12 +54,15 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from vsrdata.core.image_io import remove_stale_temps, write_bytes_atomic, write_image
+from vsrdata.core.locks import OutputLock
+from vsrdata.core.paths import refuse_inside
 from vsrdata.errors import ConfigError, InputError, OutputError
 from vsrdata.pipelines.extract_plan import CACHE_DIR, analyse_all, find_videos, plan_clips
 from vsrdata.pipelines.runner import available_cores, check_shard, report_progress, run_jobs
@@ -90,11 +93,7 @@ class ExtractResult:
 def _check_out(inputs: list[str | os.PathLike], out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise OutputError(f"output exists and is not a folder: {out}")
-    out_real = out.resolve()
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir() and (path.resolve() == out_real or path.resolve() in out_real.parents):
-            raise OutputError(f"output {out} is inside the input folder {path} (choose an OUT outside it)")
+    refuse_inside(out, inputs, what="output", choose="an OUT")
 
 
 def fit_frame(img: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
@@ -245,6 +244,13 @@ def extract(inputs: list[str | os.PathLike], out: str | os.PathLike, *,
     videos = find_videos(inputs)
     if cfg["scene_cuts"] not in ("auto", "off") and len(videos) > 1:
         raise ConfigError(f"a scene cut file applies to one video, got {len(videos)}; use auto or off")
+    with nullcontext() if dry_run else OutputLock(out, "OUT", shard=shard):  # one writer of OUT (or shard)
+        return _extract(videos, out, cfg, shard, workers, plan_only, dry_run, progress)
+
+
+def _extract(videos: list[Path], out: Path, cfg: dict, shard, workers: int, plan_only: bool, dry_run: bool,
+             progress: bool) -> ExtractResult:
+    """`extract` once OUT is checked and locked: plan, manifest, then this shard's clips."""
     identity = _identity(cfg, videos)
     old = _check_manifest(out, identity)
     mine = [v for k, v in enumerate(videos) if shard is None or k % shard[1] == shard[0]]

@@ -114,6 +114,8 @@ def _analyse(item: tuple[str, str, dict]) -> str:
         raise InputError(f"{warning}; allow truncated videos to extract the frames that decoded",
                          option="allow_truncated")
     length = len(times)
+    if not length:  # a container with no decodable frame: say so, never "0 clips" and exit 0
+        raise InputError(f"no frames decoded from {path}: nothing to extract")
     if detector is not None:
         cuts = detector.finish()
     elif cfg["scene_cuts"] == "off":

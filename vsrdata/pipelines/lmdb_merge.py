@@ -36,7 +36,8 @@ import lmdb
 from vsrdata.core.lmdb.keys import INCOMPLETE_MARKER, META_TXT, SHARD_FILE, iter_meta_txt
 from vsrdata.core.lmdb.reader import check_not_truncated
 from vsrdata.core.lmdb.writer import LmdbWriter
-from vsrdata.errors import InputError, OutputError
+from vsrdata.core.paths import refuse_inside
+from vsrdata.errors import InputError
 
 _MIB = 1 << 20
 _HASH_MOD = 1 << 64
@@ -224,9 +225,7 @@ def merge_lmdb(out: str | os.PathLike, shards: list[str | os.PathLike], *, overw
     paths = [Path(s) for s in shards]
     if not paths:
         raise InputError("no shard DBs given")
-    for db in paths:
-        if out.resolve() == db.resolve():
-            raise OutputError(f"OUT {out} is one of the shards; choose another path")
+    refuse_inside(out, paths, what="OUT", choose="a path", source="shard DB")
     ordered, record = _check_shards(paths)
     frames = record["frames"]
     summary = MergeSummary(db=out, shards=len(ordered), keys=frames)

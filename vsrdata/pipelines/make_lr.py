@@ -25,9 +25,12 @@ left for *this shard's* outputs are deleted (those of other shards are left alon
 machine may be writing them). A re-run after `kill -9` therefore completes the tree, and the
 result is byte-identical to an uninterrupted run (PNG encoding is deterministic).
 
-Manifest: `DST/make_lr.json` records the scale and degradation (written before the frames);
+Manifest: `DST/.make_lr.json` records the scale and degradation (written before the frames);
 a DST made with another scale or degradation is refused unless `overwrite`, so BI and BD
-frames never mix in one tree.
+frames never mix in one tree. It is a dot-file so that readers listing the LR root (BasicSR's
+`VideoTestDataset` globs `*` and takes every entry for a clip folder) see clip folders only.
+Trees made before this name read their `make_lr.json` for the check, which is then replaced by
+the hidden file.
 
 Bad frames (unreadable, truncated, alpha channel, smaller than the scale): the frame fails with
 a one-line message naming the file and nothing is written for it; the other frames are still
@@ -46,6 +49,7 @@ from vsrdata.core.degrade import DEGRADATIONS, degrade
 from vsrdata.core.image_io import read_image, remove_stale_temps, write_bytes_atomic, write_image
 from vsrdata.core.layouts import clip_shape, find_clips
 from vsrdata.core.locks import OutputLock
+from vsrdata.core.paths import refuse_inside
 from vsrdata.errors import ConfigError, InputError, OutputError
 from vsrdata.pipelines.runner import available_cores, check_shard, run_jobs
 from vsrdata.pipelines.summary import SKIPPED, WRITTEN, JobsFailed, Summary
@@ -53,21 +57,26 @@ from vsrdata.pipelines.summary import SKIPPED, WRITTEN, JobsFailed, Summary
 __all__ = ["make_lr", "plan_make_lr", "Summary", "JobsFailed"]
 
 _EXAMPLES = 5
-MANIFEST = "make_lr.json"
+MANIFEST = ".make_lr.json"
+OLD_MANIFEST = "make_lr.json"   # before 0.x: visible, broke BasicSR's listing of an LQ root
 MANIFEST_FORMAT = "vsrdata-make-lr/1"
 _METHODS = {
     "bi": "mod-crop to a multiple of the scale, then MATLAB imresize(I, 1/scale, 'bicubic') with "
           "antialiasing, rounded once (vsrdata.core.degrade, BI)",
     "bd": "Gaussian blur sigma 1.6 with replicated borders, then every scale-th pixel "
           "(MATLAB imresize_BD convention; vsrdata.core.degrade, BD)",
+    "bd-duf": "BasicSR duf_downsample: 13x13 Gaussian sigma 0.4*scale (scipy gaussian_filter of a delta), "
+              "reflect padding, stride scale (vsrdata.core.degrade, BD-DUF)",
 }
 
 
 def _check_manifest(dst: Path, scale: int, degradation: str, overwrite: bool, write: bool) -> None:
-    """DST/make_lr.json records how the frames under DST were made (the field's LR sets are
+    """DST/.make_lr.json records how the frames under DST were made (the field's LR sets are
     otherwise indistinguishable: BI vs BD mix-ups are a known cause of "the model does not
     work"). A DST made with another scale or degradation is refused unless `overwrite`."""
     path = dst / MANIFEST
+    if not path.is_file() and (dst / OLD_MANIFEST).is_file():
+        path = dst / OLD_MANIFEST
     if path.is_file() and not overwrite:
         try:
             old = json.loads(path.read_text())
@@ -75,13 +84,15 @@ def _check_manifest(dst: Path, scale: int, degradation: str, overwrite: bool, wr
         except (ValueError, KeyError, TypeError, OSError):
             raise OutputError(f"unreadable {path}: remove it or overwrite", option="overwrite") from None
         if old_key != (scale, degradation):
-            raise OutputError(f"{dst} already holds x{old_key[0]} '{old_key[1]}' frames ({MANIFEST}); "
+            raise OutputError(f"{dst} already holds x{old_key[0]} '{old_key[1]}' frames ({path.name}); "
                               f"refusing to mix in x{scale} '{degradation}' (choose another DST or overwrite)",
                               option="overwrite")
     if write:
         record = {"format": MANIFEST_FORMAT, "scale": scale, "degradation": degradation,
                   "method": _METHODS[degradation]}
-        write_bytes_atomic(path, (json.dumps(record, indent=1) + "\n").encode())
+        write_bytes_atomic(dst / MANIFEST, (json.dumps(record, indent=1) + "\n").encode())
+        if (dst / OLD_MANIFEST).is_file():
+            (dst / OLD_MANIFEST).unlink()
 
 
 def _check_folders(src: Path, dst: Path) -> None:
@@ -91,11 +102,7 @@ def _check_folders(src: Path, dst: Path) -> None:
         raise InputError(f"source is not a folder: {src}")
     if dst.exists() and not dst.is_dir():
         raise OutputError(f"destination exists and is not a folder: {dst}")
-    src_real, dst_real = src.resolve(), dst.resolve()
-    if dst_real == src_real:
-        raise OutputError(f"destination is the source folder: {dst} (choose another DST)")
-    if src_real in dst_real.parents:
-        raise OutputError(f"destination {dst} is inside the source folder {src} (choose a DST outside it)")
+    refuse_inside(dst, [src], what="destination", choose="a DST", source="source folder")
 
 
 def plan_make_lr(src: str | os.PathLike, dst: str | os.PathLike,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from vsrdata.core import splits
 from vsrdata.core.image_io import is_image_file
-from vsrdata.core.layouts import (LAYOUTS, Clip, clip_root, clip_shape, clips_from_list, detect_layout,
+from vsrdata.core.layouts import (LAYOUTS, Clip, check_pair, clip_root, clip_shape, clips_from_list, detect_layout,
                                   find_clips, read_clip_list, validate_clip_id)
 from vsrdata.errors import ConfigError, InputError, OutputError
 
@@ -162,11 +162,10 @@ def _check_clip(clip: Clip, lr_base: Path | None, scale: int):
     lr_h, lr_w = h0 // scale, w0 // scale
     if lr_h < 1 or lr_w < 1:
         raise InputError(f"clip {label!r}: frames are {h0}x{w0}, smaller than the scale {scale}")
-    if ch == 4:
-        raise InputError(f"clip {label!r}: frames have an alpha channel (RGBA), which is not supported")
     lr_clip = _lr_clip(lr_base, clip, scale) if lr_base is not None else None
     if lr_clip is not None:
         lh, lw, lc, ldt = clip_shape(lr_clip, "LR")
+        check_pair((h0, w0, ch, dtype), (lh, lw, lc, ldt), f"clip {label!r}")
         if (lh, lw) != (lr_h, lr_w) or (lc, ldt) != (ch, dtype):
             raise InputError(f"clip {label!r}: GT {h0}x{w0}x{ch} and LR {lh}x{lw}x{lc} disagree with "
                              f"scale {scale} (expected LR {lr_h}x{lr_w}x{ch})")

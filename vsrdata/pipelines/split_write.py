@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 
 from vsrdata.core import splits
-from vsrdata.core.image_io import (PNG_IEND, frame_shape, read_image, temp_path_for, write_bytes_atomic,
+from vsrdata.core.image_io import (PNG_IEND, content_problem, frame_shape, read_image, temp_path_for, write_bytes_atomic,
                                    write_image)
 from vsrdata.core.locks import LOCK_NAME
 from vsrdata.errors import InputError, OutputError
@@ -39,6 +39,9 @@ def _check_complete_png(src: str) -> None:
     its IEND chunk (a truncated file would otherwise be copied or linked as it is)."""
     try:
         with open(src, "rb") as fh:
+            problem = content_problem(src, fh.read(8))  # the rule `read_image` applies first
+            if problem:
+                raise InputError(problem)
             fh.seek(0, os.SEEK_END)
             fh.seek(max(0, fh.tell() - 64))
             tail = fh.read()

@@ -33,7 +33,8 @@ from vsrdata.core.layouts import (VIMEO_MODES, Clip, check_uniform, clips_from_l
                                   read_clip_list)
 from vsrdata.core.lmdb.keys import KEY_STYLES, SHARD_FILE, make_key
 from vsrdata.core.lmdb.writer import LmdbWriter
-from vsrdata.errors import ConfigError, InputError, OutputError, VsrDataError
+from vsrdata.core.paths import refuse_inside
+from vsrdata.errors import ConfigError, InputError, VsrDataError
 from vsrdata.pipelines.runner import available_cores, check_shard, map_ordered
 
 SHARD_FORMAT = "vsrdata-lmdb-shard/1"
@@ -142,13 +143,7 @@ class _Refetch:
 def _check_not_inside(src: Path, db: Path) -> None:
     """Refuse a DB that is SRC or lies inside it (symlinks resolved): a later plan of SRC would
     walk the DB folder, and a clean-up of the DB could touch source frames."""
-    if not src.is_dir():
-        return
-    src_real, db_real = src.resolve(), db.resolve()
-    if db_real == src_real:
-        raise ConfigError(f"DB must not be the source folder: {db}")
-    if src_real in db_real.parents:
-        raise OutputError(f"DB {db} is inside the source folder {src} (choose a DB path outside it)")
+    refuse_inside(db, [src], what="DB", choose="a DB path", source="source folder")
 
 
 def _encode(item: tuple[str, str, int]) -> tuple[bytes, tuple[int, ...], str]:

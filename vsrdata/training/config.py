@@ -35,6 +35,7 @@ from typing import Any, Callable
 from vsrdata.core.splits import REDS4, REDS_VAL
 from vsrdata.evaluation.windows import TEMPORAL_PADDINGS
 from vsrdata.errors import ConfigError
+from vsrdata.training.config_types import check_basicsr_numbers, check_types
 
 DATASETS = ("reds", "vimeo", "clips")
 AMP_MODES = ("none", "bf16", "fp16")
@@ -257,7 +258,8 @@ def config_fields() -> list[str]:
 def from_dict(data: dict[str, Any], base: TrainConfig | None = None, source: str = "config") -> TrainConfig:
     """Build a TrainConfig from a flat mapping (keys = field names; '-' accepted for '_').
 
-    A `train` table, if present, is used as the mapping. Unknown keys raise ConfigError naming them.
+    A `train` table, if present, is used as the mapping. Unknown keys raise ConfigError naming them;
+    a value of the wrong type names the key and the type wanted (`config_types.check_types`).
     """
     if "train" in data and isinstance(data["train"], dict):
         data = data["train"]
@@ -268,7 +270,7 @@ def from_dict(data: dict[str, Any], base: TrainConfig | None = None, source: str
         if k not in names:
             raise ConfigError(f"unknown option {key!r} in {source}")
         clean[k] = value
-    return dataclasses.replace(base or TrainConfig(), **clean)
+    return dataclasses.replace(base or TrainConfig(), **check_types(TrainConfig, clean, source))
 
 
 def from_basicsr(opt: dict[str, Any], source: str = "option file") -> dict[str, Any]:
@@ -332,6 +334,7 @@ def load_config(path: str | os.PathLike, base: TrainConfig | None = None,
     from vsrdata.training.basicsr_options import is_basicsr, read_options
 
     if is_basicsr(data):
+        check_basicsr_numbers(data, str(path))
         opts = read_options(data, str(path))
         if opts.kind == "test":
             raise ConfigError(f"{path} is a BasicSR test option file (datasets.test_*), not a training one: "

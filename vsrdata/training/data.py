@@ -32,8 +32,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from vsrdata.core.image_io import read_image
-from vsrdata.core.layouts import clip_shape, find_clips, natural_key
+from vsrdata.core.image_io import check_frame_layout, frame_shape, read_image
+from vsrdata.core.layouts import check_pair, clip_shape, find_clips, natural_key
 from vsrdata.errors import InputError, VsrDataError
 from vsrdata.evaluation.inference import frame_to_tensor
 
@@ -122,6 +122,7 @@ class FrameStore:
             shapes = [tuple(self.reader.shape(self._keys[(cid, f)])) for f in frames]
         except InputError:
             return  # no per-key shapes (e.g. a pickled meta): checked per sample instead
+        check_frame_layout(shapes[0], f"key {self._keys[(cid, frames[0])]} of {self.what} {self.path} (meta info)")
         for frame, shape in zip(frames, shapes):
             if shape != shapes[0]:
                 raise InputError(f"clip {cid} of {self.what} {self.path} mixes frame formats: key "
@@ -153,6 +154,11 @@ class FrameStore:
         return state
 
     def get(self, clip: str, frame: str) -> np.ndarray:
+        """The frame as HxWx3 BGR (grey repeated to 3 channels), uint8/uint16."""
+        img = self._read(clip, frame)
+        return img[:, :, None].repeat(3, axis=2) if img.ndim == 2 else img
+
+    def _read(self, clip: str, frame: str) -> np.ndarray:
         key = self._keys.get((clip, frame))
         if key is None:
             raise InputError(f"frame {clip}/{frame} missing in {self.what} {self.path}")
@@ -164,11 +170,16 @@ class FrameStore:
             where = f"key {key!r} of {self.what} {self.path}" if self.kind == "lmdb" else key
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise InputError(f"cannot read {where}: {reason}") from None
-        if img.ndim == 2:
-            img = img[:, :, None].repeat(3, axis=2)
-        elif img.shape[2] == 4:
-            img = img[:, :, :3]
+        check_frame_layout(img.shape, f"key {key!r} of {self.what} {self.path}" if self.kind == "lmdb" else key)
         return img
+
+    def layout(self, clip: str, frame: str) -> tuple[int, int, int, str]:
+        """(h, w, channels, dtype) of a frame as stored (grey stays 1 channel): the pair rule
+        (`layouts.check_pair`) compares these of the GT and LQ stores."""
+        if self.kind == "folder" and (clip, frame) in self._keys:
+            return frame_shape(self._keys[(clip, frame)])
+        img = self._read(clip, frame)
+        return img.shape[0], img.shape[1], (img.shape[2] if img.ndim == 3 else 1), str(img.dtype)
 
     def shape(self, clip: str, frame: str) -> tuple[int, int]:
         if self.kind == "lmdb" and hasattr(self.reader, "shape"):
@@ -240,6 +251,8 @@ class _PairedBase(Dataset):
         return len(self.keys)
 
     def _check_sizes(self, clip: str, gt_frame: str, lq_frame: str) -> None:
+        check_pair(self.gt.layout(clip, gt_frame), self.lq.layout(clip, lq_frame),
+                   f"clip {clip} ({self.gt.path}, {self.lq.path})")
         gh, gw = self.gt.shape(clip, gt_frame)
         lh, lw = self.lq.shape(clip, lq_frame)
         lq_size = self.gt_size // self.scale

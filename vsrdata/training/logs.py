@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from vsrdata.core.image_io import write_bytes_atomic
+from vsrdata.errors import OutputError
 
 TB_TAGS = {"loss": "train/loss", "loss_per_pixel": "train/loss_per_pixel", "lr": "train/lr",
            "offset_mean_max": "train/offset_mean_max", "psnr": "val/psnr", "ssim": "val/ssim"}
@@ -74,10 +75,9 @@ class RunLog:
     def open(self, run_dir: Path, resumed_at: int | None) -> None:
         if not self.master:
             return
-        self._jsonl = open(run_dir / "log.jsonl", "a", buffering=1)
-        self._text = open(run_dir / "train.log", "a", buffering=1)
+        self._jsonl, self._text = _append(run_dir / "log.jsonl"), _append(run_dir / "train.log")
         for line in self._pending:
-            self._text.write(line)
+            _write(self._text, line)
         self._pending = []
         if self._writer_cls is not None:
             # on resume, scalars written after the checkpoint by the interrupted run are dropped
@@ -93,13 +93,13 @@ class RunLog:
         if self._text is None:
             self._pending.append(stamped)
         else:
-            self._text.write(stamped)
+            _write(self._text, stamped)
 
     def record(self, record: dict) -> None:
         """Append a record to log.jsonl; its scalars to TensorBoard; its line to train.log."""
         if not self.master:
             return
-        self._jsonl.write(json.dumps(record) + "\n")
+        _write(self._jsonl, json.dumps(record) + "\n")
         if self.tb is not None:
             for key, tag in TB_TAGS.items():
                 value = record.get(key)
@@ -112,6 +112,21 @@ class RunLog:
             if f is not None:
                 f.close()
         self._jsonl = self._text = self.tb = None
+
+
+def _append(path: Path):
+    try:
+        return open(path, "a", buffering=1)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _write(fh, text: str) -> None:
+    """Write a line; a full disk or a lost permission is one OutputError naming the file."""
+    try:
+        fh.write(text)
+    except OSError as exc:
+        raise OutputError(f"cannot write {fh.name}: {exc.strerror or exc}") from None
 
 
 def smooth(values: list[float], weight: float = 0.9) -> list[float]:

@@ -59,6 +59,7 @@ import torch
 import torch.distributed as dist
 
 from vsrdata.core.image_io import write_bytes_atomic
+from vsrdata.core.locks import OutputLock
 from vsrdata.edvr.checkpoint.io import remove_dead_writers_temps, save_atomic
 from vsrdata.edvr.checkpoint.train_state import checkpoint_path, list_checkpoints, remove_checkpoints
 from vsrdata.errors import ConfigError
@@ -139,6 +140,8 @@ def _run(cfg: TrainConfig, emit_event, rank: int, world: int, device: torch.devi
     cfg, mcfg = setup.resolve_config(cfg)
     autocast, use_amp = setup.autocast_for(cfg, device, ev.info)
     run_dir = Path(cfg.run_dir)
+    if rank == 0:  # one run per run directory: a second is refused before it reads or writes anything
+        stack.enter_context(OutputLock(run_dir, "run directory"))
     resume_from = setup.resume_source(cfg, run_dir, ev.info)
     _barrier(world)  # every rank decided before rank 0 writes anything into the run directory
 

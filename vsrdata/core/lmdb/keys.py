@@ -104,6 +104,9 @@ def parse_meta_txt(path: str | os.PathLike) -> tuple[list[str], dict[str, tuple[
     shapes: dict[str, tuple[int, ...]] = {}
     shape_cache: dict[tuple[int, ...], tuple[int, ...]] = {}
     for key, shape, _ in iter_meta_txt(path):
+        if key in shapes:  # one rule for every reader (train, lmdb-verify, evaluate): never skipped
+            raise InputError(f"{path}: key {key!r} is listed twice (entries {keys.index(key) + 1} and "
+                             f"{len(keys) + 1}); the meta info and the DB disagree: rebuild the DB")
         keys.append(key)
         shapes[key] = shape_cache.setdefault(shape, shape)
     return keys, shapes

@@ -152,8 +152,11 @@ class LmdbReader:
     def get_bytes(self, key: str) -> bytes:
         """The stored value of `key` (PNG bytes, or the raw pixel buffer for edvr-old)."""
         env = self._open()
-        with env.begin(write=False) as txn:
-            value = txn.get(key.encode("ascii"))
+        try:
+            with env.begin(write=False) as txn:
+                value = txn.get(key.encode("ascii"))
+        except lmdb.Error as exc:  # MDB_CORRUPTED on a damaged page: one line naming DB and key
+            raise self.damaged(exc, key) from None
         if value is None:
             raise InputError(f"key {key!r} not found in LMDB {self.path}")
         return value
@@ -171,9 +174,18 @@ class LmdbReader:
 
     def iter_stored_keys(self) -> Iterable[str]:
         """Every key stored in the DB, in LMDB's byte order (not meta order)."""
-        with self._open().begin() as txn, txn.cursor() as cur:
-            for k in cur.iternext(keys=True, values=False):
-                yield k.decode("ascii", "replace")
+        try:
+            with self._open().begin() as txn, txn.cursor() as cur:
+                for k in cur.iternext(keys=True, values=False):
+                    yield k.decode("ascii", "replace")
+        except lmdb.Error as exc:
+            raise self.damaged(exc) from None
+
+    def damaged(self, exc: Exception, key: str | None = None) -> InputError:
+        """The one-line error for an lmdb.Error met while reading (a damaged B-tree page)."""
+        where = f" (reading key {key!r})" if key else ""
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+        return InputError(f"LMDB {self.path} is damaged{where}: {reason}; rebuild it or restore a copy")
 
     def unlisted_keys(self) -> list[str]:
         """Keys stored in the DB but absent from the meta info (LMDB byte order)."""

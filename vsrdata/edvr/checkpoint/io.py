@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import pickle
 import re
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -34,15 +35,16 @@ def load_object(path: str | os.PathLike) -> Any:
     naming the file (PyTorch's multi-line advice to pass weights_only=False is never relayed)."""
     path = Path(path)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return _torch_load(path)
     except pickle.UnpicklingError as exc:
         allowed = _numpy_globals_if_only_numpy(path)
         if allowed is not None:
             try:
                 with torch.serialization.safe_globals(allowed):
-                    return torch.load(path, map_location="cpu", weights_only=True)
+                    return _torch_load(path)
             except Exception:
                 pass
+        _refuse_other_formats(path)
         raise CheckpointError(f"refusing to load {path}: it holds pickled objects other than tensors "
                               f"and plain data ({_unpickling_reason(exc)}); a checkpoint must be "
                               "data, never code") from None
@@ -53,9 +55,53 @@ def load_object(path: str | os.PathLike) -> Any:
     except PermissionError:
         raise CheckpointError(f"cannot read checkpoint {path}: permission denied") from None
     except Exception as exc:  # truncated zip, random bytes, EOF, wrong magic number ...
+        _refuse_other_formats(path)
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"cannot read checkpoint {path}: not a torch.save file or truncated "
                               f"({type(exc).__name__}: {detail[:200]})") from None
+
+
+def _torch_load(path: Path):
+    """torch.load, weights only, on CPU; torch's two-line UserWarning about the pickle protocol
+    of a file it then refuses is not shown (our one-line error says what the file is)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
+# The start of a legacy (pre-zip) torch.save file: a pickled protocol-2 long, torch's magic number.
+_LEGACY_TORCH = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
+
+
+def _refuse_other_formats(path: Path) -> None:
+    """CheckpointError saying what `path` is when it is an ONNX file or a plain pickle (not a
+    torch.save file), instead of a misleading 'pickled objects' or 'truncated' message."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(256)
+    except OSError:
+        return
+    if path.suffix.lower() == ".onnx" or (head[:1] == b"\x08" and b"pytorch" in head[:64]):
+        raise CheckpointError(f"{path} is an ONNX file (a `vsrdata export` output), not a PyTorch checkpoint: "
+                              f"run it with `vsrdata infer -c {path}`; export and convert-checkpoint need "
+                              f"the .pth it came from")
+    if (head[:1] == b"\x80" and not head.startswith(_LEGACY_TORCH) and not zipfile.is_zipfile(path)
+            and not _imports_anything(path)):
+        raise CheckpointError(f"cannot read checkpoint {path}: it is a plain pickle, not a torch.save file "
+                              f"(save the weights with torch.save)")
+
+
+def _imports_anything(path: Path) -> bool:
+    """True when the pickle in `path` names any global (class or function; read with
+    pickletools, nothing is run), or cannot be parsed: then it is refused as code."""
+    import pickletools
+
+    try:
+        with open(path, "rb") as fh:
+            return any(op.name in ("GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "REDUCE")
+                       for op, _, _ in pickletools.genops(fh))
+    except Exception:
+        return True
 
 
 def _unpickling_reason(exc: Exception) -> str:
