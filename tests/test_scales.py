@@ -101,11 +101,9 @@ def test_onnx_export_at_x2_and_x3(scale, tmp_path):
     assert tuple(y.shape) == (1, 3, 8 * scale, 4 * scale)
 
 
-def _train_tiny(scale: int, gt_root: Path, lq_root: Path, clips, iters: int = 200, batch: int = 16,
-                hr_in: bool = False):
-    """A tiny single-frame EDVR at `scale`, trained on (LQ, GT) crops of `clips`: LQ 16x16 patches
-    (32x32 for an hr_in stage 2 at scale 1), Charbonnier loss (eps 1e-6, mean), Adam lr 2e-3,
-    betas (0.9, 0.99), fixed seeds."""
+def _train_tiny(scale: int, gt_root: Path, lq_root: Path, clips, iters: int = 200, batch: int = 16):
+    """A tiny single-frame EDVR at `scale`, trained on (make-lr LQ, GT) crops of `clips`: LQ 16x16
+    patches, Charbonnier loss (eps 1e-6, mean), Adam lr 2e-3, betas (0.9, 0.99), fixed seeds."""
     import numpy as np
 
     from vsrdata.core.image_io import read_image
@@ -114,9 +112,9 @@ def _train_tiny(scale: int, gt_root: Path, lq_root: Path, clips, iters: int = 20
     pairs = [(frame_to_tensor(read_image(p)), frame_to_tensor(read_image(lq_root / c / p.name)))
              for c in clips for p in sorted((gt_root / c).glob("*.png"))]
     torch.manual_seed(0)
-    model = build_edvr("edvr-tiny", scale=None if hr_in else scale, hr_in=hr_in, num_frame=1, dcn_backend="torch")
+    model = build_edvr("edvr-tiny", scale=scale, num_frame=1, dcn_backend="torch")
     opt = torch.optim.Adam(model.parameters(), lr=2e-3, betas=(0.9, 0.99))
-    rng, p = np.random.default_rng(0), 32 if hr_in else 16
+    rng, p = np.random.default_rng(0), 16
     for _ in range(iters):
         xs, ys = [], []
         for _ in range(batch):
