@@ -12,6 +12,11 @@ video would grow by N x 64x48x3 (input) + N x 256x192x3 (output) bytes, ~450 MB 
 
     python bench/bench_infer_memory.py                 # 30 and 3000 frames, about a minute
     python bench/bench_infer_memory.py --sizes 30,300
+    python bench/bench_infer_memory.py --sizes 30,600 --stage2   # two-stage: + a stage-2 edvr-tiny (hr_in)
+
+With --stage2 the chain of `infer --stage2` runs: stage 1 as above, then a real stage-2 network
+(edvr-tiny with hr_in, random weights, saved to a temporary checkpoint) refines every restored
+frame in its own windows; both stages stream, so the peak must stay flat as well.
 """
 
 from __future__ import annotations
@@ -43,7 +48,8 @@ class PixelModel(torch.nn.Module):  # x4 nearest of the window mean: the pipelin
 torch.manual_seed(0)
 model = build_edvr("edvr-tiny").eval() if sys.argv[3] == "edvr-tiny" else PixelModel()
 t0 = time.perf_counter()
-res = infer(sys.argv[1], sys.argv[2], model=model, device="cpu")
+stage2 = None if sys.argv[4] == "-" else sys.argv[4]
+res = infer(sys.argv[1], sys.argv[2], model=model, device="cpu", stage2=stage2)
 dt = time.perf_counter() - t0
 print(res.written, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, f"{dt:.2f}", ";".join(res.audio))
 """
@@ -78,6 +84,18 @@ def make_video(path: Path, n: int, h: int = 48, w: int = 64) -> None:
         out.mux(au.encode(None))
 
 
+def _stage2_checkpoint(tmp: Path) -> str:
+    """A stage-2 edvr-tiny (hr_in, the stage-2 front) with random weights, saved as a checkpoint."""
+    import torch
+
+    from vsrdata.edvr.arch import build_edvr
+    from vsrdata.edvr.checkpoint import save_atomic
+
+    torch.manual_seed(1)
+    save_atomic({"params": build_edvr("edvr-tiny", hr_in=True).state_dict()}, tmp / "stage2.pth")
+    return str(tmp / "stage2.pth")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="30,3000", help="comma-separated frame counts (first = baseline)")
@@ -85,18 +103,20 @@ def main() -> None:
                     help="pixel: a per-pixel stand-in (fast: measures decode/window/encode); "
                     "edvr-tiny: the real network with random weights (~1 frame/s on 2 cores)")
     ap.add_argument("--size", default="64x48", help="input frame size WxH")
+    ap.add_argument("--stage2", action="store_true", help="chain a stage-2 edvr-tiny (hr_in) after the model")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     env = {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
     peaks = {}
     with tempfile.TemporaryDirectory() as tmp:
+        stage2 = _stage2_checkpoint(Path(tmp)) if args.stage2 else "-"
         for n in sizes:
             src, dst = Path(tmp) / f"in_{n}.mp4", Path(tmp) / f"out_{n}.mp4"
             t0 = time.perf_counter()
             w, h = (int(v) for v in args.size.lower().split("x"))
             make_video(src, n, h, w)
             made = time.perf_counter() - t0
-            out = subprocess.run([sys.executable, "-c", CHILD, str(src), str(dst), args.model], env=env, check=True,
+            out = subprocess.run([sys.executable, "-c", CHILD, str(src), str(dst), args.model, stage2], env=env, check=True,
                                  capture_output=True, text=True).stdout.split()
             written, rss_kib, secs = int(out[0]), int(out[1]), float(out[2])
             audio = out[3] if len(out) > 3 else "-"

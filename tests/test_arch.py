@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from vsrdata.edvr.arch import EDVR, EDVRInputError, TSAFusion, build_edvr
-from vsrdata.edvr.config import OFFICIAL_PRESETS, PRESETS, EDVRConfig, get_preset
+from vsrdata.edvr.config import OFFICIAL_PRESETS, PRESETS, STAGE2_PRESETS, EDVRConfig, get_preset
 from vsrdata.edvr.dcn import DCNv2Pack
 from vsrdata.errors import ConfigError
 
@@ -46,7 +46,9 @@ def test_state_dict_keys_order_and_shapes_equal_official(name):
 def test_tensor_and_parameter_counts_equal_official(name):
     index = json.loads((REF / "statedict_index.json").read_text())[name]
     preset = OFFICIAL[name]
-    assert get_preset(preset).to_dict() == index["basicsr_kwargs"]
+    fields = get_preset(preset).to_dict()
+    assert fields.pop("scale") == (1 if fields["hr_in"] else 4)  # ours: BasicSR's EDVR is x4 (or hr_in) only
+    assert fields == index["basicsr_kwargs"]
     sd = _meta_model(preset).state_dict()
     assert len(sd) == index["num_tensors"]
     assert sum(v.numel() for v in sd.values()) == index["num_params"]
@@ -54,7 +56,7 @@ def test_tensor_and_parameter_counts_equal_official(name):
 
 def test_presets_cover_the_official_models():
     assert set(OFFICIAL.values()) == set(OFFICIAL_PRESETS)
-    assert set(PRESETS) == set(OFFICIAL_PRESETS) | {"edvr-tiny", "edvr-l-wotsa"}
+    assert set(PRESETS) == set(OFFICIAL_PRESETS) | set(STAGE2_PRESETS) | {"edvr-tiny", "edvr-l-wotsa"}
     vimeo = _meta_model("edvr-l-vimeo")
     assert vimeo.center_frame_idx == 3
     assert vimeo.fusion.feat_fusion.weight.shape == (128, 896, 1, 1)
@@ -151,8 +153,8 @@ def test_input_size_must_be_multiple_of_4_or_16():
 
 
 def test_invalid_configurations():
-    with pytest.raises(ConfigError, match="hr_in=True requires with_predeblur"):
-        get_preset("edvr-tiny", hr_in=True)
+    with pytest.raises(ConfigError, match="scale must be 1 with hr_in=true, got 4"):
+        get_preset("edvr-tiny", hr_in=True, scale=4)
     with pytest.raises(ConfigError, match=r"deformable_groups \(3\) must divide num_feat \(16\)"):
         get_preset("edvr-tiny", deformable_groups=3)
     with pytest.raises(ConfigError, match="center_frame_idx"):
@@ -163,8 +165,8 @@ def test_invalid_configurations():
         get_preset("edvr-xl")
     with pytest.raises(ConfigError, match="num_blocks"):
         get_preset("edvr-m", num_blocks=3)
-    with pytest.raises(ConfigError, match="hr_in"):
-        EDVR(hr_in=True)
+    with pytest.raises(ConfigError, match="scale must be 2 or 3 or 4, got 5"):
+        EDVR(scale=5)
 
 
 def test_config_round_trip_and_center_default():

@@ -14,7 +14,7 @@ from vsrdata.cli import main
 from vsrdata.core import degrade, layouts, splits, video
 from vsrdata.core.lmdb import keys as lmdb_keys
 from vsrdata.edvr import config as edvr_config
-from vsrdata.evaluation import windows
+from vsrdata.evaluation import ensemble, windows
 from vsrdata.training import config as train_config
 
 
@@ -43,6 +43,8 @@ def _shared():
         ("train", "scheduler"): train_config.SCHEDULERS,
         ("infer", "codec"): video.CODECS,
         ("infer", "pix_fmt"): video.PIX_FMTS,
+        ("evaluate", "tta"): ensemble.TTA_MODES,
+        ("infer", "tta"): ensemble.TTA_MODES,
     }
 
 

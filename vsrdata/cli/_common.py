@@ -14,6 +14,7 @@ from vsrdata.core.lmdb.keys import KEY_STYLES
 from vsrdata.core.scenes import DEFAULT_MIN_SCENE_LEN, DEFAULT_THRESHOLD
 from vsrdata.core.splits import PARTITIONS, SPATIAL_PADDINGS
 from vsrdata.core.video import CODECS, PIX_FMTS
+from vsrdata.evaluation.ensemble import TTA_MODES
 from vsrdata.evaluation.windows import TEMPORAL_PADDINGS
 from vsrdata.training.config import (AMP_MODES, DATASETS, INIT_KEYS, LOSS_REDUCTIONS, LOSS_TYPES, SCHEDULERS,
                                      VAL_PARTITIONS)
@@ -24,9 +25,10 @@ PARTITION_NAMES = tuple(PARTITIONS)
 PRESET_NAMES = (*PRESETS, "custom")
 PRECISIONS = ("fp32", "bf16", "fp16")  # evaluate/infer: autocast; train: --amp none/bf16/fp16
 __all__ = ["AMP_MODES", "DATASETS", "DEGRADATIONS", "KEY_STYLES", "LAYOUTS", "LOSS_REDUCTIONS", "LOSS_TYPES",
-           "PARTITION_NAMES", "SCHEDULERS", "SPATIAL_PADDINGS", "TEMPORAL_PADDINGS", "VAL_PARTITIONS", "VIMEO_MODES",
+           "PARTITION_NAMES", "SCHEDULERS", "SPATIAL_PADDINGS", "TEMPORAL_PADDINGS", "TTA_MODES", "VAL_PARTITIONS", "VIMEO_MODES",
            "PRECISIONS", "PRESET_NAMES", "DeviceType", "ProgressBar", "device_option", "preset_option",
-           "overwrite_option", "parse_shard", "scene_options", "shard_option", "workers_option"]
+           "overwrite_option", "parse_shard", "scene_options", "shard_option", "stage2_option", "tta_option",
+           "workers_option"]
 
 
 workers_option = click.option(
@@ -110,6 +112,19 @@ def _slurm_shard(env) -> tuple[int, int]:
         raise ConfigError(f"--shard auto: array task {task} is not one of {count} evenly spaced tasks "
                           f"from {low} (step {step}); use --array=0-{count - 1} or pass --shard I/N")
     return index, count
+
+
+tta_option = click.option(
+    "--tta", type=click.Choice(TTA_MODES), default="none", show_default=True,
+    help="Test-time ensemble: flip4 = mean over the window as is and flipped in W, H, both (the original "
+    "EDVR's flip test, ~4x the time); x8 adds the four transposed.",
+)
+
+stage2_option = click.option(
+    "--stage2", type=click.Path(dir_okay=False), default=None, metavar="CKPT",
+    help="Two-stage EDVR: a stage-2 checkpoint (hr_in, e.g. EDVR_REDS_SR_Stage2.pth) that refines the "
+    "restored frames in its own windows (--padding/--tta apply to stage 1).",
+)
 
 
 def scene_options(default: str, cuts_help: str):

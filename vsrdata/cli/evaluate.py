@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from vsrdata.cli._common import (PRECISIONS, TEMPORAL_PADDINGS, ProgressBar, device_option, preset_option,
-                                 scene_options)
+                                 scene_options, stage2_option, tta_option)
 from vsrdata.errors import ConfigError
 
 _PROTOCOLS = ("auto", "vid4", "reds4", "vimeo-t", "generic")
@@ -61,6 +61,8 @@ _PROTOCOLS = ("auto", "vid4", "reds4", "vimeo-t", "generic")
               "checkpoint is named with its run: <run>_best, <run>_iter_00005000).")
 @click.option("--save-frames", is_flag=True, help="Also write the restored frames as PNG.")
 @click.option("--no-strips", is_flag=True, help="Do not write comparison strips (bicubic | model | GT).")
+@tta_option
+@stage2_option
 @click.option("--dcn-backend", type=click.Choice(["auto", "torch", "torchvision"]), default="auto",
               show_default=True, help="Deformable-convolution implementation.")
 @scene_options("off", "Keep temporal windows inside shots: off (the papers' protocol), auto (PySceneDetect "
@@ -69,7 +71,7 @@ _PROTOCOLS = ("auto", "vid4", "reds4", "vimeo-t", "generic")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def command(paths, gt_root, lq_root, meta_info, config_file, bicubic, preset, protocol, channel, crop_border, frames,
             padding, average, metric_names, no_gt, iqa_weights, with_bicubic, device, precision, engine, out_dir,
-            save_frames, no_strips, dcn_backend, scene_cuts, scene_threshold, scene_min_len, quiet):
+            save_frames, no_strips, dcn_backend, tta, stage2, scene_cuts, scene_threshold, scene_min_len, quiet):
     """Score EDVR (or bicubic) on a split-test dataset: per-clip PSNR/SSIM table, JSON, CSV.
 
     DATASET is a `vsrdata split-test` output (split.json, GT/, BIx4/). Every frame is restored
@@ -126,7 +128,7 @@ def command(paths, gt_root, lq_root, meta_info, config_file, bicubic, preset, pr
                           gt=gt_root, lq=lq_root, meta_info=meta_info, scene_cuts=scene_cuts,
                           scene_threshold=scene_threshold, scene_min_len=scene_min_len,
                           engine=None if engine == "auto" else engine, metrics=metric_names, no_gt=no_gt,
-                          iqa_weights=iqa_weights)
+                          iqa_weights=iqa_weights, tta=tta, stage2=stage2)
     if main:
         _print(report)
 
@@ -200,7 +202,8 @@ def _score_test_set(ts: dict, checkpoint, parsed, out_root: str, opts: dict, mai
                           with_bicubic=opts["with_bicubic"],
                           dcn_backend=None if opts["dcn_backend"] == "auto" else opts["dcn_backend"],
                           progress=progress, gt=ts["gt"], lq=ts["lq"], meta_info=ts["meta_info"],
-                          param_key=parsed.fields.get("init_key") or "params", save_as=save_as)
+                          param_key=parsed.fields.get("init_key") or "params", save_as=save_as,
+                          tta=opts["tta"], stage2=opts["stage2"])
     if main:
         _print(report)
         if save_as is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from vsrdata.cli._common import (CODECS, PIX_FMTS, PRECISIONS, TEMPORAL_PADDINGS, ProgressBar, device_option,
-                                 preset_option, scene_options)
+                                 preset_option, scene_options, stage2_option, tta_option)
 
 
 
@@ -54,12 +54,15 @@ def _fps(value: str | None):
               help="Autocast precision: bf16 on CPU or CUDA (faster, less exact), fp16 on CUDA only.")
 @click.option("--engine", type=click.Choice(["auto", "torch", "onnxruntime"]), default="auto", show_default=True,
               help="onnxruntime runs a `vsrdata export` .onnx file given as the checkpoint; auto: by its suffix.")
+@tta_option
+@stage2_option
 @click.option("--dcn-backend", type=click.Choice(["auto", "torch", "torchvision"]), default="auto",
               show_default=True, help="Deformable-convolution implementation.")
 @click.option("--overwrite", is_flag=True, help="Redo frames that already exist in OUTPUT.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def command(input_path, output, checkpoint, preset, tile, tile_overlap, padding, scene_cuts, scene_threshold,
-            scene_min_len, fps, codec, crf, pix_fmt, device, precision, engine, dcn_backend, overwrite, quiet):
+            scene_min_len, fps, codec, crf, pix_fmt, device, precision, engine, dcn_backend, tta, stage2, overwrite,
+            quiet):
     """Super-resolve a folder of frames or a video with EDVR (no ground truth needed).
 
     INPUT is a folder of frames (natural order) or a video file; OUTPUT is a video file when it
@@ -76,6 +79,8 @@ def command(input_path, output, checkpoint, preset, tile, tile_overlap, padding,
       vsrdata infer my_clip/ my_clip_x4/ -c EDVR_M_x4_SR_REDS.pth --preset edvr-m
       vsrdata infer video.mp4 video_x4.mp4 -c net_g.pth --tile 128 --tile-overlap 32
       vsrdata infer film.mkv film_x4.mkv -c net_g.pth --codec libx265 --crf 16 --scene-cuts cuts.txt
+      vsrdata infer my_clip/ my_clip_x4/ -c net_g.pth --tta flip4
+      vsrdata infer clip/ clip_x4/ -c EDVR_REDS_SR_L.pth --tta flip4 --stage2 EDVR_REDS_SR_Stage2.pth
     """
     from vsrdata.evaluation.infer import infer
 
@@ -89,7 +94,7 @@ def command(input_path, output, checkpoint, preset, tile, tile_overlap, padding,
                        fps=_fps(fps), codec=codec, crf=crf, pix_fmt=pix_fmt, scene_cuts=scene_cuts,
                        scene_threshold=scene_threshold, scene_min_len=scene_min_len, overwrite=overwrite,
                        dcn_backend=None if dcn_backend == "auto" else dcn_backend, progress=progress,
-                       engine=None if engine == "auto" else engine, scene_progress=scan)
+                       engine=None if engine == "auto" else engine, scene_progress=scan, tta=tta, stage2=stage2)
     for warning in result.warnings:
         click.echo(f"Warning: {warning}", err=True)
     size = ""
@@ -100,5 +105,7 @@ def command(input_path, output, checkpoint, preset, tile, tile_overlap, padding,
     else:
         kind = "PNG frames"
     cuts = f"; {len(result.cuts)} scene cut(s)" if result.cuts else ""
+    cuts += f"; --tta {result.tta}" if result.tta != "none" else ""
+    cuts += f"; stage 2 {result.stage2}" if result.stage2 else ""
     click.echo(f"infer: {result.written} frame(s) written, {result.skipped} already present{size}{cuts}; "
                f"{kind} in {result.output} ({result.seconds:.1f} s)")

@@ -77,7 +77,7 @@ def _config(config_file, options: dict, note):
 @deprecated_alias("--train-list", "train_list_old")
 @click.option("--val-partition", type=click.Choice(VAL_PARTITIONS), default=None,
               help="REDS clips left out of training. [default: REDS4]")
-@click.option("--gt-size", type=int, default=None, help="GT patch side; LQ patch = gt_size / 4. [default: 256]")
+@click.option("--gt-size", type=int, default=None, help="GT patch side; LQ patch = gt_size / scale. [default: 256]")
 @click.option("--interval-list", default=None, help="Frame intervals to sample from, e.g. 1,2,3. [default: 1]")
 @click.option("--random-reverse/--no-random-reverse", default=None, help="Randomly reverse frame order. [default: off]")
 @click.option("--hflip/--no-hflip", "use_hflip", default=None, help="Random horizontal flips. [default: on]")

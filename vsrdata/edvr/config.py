@@ -19,6 +19,9 @@ from typing import Any, Iterable
 
 from vsrdata.errors import ConfigError
 
+#: Upscaling factors of the non-hr_in models (docs/CONVENTIONS.md#scales).
+SCALES = (2, 3, 4)
+
 
 @dataclass
 class EDVRConfig:
@@ -32,10 +35,15 @@ class EDVRConfig:
     - deformable_groups: DCN offset groups (8); must divide num_feat.
     - num_extract_block / num_reconstruct_block: residual blocks before PCD / after fusion.
     - center_frame_idx: reference frame; None means num_frame // 2.
-    - hr_in: input already at output resolution (deblur models): output size = input size,
-      input sides must be multiples of 16. Requires with_predeblur (as in BasicSR).
+    - hr_in: input already at output resolution (deblur and stage-2 models): output size =
+      input size, input sides must be multiples of 16. With predeblur the predeblur module
+      downsamples (BasicSR); without it conv_first and two stride-2 convs do (the original EDVR's
+      stage-2 front, docs/CONVENTIONS.md#stage-2).
     - with_predeblur: PredeblurModule + 1x1 conv instead of conv_first.
     - with_tsa: TSA fusion; False gives the 1x1 fusion conv of the woTSA models.
+    - scale: output / input size, 2, 3 or 4 (default 4; docs/CONVENTIONS.md#scales); 1 with
+      hr_in (None means that default). x4 keeps the official layout (two pixel-shuffles x2);
+      x2 and x3 use one pixel-shuffle x2 / x3 (no upconv2).
     """
 
     num_in_ch: int = 3
@@ -49,15 +57,14 @@ class EDVRConfig:
     hr_in: bool = False
     with_predeblur: bool = False
     with_tsa: bool = True
+    scale: int | None = None
 
     def __post_init__(self) -> None:
+        if self.scale is None:
+            self.scale = 1 if self.hr_in is True else 4
         self.validate()
 
     # -- derived values -------------------------------------------------------------------
-    @property
-    def scale(self) -> int:
-        """Output/input size ratio: 4, or 1 for hr_in (deblur) models."""
-        return 1 if self.hr_in else 4
 
     @property
     def center(self) -> int:
@@ -106,9 +113,10 @@ class EDVRConfig:
         if self.num_out_ch != self.num_in_ch:
             raise ConfigError(f"num_out_ch ({self.num_out_ch}) must equal num_in_ch "
                               f"({self.num_in_ch}): EDVR adds the centre input frame to its output")
-        if self.hr_in and not self.with_predeblur:
-            raise ConfigError("hr_in=True requires with_predeblur=True (the predeblur module does "
-                              "the 4x downsampling; BasicSR's EDVR fails the same way without it)")
+        want = (1,) if self.hr_in else SCALES
+        if isinstance(self.scale, bool) or self.scale not in want:
+            raise ConfigError(f"scale must be {' or '.join(map(str, want))}"
+                              f"{' with hr_in=true' if self.hr_in else ''}, got {self.scale!r}")
         if self.center_frame_idx is not None:
             idx = self.center_frame_idx
             if isinstance(idx, bool) or not isinstance(idx, int) or not 0 <= idx < self.num_frame:
@@ -137,12 +145,23 @@ PRESETS: dict[str, EDVRConfig] = {
     # EDVR_L_deblur_REDS_official-ca46bd8c.pth and EDVR_L_deblurcomp_REDS_official-0e988e5c.pth
     # (same architecture): input at output size, scale 1.
     "edvr-l-deblur": EDVRConfig(**_L, with_predeblur=True, hr_in=True),
+    # Stage 2 of the original EDVR's competition setup (docs/CONVENTIONS.md#stage-2): 128 channels,
+    # 5 frames, 20 reconstruction blocks, input = the stage-1 output (hr_in), predeblur as the
+    # track's stage 1. EDVR_REDS_{SR,SRblur,deblur,deblurcomp}_Stage2.pth (original format).
+    "edvr-stage2-sr": EDVRConfig(num_feat=128, num_reconstruct_block=20, hr_in=True),
+    "edvr-stage2-srblur": EDVRConfig(num_feat=128, num_reconstruct_block=20, hr_in=True, with_predeblur=True),
+    "edvr-stage2-deblur": EDVRConfig(num_feat=128, num_reconstruct_block=20, hr_in=True, with_predeblur=True),
+    "edvr-stage2-deblurcomp": EDVRConfig(num_feat=128, num_reconstruct_block=20, hr_in=True,
+                                         with_predeblur=True),
     # Not official: a small model for tests and demos (runs in well under a second on CPU).
     "edvr-tiny": EDVRConfig(num_feat=16, deformable_groups=4, num_extract_block=1,
                             num_reconstruct_block=2, with_tsa=True),
 }
 
 OFFICIAL_PRESETS = ("edvr-m-wotsa", "edvr-m", "edvr-l", "edvr-l-vimeo", "edvr-l-srblur", "edvr-l-deblur")
+#: The stage-2 presets (original EDVR weights only) and the stage-1 preset of each REDS track.
+STAGE2_PRESETS = {"edvr-stage2-sr": "edvr-l", "edvr-stage2-srblur": "edvr-l-srblur",
+                  "edvr-stage2-deblur": "edvr-l-deblur", "edvr-stage2-deblurcomp": "edvr-l-deblur"}
 
 
 def preset_for(fields: dict[str, Any]) -> str:
@@ -174,6 +193,8 @@ def get_preset(name: str, **overrides: Any) -> EDVRConfig:
     if unknown:
         raise ConfigError(f"unknown EDVR config field(s): {', '.join(unknown)} "
                           f"(known: {', '.join(sorted(names))})")
+    if "hr_in" in overrides and "scale" not in overrides:
+        overrides = {**overrides, "scale": None}  # the default scale of the new hr_in value
     return dataclasses.replace(base, **overrides)
 
 

@@ -14,6 +14,8 @@ treatment.
   (autocast; CPU or CUDA) or fp16 (autocast; CUDA only).
 - ``onnxruntime`` (`OnnxEngine`): a file written by ``vsrdata export`` (checked through the
   metadata it stores), run by ONNX Runtime (CUDA provider when asked for and present, else CPU).
+  ``batchable`` is False when the graph's batch dimension is a fixed number (not one of our
+  exports): the test-time ensemble (`vsrdata.evaluation.ensemble`) then refuses to run.
 """
 
 from __future__ import annotations
@@ -58,10 +60,28 @@ def load_model(checkpoint: str | os.PathLike, preset: str | EDVRConfig | None = 
     from vsrdata.edvr.arch import build_edvr
 
     loaded = ckpt.read_checkpoint(path, param_key=param_key, basicsr=param_key is not None)
+    if preset is not None:
+        _check_scale(path, loaded, preset)
     cfg = preset or loaded.config or ckpt.infer_config(loaded.state_dict, str(path))
     model = build_edvr(cfg, dcn_backend=dcn_backend)
     ckpt.load_weights(model, loaded, strict=True)
     return model.to(resolve_device(device)).eval()
+
+
+def _check_scale(path: Path, loaded, preset) -> None:
+    """CheckpointError (one line) when the weights are for another scale than `preset`."""
+    from vsrdata.edvr import checkpoint as ckpt
+    from vsrdata.edvr.config import get_preset
+
+    want = get_preset(preset) if isinstance(preset, str) else preset
+    try:
+        have = loaded.config or ckpt.infer_config(loaded.state_dict, str(path))
+    except CheckpointError:  # not recognisable as EDVR: the strict load says what is wrong
+        return
+    if have.scale != want.scale:
+        name = preset if isinstance(preset, str) else "the given config"
+        raise CheckpointError(f"{path} holds an x{have.scale} model but {name} is x{want.scale} "
+                              f"(drop --preset, or pick one at x{have.scale})")
 
 
 class TorchEngine:
@@ -167,6 +187,8 @@ class OnnxEngine:
         self.device = torch.device("cpu")
         self.name = self.path.name
         self.metadata = meta
+        batch_dim = self.session.get_inputs()[0].shape[0]
+        self.batchable = not isinstance(batch_dim, int)  # a symbolic (dynamic) batch dimension
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         arr = np.ascontiguousarray(x.detach().to("cpu", torch.float32).numpy(), dtype=self.input_dtype)
@@ -188,8 +210,18 @@ def engine_for(checkpoint: str | os.PathLike | None, engine: str | None) -> str:
 def load_engine(checkpoint: str | os.PathLike | None = None, model: torch.nn.Module | None = None, *,
                 engine: str | None = None, preset: str | EDVRConfig | None = None,
                 device: str | torch.device | None = None,
-                precision: str = "fp32", dcn_backend: str | None = None, param_key: str | None = None):
-    """The engine for a checkpoint (or an ONNX file) or an already built `model` (`param_key`: see `load_model`)."""
+                precision: str = "fp32", dcn_backend: str | None = None, param_key: str | None = None,
+                tta: str | None = None):
+    """The engine for a checkpoint (or an ONNX file) or an already built `model` (`param_key`: see
+    `load_model`), wrapped in the test-time ensemble `tta` ('none', 'flip4', 'x8';
+    `vsrdata.evaluation.ensemble`)."""
+    from vsrdata.evaluation.ensemble import variants, with_tta
+
+    variants(tta or "none")  # an unknown mode fails before anything loads
+    return with_tta(_load_engine(checkpoint, model, engine, preset, device, precision, dcn_backend, param_key), tta)
+
+
+def _load_engine(checkpoint, model, engine, preset, device, precision, dcn_backend, param_key=None):
     kind = "torch" if model is not None else engine_for(checkpoint, engine)
     if kind == "onnxruntime":
         if precision != "fp32":

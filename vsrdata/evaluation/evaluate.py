@@ -86,11 +86,15 @@ def evaluate(split_dir: str | os.PathLike | None, checkpoint: str | os.PathLike 
              lq: str | os.PathLike | None = None, meta_info: str | os.PathLike | None = None,
              metrics: str | None = None, no_gt: bool = False,
              iqa_weights: str | os.PathLike | None = None, param_key: str | None = None,
-             save_as: Callable[[str, str], Path] | None = None) -> EvalReport:
+             save_as: Callable[[str, str], Path] | None = None, tta: str = "none",
+             stage2: str | os.PathLike | None = None) -> EvalReport:
     """Score a model (a `checkpoint`, or an already built `model`) or the bicubic baseline
     (`bicubic=True`) on the split-test output `split_dir`; see the module docstring.
     `engine`: 'torch', 'onnxruntime' (`checkpoint` is a `vsrdata export` file) or None (by the
-    checkpoint's suffix); see `vsrdata.evaluation.engines`.
+    checkpoint's suffix); see `vsrdata.evaluation.engines`. `tta`: test-time ensemble 'none',
+    'flip4' or 'x8' (`vsrdata.evaluation.ensemble`), recorded in the report's protocol.
+    `stage2`: a stage-2 checkpoint (hr_in, scale 1) that refines the model's restored frames in its
+    own windows (`vsrdata.evaluation.two_stage`; `padding` and `tta` apply to stage 1).
 
     `channel` ('y'/'rgb'), `crop_border` and `frames` ('all'/'center') override the protocol's.
     Writes report.json / report.csv / report.txt / report.html, comparison strips (compare/<clip>.png) and,
@@ -140,7 +144,7 @@ def evaluate(split_dir: str | os.PathLike | None, checkpoint: str | os.PathLike 
     env = distributed.dist_env()
     device = distributed.device_for(env, device)
     runner = _runner(record, checkpoint, bicubic, model, preset, padding, device, precision, dcn_backend, engine,
-                     param_key)
+                     param_key, tta, stage2)
     if record["scale"] is None:  # LQ only: the output size follows the model
         set_scale(record, runner.scale)
     suite = MetricSuite(parse_metrics(metrics), proto.crop_border, reference, iqa_weights, str(runner.device))
@@ -213,11 +217,13 @@ def _load_record(split_dir, gt, lq, meta_info) -> tuple[dict, Path]:
 
 
 def _runner(record, checkpoint, bicubic, model, preset, padding, device, precision, dcn_backend,
-            engine=None, param_key=None) -> Runner:
+            engine=None, param_key=None, tta="none", stage2=None) -> Runner:
     """The Runner of a checkpoint, a built model, or the bicubic baseline (exactly one)."""
     sources = sum(x is not None and x is not False for x in (checkpoint, model)) + bool(bicubic)
     if sources != 1:
         raise ConfigError("give exactly one of a checkpoint, a model or --bicubic")
+    if bicubic and (tta not in (None, "none") or stage2 is not None):
+        raise ConfigError(f"{'--tta' if stage2 is None else '--stage2'} applies to models, not to --bicubic")
     if bicubic:
         dev = resolve_device(device)
         ac = autocast_for(dev, precision)
@@ -230,7 +236,8 @@ def _runner(record, checkpoint, bicubic, model, preset, padding, device, precisi
         return Runner(None, cfg.num_frame, int(record.get("scale") or cfg.scale), 1, "n/a", dev, ac, "bicubic",
                       preset or "-")
     model = load_engine(checkpoint, model, engine=engine, preset=preset, device=device, precision=precision,
-                        dcn_backend=dcn_backend, param_key=param_key)
+                        dcn_backend=dcn_backend, param_key=param_key, tta=tta)
+    second = _stage2(model, checkpoint, stage2, device, precision, dcn_backend) if stage2 is not None else None
     num_frame, scale, multiple, predeblur = model_meta(model)
     if record.get("scale") is not None and scale != int(record["scale"]):
         raise ConfigError(f"the model upscales x{scale} but the split was made for x{record.get('scale')} "
@@ -245,7 +252,16 @@ def _runner(record, checkpoint, bicubic, model, preset, padding, device, precisi
     name = Path(checkpoint).name if checkpoint else model.name
     # the engine applies its own precision: no autocast around it
     return Runner(model, num_frame, scale, multiple, resolve_padding(padding, predeblur), model.device, None,
-                  name, preset)
+                  name, preset, second)
+
+
+def _stage2(first, checkpoint, stage2, device, precision, dcn_backend):
+    """The Stage of a --stage2 checkpoint, checked against stage 1 (`two_stage.check_stages`)."""
+    from vsrdata.evaluation.two_stage import check_stages, stage_of
+
+    second = load_engine(stage2, engine=None, device=device, precision=precision, dcn_backend=dcn_backend)
+    check_stages(first, second, Path(checkpoint).name if checkpoint else first.name, Path(stage2).name)
+    return stage_of(second, None, Path(stage2).name)
 
 
 def _score_all(runner: Runner, jobs: list[ClipJob], opts: ScoreOptions, cuts: _Cuts, env: distributed.DistEnv,
@@ -283,11 +299,14 @@ def _protocol_record(record, split_dir, gt, meta_info, weights, r: Runner, proto
         "channel": proto.channel, "crop_border": proto.crop_border, "frames": proto.frames,
         "padding": r.padding, "num_frame": r.num_frame, "scale": r.scale, "average": average,
         "device": str(r.device), "precision": precision, "processes": processes,
-        "engine": None if r.model is None else type(r.model).__name__, "degradation": record.get("degradation"),
+        "engine": None if r.model is None else type(getattr(r.model, "inner", r.model)).__name__,
+        "tta": getattr(r.model, "mode", "none") if r.model is not None else None, "degradation": record.get("degradation"),
         "selection": record.get("selection"),
         "scene_cuts": "file" if scene_cuts not in ("off", "auto") else scene_cuts,
         "model_config": config.to_dict() if hasattr(config, "to_dict") else None,
         "reference": "gt" if suite.reference else "none", "metrics": suite.describe(),
+        "stage2": None if r.stage2 is None else r.stage2.name,
+        "stage2_padding": None if r.stage2 is None else r.stage2.padding,
     }
 
 

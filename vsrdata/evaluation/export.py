@@ -1,7 +1,7 @@
 """`vsrdata export`: EDVR to ONNX, verified by ONNX Runtime before the file is written.
 
 The graph: input ``lq`` (N, T, 3, H, W) RGB in [0, 1] (float32, or float16 with ``fp16``), output
-``sr`` (N, 3, s*H, s*W) with s the model's scale (4; 1 for the deblur models); N, H and W are
+``sr`` (N, 3, s*H, s*W) with s the model's scale (4, 3 or 2; 1 for hr_in models); N, H and W are
 dynamic, H and W must be multiples of the model's size multiple (4; 16 for hr_in models): the
 graph does not check this, callers pad (``vsrdata infer`` does).
 

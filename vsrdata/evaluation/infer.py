@@ -53,6 +53,7 @@ from vsrdata.core.video import OUTPUT_EXTENSIONS, VideoReader, VideoWriter
 from vsrdata.evaluation.infer_output import OUTPUT_RULE, open_writer, plan_output, to_image
 from vsrdata.evaluation.engines import load_engine
 from vsrdata.evaluation.inference import frame_to_tensor, model_meta, resolve_padding, restore
+from vsrdata.evaluation.two_stage import Stage, check_stages, stage_frames, stage_of
 from vsrdata.evaluation.windows import SlidingWindow
 from vsrdata.errors import ConfigError, InputError
 
@@ -77,6 +78,8 @@ class InferResult:
     scenes: Path | None = None  # the scenes.json written
     audio: list[str] = field(default_factory=list)  # per audio/subtitle stream carried over: copied / re-encoded
     warnings: list[str] = field(default_factory=list)
+    tta: str = "none"  # the test-time ensemble used
+    stage2: str | None = None  # the stage-2 checkpoint's file name (two-stage), or None
 
 
 def scenes_path(output: Path, to_video: bool) -> Path:
@@ -183,7 +186,8 @@ def infer(input_path: str | os.PathLike, output: str | os.PathLike, *, checkpoin
           pix_fmt: str | None = None, scene_cuts: str = "auto", scene_threshold: float = scenes.DEFAULT_THRESHOLD,
           scene_min_len: int = scenes.DEFAULT_MIN_SCENE_LEN, overwrite: bool = False,
           dcn_backend: str | None = None, progress: Progress | None = None,
-          engine: str | None = None, scene_progress: Progress | None = None) -> InferResult:
+          engine: str | None = None, scene_progress: Progress | None = None, tta: str = "none",
+          stage2: str | os.PathLike | None = None) -> InferResult:
     """Super-resolve a folder of frames or a video file into PNG frames or a video file.
 
     INPUT: a directory of frames (natural order) or a video file (PyAV). OUTPUT: a video file when
@@ -195,7 +199,10 @@ def infer(input_path: str | os.PathLike, output: str | os.PathLike, *, checkpoin
     Any frame size works (edge-padded to the model's multiple, cut back); `tile`/`tile_overlap` as
     `inference.restore`. Temporal padding as `evaluate` (default reflection_circle, replicate for
     predeblur models), applied per shot with `scene_cuts` ('auto', 'off' or a cut file). `engine`
-    ('torch', 'onnxruntime', or None: onnxruntime for a .onnx checkpoint) as in `evaluate`.
+    ('torch', 'onnxruntime', or None: onnxruntime for a .onnx checkpoint) and `tta` (test-time
+    ensemble: 'none', 'flip4', 'x8'; `vsrdata.evaluation.ensemble`) as in `evaluate`. `stage2`: a
+    stage-2 checkpoint refining stage 1's frames in its own windows (`vsrdata.evaluation.two_stage`;
+    `padding` and `tta` apply to stage 1, stage 2 uses its default padding).
 
     Raises InputError (missing/unreadable input, no video stream), ConfigError, CheckpointError,
     OutputError. A truncated video gives a warning in `InferResult.warnings`.
@@ -214,7 +221,9 @@ def infer(input_path: str | os.PathLike, output: str | os.PathLike, *, checkpoin
     cuts, cut_mode, detected_len = _cuts(src, scene_cuts, scene_threshold, scene_min_len, scene_progress)
     result.cuts = cuts
     model = load_engine(checkpoint, model, engine=engine, preset=preset, device=device, precision=precision,
-                        dcn_backend=dcn_backend)
+                        dcn_backend=dcn_backend, tta=tta)
+    second = _second_stage(model, checkpoint, stage2, device, precision, dcn_backend)
+    result.tta, result.stage2 = tta or "none", second.name if second is not None else None
     result.fps = _output_fps(fps, info, to_video, result.warnings)
     frame_name = (lambda t: src.names[t]) if src.names is not None else splits.frame_name
     total = src.length or detected_len or (info.estimated_frames if info else None)
@@ -235,13 +244,22 @@ def infer(input_path: str | os.PathLike, output: str | os.PathLike, *, checkpoin
             sink = _Sink(dst, to_video, frame_name, lambda first: open_writer(dst, result, src, codec, crf, out,
                                                                                  fps, first))
             _stream(model, src, sink, result, _Run(resolve_padding(padding, model_meta(model)[3]), tile,
-                                                   tile_overlap, todo, cuts, skip, tick))
+                                                   tile_overlap, todo, cuts, skip, tick, second))
             result.frames = result.written + result.skipped
         result.scenes = _record(dst, to_video, cuts, result.frames, cut_mode, scene_cuts, scene_threshold,
                                 scene_min_len)
     finally:
         result.seconds = time.perf_counter() - start
     return result
+
+
+def _second_stage(model, checkpoint, stage2, device, precision, dcn_backend):
+    """The Stage of a `stage2` checkpoint checked against stage 1 (`two_stage.check_stages`), or None."""
+    if stage2 is None:
+        return None
+    engine2 = load_engine(stage2, device=device, precision=precision, dcn_backend=dcn_backend)
+    check_stages(model, engine2, str(checkpoint or model.name), str(stage2))
+    return stage_of(engine2, None, Path(stage2).name)
 
 
 def _output_fps(fps, info, to_video: bool, warnings: list[str]) -> Fraction | None:
@@ -268,6 +286,7 @@ class _Run:
     cuts: list[int]
     skip: Callable[[int], bool] | None
     tick: Callable[[], None]
+    stage2: Stage | None = None
 
 
 class _Sink:
@@ -289,19 +308,24 @@ class _Sink:
 def _stream(model, src: _Source, sink: _Sink, result: InferResult, run: _Run) -> None:
     """Restore the source frame by frame into `sink`, filling `result` (sizes, counts, warnings,
     audio); a video being written is aborted (removed) on any error."""
-    num_frame, scale, multiple, _ = model_meta(model)
     times: dict[int, float | None] = {}
 
-    def tensors():
+    def frames():
         for i, (img, t) in enumerate(src.frames()):
             if result.in_size is None:
                 result.in_size = (int(img.shape[0]), int(img.shape[1]))
             times[i] = t
-            yield frame_to_tensor(img, model.device)
+            yield img
 
+    last, source = stage_of(model, run.padding), frames()
+    if run.stage2 is not None:  # stage 1 streams its (8-bit) frames into stage 2's windows
+        source = stage_frames(last, source, device=model.device, length=src.length, cuts=run.cuts)
+        last = run.stage2
+    model, scale, multiple = last.model, last.scale, last.multiple
+    tensors = (frame_to_tensor(img, model.device) for img in source)
     try:
-        for t, window in SlidingWindow(tensors(), num_frame, run.padding, length=src.length, centers=run.centers,
-                                       cuts=run.cuts):
+        for t, window in SlidingWindow(tensors, last.num_frame, last.padding, length=src.length,
+                                       centers=run.centers, cuts=run.cuts):
             t_sec = times.pop(t, None)
             for k in [k for k in times if k < t]:
                 del times[k]

@@ -175,9 +175,10 @@ class EvalReport:
     def protocol_line(self) -> str:
         p = self.protocol
         avg = "mean of per-clip means" if self.average_mode == "clip" else "mean over all frames"
+        tta = f" | tta {p['tta']}" if p.get("tta") not in (None, "none") else ""
         line = (f"model {p.get('model')} | preset {p.get('preset')} | channel {str(p.get('channel')).upper()} "
                 f"| crop_border {p.get('crop_border')} | temporal padding {p.get('padding')} "
-                f"| frames {p.get('frames')} | average: {avg} | {len(self.clips)} clip(s), "
+                f"| frames {p.get('frames')}{tta} | average: {avg} | {len(self.clips)} clip(s), "
                 f"{sum(len(c.frames) for c in self.clips)} frame(s)")
         if not self.has_reference:
             line += " | no ground truth: no-reference metrics only"

@@ -33,6 +33,7 @@ from vsrdata.evaluation.inference import restore_clip
 from vsrdata.evaluation.metric_suite import ClipState, MetricSuite
 from vsrdata.evaluation.protocols import Protocol
 from vsrdata.evaluation.report import ClipScores, FrameScore, gain_crop_origin, write_strip
+from vsrdata.evaluation.two_stage import Stage, stage_frames
 from vsrdata.errors import InputError
 
 __all__ = ["ClipJob", "Runner", "ScoreOptions", "bicubic_rgb", "clip_jobs", "score_clip"]
@@ -53,6 +54,7 @@ class Runner:
     autocast: object = None
     model_name: str = "model"
     preset: str = "-"
+    stage2: object = None  # a two_stage.Stage refining the model's frames (--stage2), or None
 
 
 @dataclass
@@ -160,9 +162,14 @@ def _restored(r: Runner, job: ClipJob, strip_at: int, want_bicubic: bool
             yield t, up, up
         return
     frames = (read_image(p) for p in job.lq_paths)
-    for t, out in restore_clip(r.model, frames, num_frame=r.num_frame, scale=r.scale, multiple=r.multiple,
-                               padding=r.padding, device=r.device, length=len(job.lq_paths),
-                               centers=job.centers, cuts=job.cuts, autocast=r.autocast):
+    last = Stage(r.model, r.num_frame, r.scale, r.multiple, r.padding)
+    device = r.device
+    if r.stage2 is not None:  # stage 1 streams its (8-bit) frames into stage 2's windows
+        frames = stage_frames(last, frames, device=r.device, length=len(job.lq_paths), cuts=job.cuts)
+        last, device = r.stage2, r.stage2.model.device
+    for t, out in restore_clip(last.model, frames, num_frame=last.num_frame, scale=last.scale,
+                               multiple=last.multiple, padding=last.padding, device=device,
+                               length=len(job.lq_paths), centers=job.centers, cuts=job.cuts, autocast=r.autocast):
         out_rgb = np.ascontiguousarray(splits.unpad(metrics.tensor_to_uint8(out), job.rec, "gt"))
         bic = bicubic_rgb(lr(t), r.scale) if want_bicubic or t == strip_at else None
         yield t, out_rgb, bic

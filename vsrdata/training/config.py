@@ -246,7 +246,7 @@ class TrainConfig:
 
 _EDVR_FIELDS = {"num_in_ch", "num_out_ch", "num_feat", "num_frame", "deformable_groups",
                 "num_extract_block", "num_reconstruct_block", "center_frame_idx", "hr_in",
-                "with_predeblur", "with_tsa"}
+                "with_predeblur", "with_tsa", "scale"}
 
 
 # Command-line flags whose field has another name: config files may use either.

@@ -197,11 +197,13 @@ class FrameStore:
 def paired_random_crop(gt: np.ndarray, lqs: list[np.ndarray], gt_size: int, scale: int,
                        rng: np.random.Generator, name: str = "") -> tuple[np.ndarray, list[np.ndarray]]:
     """Crop an LQ patch of gt_size // scale at a random position (same for every LQ frame) and the
-    GT patch at scale x that position. Raises InputError when the frames are too small or the GT
-    is not scale x the LQ."""
+    GT patch at scale x that position. The GT may be up to scale - 1 pixels larger than scale x
+    the LQ (the bottom rows / right columns that make-lr's mod-crop left out, e.g. 320 wide at x3;
+    they are never sampled). Raises InputError when the frames are too small or the GT is not
+    scale x the LQ."""
     lq_size = gt_size // scale
     h, w = lqs[0].shape[:2]
-    if gt.shape[0] != h * scale or gt.shape[1] != w * scale:
+    if not (0 <= gt.shape[0] - h * scale < scale and 0 <= gt.shape[1] - w * scale < scale):
         raise InputError(f"GT {gt.shape[1]}x{gt.shape[0]} is not {scale}x the LQ {w}x{h}{name}")
     if h < lq_size or w < lq_size:
         raise InputError(f"crop gt_size {gt_size} (LQ {lq_size}) is larger than the frames "
@@ -254,7 +256,7 @@ class _PairedBase(Dataset):
         gh, gw = self.gt.shape(clip, gt_frame)
         lh, lw = self.lq.shape(clip, lq_frame)
         lq_size = self.gt_size // self.scale
-        if gh != lh * self.scale or gw != lw * self.scale:
+        if not (0 <= gh - lh * self.scale < self.scale and 0 <= gw - lw * self.scale < self.scale):
             raise InputError(f"clip {clip}: GT {gw}x{gh} is not {self.scale}x the LQ {lw}x{lh} "
                              f"({self.gt.path}, {self.lq.path})")
         if lh < lq_size or lw < lq_size:

@@ -73,6 +73,8 @@ class Trainer:
         """Load a training checkpoint (either format) into every component; CheckpointError when it
         was trained with another model or does not fit."""
         stored = model_config_dict(ckpt)
+        if stored is not None and "scale" not in stored:  # written before EDVRConfig had `scale`
+            stored = {**stored, "scale": 1 if stored.get("hr_in") else 4}
         if stored != self.mcfg.to_dict():
             raise CheckpointError(f"{source} was trained with another model ({_diff(stored, self.mcfg.to_dict())}); "
                                   f"it does not match preset {self.cfg.preset}")

@@ -31,7 +31,13 @@ def infer_config(state_dict: Mapping[str, torch.Tensor], source: str = "checkpoi
                                   "(is it an EDVR checkpoint? pass a preset)") from None
 
     with_predeblur = "predeblur.conv_first.weight" in state_dict
-    hr_in = "predeblur.stride_conv_hr1.weight" in state_dict
+    hr_in = "predeblur.stride_conv_hr1.weight" in state_dict or "stride_conv_hr1.weight" in state_dict
+    if hr_in:
+        scale = 1
+    elif "upconv2.weight" in state_dict:
+        scale = 4
+    else:  # x2 / x3: one pixel-shuffle straight to the 64-channel tail (docs/CONVENTIONS.md#scales)
+        scale = round((shape("upconv1.weight")[0] / shape("conv_hr.weight")[1]) ** 0.5)
     with_tsa = "fusion.feat_fusion.weight" in state_dict
     first = shape("predeblur.conv_first.weight" if with_predeblur else "conv_first.weight")
     num_feat = shape("conv_l2_1.weight")[0]
@@ -48,7 +54,7 @@ def infer_config(state_dict: Mapping[str, torch.Tensor], source: str = "checkpoi
                           num_frame=fusion_in // num_feat, deformable_groups=offset[0] // (3 * kernel),
                           num_extract_block=count("feature_extraction"),
                           num_reconstruct_block=count("reconstruction"), hr_in=hr_in,
-                          with_predeblur=with_predeblur, with_tsa=with_tsa)
+                          with_predeblur=with_predeblur, with_tsa=with_tsa, scale=scale)
     except ConfigError as exc:
         raise CheckpointError(f"{source}: weights give an invalid EDVR configuration ({exc})") from None
 

@@ -25,6 +25,9 @@ _ORIGINAL_RULES: list[tuple[re.Pattern, Any]] = [
     (re.compile(r"^predeblur\.RB_L3_1\."), "predeblur.resblock_l3."),
     (re.compile(r"^predeblur\.RB_L2_([12])\."), r"predeblur.resblock_l2_\1."),
     (re.compile(r"^predeblur\.RB_L1_(\d+)\."), lambda m: f"predeblur.resblock_l1.{int(m.group(1)) - 1}."),
+    # stage-2 front without predeblur (hr_in): conv_first_1/2/3 (docs/CONVENTIONS.md#stage-2)
+    (re.compile(r"^conv_first_1\."), "conv_first."),
+    (re.compile(r"^conv_first_([23])\."), lambda m: f"stride_conv_hr{int(m.group(1)) - 1}."),
     # feature pyramid
     (re.compile(r"^fea_L([23])_conv([12])\."), r"conv_l\1_\2."),
     # PCD alignment
@@ -82,7 +85,7 @@ def strip_prefixes(key: str) -> str:
     return key
 
 
-_ORIGINAL_MARKERS = re.compile(r"^(tsa_fusion\.|recon_trunk\.|pre_deblur\.|HRconv\.|fea_L[23]_conv)"
+_ORIGINAL_MARKERS = re.compile(r"^(tsa_fusion\.|recon_trunk\.|pre_deblur\.|HRconv\.|fea_L[23]_conv|conv_first_[123]\.)"
                                r"|^pcd_align\.L[123]_|\.conv_offset_mask\.")
 _MMAGIC_MARKERS = re.compile(r"^pcd_alignment\.|^upsample[12]\.upsample_conv\.|^feat_l[23]_conv|\.conv\.(weight|bias)$")
 
