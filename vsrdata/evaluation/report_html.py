@@ -135,7 +135,7 @@ def _table(report: EvalReport) -> str:
     rows = []
     for c in report.clips:
         rows.append(f"<tr><td data-v='{_e(c.name)}'>{_e(c.name)}</td><td data-v='{len(c.frames)}'>{len(c.frames)}"
-                    "</td>" + "".join(_cell(getattr(c, k), k) for k, _ in cols) + "</tr>")
+                    "</td>" + "".join(_cell(c.value(k), k) for k, _ in cols) + "</tr>")
     avg = report.average()
     foot = (f"<tr><td>Average</td><td>{sum(len(c.frames) for c in report.clips)}</td>"
             + "".join(_cell(avg[k], k) for k, _ in cols) + "</tr>")

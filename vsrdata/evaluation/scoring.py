@@ -216,11 +216,10 @@ def _write_clip_strip(r: Runner, job: ClipJob, o: ScoreOptions, t: int, out_rgb:
     panels += [(r.model_name if r.model is not None else "bicubic", out_rgb)]
     panels += [("GT", gt)] if gt is not None else []
     size = o.strip_crop
-    if gt is None:  # no ground truth: no gain to measure, the centre crop
-        gt = out_rgb
-    elif has_bic:
+    if gt is not None and has_bic:
         y0, x0 = gain_crop_origin(out_rgb, bic_rgb, gt, size)
-    else:
+    else:  # no ground truth (no gain to measure) or no bicubic panel: the centre crop
+        gt = out_rgb if gt is None else gt
         y0, x0 = (gt.shape[0] - min(size, gt.shape[0])) // 2, (gt.shape[1] - min(size, gt.shape[1])) // 2
     path = write_strip(o.out / "compare" / f"{job.name}.png", panels, size, origin=(y0, x0))
     cb, y = o.protocol.crop_border, o.protocol.channel == "y"
