@@ -111,6 +111,22 @@ def _check(ort, path: Path, reference: torch.nn.Module, shapes, dtype) -> list[t
     return checks
 
 
+def _check_destination(out: Path, overwrite: bool, opset: int | None):
+    """Every check that can fail before an export runs (name, extras, existing file, writable
+    folder, opset) -> (onnx, onnxruntime) modules."""
+    if out.suffix.lower() != ".onnx":  # infer picks the onnxruntime engine by this suffix
+        raise ConfigError(f"export output must end in .onnx (what `infer` runs with onnxruntime): {out}")
+    onnx, ort = _require_onnx()
+    if out.is_dir():
+        raise OutputError(f"{out} is a directory")
+    if out.exists() and not overwrite:
+        raise OutputError(f"{out} exists (use --overwrite to replace it)")
+    check_writable(out.parent, "export destination")  # before two full exports, not after
+    if opset is not None and not MIN_OPSET <= opset <= MAX_OPSET:
+        raise ConfigError(f"--opset must be in {MIN_OPSET}..{MAX_OPSET} (GridSample needs {MIN_OPSET}), got {opset}")
+    return onnx, ort
+
+
 def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike, *, preset: str | None = None,
                 opset: int | None = None, fp16: bool = False, overwrite: bool = False,
                 tolerance: float | None = None) -> ExportResult:
@@ -127,16 +143,7 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike, *, preset
         result = export("experiments/edvr_m/best.pth", "edvr_m.onnx", preset="edvr-m")
     """
     out = Path(out)
-    if out.suffix.lower() != ".onnx":  # infer picks the onnxruntime engine by this suffix
-        raise ConfigError(f"export output must end in .onnx (what `infer` runs with onnxruntime): {out}")
-    onnx, ort = _require_onnx()
-    if out.is_dir():
-        raise OutputError(f"{out} is a directory")
-    if out.exists() and not overwrite:
-        raise OutputError(f"{out} exists (use --overwrite to replace it)")
-    check_writable(out.parent, "export destination")  # before two full exports, not after
-    if opset is not None and not MIN_OPSET <= opset <= MAX_OPSET:
-        raise ConfigError(f"--opset must be in {MIN_OPSET}..{MAX_OPSET} (GridSample needs {MIN_OPSET}), got {opset}")
+    onnx, ort = _check_destination(out, overwrite, opset)
     from vsrdata.edvr.checkpoint import preset_name
 
     reference = load_model(checkpoint, preset, "cpu", dcn_backend="torch")  # fp32, exported DCN
