@@ -11,6 +11,13 @@ import pytest
 # reached; tests/test_heap.py checks the default in fresh processes instead.
 os.environ.setdefault("VSRDATA_MALLOC", "system")
 
+# The long pytest process forks DataLoader and pool workers after tests that opened progress bars;
+# tqdm's monitor thread would then be alive at each fork (one full run hung with a forked worker
+# stuck in threading's after-fork handler). vsrdata's own bars turn it off too (cli/_common.py).
+import tqdm  # noqa: E402
+
+tqdm.tqdm.monitor_interval = 0
+
 
 @pytest.fixture
 def pure_dcn(monkeypatch):
