@@ -26,12 +26,7 @@ from vsrdata.training.onthefly import DegradedClipDataset, resolve_recipe
 from vsrdata.training.sampler import SampleKey, TrainSampler
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")
