@@ -25,6 +25,7 @@ from vsrdata.core.lmdb.files import (db_state, estimated_map_size, fsync_dir, gr
                                      write_marker)
 from vsrdata.core.lmdb.keys import _META_PARTIAL, _MIB, INCOMPLETE_MARKER, META_TXT, check_key, meta_line
 from vsrdata.core.locks import OutputLock
+from vsrdata.core.paths import os_problem
 from vsrdata.errors import ConfigError, InputError, OutputError
 
 
@@ -161,7 +162,13 @@ class LmdbWriter:
                 self.commit()
             except Exception:  # noqa: BLE001 - the original error is the one to report
                 pass
-        self.close()
+        try:
+            self.close()
+        except OSError as err:  # e.g. flushing the partial meta info on a full disk
+            if exc is None:
+                raise OutputError(f"cannot write LMDB {self.path}: {os_problem(err)}") from None
+        if isinstance(exc, OSError) and not getattr(exc, "filename", None):  # ENOSPC from a write names no file
+            raise OutputError(f"cannot write LMDB {self.path}: {os_problem(exc)}") from None
         return False
 
     def close(self) -> None:
@@ -176,12 +183,14 @@ class LmdbWriter:
         if self._env is not None:
             self._env.close()
             self._env = None
-        if self._meta is not None:
-            self._meta.close()
-            self._meta = None
-        if self._lock is not None:
-            self._lock.release(remove=True)
-            self._lock = None
+        meta, self._meta = self._meta, None
+        try:
+            if meta is not None:
+                meta.close()
+        finally:  # the lock is released even when the last flush fails
+            if self._lock is not None:
+                self._lock.release(remove=True)
+                self._lock = None
 
     # -- writing
     def stored_shape_and_depth(self, key: str) -> tuple[tuple[int, int, int], int] | None:
