@@ -159,7 +159,7 @@ def test_a_video_with_no_frame_fails_in_every_command(tmp_path, command):
 
 # ---------------------------------------------------------------- item 12: output inside input
 def _inside(tmp_path: Path, command: str):
-    gt, _ = _trees(tmp_path)
+    gt, lq = _trees(tmp_path)
     if command == "make-lr":
         return ("make-lr", gt, gt / "000" / "lr", "-q"), gt / "000" / "lr", gt, "destination", "source folder"
     if command == "to-lmdb":
@@ -175,12 +175,16 @@ def _inside(tmp_path: Path, command: str):
         folder.mkdir()
         make_video(folder / "v.mp4", reds_clip("000", (0, 0, 32, 32))[:3], audio=None)
         return ("extract", folder, folder / "clips", "-q"), folder / "clips", folder, "output", "input folder"
+    if command == "evaluate":
+        out = gt / "000" / "report"
+        return ("evaluate", "--bicubic", "--gt", gt, "--lq", lq, "--out", out, "-q"), out, gt, "output", \
+            "dataset folder"
     (tmp_path / "w.pth").write_bytes(b"x")
     out = gt / "000" / "sr"
     return ("infer", gt / "000", out, "-c", tmp_path / "w.pth", "-q"), out, gt / "000", "output", "input folder"
 
 
-@pytest.mark.parametrize("command", ["make-lr", "to-lmdb", "lmdb-merge", "extract", "infer"])
+@pytest.mark.parametrize("command", ["make-lr", "to-lmdb", "lmdb-merge", "extract", "infer", "evaluate"])
 def test_every_writer_refuses_an_output_inside_its_input(tmp_path, command):
     argv, out, src, what, source = _inside(tmp_path, command)
     before = sorted(p for p in src.rglob("*"))

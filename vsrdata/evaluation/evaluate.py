@@ -45,6 +45,7 @@ import torch
 
 from vsrdata.core import splits
 from vsrdata.core.image_io import read_image, write_bytes_atomic
+from vsrdata.core.paths import refuse_inside
 from vsrdata.evaluation import distributed
 from vsrdata.evaluation.metrics import AVERAGE_MODES
 from vsrdata.evaluation.engines import load_engine
@@ -149,6 +150,9 @@ def evaluate(split_dir: str | os.PathLike | None, checkpoint: str | os.PathLike 
         set_scale(record, runner.scale)
     suite = MetricSuite(parse_metrics(metrics), proto.crop_border, reference, iqa_weights, str(runner.device))
     out = Path(out_dir) if out_dir is not None else None
+    if out is not None:  # reports, strips and frames never go into the frames being scored
+        refuse_inside(out, [p for p in (split_dir, gt, lq) if p is not None], choose="an --out folder",
+                      source="dataset folder")
     jobs = clip_jobs(record, split_dir, centre_only=proto.frames == "center", reference=reference)
     cuts = _Cuts(scene_cuts, scene_threshold, scene_min_len, _cut_file(scene_cuts, jobs, runner.model is None))
     opts = ScoreOptions(proto, with_bicubic=with_bicubic, strips=strips and out is not None, strip_crop=strip_crop,
