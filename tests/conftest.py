@@ -11,12 +11,12 @@ import pytest
 # reached; tests/test_heap.py checks the default in fresh processes instead.
 os.environ.setdefault("VSRDATA_MALLOC", "system")
 
-# The long pytest process forks DataLoader and pool workers after tests that opened progress bars;
-# tqdm's monitor thread would then be alive at each fork (one full run hung with a forked worker
-# stuck in threading's after-fork handler). vsrdata's own bars turn it off too (cli/_common.py).
-import tqdm  # noqa: E402
+# Tests build and read videos with PyAV, then fork DataLoader and pool workers in the same process:
+# load PyAV through vsrdata so that its fork rule (collect FFmpeg garbage in the parent) is in place
+# from the start (vsrdata.core.video.pyav).
+from vsrdata.core.video.pyav import load_av  # noqa: E402
 
-tqdm.tqdm.monitor_interval = 0
+load_av()
 
 
 @pytest.fixture

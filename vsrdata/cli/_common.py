@@ -170,10 +170,6 @@ class ProgressBar:
 
             from tqdm import tqdm
 
-            # No tqdm monitor thread: training forks DataLoader workers while a bar is open, and a
-            # fork from a process with a sleeping extra thread can leave a child stuck after fork.
-            tqdm.monitor_interval = 0
-
             self._bar = tqdm(total=total, desc=self.desc, unit=self.unit, file=sys.stderr, dynamic_ncols=True)
         elif total is not None and self._bar.total != total:
             self._bar.total = total

@@ -189,7 +189,6 @@ def command(config_file, quiet, **options):
         if kind == "start" and show:
             from tqdm import tqdm
 
-            tqdm.monitor_interval = 0  # DataLoader workers fork under this bar (see _common.ProgressBar)
             click.echo(format_event(event), err=True)
             if not bar_on:
                 return

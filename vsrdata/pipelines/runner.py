@@ -242,7 +242,6 @@ def _progress_bar(progress, total: int, desc: str, unit: str):
         return None
     from tqdm import tqdm
 
-    tqdm.monitor_interval = 0  # no monitor thread alive when the pool forks (see cli/_common.ProgressBar)
     # On a terminal: a live bar. In a log file: one line every 30 s instead of a stream of '\r'.
     interactive = sys.stderr.isatty()
     return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=interactive,

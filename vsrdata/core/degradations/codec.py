@@ -39,7 +39,9 @@ _X264 = ("libx264", "h264")
 @lru_cache(maxsize=1)
 def available_codecs() -> tuple[str, ...]:
     """The video encoders among the usual ones that this PyAV build can open."""
-    import av
+    from vsrdata.core.video.pyav import load_av
+
+    av = load_av()
 
     found = []
     for name in _CANDIDATES:
@@ -59,7 +61,9 @@ def check_codec(codec: str, key: str = "codec") -> None:
 
 
 def _encoder(codec: str, h: int, w: int, bitrate: int | None, crf: int | None):
-    import av
+    from vsrdata.core.video.pyav import load_av
+
+    av = load_av()
 
     cc = av.CodecContext.create(codec, "w")
     cc.width, cc.height, cc.pix_fmt = w, h, "yuv420p"
@@ -85,7 +89,9 @@ def _yuv_frame(img: np.ndarray):
     into frames whose padding bytes (each row's ``line_size`` beyond the width) are zero: with the
     padding left uninitialised we measured different streams for identical frames of some sizes
     (e.g. 212 or 284 wide), run to run."""
-    import av
+    from vsrdata.core.video.pyav import load_av
+
+    av = load_av()
 
     h, w = img.shape[:2]
     rgb = _filled(av.VideoFrame(w, h, "rgb24"), [img[:, :, ::-1].reshape(h, w * 3)])
@@ -128,7 +134,9 @@ def encode_clip(frames: list[np.ndarray], codec: str, bitrate: int | None = None
 
 def decode_stream(data: bytes, codec: str, size: tuple[int, int] | None = None) -> list[np.ndarray]:
     """Decode an elementary stream of ``codec`` to uint8 BGR frames, cropped to ``size`` = (H, W)."""
-    import av
+    from vsrdata.core.video.pyav import load_av
+
+    av = load_av()
 
     cc = av.CodecContext.create(_DECODERS.get(codec, codec), "r")
     cc.thread_count = 1

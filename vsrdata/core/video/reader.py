@@ -90,7 +90,9 @@ def first_line(exc: BaseException) -> str:
 
 
 def open_input(path: Path):
-    import av
+    from vsrdata.core.video.pyav import load_av
+
+    av = load_av()
 
     if not path.is_file():
         raise InputError(f"video not found: {path}")

@@ -36,7 +36,9 @@ class StreamPlan:
 
 def _muxer_takes(ext: str, add) -> str | None:
     """None when a container of `ext` accepts the stream that `add(out)` creates, else the reason."""
-    import av
+    from vsrdata.core.video.pyav import load_av
+
+    av = load_av()
 
     with tempfile.TemporaryDirectory() as tmp:
         try:

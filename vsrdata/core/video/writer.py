@@ -57,7 +57,9 @@ class VideoWriter:
                  pix_fmt: str | None = None, audio_from: str | os.PathLike | None = None,
                  audio_shift: float = 0.0, time_base: Fraction | None = None, streams: StreamPlan | None = None,
                  sample_aspect: Fraction | None = None):
-        import av
+        from vsrdata.core.video.pyav import load_av
+
+        av = load_av()
 
         self.path = Path(path)
         ext = self.path.suffix.lower()
@@ -114,7 +116,9 @@ class VideoWriter:
 
     def write(self, image: np.ndarray, time: float | None = None) -> None:
         """Encode one HxWx3 uint8 or uint16 BGR frame; `time` (seconds) is used with `time_base` only."""
-        import av
+        from vsrdata.core.video.pyav import load_av
+
+        av = load_av()
 
         if image.dtype not in (np.uint8, np.uint16) or image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"expected an HxWx3 uint8/uint16 BGR frame, got {image.dtype} {image.shape}")
