@@ -1,7 +1,7 @@
-"""Two-stage EDVR: the stage-2 networks (presets for the four REDS tracks) and the original EDVR's
-`*_Stage2.pth` key set, derived here from the original architecture (xinntao/EDVR old_version
-`codes/models/archs/EDVR_arch.py`: EDVR(nf=128, nframes=5, groups=8, front_RBs=5, back_RBs=20,
-predeblur=track, HR_in=True), docs/CONVENTIONS.md#stage-2)."""
+"""Two-stage EDVR: the stage-2 networks (presets for the four REDS tracks) against the original EDVR's
+`*_Stage2.pth` key set (fixtures/edvr/statedict_original_Stage2.json, derived from the original
+architecture code: EDVR(nf=128, nframes=5, groups=8, front_RBs=5, back_RBs=20, predeblur=track,
+HR_in=True), docs/CONVENTIONS.md#stage-2), the chained run, and the training recipe."""
 
 from __future__ import annotations
 
@@ -21,70 +21,35 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
-def original_stage2_shapes(predeblur: bool, nf: int = 128, nframes: int = 5, groups: int = 8,
-                           front: int = 5, back: int = 20) -> dict[str, tuple[int, ...]]:
-    """{original parameter name: shape} of the original EDVR with HR_in=True, written from its
-    constructor: predeblur -> pre_deblur (HR_in: conv_first_1/2/3) + conv_1x1, else the top-level
-    conv_first_1 (3->nf) and the stride-2 conv_first_2/3; then the shared trunk."""
-    out: dict[str, tuple[int, ...]] = {}
-
-    def conv(name, cin, cout, k=3):
-        out[f"{name}.weight"], out[f"{name}.bias"] = (cout, cin, k, k), (cout,)
-
-    def rb(name):
-        conv(f"{name}.conv1", nf, nf)
-        conv(f"{name}.conv2", nf, nf)
-
-    if predeblur:
-        conv("pre_deblur.conv_first_1", 3, nf)
-        conv("pre_deblur.conv_first_2", nf, nf)
-        conv("pre_deblur.conv_first_3", nf, nf)
-        for i in range(1, 6):
-            rb(f"pre_deblur.RB_L1_{i}")
-        rb("pre_deblur.RB_L2_1")
-        rb("pre_deblur.RB_L2_2")
-        rb("pre_deblur.RB_L3_1")
-        conv("pre_deblur.deblur_L2_conv", nf, nf)
-        conv("pre_deblur.deblur_L3_conv", nf, nf)
-        conv("conv_1x1", nf, nf, 1)
-    else:
-        conv("conv_first_1", 3, nf)
-        conv("conv_first_2", nf, nf)
-        conv("conv_first_3", nf, nf)
-    for i in range(front):
-        rb(f"feature_extraction.{i}")
-    for name in ("fea_L2_conv1", "fea_L2_conv2", "fea_L3_conv1", "fea_L3_conv2"):
-        conv(name, nf, nf)
-    for lvl in (3, 2, 1):
-        conv(f"pcd_align.L{lvl}_offset_conv1", 2 * nf, nf)
-        conv(f"pcd_align.L{lvl}_offset_conv2", nf if lvl == 3 else 2 * nf, nf)
-        if lvl < 3:
-            conv(f"pcd_align.L{lvl}_offset_conv3", nf, nf)
-        conv(f"pcd_align.L{lvl}_dcnpack", nf, nf)
-        conv(f"pcd_align.L{lvl}_dcnpack.conv_offset_mask", nf, groups * 3 * 9)
-        if lvl < 3:
-            conv(f"pcd_align.L{lvl}_fea_conv", 2 * nf, nf)
-    conv("pcd_align.cas_offset_conv1", 2 * nf, nf)
-    conv("pcd_align.cas_offset_conv2", nf, nf)
-    conv("pcd_align.cas_dcnpack", nf, nf)
-    conv("pcd_align.cas_dcnpack.conv_offset_mask", nf, groups * 3 * 9)
-    _tsa(conv, nf, nframes)
-    for i in range(back):
-        rb(f"recon_trunk.{i}")
-    conv("upconv1", nf, 4 * nf)
-    conv("upconv2", nf, 256)
-    conv("HRconv", 64, 64)
-    conv("conv_last", 64, 3)
-    return out
+ORIGINAL = json.loads((FIXTURES / "edvr" / "statedict_original_Stage2.json").read_text())
 
 
-def _tsa(conv, nf: int, nframes: int) -> None:
-    """The original TSA fusion module's convolutions (tsa_fusion.*)."""
-    for name, cin, k in (("tAtt_1", nf, 3), ("tAtt_2", nf, 3), ("fea_fusion", nframes * nf, 1),
-                         ("sAtt_1", nframes * nf, 1), ("sAtt_2", 2 * nf, 1), ("sAtt_3", nf, 3), ("sAtt_4", nf, 1),
-                         ("sAtt_5", nf, 3), ("sAtt_L1", nf, 1), ("sAtt_L2", 2 * nf, 3), ("sAtt_L3", nf, 3),
-                         ("sAtt_add_1", nf, 1), ("sAtt_add_2", nf, 1)):
-        conv(f"tsa_fusion.{name}", cin, nf, k)
+def original_stage2(file: str) -> dict[str, list[int]]:
+    """{original parameter name: shape}, in the original's state_dict order, of an official
+    `EDVR_REDS_*_Stage2.pth` (fixtures/edvr/statedict_original_Stage2.json, derived from the original
+    architecture code; provenance in fixtures/README.md)."""
+    return ORIGINAL["layouts"][ORIGINAL["files"][file]]["state_dict"]
+
+
+TRACKS = {"edvr-stage2-sr": "EDVR_REDS_SR_Stage2.pth", "edvr-stage2-srblur": "EDVR_REDS_SRblur_Stage2.pth",
+          "edvr-stage2-deblur": "EDVR_REDS_deblur_Stage2.pth",
+          "edvr-stage2-deblurcomp": "EDVR_REDS_deblurcomp_Stage2.pth"}
+
+
+def test_the_original_stage2_fixture_agrees_with_the_other_references():
+    """The fixture's names are the original's (every one but the plain HR_in front is in the
+    reference keymap made by instantiating the original code), and every tensor it shares with the
+    official EDVR-L x4 file (same nf 128, 5 frames, 8 groups) has that file's shape."""
+    keymap = json.loads((FIXTURES / "edvr" / "keymap_original_to_basicsr.json").read_text())
+    official_l = json.loads((FIXTURES / "edvr" / "statedict_EDVR_L_x4_SR_REDS.json").read_text())
+    assert sorted(TRACKS) == sorted(STAGE2_PRESETS) and sorted(ORIGINAL["files"]) == sorted(TRACKS.values())
+    for file in TRACKS.values():
+        layout = original_stage2(file)
+        unmapped = [k for k in layout if k not in keymap]
+        assert unmapped == ([] if "predeblur" in ORIGINAL["files"][file] else
+                            [f"conv_first_{i}.{p}" for i in (1, 2, 3) for p in ("weight", "bias")])
+        shared = [k for k in layout if keymap.get(k) in official_l]
+        assert len(shared) > 150 and all(layout[k] == official_l[keymap[k]] for k in shared)
 
 
 @pytest.mark.parametrize("preset", sorted(STAGE2_PRESETS))
@@ -94,29 +59,33 @@ def test_stage2_presets_have_the_original_key_set(preset):
     assert cfg.hr_in and cfg.scale == 1 and cfg.with_tsa
     assert cfg.with_predeblur == (preset != "edvr-stage2-sr")  # predeblur as the track's stage 1
     assert cfg.with_predeblur == get_preset(STAGE2_PRESETS[preset]).with_predeblur
-    original = original_stage2_shapes(cfg.with_predeblur)
-    ours = {k: tuple(v.shape) for k, v in build_edvr(preset).state_dict().items()}
-    assert {rename_original_key(k): v for k, v in original.items()} == ours
-    # every name the original stage-1 models share with stage 2 maps as the reference keymap says
-    keymap = json.loads((FIXTURES / "edvr" / "keymap_original_to_basicsr.json").read_text())
-    shared = [k for k in original if k in keymap]
-    assert len(shared) > len(original) - 8 and all(rename_original_key(k) == keymap[k] for k in shared)
+    original = original_stage2(TRACKS[preset])
+    # a state dict with exactly the original's keys and shapes loads strictly into the preset
+    gen = torch.Generator().manual_seed(0)
+    sd = {rename_original_key(k): torch.randn(shape, generator=gen) for k, shape in original.items()}
+    assert len(sd) == len(original)  # the renaming is one to one
+    model = build_edvr(preset)
+    model.load_state_dict(sd, strict=True)
+    assert {k: list(v.shape) for k, v in model.state_dict().items()} == {k: list(v.shape) for k, v in sd.items()}
 
 
-@pytest.mark.parametrize("predeblur", [False, True])
-def test_an_original_stage2_file_loads_and_runs(predeblur, tmp_path):
+@pytest.mark.parametrize("file", sorted(TRACKS.values()))
+def test_an_original_stage2_file_loads_and_runs(file, tmp_path):
     from vsrdata.evaluation.engines import load_model
 
     gen = torch.Generator().manual_seed(0)
-    sd = {f"module.{k}": torch.randn(shape, generator=gen) * 0.01
-          for k, shape in original_stage2_shapes(predeblur).items()}
-    path = tmp_path / "EDVR_REDS_SR_Stage2.pth"
-    save_atomic(sd, path)  # raw and unwrapped, as the original repository saved its models
+    sd = {k: torch.randn(shape, generator=gen) * 0.01 for k, shape in original_stage2(file).items()}
+    path = tmp_path / file
+    save_atomic(sd, path)  # raw, as the original code saved and loaded it (load_state_dict(torch.load(...)))
     loaded = read_checkpoint(path)
     assert loaded.source_format == "edvr-original"
     model = load_model(path, device="cpu")  # architecture from the weights' shapes, strict load
-    name = preset_name(model.config)
-    assert name in STAGE2_PRESETS and get_preset(name).with_predeblur == predeblur
+    name = preset_name(model.config)  # srblur, deblur and deblurcomp share one architecture
+    expected = next(preset for preset, f in TRACKS.items() if f == file)
+    assert name in STAGE2_PRESETS and get_preset(name) == get_preset(expected)
+    ours = model.state_dict()
+    first = "pre_deblur.conv_first_2.weight" if "predeblur" in ORIGINAL["files"][file] else "conv_first_2.weight"
+    assert torch.equal(ours[rename_original_key(first)], sd[first])  # each tensor in its place
     with torch.inference_mode():
         assert model(torch.rand(1, 5, 3, 32, 48)).shape == (1, 3, 32, 48)
 
