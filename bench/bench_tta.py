@@ -1,6 +1,7 @@
 """Test-time ensembles (`--tta`): the cost of flip4 / x8 relative to one pass, and their PSNR gain.
 
-    python bench/bench_tta.py                          # EDVR-M timing at 64x64 LR + the PSNR of a tiny x2 model
+    python bench/bench_tta.py                          # EDVR-M timing + the gain on the `make demo` model
+    python bench/bench_tta.py --demo-out demo_out      # reuse a finished `make demo` folder (the default)
     python bench/bench_tta.py --preset edvr-tiny --size 32x48 --rounds 5
     python bench/bench_tta.py --checkpoint net_g.pth --split datasets/REDS4   # PSNR of your model
 
@@ -9,8 +10,11 @@
    else two of 4); the three take turns for --rounds rounds after a warm-up, the median time per
    window is printed with its ratio to one pass (flip4's target: below 4x).
 2. Gain: `evaluate` of a checkpoint on a split with --tta none, flip4 and x8 (RGB PSNR, REDS4
-   protocol). Without --checkpoint: the fixtures' clip 000 held out at x2 (make-lr, split-test)
-   and a tiny x2 model trained for --iters steps on clips 001/002 (tests/test_scales.py's loop).
+   protocol). Without --checkpoint: the demo model, i.e. `python -m vsrdata.demo --out DIR`
+   (what `make demo` runs: edvr-tiny trained on CPU with the demo's defaults, random flips and
+   rotations on as in BasicSR's EDVR options) on its held-out clip 000. A DIR holding a finished
+   demo (DIR/eval/report.json) is reused as it is; otherwise the demo runs (or resumes) there
+   first, with --demo-iters iterations.
 """
 
 from __future__ import annotations
@@ -49,29 +53,34 @@ def cost(preset: str, h: int, w: int, rounds: int) -> dict[str, float]:
     return {k: statistics.median(v) for k, v in times.items()}
 
 
-def gain(checkpoint: str | None, split: str | None, iters: int) -> dict[str, float]:
-    """RGB PSNR of `evaluate` with each --tta mode (a tiny x2 model on the fixtures by default)."""
+def demo_model(out: Path, iters: int) -> tuple[Path, Path]:
+    """(checkpoint, held-out split) of the `make demo` run in `out`, running the demo first when
+    `out` holds no finished one (it resumes an interrupted run)."""
+    from vsrdata.demo import run_demo
+
+    if not (out / "eval" / "report.json").is_file():
+        print(f"running the demo into {out} ({iters} iterations; a finished one is reused next time)", flush=True)
+        if run_demo(out, iterations=iters) != 0:
+            sys.exit(f"Error: the demo failed in {out}")
+    best = out / "train" / "best.pth"
+    ckpts = sorted((out / "train" / "checkpoints").glob("*.pth"))
+    ckpt = best if best.is_file() else (ckpts[-1] if ckpts else None)
+    if ckpt is None:
+        sys.exit(f"Error: no checkpoint under {out / 'train'}")
+    return ckpt, out / "datasets" / "REDS4-mini"
+
+
+def gain(checkpoint: Path, split: Path) -> dict[str, float]:
+    """RGB PSNR (REDS4 protocol) of `evaluate` with each --tta mode."""
     from vsrdata.evaluation.evaluate import evaluate
 
+    out = {}
     with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        if checkpoint is None:
-            from tests.test_scales import REDS_GT, _train_tiny
-            from vsrdata.edvr.checkpoint import save_atomic
-            from vsrdata.pipelines.make_lr import make_lr
-            from vsrdata.pipelines.split_test import split_test
-
-            make_lr(REDS_GT, tmp / "lq", scale=2, workers=1, progress=False)
-            split_test(REDS_GT, tmp / "held", clips=["000"], lr_root=tmp / "lq", scale=2, workers=1, progress=False)
-            model = _train_tiny(2, REDS_GT, tmp / "lq", ("001", "002"), iters=iters)
-            checkpoint, split = str(tmp / "x2.pth"), str(tmp / "held")
-            save_atomic({"params": model.state_dict()}, checkpoint)
-        out = {}
         for mode in ("none", "flip4", "x8"):
             rep = evaluate(split, checkpoint, protocol="reds4", device="cpu", strips=False, tta=mode,
-                           out_dir=tmp / mode)
+                           out_dir=Path(tmp) / mode)
             out[mode] = rep.average()["psnr"]
-        return out
+    return out
 
 
 def main() -> None:
@@ -80,18 +89,29 @@ def main() -> None:
     ap.add_argument("--size", default="64x64", help="LR window size WxH")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--checkpoint", default=None, help="model whose PSNR gain is measured (with --split)")
+    ap.add_argument("--no-cost", action="store_true", help="skip the timing, measure the PSNR gain only")
+    ap.add_argument("--checkpoint", default=None, help="model whose PSNR gain is measured (with --split) "
+                    "instead of the demo model")
     ap.add_argument("--split", default=None, help="split-test output for --checkpoint")
-    ap.add_argument("--iters", type=int, default=200, help="training steps of the default tiny x2 model")
+    ap.add_argument("--demo-out", type=Path, default=Path("demo_out"),
+                    help="`make demo` output folder: reused when finished, else the demo runs there")
+    ap.add_argument("--demo-iters", type=int, default=1200, help="training iterations when the demo runs")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     w, h = (int(v) for v in args.size.lower().split("x"))
-    secs = cost(args.preset, h, w, args.rounds)
-    print(f"cost, {args.preset} {w}x{h} LR window, {args.threads} thread(s), median of {args.rounds}:")
-    for k, v in secs.items():
-        print(f"  {k:6s} {v:8.3f} s/window  {v / secs['none']:5.2f}x one pass")
-    psnr = gain(args.checkpoint, args.split, args.iters)
-    print(f"PSNR (RGB) of {args.checkpoint or f'a tiny x2 model ({args.iters} steps) on fixture clip 000'}:")
+    if not args.no_cost:
+        secs = cost(args.preset, h, w, args.rounds)
+        print(f"cost, {args.preset} {w}x{h} LR window, {args.threads} thread(s), median of {args.rounds}:")
+        for k, v in secs.items():
+            print(f"  {k:6s} {v:8.3f} s/window  {v / secs['none']:5.2f}x one pass")
+    if args.checkpoint:
+        if not args.split:
+            sys.exit("Error: --checkpoint needs --split")
+        ckpt, split = Path(args.checkpoint), Path(args.split)
+    else:
+        ckpt, split = demo_model(args.demo_out, args.demo_iters)
+    psnr = gain(ckpt, split)
+    print(f"PSNR (RGB, REDS4 protocol) of {ckpt} on {split}:")
     for k, v in psnr.items():
         print(f"  {k:6s} {v:7.3f} dB  ({v - psnr['none']:+.3f} dB)")
 
