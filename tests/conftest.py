@@ -34,3 +34,19 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def tiny_sr(tmp_path_factory):
+    """scale -> (LQ root, held-out split, checkpoint) of a tiny single-frame EDVR trained on the REDS
+    fixtures (tests/tiny_sr.py), made once per session and shared by the modules that need it."""
+    from tests.tiny_sr import make_tiny_sr
+
+    made: dict = {}
+
+    def get(scale: int):
+        if scale not in made:
+            made[scale] = make_tiny_sr(tmp_path_factory.mktemp(f"tiny_x{scale}"), scale)
+        return made[scale]
+
+    return get

@@ -101,68 +101,14 @@ def test_onnx_export_at_x2_and_x3(scale, tmp_path):
     assert tuple(y.shape) == (1, 3, 8 * scale, 4 * scale)
 
 
-def _train_tiny(scale: int, gt_root: Path, lq_root: Path, clips, iters: int = 200, batch: int = 16):
-    """A tiny single-frame EDVR at `scale`, trained on (make-lr LQ, GT) crops of `clips`: LQ 16x16
-    patches, Charbonnier loss (eps 1e-6, mean), Adam lr 2e-3, betas (0.9, 0.99), fixed seeds."""
-    import numpy as np
-
-    from vsrdata.core.image_io import read_image
-    from vsrdata.evaluation.inference import frame_to_tensor
-
-    pairs = [(frame_to_tensor(read_image(p)), frame_to_tensor(read_image(lq_root / c / p.name)))
-             for c in clips for p in sorted((gt_root / c).glob("*.png"))]
-    torch.manual_seed(0)
-    model = build_edvr("edvr-tiny", scale=scale, num_frame=1, dcn_backend="torch")
-    opt = torch.optim.Adam(model.parameters(), lr=2e-3, betas=(0.9, 0.99))
-    rng, p = np.random.default_rng(0), 16
-    for _ in range(iters):
-        xs, ys = [], []
-        for _ in range(batch):
-            gt, lq = pairs[rng.integers(len(pairs))]
-            y0, x0 = (int(rng.integers(n - p + 1)) for n in lq.shape[1:])
-            xs.append(lq[:, y0:y0 + p, x0:x0 + p])
-            ys.append(gt[:, y0 * scale:(y0 + p) * scale, x0 * scale:(x0 + p) * scale])
-        loss = torch.sqrt((model(torch.stack(xs)[:, None]) - torch.stack(ys)) ** 2 + 1e-6).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return model.eval()
-
-
-_TRAINED: dict[int, tuple[Path, Path, Path]] = {}
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """scale -> (LQ root, held-out split, checkpoint) of a tiny model trained once per module:
-    make-lr (mod-crop + MATLAB bicubic at 1/scale), split-test of held-out clip 000 at the scale
-    (LR padded to a multiple of 4), `_train_tiny` on clips 001/002."""
-    from vsrdata.pipelines.make_lr import make_lr
-    from vsrdata.pipelines.split_test import split_test
-
-    def get(scale: int) -> tuple[Path, Path, Path]:
-        if scale not in _TRAINED:
-            root = tmp_path_factory.mktemp(f"x{scale}")
-            make_lr(REDS_GT, root / "lq", scale=scale, workers=1, progress=False)
-            split_test(REDS_GT, root / "held", clips=["000"], lr_root=root / "lq", scale=scale, workers=1,
-                       progress=False)
-            save_atomic({"params": _train_tiny(scale, REDS_GT, root / "lq", ("001", "002")).state_dict()},
-                        root / f"x{scale}.pth")
-            _TRAINED[scale] = (root / "lq", root / "held", root / f"x{scale}.pth")
-        return _TRAINED[scale]
-
-    yield get
-    _TRAINED.clear()
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("scale", [2, 3])
-def test_a_tiny_model_trained_at_x2_x3_beats_bicubic_on_a_held_out_clip(scale, trained, tmp_path):
+def test_a_tiny_model_trained_at_x2_x3_beats_bicubic_on_a_held_out_clip(scale, tiny_sr, tmp_path):
     """evaluate with the bicubic column (MATLAB imresize x scale) on the held-out clip.
     Seen: x2 30.18 vs 29.60 dB, x3 27.61 vs 27.22 dB (RGB)."""
     from vsrdata.evaluation.evaluate import evaluate
 
-    _, split, ckpt = trained(scale)
+    _, split, ckpt = tiny_sr(scale)  # conftest.py: trained once per session
     report = evaluate(split, ckpt, protocol="reds4", with_bicubic=True, device="cpu", strips=False,
                       out_dir=tmp_path / "r")
     avg = report.average()
