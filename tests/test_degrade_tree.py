@@ -163,7 +163,7 @@ def test_scale_option_against_recipe_file_scale(tmp_path):
     src = _source(tmp_path, clips=1, frames=1)
     result = CliRunner().invoke(main, ["degrade", str(src), str(tmp_path / "lr"), "-r", str(recipe), "-s", "4"])
     assert result.exit_code == 1 and result.output.count("\n") == 1, result.output
-    assert "mine.yml sets scale 2 but scale 4 was asked for" in result.output
+    assert "mine.yml sets scale 2 but x4 is asked for" in result.output
     assert not (tmp_path / "lr").exists()
     result = CliRunner().invoke(main, ["degrade", str(src), str(tmp_path / "lr"), "-r", str(recipe), "-s", "2",
                                        "-j", "1", "-q"])

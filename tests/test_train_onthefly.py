@@ -152,7 +152,7 @@ def test_bad_degradation_options_fail_in_one_line(tmp_path, val):
         (dict(lq_path=str(REDS_GT)), ConfigError, "give --lq or --degradation, not both"),
         (dict(degradation="nope"), ConfigError, "neither a built-in recipe"),
         (dict(degradation={"jpeg_range": [0, 50]}), ConfigError, "jpeg_range"),
-        (dict(degradation={"base": "realesrgan", "scale": 2}), ConfigError, "is x2, the model is x4"),
+        (dict(degradation={"base": "realesrgan", "scale": 2}), ConfigError, "degradation sets scale 2 but x4 is asked for"),
         (dict(val_gt=str(REDS_GT.parent.parent / "odd_size")), InputError, "not a multiple of the scale 4"),
     ]
     for kw, exc, msg in cases:
