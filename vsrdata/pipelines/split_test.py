@@ -75,6 +75,7 @@ from vsrdata.pipelines.summary import JobsFailed, Summary
 from vsrdata.pipelines.split_plan import SplitPlan, plan_split
 from vsrdata.pipelines.split_write import (frame_done, frame_job, prepare_out, same_file, write_marker,
                                            write_records)
+from vsrdata.progress import Progress, check_progress
 
 __all__ = ["split_test", "SplitResult", "JobsFailed"]
 
@@ -192,7 +193,7 @@ def split_test(src: str | os.PathLike, out: str | os.PathLike, *, layout: str = 
                multiple: int = 4, pad: str | None = "replicate", crop: bool = False,
                link: bool = False, overwrite: bool = False, workers: int | None = None,
                shard: tuple[int, int] | None = None, dry_run: bool = False,
-               progress: bool = True) -> SplitResult:
+               progress: Progress = False) -> SplitResult:
     """Extract a test split from `src` into `out` (see the module docstring for every step).
 
     Selection: at most one of `list_file`, `partition` (a name of `splits.PARTITIONS`), `clips`
@@ -203,6 +204,7 @@ def split_test(src: str | os.PathLike, out: str | os.PathLike, *, layout: str = 
 
     Raises ConfigError (bad options), InputError (missing/unsafe clips, size mismatches, bad
     frames: `JobsFailed` after the other frames were written), OutputError (unusable OUT).
+    `progress`: `vsrdata.progress` (False: silent; True: a bar on stderr; or a callback).
 
     Example::
 
@@ -210,6 +212,7 @@ def split_test(src: str | os.PathLike, out: str | os.PathLike, *, layout: str = 
         result = split_test("REDS/train_sharp", "datasets/REDS4", partition="reds4")
         print(result.line())  # datasets/REDS4/GT/<clip>/00000000.png and BIx4/...
     """
+    check_progress(progress)
     src, out = Path(src), Path(out)
     pad_mode, workers = _check_options(degradation, scale, multiple, pad, crop, workers, shard, overwrite)
     plan = plan_split(src, out, layout=layout, list_file=list_file, partition=partition, clips=clips,
