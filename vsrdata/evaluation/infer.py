@@ -67,6 +67,11 @@ SCENE_MODES = ("auto", "off")
 
 @dataclass
 class InferResult:
+    """What `infer` did: `output` (a video file or a PNG folder), `frames` in it (`written` now +
+    `skipped`, already there), frame sizes (h, w) in and out, the output `fps`, the scene `cuts`
+    used and where they are recorded (`scenes`), per audio/subtitle stream what happened to it,
+    `warnings`, the ensemble (`tta`) and the stage-2 checkpoint's file name, and the time taken."""
+
     output: Path
     frames: int = 0  # frames in the output (written + already present)
     written: int = 0

@@ -46,6 +46,9 @@ _HASH_MOD = 1 << 64
 
 @dataclass
 class MergeSummary:
+    """What `merge_lmdb` did: the merged `db`, from `shards` shard DBs, `keys` in all (`written`
+    now, `kept` from an interrupted merge), the value bytes written and the time taken."""
+
     db: Path
     shards: int
     keys: int = 0

@@ -84,13 +84,14 @@ __all__ = ["split_test", "SplitResult", "JobsFailed"]
 class SplitResult:
     """What `split_test` did (or, with `dry_run`, would do). `clips` and `frames` count the
     whole split; with a shard, `summary` counts this shard's frames and `complete` says whether
-    the tree is whole (the record files were written)."""
+    the tree is whole (the record files were written). `gt_dir` and `lr_dir` are the GT and LR
+    folders under `out`; `lr_root` the LR clip root that was read (None: LR generated)."""
 
     out: Path
     layout: str
-    gt_dir: str
-    lr_dir: str
-    lr_source: str            # 'generated' or the LR clip root that was read
+    gt_dir: Path
+    lr_dir: Path
+    lr_root: Path | None
     clips: int
     frames: int
     padded_clips: int
@@ -102,9 +103,9 @@ class SplitResult:
     complete: bool = True
 
     def line(self) -> str:
-        lr = "generated" if self.lr_source == "generated" else f"from {self.lr_source}"
+        lr = "generated" if self.lr_root is None else f"from {self.lr_root}"
         head = (f"{self.clips} clips, {self.frames} frames -> {self.out} "
-                f"({self.gt_dir}, {self.lr_dir} {lr}; {self.padded_clips} clips padded/cropped)")
+                f"({self.gt_dir.name}, {self.lr_dir.name} {lr}; {self.padded_clips} clips padded/cropped)")
         tail = self.summary.line()
         if self.shard is not None:
             tail = f"shard {self.shard[0]}/{self.shard[1]}: {tail}"
@@ -220,8 +221,8 @@ def split_test(src: str | os.PathLike, out: str | os.PathLike, *, layout: str = 
                       pad_mode=pad_mode, crop=crop, link=link, overwrite=overwrite)
     mine = plan.items if shard is None else [it for it in plan.items if it["clip"] % shard[1] == shard[0]]
     marker = _marker(plan, scale, degradation, multiple, pad_mode, crop)
-    result = SplitResult(out=out, layout=plan.layout, gt_dir="GT", lr_dir=plan.lr_dir,
-                         lr_source="generated" if plan.lr_base is None else str(plan.lr_base),
+    result = SplitResult(out=out, layout=plan.layout, gt_dir=out / "GT", lr_dir=out / plan.lr_dir,
+                         lr_root=None if plan.lr_base is None else Path(plan.lr_base),
                          clips=len(plan.records), frames=len(plan.items), padded_clips=plan.padded,
                          summary=Summary(total=len(mine)), warnings=plan.warnings, dry_run=dry_run,
                          shard=tuple(shard) if shard is not None else None)
