@@ -78,7 +78,7 @@ from vsrdata.training.validate import validate, write_run_report
 __all__ = ["DivergenceError", "TrainResult", "train"]
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainResult:
     """What a finished `train()` leaves behind (paths are None where nothing was written)."""
 

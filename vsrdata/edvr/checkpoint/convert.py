@@ -92,7 +92,7 @@ def weights_object(state_dict: Mapping[str, torch.Tensor], to: str = "basicsr",
     raise ConfigError(f"unknown checkpoint format {to!r} (choose from: basicsr, vsrdata)")
 
 
-@dataclass
+@dataclass(frozen=True)
 class ConvertResult:
     """What `convert_checkpoint` wrote: `path` (the new file) from `source`, `num_tensors` tensors of
     `num_params` parameters; the source's format and entry, the EDVR config and where it came from."""
