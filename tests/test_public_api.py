@@ -282,7 +282,15 @@ def test_a_progress_callback_gets_events_of_one_kind(runs, name):
 def test_true_draws_a_bar_on_stderr_and_false_or_none_nothing(progress, tmp_path, capfd):
     gt = _tiny_tree(tmp_path / "gt", clips=("000",), n=2)
     capfd.readouterr()
+    vsrdata.make_lr(gt, tmp_path / "lr", workers=1, progress=progress)
+    vsrdata.degrade_tree(gt, tmp_path / "deg", "bi", workers=1, progress=progress)
+    vsrdata.split_test(gt, tmp_path / "split", workers=1, progress=progress)
     vsrdata.build_lmdb(gt, tmp_path / "db.lmdb", workers=1, progress=progress)
     vsrdata.verify_lmdb(tmp_path / "db.lmdb", workers=1, progress=progress)
     err = capfd.readouterr().err
-    assert ("to-lmdb" in err and "lmdb-verify" in err and "2/2" in err) if progress else err == ""
+    if progress:
+        for task, count in (("make-lr", "2/2"), ("degrade", "1/1"), ("split-test", "2/2"), ("to-lmdb", "2/2"),
+                            ("lmdb-verify", "2/2")):
+            assert re.search(rf"{task}: 100%.*{count}", err), (task, err)
+    else:
+        assert err == ""

@@ -102,13 +102,6 @@ class Reporter:
             self._bar.n = self.done
             self._bar.refresh()
 
-    def write(self, line: str) -> None:
-        """Print a line above the bar (plain stderr without one)."""
-        if self._bar is not None:
-            self._bar.write(line, file=sys.stderr)
-        else:
-            print(line, file=sys.stderr)
-
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
