@@ -79,7 +79,7 @@ def gain(checkpoint: Path, split: Path) -> dict[str, float]:
         for mode in ("none", "flip4", "x8"):
             rep = evaluate(split, checkpoint, protocol="reds4", device="cpu", strips=False, tta=mode,
                            out_dir=Path(tmp) / mode)
-            out[mode] = rep.average()["psnr"]
+            out[mode] = rep.mean["psnr"]
     return out
 
 

@@ -142,7 +142,7 @@ def test_evaluate_with_stage2_and_the_bad_chains(tmp_path):
     split = make_split(tmp_path / "ds", clips=("000",), n=4)
     rep = evaluate(split, s1, stage2=s2, device="cpu", strips=False, out_dir=tmp_path / "r", tta="flip4")
     assert rep.protocol["stage2"] == "s2.pth" and rep.protocol["tta"] == "flip4"
-    assert rep.protocol["stage2_padding"] == "reflection_circle" and np.isfinite(rep.average()["psnr"])
+    assert rep.protocol["stage2_padding"] == "reflection_circle" and np.isfinite(rep.mean["psnr"])
     run = CliRunner()
     for args, text in (([str(s2), str(split), "--stage2", str(s1)], "s2.pth is a stage-2 network"),
                        ([str(s1), str(split), "--stage2", str(s1)], "is an x4 network; stage 2 takes")):
