@@ -117,7 +117,7 @@ def command(paths, gt_root, lq_root, meta_info, config_file, bicubic, preset, pr
     from vsrdata.evaluation.distributed import dist_env
     from vsrdata.evaluation.evaluate import default_out_dir, evaluate
 
-    out_dir = out_dir or default_out_dir(dataset or gt_root, checkpoint)
+    out_dir = out_dir or default_out_dir(dataset or gt_root or lq_root, checkpoint)
     main = dist_env().main  # under torchrun only rank 0 shows progress and prints the table
     with ProgressBar("evaluate", "frame", quiet=quiet or not main) as progress:
         report = evaluate(dataset, checkpoint, bicubic=bicubic, preset=preset, protocol=protocol,

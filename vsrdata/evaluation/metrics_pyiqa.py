@@ -1,0 +1,241 @@
+"""Any metric of the pyiqa toolbox by name (`--metrics pyiqa:NAME`), from weight files already on disk.
+
+docs/CONVENTIONS.md#pyiqa. pyiqa (Chen et al., "TOPIQ"/IQA-PyTorch) is an optional extra
+(`pip install 'vsrdata[pyiqa]'`); `import vsrdata` never imports it. `pyiqa.list_models()` lists
+the names; pyiqa's own configuration says whether a metric is full-reference (output against the
+GT frame) or no-reference (the output alone, and the bicubic baseline when there is no GT) and
+whether lower is better. Frames reach pyiqa as it expects them: RGB float32 in [0, 1], NCHW, one
+frame at a time, full frame, pyiqa's default settings for the name.
+
+Nothing is downloaded. While a metric is built (`offline`):
+
+- pyiqa's `load_file_from_url` is replaced by a local lookup: the file in the `--iqa-weights`
+  folder, else in pyiqa's cache (`torch.hub.get_dir()/pyiqa`, i.e. `$TORCH_HOME/hub/pyiqa`);
+- torch hub's `load_state_dict_from_url` (torchvision / timm backbones) first looks in the
+  `--iqa-weights` folder, then in torch hub's `checkpoints/` folder as usual;
+- torch hub's `download_url_to_file` raises a one-line ConfigError naming the missing file, the
+  folder to put it in and where it comes from;
+- Hugging Face hub is switched to offline mode (its cache only) and an audit hook refuses every
+  socket connection or name lookup with the same kind of one-line error.
+
+The functions are swapped wherever a loaded module holds them (pyiqa binds them by name) and put
+back afterwards. pyiqa's weight loader uses `torch.load(weights_only=False)`: use weight files
+from sources you trust.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+
+from vsrdata.errors import ConfigError
+
+__all__ = ["INSTALL_HINT", "PREFIX", "PyiqaMetric", "canonical", "is_pyiqa", "load_pyiqa", "offline",
+           "properties"]
+
+PREFIX = "pyiqa:"
+INSTALL_HINT = "pip install 'vsrdata[pyiqa]'"
+# scores of a whole image set (distributions), not of one frame or frame pair
+SET_LEVEL = ("fid", "sfid", "fid_dinov2", "inception_score")
+_NET_EVENTS = ("socket.connect", "socket.getaddrinfo", "socket.gethostbyname", "urllib.Request")
+_ACTIVE: list[tuple[str, list]] = []  # (label, errors raised) of each metric being built: no network then
+_HOOKED: list[bool] = []
+
+
+def is_pyiqa(name: str) -> bool:
+    return name.startswith(PREFIX)
+
+
+def _pyiqa():
+    """The pyiqa module; ConfigError (one line, the install hint) when it cannot be imported."""
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            import pyiqa
+    except ImportError as exc:
+        missing = exc.name or "pyiqa"
+        raise ConfigError(f"pyiqa metrics need the pyiqa package (module {missing!r} not found): {INSTALL_HINT}"
+                          ) from None
+    except Exception as exc:  # installed but broken, e.g. a torchvision built for another torch
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise ConfigError(f"pyiqa cannot be imported ({type(exc).__name__}: {first}); install a torchvision "
+                          f"matching torch, then {INSTALL_HINT}") from None
+    return pyiqa
+
+
+def canonical(name: str) -> str:
+    """'pyiqa:MUSIQ' -> 'pyiqa:musiq' (pyiqa's spelling of the name); ConfigError for pyiqa
+    missing, an unknown name or a set-level metric."""
+    bare = name[len(PREFIX):].strip()
+    known = {n.lower(): n for n in _pyiqa().list_models()}
+    if bare.lower() not in known:
+        raise ConfigError(f"unknown pyiqa metric {bare!r} in --metrics (python -c \"import pyiqa; "
+                          "print(pyiqa.list_models())\" lists the names)")
+    found = known[bare.lower()]
+    if found in SET_LEVEL:
+        raise ConfigError(f"pyiqa metric {found!r} scores a set of images, not a frame; choose a per-image metric")
+    return PREFIX + found
+
+
+def properties(key: str) -> dict:
+    """pyiqa's configuration of `key` ('pyiqa:NAME'): {'mode': 'FR' or 'NR', 'lower_better': bool,
+    'score_range': str or None}."""
+    _pyiqa()
+    from pyiqa.default_model_configs import DEFAULT_CONFIGS
+
+    cfg = DEFAULT_CONFIGS[key[len(PREFIX):]]
+    return {"mode": cfg.get("metric_mode"), "lower_better": bool(cfg.get("lower_better", False)),
+            "score_range": cfg.get("score_range")}
+
+
+def _missing(label: str, name: str, folders: list[Path], url: str, raised: list) -> ConfigError:
+    where = " or ".join(dict.fromkeys(str(f) for f in folders))
+    raised.append(ConfigError(f"{label} needs {name}; put it in {where} (nothing is downloaded; its source: {url})"))
+    return raised[-1]
+
+
+def _refuse_network(event: str, args: tuple) -> None:
+    if _ACTIVE and event in _NET_EVENTS:
+        label, raised = _ACTIVE[-1]
+        target = args[0] if event != "socket.connect" else (args[1] if len(args) > 1 else "?")
+        raised.append(ConfigError(f"{label} needs a file that is not on disk (it tried to reach {target}); put its "
+                          "weights in the --iqa-weights folder or the library's cache (nothing is downloaded)"))
+        raise raised[-1]
+
+
+def _swap(replacements: dict[int, object]) -> list[tuple[object, str, object]]:
+    """Rebind every module attribute that is one of the originals (by identity) to its replacement;
+    the (module, name, original) list for `_restore`."""
+    done = []
+    for mod in list(sys.modules.values()):
+        d = getattr(mod, "__dict__", None)
+        if not isinstance(d, dict):
+            continue
+        for attr, value in list(d.items()):
+            if id(value) in replacements and callable(value):
+                done.append((mod, attr, value))
+                setattr(mod, attr, replacements[id(value)])
+    return done
+
+
+def _restore(done: list[tuple[object, str, object]]) -> None:
+    for mod, attr, value in reversed(done):
+        setattr(mod, attr, value)
+
+
+def _hf_offline():
+    """(set, restore) Hugging Face hub's offline switch when its module is loaded."""
+    hf = sys.modules.get("huggingface_hub.constants")
+    if hf is None or not hasattr(hf, "HF_HUB_OFFLINE"):
+        return lambda: None
+    before = hf.HF_HUB_OFFLINE
+    hf.HF_HUB_OFFLINE = True
+    return lambda: setattr(hf, "HF_HUB_OFFLINE", before)
+
+
+@contextlib.contextmanager
+def offline(label: str, folder: str | os.PathLike | None = None):
+    """While active, weight files come from `folder` or the caches and nothing is downloaded
+    (module docstring); `label` names the metric in the errors. Yields the list of the errors the
+    guards raised (the first one is the cause, should pyiqa wrap it in an exception of its own)."""
+    import torch.hub
+    from pyiqa.utils import download_util
+
+    folder = Path(folder) if folder else None
+    pre = [folder] if folder else []
+    orig_hub, orig_file = torch.hub.load_state_dict_from_url, download_util.load_file_from_url
+    raised: list[ConfigError] = []
+
+    def no_download(url, dst, *args, **kwargs):
+        raise _missing(label, Path(dst).name, pre + [Path(dst).parent], url, raised)
+
+    def local_file(url, model_dir=None, progress=True, file_name=None):
+        name = file_name or os.path.basename(urlparse(url).path)
+        cache = Path(model_dir) if model_dir else Path(torch.hub.get_dir()) / "pyiqa"
+        found = next((p for p in (*pre, cache) if (p / name).is_file()), None)
+        if found is None:
+            raise _missing(label, name, pre + [cache], url, raised)
+        return str((found / name).resolve())
+
+    def hub_file(url, model_dir=None, *args, **kwargs):
+        name = kwargs.get("file_name") or (args[3] if len(args) > 3 else None) or os.path.basename(urlparse(url).path)
+        if model_dir is None and folder is not None and (folder / name).is_file():
+            model_dir = str(folder)
+        return orig_hub(url, model_dir, *args, **kwargs)
+
+    if not _HOOKED:
+        sys.addaudithook(_refuse_network)
+        _HOOKED.append(True)
+    done = _swap({id(torch.hub.download_url_to_file): no_download, id(orig_file): local_file, id(orig_hub): hub_file})
+    restore_hf = _hf_offline()
+    _ACTIVE.append((label, raised))
+    try:
+        yield raised
+    finally:
+        _ACTIVE.pop()
+        restore_hf()
+        _restore(done)
+
+
+class PyiqaMetric:
+    """One pyiqa metric: `metric(out)` (no reference) or `metric(out, gt)` (full reference) on
+    HxWx3 uint8 RGB frames -> float. `key` 'pyiqa:NAME', `mode` 'FR'/'NR', `lower_better`."""
+
+    def __init__(self, key: str, net, device, props: dict, version: str):
+        self.key, self.net, self.device, self.version = key, net, device, version
+        self.mode, self.lower_better, self.score_range = props["mode"], props["lower_better"], props["score_range"]
+
+    @property
+    def full_reference(self) -> bool:
+        return self.mode == "FR"
+
+    def _tensor(self, frame: np.ndarray):
+        import torch
+
+        t = torch.from_numpy(np.ascontiguousarray(frame)).to(self.device)
+        return t.permute(2, 0, 1)[None].float() / 255.0
+
+    def __call__(self, out: np.ndarray, gt: np.ndarray | None = None) -> float:
+        import torch
+
+        args = (self._tensor(out),) + ((self._tensor(gt),) if self.full_reference else ())
+        try:
+            with torch.inference_mode(), contextlib.redirect_stdout(io.StringIO()):
+                value = self.net(*args)
+        except Exception as exc:  # e.g. a frame smaller than the network's input
+            first = (str(exc).splitlines() or [type(exc).__name__])[0]
+            raise ConfigError(f"{self.key} failed on a {out.shape[1]}x{out.shape[0]} frame: {first}") from None
+        return float(torch.as_tensor(value).reshape(-1)[0].item())
+
+    def describe(self) -> str:
+        kind = "full reference (output vs GT)" if self.full_reference else "no reference"
+        better = "lower" if self.lower_better else "higher"
+        rng = f", range {self.score_range}" if self.score_range else ""
+        return (f"pyiqa {self.version} '{self.key[len(PREFIX):]}', {kind}, {better} is better{rng}; "
+                "RGB float32 in [0, 1] NCHW, full frame, pyiqa's default settings")
+
+
+def load_pyiqa(key: str, folder: str | os.PathLike | None = None, device: str = "cpu") -> PyiqaMetric:
+    """The pyiqa metric `key` ('pyiqa:NAME', any case) built on `device` from weight files in
+    `folder` or the caches, never downloaded; ConfigError (one line) for a missing file, pyiqa
+    missing, an unknown name, or files that do not fit the network."""
+    key = canonical(key)
+    pyiqa = _pyiqa()
+    import torch
+
+    dev, raised = torch.device(device), []
+    try:
+        with offline(key, folder) as raised, contextlib.redirect_stdout(io.StringIO()):
+            net = pyiqa.create_metric(key[len(PREFIX):], as_loss=False, device=dev)
+    except Exception as exc:  # a missing file (our guards), another architecture's file, a broken one
+        if raised:  # a guard's error, possibly wrapped by pyiqa or a library under it
+            raise raised[0] from None
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ConfigError(f"{key} could not be built from its weight files ({type(exc).__name__}: {first})") from None
+    net.eval()
+    return PyiqaMetric(key, net, dev, properties(key), getattr(pyiqa, "__version__", "?"))
