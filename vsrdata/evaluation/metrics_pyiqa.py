@@ -35,6 +35,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from vsrdata.errors import ConfigError
+from vsrdata.extras import install_hint
 
 __all__ = ["INSTALL_HINT", "PREFIX", "PyiqaMetric", "canonical", "is_pyiqa", "load_pyiqa", "offline",
            "properties"]
@@ -58,9 +59,10 @@ def _pyiqa():
         with contextlib.redirect_stdout(io.StringIO()):
             import pyiqa
     except ImportError as exc:
-        missing = exc.name or "pyiqa"
-        raise ConfigError(f"pyiqa metrics need the pyiqa package (module {missing!r} not found): {INSTALL_HINT}"
-                          ) from None
+        missing = (exc.name or "pyiqa").split(".")[0]
+        if missing == "pyiqa":
+            raise ConfigError(install_hint("pyiqa")) from None
+        raise ConfigError(f"pyiqa cannot be imported (module {missing!r} not found): {INSTALL_HINT}") from None
     except Exception as exc:  # installed but broken, e.g. a torchvision built for another torch
         first = (str(exc).splitlines() or [type(exc).__name__])[0]
         raise ConfigError(f"pyiqa cannot be imported ({type(exc).__name__}: {first}); install a torchvision "
