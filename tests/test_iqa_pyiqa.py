@@ -110,8 +110,14 @@ def test_pyiqa_psnr_equals_ours_through_evaluate(tmp_path, torch_home, network_w
 
 @needs_pyiqa
 def test_missing_weights_one_line_and_no_network(torch_home, network_watch):
+    import torch.hub
+    from pyiqa.archs import niqe_arch
+    from pyiqa.utils import download_util
+
     from vsrdata.evaluation.metrics_pyiqa import load_pyiqa
 
+    before = (torch.hub.download_url_to_file, torch.hub.load_state_dict_from_url, download_util.load_file_from_url,
+              niqe_arch.load_file_from_url)
     with pytest.raises(ConfigError) as err:  # torchvision's AlexNet first
         load_pyiqa("pyiqa:lpips")
     msg = str(err.value)
@@ -123,6 +129,9 @@ def test_missing_weights_one_line_and_no_network(torch_home, network_watch):
     msg = str(err.value)
     assert "\n" not in msg and LIN in msg and str(torch_home / "pyiqa") in msg
     assert network_watch == []  # the guards refused before any name lookup or connection
+    # the download functions are pyiqa's and torch's own again (pyiqa binds them by name too)
+    assert (torch.hub.download_url_to_file, torch.hub.load_state_dict_from_url, download_util.load_file_from_url,
+            niqe_arch.load_file_from_url) == before
 
 
 @needs_pyiqa
@@ -222,3 +231,37 @@ def test_lq_alone_without_out_goes_to_results_named_after_the_lq_folder(tmp_path
     res = CliRunner().invoke(main, ["evaluate", "--bicubic", "--lq", "VideoLQ", "-q"])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "results" / "VideoLQ" / "bicubic" / "report.json").is_file()
+
+
+@needs_pyiqa
+def test_val_metrics_log_a_pyiqa_metric(tmp_path, torch_home):
+    import torch
+
+    from tests.test_val_metrics import Bilinear
+    from vsrdata.training.config import TrainConfig
+    from vsrdata.training.logs import format_event
+    from vsrdata.training.validate import load_val_clips, validate
+
+    with pytest.raises(ConfigError, match="unknown pyiqa metric 'nope'"):  # names checked with the config
+        TrainConfig(val_metrics="psnr,pyiqa:nope").validate()
+    clips = load_val_clips(_split(tmp_path / "val", n=2))
+    got = validate(Bilinear(), clips, 3, torch.device("cpu"), metrics="psnr,ssim,pyiqa:psnr")
+    # validation PSNR is RGB, crop 0, mean of per-frame values, as pyiqa's psnr (bound: see above)
+    assert got["extra"]["pyiqa:psnr"] == pytest.approx(got["psnr"], abs=1e-4)
+    line = format_event({"kind": "val", "iter": 5, "psnr": got["psnr"], "ssim": got["ssim"], "best": True,
+                         **got["extra"]})
+    assert ", pyiqa:psnr " in line
+
+
+@needs_pyiqa
+def test_weight_file_of_another_shape_is_one_line(torch_home):
+    import torch
+
+    from vsrdata.evaluation.metrics_pyiqa import load_pyiqa
+
+    iqa_weights.save_pyiqa_lpips(torch_home)
+    torch.save({"lin0.model.1.weight": torch.zeros(1, 3, 1, 1)}, torch_home / "pyiqa" / LIN)
+    with pytest.raises(ConfigError) as err:
+        load_pyiqa("pyiqa:lpips")
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith("pyiqa:lpips could not be built") and "lin0.model.1.weight" in msg

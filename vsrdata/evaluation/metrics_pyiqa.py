@@ -237,7 +237,7 @@ def load_pyiqa(key: str, folder: str | os.PathLike | None = None, device: str = 
     except Exception as exc:  # a missing file (our guards), another architecture's file, a broken one
         if raised:  # a guard's error, possibly wrapped by pyiqa or a library under it
             raise raised[0] from None
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ConfigError(f"{key} could not be built from its weight files ({type(exc).__name__}: {first})") from None
+        head = " ".join(ln.strip() for ln in str(exc).strip().splitlines()[:2]) or type(exc).__name__
+        raise ConfigError(f"{key} could not be built from its weight files ({type(exc).__name__}: {head})") from None
     net.eval()
     return PyiqaMetric(key, net, dev, properties(key), getattr(pyiqa, "__version__", "?"))
