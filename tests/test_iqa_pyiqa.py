@@ -265,3 +265,23 @@ def test_weight_file_of_another_shape_is_one_line(torch_home):
         load_pyiqa("pyiqa:lpips")
     msg = str(err.value)
     assert "\n" not in msg and msg.startswith("pyiqa:lpips could not be built") and "lin0.model.1.weight" in msg
+
+
+@needs_pyiqa
+def test_hugging_face_backbones_come_from_its_cache_only(tmp_path, torch_home, network_watch, monkeypatch):
+    """timm backbones that pyiqa takes from the Hugging Face hub: offline, one line naming the file
+    and the hub cache; each build names itself, also after a module imported during an earlier
+    build kept one of the guards (timm wraps hf_hub_download in a partial when it is imported)."""
+    import huggingface_hub.constants
+
+    from vsrdata.evaluation.metrics_pyiqa import load_pyiqa
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    offline_before = huggingface_hub.constants.HF_HUB_OFFLINE
+    for name in ("maniqa", "topiq_nr"):
+        with pytest.raises(ConfigError) as err:
+            load_pyiqa(f"pyiqa:{name}")
+        msg = str(err.value)
+        assert "\n" not in msg and msg.startswith(f"pyiqa:{name} needs model.safetensors of the Hugging Face model")
+        assert str(tmp_path / "hf") in msg
+    assert network_watch == [] and huggingface_hub.constants.HF_HUB_OFFLINE == offline_before

@@ -45,7 +45,7 @@ INSTALL_HINT = "pip install 'vsrdata[pyiqa]'"
 # scores of a whole image set (distributions), not of one frame or frame pair
 SET_LEVEL = ("fid", "sfid", "fid_dinov2", "inception_score")
 _NET_EVENTS = ("socket.connect", "socket.getaddrinfo", "socket.gethostbyname", "urllib.Request")
-_ACTIVE: list[tuple[str, list]] = []  # (label, errors raised) of each metric being built: no network then
+_ACTIVE: list[tuple[str, list, list]] = []  # (label, errors raised, weights folders) of each build
 _HOOKED: list[bool] = []
 
 
@@ -95,7 +95,9 @@ def properties(key: str) -> dict:
             "score_range": cfg.get("score_range")}
 
 
-def _missing(label: str, name: str, folders: list[Path], url: str, raised: list) -> ConfigError:
+def _missing(name: str, folders: list[Path], url: str) -> ConfigError:
+    """Our one line for a file the metric being built lacks (recorded as that build's cause)."""
+    label, raised, _ = _ACTIVE[-1]
     where = " or ".join(dict.fromkeys(str(f) for f in folders))
     raised.append(ConfigError(f"{label} needs {name}; put it in {where} (nothing is downloaded; its source: {url})"))
     return raised[-1]
@@ -103,31 +105,24 @@ def _missing(label: str, name: str, folders: list[Path], url: str, raised: list)
 
 def _refuse_network(event: str, args: tuple) -> None:
     if _ACTIVE and event in _NET_EVENTS:
-        label, raised = _ACTIVE[-1]
+        label, raised, _ = _ACTIVE[-1]
         target = args[0] if event != "socket.connect" else (args[1] if len(args) > 1 else "?")
         raised.append(ConfigError(f"{label} needs a file that is not on disk (it tried to reach {target}); put its "
-                          "weights in the --iqa-weights folder or the library's cache (nothing is downloaded)"))
+                                  "weights in the --iqa-weights folder or the library's cache (nothing is downloaded)"))
         raise raised[-1]
 
 
-def _swap(replacements: dict[int, object]) -> list[tuple[object, str, object]]:
-    """Rebind every module attribute that is one of the originals (by identity) to its replacement;
-    the (module, name, original) list for `_restore`."""
-    done = []
+def _swap(pairs: list[tuple[object, object]]) -> None:
+    """Rebind every module attribute that is the first of a pair (by identity) to the second.
+    Swapping the reversed pairs afterwards also reaches modules imported in between."""
+    table = {id(a): b for a, b in pairs}
     for mod in list(sys.modules.values()):
         d = getattr(mod, "__dict__", None)
         if not isinstance(d, dict):
             continue
         for attr, value in list(d.items()):
-            if id(value) in replacements and callable(value):
-                done.append((mod, attr, value))
-                setattr(mod, attr, replacements[id(value)])
-    return done
-
-
-def _restore(done: list[tuple[object, str, object]]) -> None:
-    for mod, attr, value in reversed(done):
-        setattr(mod, attr, value)
+            if id(value) in table and callable(value):
+                setattr(mod, attr, table[id(value)])
 
 
 def _hf_offline():
@@ -140,48 +135,92 @@ def _hf_offline():
     return lambda: setattr(hf, "HF_HUB_OFFLINE", before)
 
 
+# The replacements decide when called: inside `offline` they refuse or look on disk, outside it
+# they are the originals (a module imported during a build may keep one, e.g. in a partial).
+def _hf_cached_only(orig):
+    def cached_only(repo_id, *args, **kwargs):
+        try:
+            return orig(repo_id, *args, **kwargs)
+        except Exception as exc:
+            if not _ACTIVE or not any(w in type(exc).__name__ for w in ("NotFound", "Offline")):
+                raise
+            filename = kwargs.get("filename") or (args[0] if args else "its files")
+            cache = getattr(sys.modules.get("huggingface_hub.constants"), "HF_HUB_CACHE", "the HF cache")
+            label, raised, _ = _ACTIVE[-1]
+            raised.append(ConfigError(
+                f"{label} needs {filename} of the Hugging Face model {repo_id}; put it in the Hugging Face cache "
+                f"{cache} (huggingface-cli download {repo_id} on a machine with network access, then copy the "
+                "cache; nothing is downloaded)"))
+            raise raised[-1] from None
+    return cached_only
+
+
+def _torch_replacements(no_download_orig, file_orig, hub_orig):
+    import torch.hub
+
+    def no_download(url, dst, *args, **kwargs):
+        if not _ACTIVE:
+            return no_download_orig(url, dst, *args, **kwargs)
+        raise _missing(Path(dst).name, _ACTIVE[-1][2] + [Path(dst).parent], url)
+
+    def local_file(url, model_dir=None, progress=True, file_name=None):
+        if not _ACTIVE:
+            return file_orig(url, model_dir, progress, file_name)
+        name, pre = file_name or os.path.basename(urlparse(url).path), _ACTIVE[-1][2]
+        cache = Path(model_dir) if model_dir else Path(torch.hub.get_dir()) / "pyiqa"
+        found = next((p for p in (*pre, cache) if (p / name).is_file()), None)
+        if found is None:
+            raise _missing(name, pre + [cache], url)
+        return str((found / name).resolve())
+
+    def hub_file(url, model_dir=None, *args, **kwargs):
+        name = kwargs.get("file_name") or (args[3] if len(args) > 3 else None) or os.path.basename(urlparse(url).path)
+        pre = _ACTIVE[-1][2] if _ACTIVE else []
+        if model_dir is None and pre and (pre[0] / name).is_file():
+            model_dir = str(pre[0])
+        return hub_orig(url, model_dir, *args, **kwargs)
+
+    return [no_download, local_file, hub_file]
+
+
+_MADE: dict[int, tuple[object, object]] = {}  # id(original) -> (original, its replacement), made once
+
+
+def _pairs() -> list[tuple[object, object]]:
+    """(original, replacement) for torch hub's, pyiqa's and Hugging Face hub's download functions."""
+    import torch.hub
+    from pyiqa.utils import download_util
+
+    originals = [torch.hub.download_url_to_file, download_util.load_file_from_url, torch.hub.load_state_dict_from_url]
+    if any(id(o) not in _MADE for o in originals):
+        for o, r in zip(originals, _torch_replacements(*originals)):
+            _MADE[id(o)] = (o, r)
+    hub = sys.modules.get("huggingface_hub")
+    for o in (getattr(hub, n, None) for n in ("hf_hub_download", "snapshot_download")) if hub else ():
+        if o is not None and id(o) not in _MADE:
+            _MADE[id(o)] = (o, _hf_cached_only(o))
+    return list(_MADE.values())
+
+
 @contextlib.contextmanager
 def offline(label: str, folder: str | os.PathLike | None = None):
     """While active, weight files come from `folder` or the caches and nothing is downloaded
     (module docstring); `label` names the metric in the errors. Yields the list of the errors the
     guards raised (the first one is the cause, should pyiqa wrap it in an exception of its own)."""
-    import torch.hub
-    from pyiqa.utils import download_util
-
-    folder = Path(folder) if folder else None
-    pre = [folder] if folder else []
-    orig_hub, orig_file = torch.hub.load_state_dict_from_url, download_util.load_file_from_url
     raised: list[ConfigError] = []
-
-    def no_download(url, dst, *args, **kwargs):
-        raise _missing(label, Path(dst).name, pre + [Path(dst).parent], url, raised)
-
-    def local_file(url, model_dir=None, progress=True, file_name=None):
-        name = file_name or os.path.basename(urlparse(url).path)
-        cache = Path(model_dir) if model_dir else Path(torch.hub.get_dir()) / "pyiqa"
-        found = next((p for p in (*pre, cache) if (p / name).is_file()), None)
-        if found is None:
-            raise _missing(label, name, pre + [cache], url, raised)
-        return str((found / name).resolve())
-
-    def hub_file(url, model_dir=None, *args, **kwargs):
-        name = kwargs.get("file_name") or (args[3] if len(args) > 3 else None) or os.path.basename(urlparse(url).path)
-        if model_dir is None and folder is not None and (folder / name).is_file():
-            model_dir = str(folder)
-        return orig_hub(url, model_dir, *args, **kwargs)
-
+    pairs = _pairs()
     if not _HOOKED:
         sys.addaudithook(_refuse_network)
         _HOOKED.append(True)
-    done = _swap({id(torch.hub.download_url_to_file): no_download, id(orig_file): local_file, id(orig_hub): hub_file})
+    _swap(pairs)
     restore_hf = _hf_offline()
-    _ACTIVE.append((label, raised))
+    _ACTIVE.append((label, raised, [Path(folder)] if folder else []))
     try:
         yield raised
     finally:
         _ACTIVE.pop()
         restore_hf()
-        _restore(done)
+        _swap([(new, old) for old, new in pairs])
 
 
 class PyiqaMetric:
@@ -237,6 +276,9 @@ def load_pyiqa(key: str, folder: str | os.PathLike | None = None, device: str = 
     except Exception as exc:  # a missing file (our guards), another architecture's file, a broken one
         if raised:  # a guard's error, possibly wrapped by pyiqa or a library under it
             raise raised[0] from None
+        if isinstance(exc, ImportError):  # an optional dependency of this metric
+            raise ConfigError(f"{key} needs the Python module {exc.name or str(exc)!r}, which is not installed "
+                              "(pyiqa imports it for this metric only)") from None
         head = " ".join(ln.strip() for ln in str(exc).strip().splitlines()[:2]) or type(exc).__name__
         raise ConfigError(f"{key} could not be built from its weight files ({type(exc).__name__}: {head})") from None
     net.eval()
