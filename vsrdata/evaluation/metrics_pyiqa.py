@@ -15,11 +15,14 @@ Nothing is downloaded. While a metric is built (`offline`):
   `--iqa-weights` folder, then in torch hub's `checkpoints/` folder as usual;
 - torch hub's `download_url_to_file` raises a one-line ConfigError naming the missing file, the
   folder to put it in and where it comes from;
-- Hugging Face hub is switched to offline mode (its cache only) and an audit hook refuses every
-  socket connection or name lookup with the same kind of one-line error.
+- Hugging Face hub (timm backbones, transformers models) is switched to offline mode: files come
+  from its cache only, a missing one is one line naming the file, the model and the cache folder;
+- an audit hook refuses every socket connection, name lookup or urllib request with the same kind
+  of one-line error (the backstop for any other way out).
 
 The functions are swapped wherever a loaded module holds them (pyiqa binds them by name) and put
-back afterwards. pyiqa's weight loader uses `torch.load(weights_only=False)`: use weight files
+back afterwards; the replacements act only while a build is under way, so one kept by a module
+imported meanwhile (timm wraps `hf_hub_download` in a partial) behaves as the original later. pyiqa's weight loader uses `torch.load(weights_only=False)`: use weight files
 from sources you trust.
 """
 
