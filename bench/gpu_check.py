@@ -122,12 +122,12 @@ def eval_precision(device: str, checkpoint: str | None, smoke: bool) -> int:
             what = "seeded random weights (pass --checkpoint for trained ones)"
         print(f"weights: {what}")
         ref = evaluate(split, model=model, out_dir=Path(tmp) / "cpu", device="cpu", strips=False,
-                       frames="center" if smoke else "all").average()["psnr"]
+                       frames="center" if smoke else "all").mean["psnr"]
         print(f"{'precision':<10} {'device':<6} {'PSNR':>9} {'change vs CPU fp32':>20}")
         print(f"{'fp32':<10} {'cpu':<6} {ref:9.4f} {0.0:20.4f}")
         for prec in (["fp32"] if smoke else ["fp32", "fp16", "bf16"]):
             p = evaluate(split, model=model, out_dir=Path(tmp) / prec, device=device, precision=prec,
-                         strips=False, frames="center" if smoke else "all").average()["psnr"]
+                         strips=False, frames="center" if smoke else "all").mean["psnr"]
             print(f"{prec:<10} {device:<6} {p:9.4f} {p - ref:20.4f}")
     return 0
 

@@ -176,7 +176,7 @@ def test_report_numbers_match_direct_computation(tmp_path):
         assert row.frames[3].ssim == pytest.approx(metrics.calculate_ssim(out3, _gt_rgb(split, clip, 3)), abs=1e-12)
         assert row.frames[3].psnr_y == pytest.approx(
             metrics.calculate_psnr(out3, _gt_rgb(split, clip, 3), test_y_channel=True), abs=1e-9)
-    avg = report.average()
+    avg = report.mean
     assert avg["psnr"] == pytest.approx(np.mean([np.mean(v) for v in per_clip.values()]), abs=1e-9)
 
     # JSON / CSV / table agree with the report object
@@ -222,7 +222,7 @@ def test_frame_average_differs_from_clip_average(tmp_path):
     r = evaluate(split, model=LocalModel(), out_dir=tmp_path / "o", device="cpu", strips=False,
                  average="frame")
     vals = [f.psnr for c in r.clips for f in c.frames]
-    assert r.average()["psnr"] == pytest.approx(np.mean(vals), abs=1e-9)
+    assert r.mean["psnr"] == pytest.approx(np.mean(vals), abs=1e-9)
     assert r.protocol["average"] == "frame"
 
 
@@ -342,7 +342,7 @@ def test_cuda_precisions_close_to_cpu(tmp_path, precision):
     cpu = evaluate(split, model=model, out_dir=tmp_path / "c", device="cpu", strips=False)
     gpu = evaluate(split, model=model, out_dir=tmp_path / "g", device="cuda", precision=precision, strips=False)
     tol = 0.01 if precision == "fp32" else 0.5
-    assert abs(cpu.average()["psnr"] - gpu.average()["psnr"]) < tol
+    assert abs(cpu.mean["psnr"] - gpu.mean["psnr"]) < tol
 
 
 # -- on a real split-test output --------------------------------------------------------------

@@ -148,7 +148,7 @@ def test_evaluate_onnxruntime_matches_torch(tiny, tmp_path):
     a = evaluate(split, ckpt, out_dir=tmp_path / "t", **kw)
     b = evaluate(split, path, engine="onnxruntime", out_dir=tmp_path / "o", **kw)
     assert b.protocol["engine"] == "OnnxEngine" and b.protocol["preset"] == "edvr-tiny"
-    assert abs(a.average()["psnr"] - b.average()["psnr"]) < 1e-3
+    assert abs(a.mean["psnr"] - b.mean["psnr"]) < 1e-3
 
 
 def _one_line_error(args) -> str:
@@ -231,7 +231,7 @@ def test_bf16_on_cpu_runs_and_stays_close(tmp_path):
     bf16 = evaluate(split, model=model, out_dir=tmp_path / "b", device="cpu", precision="bf16", strips=False)
     # bf16 keeps 8 mantissa bits (relative error 2^-9 per op); the same 0.5 dB bound as the CUDA test
     assert bf16.protocol["precision"] == "bf16"
-    assert abs(fp32.average()["psnr"] - bf16.average()["psnr"]) < 0.5
+    assert abs(fp32.mean["psnr"] - bf16.mean["psnr"]) < 0.5
     with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):
         evaluate(split, model=model, out_dir=tmp_path / "c", device="cpu", precision="fp16")
 

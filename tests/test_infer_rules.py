@@ -32,7 +32,7 @@ def test_scene_detection_pass_reports_progress_with_a_total(tmp_path):
     src = make_video(tmp_path / "two.mp4", frames, audio=None)
     calls = []
     infer(src, tmp_path / "sr", model=LocalModel(), device="cpu", scene_min_len=3,
-          scene_progress=lambda n, total: calls.append((n, total)))
+          progress=lambda e: calls.append((e.added, e.total)) if e.task == "scene cuts" else None)
     assert calls[0] == (0, 14) and sum(n for n, _ in calls) == 14 and {t for _, t in calls} == {14}
 
 
@@ -69,7 +69,7 @@ def test_sigterm_removes_the_temporary_video(tmp_path):
     seen, found = [], []  # SIGTERMs that reached the test's own handler; temporaries present when killed
     previous = signal.signal(signal.SIGTERM, lambda *a: seen.append(a))
 
-    def progress(n, total):  # after each frame: once the encoder has written the temporary file,
+    def progress(event):  # after each frame: once the encoder has written the temporary file,
         if not found:        # a real signal to this process
             found.extend(tmp_path.glob(".sr.*.tmp.mp4"))
             if found:

@@ -70,7 +70,7 @@ def test_video_to_video_keeps_frames_fps_audio_and_records_cuts(tmp_path):
     decoded = len(list(video.read_frames(src)))
     calls = []
     res = infer(src, tmp_path / "out" / "sr.mp4", model=LocalModel(num_frame=5), device="cpu",
-                scene_min_len=3, progress=lambda n, total: calls.append((n, total)))
+                scene_min_len=3, progress=lambda e: calls.append((e.added, e.total)) if e.task == "infer" else None)
     assert calls[0] == (0, 14) and sum(n for n, _ in calls) == 14  # a total from the first report
     info = video.probe(res.output)
     assert res.written == decoded == info.declared_frames == 14

@@ -153,8 +153,8 @@ def test_interrupted_merge_resumes_to_the_same_db(tmp_path):
     s0, s1 = build_shards(tmp_path, REDS, 2)
     out = tmp_path / "m.lmdb"
 
-    def stop(done, total):
-        if done == 11:
+    def stop(event):
+        if event.done == 11:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):

@@ -101,9 +101,9 @@ def test_a_job_moves_the_bar_before_it_ends_and_the_item_tops_up_to_its_weight(t
     flags = [str(tmp_path / f"flag{i}") for i in range(2)]
     seen: list[int] = []
 
-    def bar(units: int, total: int) -> None:
-        seen.append(units)
-        assert total == 20
+    def bar(event) -> None:  # a vsrdata.progress.ProgressEvent
+        seen.append(event.added)
+        assert event.total == 20 and event.done == sum(seen) and event.unit == "frame"
         if sum(seen) >= 5 * workers:  # the partial report of every running job has arrived
             for flag in flags:
                 Path(flag).touch()

@@ -165,7 +165,7 @@ def test_a_tiny_model_trained_at_x2_x3_beats_bicubic_on_a_held_out_clip(scale, t
     _, split, ckpt = trained(scale)
     report = evaluate(split, ckpt, protocol="reds4", with_bicubic=True, device="cpu", strips=False,
                       out_dir=tmp_path / "r")
-    avg = report.average()
+    avg = report.mean
     print(f"x{scale}: model {avg['psnr']:.2f} dB, bicubic {avg['bicubic_psnr']:.2f} dB")
     assert report.protocol["scale"] == scale and report.protocol["model_config"]["scale"] == scale
     assert avg["psnr"] > avg["bicubic_psnr"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pytest
 import torch
@@ -14,6 +15,7 @@ from click.testing import CliRunner
 from test_train_loop import cfg_for, data, one_thread  # noqa: F401 (pytest fixtures)
 from vsrdata.cli import main
 from vsrdata.errors import ConfigError
+from vsrdata.training import announce
 from vsrdata.training.announce import schedule_summary
 from vsrdata.training.config import TrainConfig, config_fields, from_dict, load_config
 from vsrdata.training.loop import train
@@ -21,7 +23,8 @@ from vsrdata.training.logs import format_event
 from vsrdata.training.schedule import cosine_restart_factor
 
 
-def test_reds_start_names_the_clips_left_out_and_the_plan(data, tmp_path):
+def test_reds_start_names_the_clips_left_out_and_the_plan(data, tmp_path, monkeypatch):
+    monkeypatch.setattr(announce, "LONG_VALIDATION_SECONDS", 0.0)  # every validation counts as long
     events = []
     result = train(cfg_for(data, tmp_path / "run", dataset="reds", total_iter=2, val_freq=2,
                            val_path=str(data["val"]), val_max_frames=1), on_event=events.append)
@@ -32,6 +35,10 @@ def test_reds_start_names_the_clips_left_out_and_the_plan(data, tmp_path):
     line = format_event(start)
     assert "left out of training (--val-partition REDS4): 1 clip(s) 000" in line
     assert "validation: PSNR-RGB (reds4, first 1 frames) on 2 clip(s), 2 frame(s), every 2 iterations (1 time(s)" in line
+    # its expected duration, measured on one frame before the first iteration, and the way to shorten it
+    assert start["val"]["long"] and start["val"]["seconds"] > 0
+    assert re.search(r"; about \d+ s per validation on cpu \(estimated from one timed frame\); "
+                     r"--val-max-frames N scores only the first N frames of each clip", line), line
     # the validation reports its progress: the frames of both clips, then the score with its name
     ticks = [e for e in events if e["kind"] == "val_progress"]
     assert ticks[0]["n"] == 0 and ticks[0]["total"] == 2 and sum(e["n"] for e in ticks) == 2
@@ -54,10 +61,15 @@ def test_short_runs_get_one_cosine_cycle_and_say_so():
     assert TrainConfig(total_iter=600).resolved(with_tsa=True).periods == [50, 100, 150, 150, 150]
 
 
-def test_resume_with_other_validation_warns_and_restarts_best(data, tmp_path):
+def test_resume_with_other_validation_warns_and_restarts_best(data, tmp_path, monkeypatch):
+    monkeypatch.setattr(announce, "LONG_VALIDATION_SECONDS", math.inf)  # no validation counts as long
     run = tmp_path / "run"
     common = dict(val_path=str(data["val"]), val_freq=2, save_freq=2)
-    first = train(cfg_for(data, run, total_iter=2, val_max_frames=1, **common))
+    events = []
+    first = train(cfg_for(data, run, total_iter=2, val_max_frames=1, **common), on_event=events.append)
+    start = next(e for e in events if e["kind"] == "start")
+    assert not start["val"]["long"] and "per validation" not in format_event(start)
+    assert "--val-max-frames" not in format_event(start)
     assert first.metrics["best_iter"] == 2
     events = []
     result = train(cfg_for(data, run, total_iter=4, val_max_frames=2, resume="auto", **common),

@@ -16,6 +16,30 @@ Example::
 Data: extract, make_lr, degrade_tree (real-world degradations, replayable), split_test, build_lmdb,
 lmdb_merge, verify_lmdb. Model (torch): build_edvr, load_weights, train (takes a
 `vsrdata.training.config.TrainConfig`), evaluate, infer, export, convert_checkpoint.
+
+Results are dataclasses of plain fields: places on disk are `pathlib.Path` (None where nothing was
+written), counts `int`, scores and seconds `float`; a `line()` method only renders the one-line
+summary the CLI prints. Each function returns:
+
+- extract -> `ExtractResult` (out, videos, clips, summary, frames, warnings)
+- make_lr, degrade_tree -> `Summary` (out, total, written, skipped, failed, seconds, errors, examples)
+- split_test -> `SplitResult` (out, gt_dir, lr_dir, lr_root, clips, frames, padded_clips, summary, ...)
+- build_lmdb -> `BuildSummary` (db, total, written, skipped, bytes_written, seconds, ...)
+- verify_lmdb -> `VerifyReport` (db, keys, checked, problems, ok, ...)
+- lmdb_merge -> `MergeSummary` (db, shards, keys, written, kept, bytes_written, seconds)
+- build_edvr -> the model; load_weights -> `LoadReport` (loaded, missing, unexpected, mismatched, source)
+- train -> `TrainResult` (run_dir, last_checkpoint, best_checkpoint, curve_png, train_log, report_html,
+  tb_dir, iterations, metrics)
+- evaluate -> `EvalReport` (protocol, clips: per-clip `ClipScores` with per-frame rows, mean: the
+  average row {column: float | None}, paths: {'json', 'csv', 'table', 'html', ...: Path})
+- infer -> `InferResult` (output, frames, written, skipped, fps, cuts, scenes, seconds, ...)
+- export -> `ExportResult` (path, opset, fp16, preset, max_abs_diff, checks, tolerance)
+- convert_checkpoint -> `ConvertResult` (path, source, source_format, num_tensors, num_params, ...)
+
+Progress: every function with a long loop (all but build_edvr, load_weights, convert_checkpoint,
+export) takes the same keyword `progress` (`vsrdata.progress`): False or None (the default; silent),
+True (a tqdm bar per task on stderr), or a callable receiving `vsrdata.progress.ProgressEvent`s
+(task, done, total, unit, added).
 """
 
 from __future__ import annotations

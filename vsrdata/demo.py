@@ -128,7 +128,7 @@ def _evaluate_step(out: Path, heldout: Path, ckpt):
                       out_dir=out / "eval", progress=None)
     print()
     print(report.table())
-    avg = report.average()
+    avg = report.mean
     model_psnr, bicubic_psnr = avg["psnr"], avg.get("bicubic_psnr")
     print()
     if bicubic_psnr is not None and model_psnr > bicubic_psnr:

@@ -26,7 +26,7 @@ PRESET_NAMES = (*PRESETS, "custom")
 PRECISIONS = ("fp32", "bf16", "fp16")  # evaluate/infer: autocast; train: --amp none/bf16/fp16
 __all__ = ["AMP_MODES", "DATASETS", "DEGRADATIONS", "KEY_STYLES", "LAYOUTS", "LOSS_REDUCTIONS", "LOSS_TYPES",
            "PARTITION_NAMES", "SCHEDULERS", "SPATIAL_PADDINGS", "TEMPORAL_PADDINGS", "TTA_MODES", "VAL_PARTITIONS", "VIMEO_MODES",
-           "PRECISIONS", "PRESET_NAMES", "DeviceType", "ProgressBar", "device_option", "preset_option",
+           "PRECISIONS", "PRESET_NAMES", "DeviceType", "device_option", "preset_option",
            "overwrite_option", "parse_shard", "scene_options", "shard_option", "stage2_option", "tta_option",
            "workers_option"]
 
@@ -148,43 +148,4 @@ def shard_option(help_text: str):
     """The shared `--shard I/N|auto` option (parsed by `parse_shard`)."""
     return click.option("--shard", metavar="I/N|auto", callback=lambda ctx, param, value: parse_shard(value),
                         help=help_text)
-
-
-class ProgressBar:
-    """A tqdm bar on stderr, created at the first report (so an early error prints no empty bar).
-
-    Call it as the library's `progress` callback: `bar(n, total)` adds `n` finished items
-    (`absolute=False`, evaluate/infer) or sets the count done to `n` (`absolute=True`, to-lmdb /
-    lmdb-verify); `total` may be None while unknown. Use as a context manager to close it.
-    """
-
-    def __init__(self, desc: str, unit: str, *, quiet: bool = False, absolute: bool = False):
-        self.desc, self.unit, self.quiet, self.absolute = desc, unit, quiet, absolute
-        self._bar = None
-
-    def __call__(self, n: int, total: int | None = None) -> None:
-        if self.quiet:
-            return
-        if self._bar is None:
-            import sys
-
-            from tqdm import tqdm
-
-            self._bar = tqdm(total=total, desc=self.desc, unit=self.unit, file=sys.stderr, dynamic_ncols=True)
-        elif total is not None and self._bar.total != total:
-            self._bar.total = total
-            self._bar.refresh()
-        self._bar.update(n - self._bar.n if self.absolute else n)
-
-    def __enter__(self) -> "ProgressBar":
-        return self
-
-    def close(self) -> None:
-        """Finish the bar now (a later report starts a new one)."""
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from vsrdata.cli._common import (PRECISIONS, TEMPORAL_PADDINGS, ProgressBar, device_option, preset_option,
+from vsrdata.cli._common import (PRECISIONS, TEMPORAL_PADDINGS, device_option, preset_option,
                                  scene_options, stage2_option, tta_option)
 from vsrdata.errors import ConfigError
 
@@ -121,16 +121,15 @@ def command(paths, gt_root, lq_root, meta_info, config_file, bicubic, preset, pr
 
     out_dir = out_dir or default_out_dir(dataset or gt_root or lq_root, checkpoint)
     main = dist_env().main  # under torchrun only rank 0 shows progress and prints the table
-    with ProgressBar("evaluate", "frame", quiet=quiet or not main) as progress:
-        report = evaluate(dataset, checkpoint, bicubic=bicubic, preset=preset, protocol=protocol,
-                          channel=channel, crop_border=crop_border, frames=frames, padding=padding,
-                          average=average, device=device, precision=precision, out_dir=out_dir,
-                          save_frames=save_frames, strips=not no_strips, with_bicubic=with_bicubic,
-                          dcn_backend=None if dcn_backend == "auto" else dcn_backend, progress=progress,
-                          gt=gt_root, lq=lq_root, meta_info=meta_info, scene_cuts=scene_cuts,
-                          scene_threshold=scene_threshold, scene_min_len=scene_min_len,
-                          engine=None if engine == "auto" else engine, metrics=metric_names, no_gt=no_gt,
-                          iqa_weights=iqa_weights, tta=tta, stage2=stage2)
+    report = evaluate(dataset, checkpoint, bicubic=bicubic, preset=preset, protocol=protocol,
+                      channel=channel, crop_border=crop_border, frames=frames, padding=padding,
+                      average=average, device=device, precision=precision, out_dir=out_dir,
+                      save_frames=save_frames, strips=not no_strips, with_bicubic=with_bicubic,
+                      dcn_backend=None if dcn_backend == "auto" else dcn_backend, progress=not quiet and main,
+                      gt=gt_root, lq=lq_root, meta_info=meta_info, scene_cuts=scene_cuts,
+                      scene_threshold=scene_threshold, scene_min_len=scene_min_len,
+                      engine=None if engine == "auto" else engine, metrics=metric_names, no_gt=no_gt,
+                      iqa_weights=iqa_weights, tta=tta, stage2=stage2)
     if main:
         _print(report)
 
@@ -191,21 +190,20 @@ def _score_test_set(ts: dict, checkpoint, parsed, out_root: str, opts: dict, mai
         label = parsed.save_img["suffix"] or parsed.save_img["name"]
         save_as = (lambda clip, frame: visualization_path(f"{out_root}/visualization", str(ts["name"]), clip,
                                                           frame, label, vimeo))
-    with ProgressBar("evaluate", "frame", quiet=opts["quiet"] or not main) as progress:
-        report = evaluate(None, checkpoint, preset=opts["preset"] or _file_model(parsed),
-                          channel=opts["channel"] or parsed.metrics["channel"],
-                          crop_border=(opts["crop_border"] if opts["crop_border"] is not None
-                                       else parsed.metrics["crop_border"]),
-                          frames=opts["frames"] or ("center" if vimeo else None),
-                          padding=opts["padding"] or ts["padding"],
-                          average=opts["average"], device=opts["device"], precision=opts["precision"],
-                          out_dir=f"{out_root}/{ts['key']}",
-                          save_frames=opts["save_frames"], strips=not opts["no_strips"],
-                          with_bicubic=opts["with_bicubic"],
-                          dcn_backend=None if opts["dcn_backend"] == "auto" else opts["dcn_backend"],
-                          progress=progress, gt=ts["gt"], lq=ts["lq"], meta_info=ts["meta_info"],
-                          param_key=parsed.fields.get("init_key") or "params", save_as=save_as,
-                          tta=opts["tta"], stage2=opts["stage2"])
+    report = evaluate(None, checkpoint, preset=opts["preset"] or _file_model(parsed),
+                      channel=opts["channel"] or parsed.metrics["channel"],
+                      crop_border=(opts["crop_border"] if opts["crop_border"] is not None
+                                   else parsed.metrics["crop_border"]),
+                      frames=opts["frames"] or ("center" if vimeo else None),
+                      padding=opts["padding"] or ts["padding"],
+                      average=opts["average"], device=opts["device"], precision=opts["precision"],
+                      out_dir=f"{out_root}/{ts['key']}",
+                      save_frames=opts["save_frames"], strips=not opts["no_strips"],
+                      with_bicubic=opts["with_bicubic"],
+                      dcn_backend=None if opts["dcn_backend"] == "auto" else opts["dcn_backend"],
+                      progress=not opts["quiet"] and main, gt=ts["gt"], lq=ts["lq"], meta_info=ts["meta_info"],
+                      param_key=parsed.fields.get("init_key") or "params", save_as=save_as,
+                      tta=opts["tta"], stage2=opts["stage2"])
     if main:
         _print(report)
         if save_as is not None:

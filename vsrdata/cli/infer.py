@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import click
 
-from vsrdata.cli._common import (CODECS, PIX_FMTS, PRECISIONS, TEMPORAL_PADDINGS, ProgressBar, device_option,
+from vsrdata.cli._common import (CODECS, PIX_FMTS, PRECISIONS, TEMPORAL_PADDINGS, device_option,
                                  preset_option, scene_options, stage2_option, tta_option)
-
 
 
 def _fps(value: str | None):
@@ -84,17 +83,12 @@ def command(input_path, output, checkpoint, preset, tile, tile_overlap, padding,
     """
     from vsrdata.evaluation.infer import infer
 
-    with ProgressBar("scene cuts", "frame", quiet=quiet) as scan, ProgressBar("infer", "frame", quiet=quiet) as bar:
-        def progress(n, total):
-            scan.close()  # the detection pass is over
-            bar(n, total)
-
-        result = infer(input_path, output, checkpoint=checkpoint, preset=preset, device=device,
-                       padding=padding, tile=tile, tile_overlap=tile_overlap, precision=precision,
-                       fps=_fps(fps), codec=codec, crf=crf, pix_fmt=pix_fmt, scene_cuts=scene_cuts,
-                       scene_threshold=scene_threshold, scene_min_len=scene_min_len, overwrite=overwrite,
-                       dcn_backend=None if dcn_backend == "auto" else dcn_backend, progress=progress,
-                       engine=None if engine == "auto" else engine, scene_progress=scan, tta=tta, stage2=stage2)
+    result = infer(input_path, output, checkpoint=checkpoint, preset=preset, device=device,
+                   padding=padding, tile=tile, tile_overlap=tile_overlap, precision=precision,
+                   fps=_fps(fps), codec=codec, crf=crf, pix_fmt=pix_fmt, scene_cuts=scene_cuts,
+                   scene_threshold=scene_threshold, scene_min_len=scene_min_len, overwrite=overwrite,
+                   dcn_backend=None if dcn_backend == "auto" else dcn_backend, progress=not quiet,
+                   engine=None if engine == "auto" else engine, tta=tta, stage2=stage2)
     for warning in result.warnings:
         click.echo(f"Warning: {warning}", err=True)
     size = ""

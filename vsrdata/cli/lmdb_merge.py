@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from vsrdata.cli._common import ProgressBar, overwrite_option
+from vsrdata.cli._common import overwrite_option
 
 
 @click.command("lmdb-merge")
@@ -28,6 +28,5 @@ def command(out, shards, overwrite, quiet):
     """
     from vsrdata.pipelines.lmdb_merge import merge_lmdb
 
-    with ProgressBar("lmdb-merge", "key", quiet=quiet, absolute=True) as progress:
-        summary = merge_lmdb(out, list(shards), overwrite=overwrite, progress=progress)
+    summary = merge_lmdb(out, list(shards), overwrite=overwrite, progress=not quiet)
     click.echo(summary.line())

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from vsrdata.cli._common import ProgressBar, workers_option
+from vsrdata.cli._common import workers_option
 
 _MAX_LISTED = 20
 
@@ -27,8 +27,7 @@ def command(db, workers, quiet):
     """
     from vsrdata.pipelines.lmdb_verify import verify_lmdb
 
-    with ProgressBar("lmdb-verify", "key", quiet=quiet, absolute=True) as progress:
-        report = verify_lmdb(db, workers=workers, progress=progress)
+    report = verify_lmdb(db, workers=workers, progress=not quiet)
     for problem in report.problems[:_MAX_LISTED]:
         click.echo(f"bad: {problem}", err=True)
     if len(report.problems) > _MAX_LISTED:

@@ -98,6 +98,6 @@ def command(src, out, layout, list_file, partition, clip_ids, limit, lr_root, sc
     if dry_run:
         mode = "crop" if crop else f"pad {pad or 'replicate'}"
         click.echo(f"{result.layout} layout, {result.clips} clips, {result.frames} frames, "
-                   f"LR {'generated' if result.lr_source == 'generated' else 'from ' + result.lr_source}, "
+                   f"LR {'generated' if result.lr_root is None else f'from {result.lr_root}'}, "
                    f"x{scale}, {mode} to a multiple of {multiple} ({result.padded_clips} clips change size)")
     click.echo(result.line())

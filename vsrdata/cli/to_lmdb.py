@@ -6,7 +6,7 @@ import re
 
 import click
 
-from vsrdata.cli._common import KEY_STYLES, VIMEO_MODES, ProgressBar, overwrite_option, shard_option, workers_option
+from vsrdata.cli._common import KEY_STYLES, VIMEO_MODES, overwrite_option, shard_option, workers_option
 
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
@@ -65,11 +65,10 @@ def command(src, db, vimeo_mode, list_path, key_style, compress_level, workers, 
     from vsrdata.pipelines.lmdb_verify import verify_lmdb
     from vsrdata.pipelines.to_lmdb import build_lmdb
 
-    with ProgressBar("to-lmdb", "img", quiet=quiet, absolute=True) as progress:
-        summary = build_lmdb(src, db, vimeo_mode=vimeo_mode, list_path=list_path, key_style=key_style,
-                             compress_level=compress_level, workers=workers, map_size=map_size,
-                             commit_images=commit_images, commit_bytes=commit_bytes, overwrite=overwrite,
-                             allow_mixed=allow_mixed, shard=shard, progress=progress)
+    summary = build_lmdb(src, db, vimeo_mode=vimeo_mode, list_path=list_path, key_style=key_style,
+                         compress_level=compress_level, workers=workers, map_size=map_size,
+                         commit_images=commit_images, commit_bytes=commit_bytes, overwrite=overwrite,
+                         allow_mixed=allow_mixed, shard=shard, progress=not quiet)
     for warning in summary.warnings:
         click.echo(f"Warning: {warning}", err=True)
     click.echo(summary.line())

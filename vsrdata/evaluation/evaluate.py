@@ -56,14 +56,12 @@ from vsrdata.evaluation.protocols import Protocol, choose_protocol
 from vsrdata.evaluation.report import EvalReport, report_files
 from vsrdata.evaluation.scoring import ClipJob, Runner, ScoreOptions, clip_jobs, score_clip
 from vsrdata.errors import ConfigError, InputError
+from vsrdata.progress import Progress, Reporter, check_progress
 
 if TYPE_CHECKING:
     from vsrdata.edvr.config import EDVRConfig
 
 __all__ = ["default_out_dir", "evaluate"]
-
-Progress = Callable[[int, "int | None"], None]  # (frames just done, total or None)
-
 
 @dataclass
 class _Cuts:
@@ -83,7 +81,7 @@ def evaluate(split_dir: str | os.PathLike | None, checkpoint: str | os.PathLike 
              save_frames: bool = False, strips: bool = True, strip_crop: int = 192,
              with_bicubic: bool = False, dcn_backend: str | None = None, scene_cuts: str = "off",
              scene_threshold: float = 27.0, scene_min_len: int = 15,
-             progress: Progress | None = None, engine: str | None = None, gt: str | os.PathLike | None = None,
+             progress: Progress = False, engine: str | None = None, gt: str | os.PathLike | None = None,
              lq: str | os.PathLike | None = None, meta_info: str | os.PathLike | None = None,
              metrics: str | None = None, no_gt: bool = False,
              iqa_weights: str | os.PathLike | None = None, param_key: str | None = None,
@@ -124,7 +122,8 @@ def evaluate(split_dir: str | os.PathLike | None, checkpoint: str | os.PathLike 
     bicubic baseline. `iqa_weights`: folder holding the LPIPS / DISTS weight files (`iqa`, `dists`).
 
     Under torchrun the clips are split across the processes and rank 0 writes the report (all
-    ranks return it); `progress` counts the frames of this process's clips.
+    ranks return it); `progress` counts the frames of this process's clips (task 'evaluate'):
+    `vsrdata.progress` (False: silent; True: a bar on stderr; or a callback).
 
     Raises InputError (not a split-test output, unreadable frames), CheckpointError (missing or
     mismatching weights), ConfigError (bad options, model scale that does not fit the split).
@@ -134,49 +133,63 @@ def evaluate(split_dir: str | os.PathLike | None, checkpoint: str | os.PathLike 
         from vsrdata import evaluate
         report = evaluate("datasets/REDS4", "EDVR_M_x4_SR_REDS_official-32075921.pth")  # RGB PSNR/SSIM
     """
+    check_progress(progress)
     _check_order(split_dir, checkpoint)
-    if out_dir is None and save_frames:
-        raise ConfigError("save_frames needs out_dir (where the frames go)", option="out_dir")
-    record, split_dir = _load_record(split_dir, gt, lq, meta_info)
-    reference = not no_gt and has_ground_truth(record, split_dir)
+    record, split_dir, out = _check_args(split_dir, gt, lq, meta_info, out_dir, save_frames, average)
     proto_name, proto = choose_protocol(protocol, record, channel, crop_border, frames)
-    if average not in AVERAGE_MODES:
-        raise ConfigError(f"unknown average {average!r} (choose from {', '.join(AVERAGE_MODES)})")
     env = distributed.dist_env()
-    device = distributed.device_for(env, device)
-    runner = _runner(record, checkpoint, bicubic, model, preset, padding, device, precision, dcn_backend, engine,
-                     param_key, tta, stage2)
+    runner = _runner(record, checkpoint, bicubic, model, preset, padding, distributed.device_for(env, device),
+                     precision, dcn_backend, engine, param_key, tta, stage2)
     if record["scale"] is None:  # LQ only: the output size follows the model
         set_scale(record, runner.scale)
+    reference = not no_gt and has_ground_truth(record, split_dir)
     suite = MetricSuite(parse_metrics(metrics), proto.crop_border, reference, iqa_weights, str(runner.device))
-    out = Path(out_dir) if out_dir is not None else None
-    if out is not None:  # reports, strips and frames never go into the frames being scored
-        refuse_inside(out, [p for p in (split_dir, gt, lq) if p is not None], choose="an --out folder",
-                      source="dataset folder")
     jobs = clip_jobs(record, split_dir, centre_only=proto.frames == "center", reference=reference)
     cuts = _Cuts(scene_cuts, scene_threshold, scene_min_len, _cut_file(scene_cuts, jobs, runner.model is None))
     opts = ScoreOptions(proto, with_bicubic=with_bicubic, strips=strips and out is not None, strip_crop=strip_crop,
                         save_frames=save_frames, out=out, suite=suite, save_as=save_as)
-    with distributed.process_group(env, runner.device):
-        results = _score_all(runner, jobs, opts, cuts, env, progress)
+    with distributed.process_group(env, runner.device), Reporter(progress, "evaluate", "frame") as bar:
+        results = _score_all(runner, jobs, opts, cuts, env, bar)
     report = EvalReport(protocol=_protocol_record(
         record, split_dir, gt, meta_info, (checkpoint, param_key), runner, proto_name, proto, average, precision,
         scene_cuts, env.world, suite), clips=[clip for clip, _, _ in results])
+    return _finish(report, results, out, env.main, save_frames, cuts, jobs)
+
+
+def _check_args(split_dir, gt, lq, meta_info, out_dir, save_frames: bool, average: str
+                ) -> tuple[dict, Path, Path | None]:
+    """(split record, the folder it describes, the output folder or None) once the options that
+    need no model are checked."""
+    if out_dir is None and save_frames:
+        raise ConfigError("save_frames needs out_dir (where the frames go)", option="out_dir")
+    if average not in AVERAGE_MODES:
+        raise ConfigError(f"unknown average {average!r} (choose from {', '.join(AVERAGE_MODES)})")
+    record, split_dir = _load_record(split_dir, gt, lq, meta_info)
+    out = Path(out_dir) if out_dir is not None else None
+    if out is not None:  # reports, strips and frames never go into the frames being scored
+        refuse_inside(out, [p for p in (split_dir, gt, lq) if p is not None], choose="an --out folder",
+                      source="dataset folder")
+    return record, split_dir, out
+
+
+def _finish(report: EvalReport, results: list[tuple], out: Path | None, main: bool, save_frames: bool,
+            cuts: _Cuts, jobs: list[ClipJob]) -> EvalReport:
+    """The report's `paths`, and its files written into `out` (by rank 0; nothing when `out` is None)."""
     if any(strip for _, strip, _ in results):
-        report.paths["strips"] = str(out / "compare")
+        report.paths["strips"] = out / "compare"
     if save_frames:
-        report.paths["frames"] = str(out / "frames")
+        report.paths["frames"] = out / "frames"
     if out is None:  # nothing asked to be written
         return report
-    if env.main:
+    if main:
         report.write(out)
         from vsrdata.evaluation.report_html import write_html
 
-        write_html(report, out / "report.html")
-        if scene_cuts != "off":
+        report.paths["html"] = write_html(report, out / "report.html")
+        if cuts.mode != "off":
             _write_clip_cuts(out, cuts, {job.name: c for job, (_, _, c) in zip(jobs, results) if c is not None})
     else:  # the files rank 0 wrote
-        report.paths.update({k: str(v) for k, v in report_files(out).items()})
+        report.paths.update(report_files(out))
     return report
 
 
@@ -269,14 +282,12 @@ def _stage2(first, checkpoint, stage2, device, precision, dcn_backend):
 
 
 def _score_all(runner: Runner, jobs: list[ClipJob], opts: ScoreOptions, cuts: _Cuts, env: distributed.DistEnv,
-               progress: Progress | None) -> list[tuple]:
+               bar: Reporter) -> list[tuple]:
     """[(ClipScores, strip path or None, cuts used or None)] per job, in job order; with several
     processes each scores its share of the clips and all get every result."""
     mine = range(env.rank, len(jobs), env.world)
-    total = sum(len(jobs[i].centers) for i in mine)
-    if progress:
-        progress(0, total)
-    tick = (lambda n, _total: progress(n, total)) if progress else None
+    bar.to(0, sum(len(jobs[i].centers) for i in mine))
+    tick = (lambda n, _total: bar.add(n)) if bar else None
 
     def one(job: ClipJob) -> tuple:
         job.cuts = _cuts_for(job, cuts, runner.model is None)

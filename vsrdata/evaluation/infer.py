@@ -27,7 +27,8 @@ never cross a cut: each shot is padded in time as a clip of its own. The cuts us
 in OUTPUT/.scenes.json (frame folder output; a dot-file, so listings show only frames) or next
 to a video output as <stem>.scenes.json.
 A cut FILE is checked against the frame count (a video's is counted by demuxing) by the same rule
-for folders and videos (`scenes.check_cuts`). `scene_progress` reports the detection pass.
+for folders and videos (`scenes.check_cuts`). `progress` reports the detection pass (task
+'scene cuts'), then the frames written (task 'infer').
 
 OUTPUT: a video when its extension is one of OUTPUT_EXTENSIONS; a folder of PNG frames when it
 has no extension or is an existing folder; any other name is a ConfigError (OUTPUT_RULE).
@@ -56,6 +57,7 @@ from vsrdata.evaluation.inference import frame_to_tensor, model_meta, resolve_pa
 from vsrdata.evaluation.two_stage import Stage, check_stages, stage_frames, stage_of
 from vsrdata.evaluation.windows import SlidingWindow
 from vsrdata.errors import ConfigError, InputError
+from vsrdata.progress import Progress, Reporter, check_progress
 
 __all__ = ["InferResult", "infer", "scenes_path"]
 
@@ -65,6 +67,11 @@ SCENE_MODES = ("auto", "off")
 
 @dataclass
 class InferResult:
+    """What `infer` did: `output` (a video file or a PNG folder), `frames` in it (`written` now +
+    `skipped`, already there), frame sizes (h, w) in and out, the output `fps`, the scene `cuts`
+    used and where they are recorded (`scenes`), per audio/subtitle stream what happened to it,
+    `warnings`, the ensemble (`tta`) and the stage-2 checkpoint's file name, and the time taken."""
+
     output: Path
     frames: int = 0  # frames in the output (written + already present)
     written: int = 0
@@ -135,19 +142,17 @@ class _Source:
 
 
 def _cuts(src: _Source, mode: str, threshold: float, min_len: int,
-          progress: Progress | None) -> tuple[list[int], str, int | None]:
+          progress: Progress) -> tuple[list[int], str, int | None]:
     """(cuts, mode recorded, frame count found by the detection or counting pass, or None)."""
     if mode == "off":
         return [], "off", None
     if mode == "auto":
         det = scenes.CutDetector(threshold, min_len)
-        total = src.length or src.info.estimated_frames
-        if progress:
-            progress(0, total)
-        for img, _ in src.frames():
-            det.add(img)
-            if progress:
-                progress(1, total)
+        with Reporter(progress, "scene cuts", "frame", src.length or src.info.estimated_frames) as bar:
+            bar.to(0)
+            for img, _ in src.frames():
+                det.add(img)
+                bar.add(1)
         return det.finish(), "auto", det.frames
     path = Path(mode)
     if not path.is_file():
@@ -185,8 +190,8 @@ def infer(input_path: str | os.PathLike, output: str | os.PathLike, *, checkpoin
           precision: str = "fp32", fps=None, codec: str | None = None, crf: int | None = None,
           pix_fmt: str | None = None, scene_cuts: str = "auto", scene_threshold: float = scenes.DEFAULT_THRESHOLD,
           scene_min_len: int = scenes.DEFAULT_MIN_SCENE_LEN, overwrite: bool = False,
-          dcn_backend: str | None = None, progress: Progress | None = None,
-          engine: str | None = None, scene_progress: Progress | None = None, tta: str = "none",
+          dcn_backend: str | None = None, progress: Progress = False,
+          engine: str | None = None, tta: str = "none",
           stage2: str | os.PathLike | None = None) -> InferResult:
     """Super-resolve a folder of frames or a video file into PNG frames or a video file.
 
@@ -204,6 +209,9 @@ def infer(input_path: str | os.PathLike, output: str | os.PathLike, *, checkpoin
     stage-2 checkpoint refining stage 1's frames in its own windows (`vsrdata.evaluation.two_stage`;
     `padding` and `tta` apply to stage 1, stage 2 uses its default padding).
 
+    `progress`: `vsrdata.progress` (False: silent; True: bars on stderr; or a callback), for the
+    scene detection pass (task 'scene cuts') and the frames (task 'infer').
+
     Raises InputError (missing/unreadable input, no video stream), ConfigError, CheckpointError,
     OutputError. A truncated video gives a warning in `InferResult.warnings`.
 
@@ -212,13 +220,14 @@ def infer(input_path: str | os.PathLike, output: str | os.PathLike, *, checkpoin
         from vsrdata import infer
         result = infer("my_clip.mp4", "my_clip_x4.mp4", checkpoint="EDVR_M_x4_SR_REDS_official-32075921.pth")
     """
+    check_progress(progress)
     src_path, dst = Path(input_path), Path(output)
     to_video = _check_args(src_path, dst, tile, tile_overlap, checkpoint, model)
     src = _Source(src_path)
     info = src.info
     result = InferResult(output=dst, to_video=to_video)
     out = plan_output(src, dst, to_video, codec, pix_fmt, result.warnings)  # before any work
-    cuts, cut_mode, detected_len = _cuts(src, scene_cuts, scene_threshold, scene_min_len, scene_progress)
+    cuts, cut_mode, detected_len = _cuts(src, scene_cuts, scene_threshold, scene_min_len, progress)
     result.cuts = cuts
     model = load_engine(checkpoint, model, engine=engine, preset=preset, device=device, precision=precision,
                         dcn_backend=dcn_backend, tta=tta)
@@ -232,9 +241,9 @@ def infer(input_path: str | os.PathLike, output: str | os.PathLike, *, checkpoin
         _check_previous_cuts(dst, cuts)
         todo = [t for t in range(src.length) if not (dst / frame_name(t)).is_file()]
         result.skipped = src.length - len(todo)
-    if progress:
-        progress(result.skipped, total)
-    tick = (lambda: progress(1, total)) if progress else (lambda: None)
+    bar = Reporter(progress, "infer", "frame", total)
+    bar.to(result.skipped)
+    tick = (lambda: bar.add(1)) if bar else (lambda: None)
     start = time.perf_counter()
     try:
         if todo is not None and not todo:
@@ -249,6 +258,7 @@ def infer(input_path: str | os.PathLike, output: str | os.PathLike, *, checkpoin
         result.scenes = _record(dst, to_video, cuts, result.frames, cut_mode, scene_cuts, scene_threshold,
                                 scene_min_len)
     finally:
+        bar.close()
         result.seconds = time.perf_counter() - start
     return result
 

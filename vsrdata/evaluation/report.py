@@ -106,11 +106,25 @@ _CORE_KEYS = ("psnr", "psnr_center", "psnr_border", "ssim", "psnr_rgb", "psnr_y"
 
 @dataclass
 class EvalReport:
-    """Everything `evaluate` measured. `protocol` is a flat dict of strings/numbers."""
+    """Everything `evaluate` measured, as fields:
+
+    - `protocol`: what was scored and how, a flat dict of strings / numbers (report.json's block);
+    - `clips`: one `ClipScores` per clip (its means as attributes: `psnr`, `psnr_center`,
+      `psnr_border`, `ssim`, `psnr_rgb`, `psnr_y`, `bicubic_psnr`; `frames`: the per-frame rows);
+    - `mean`: the average row, {column: float, or None where no frame has a value}: 'psnr',
+      'psnr_center', 'psnr_border', 'ssim', 'psnr_rgb', 'psnr_y', 'bicubic_psnr' and each extra
+      metric; the mean of per-clip means (average mode 'clip') or over all frames ('frame'),
+      computed when the report is made;
+    - `paths`: {'json', 'csv', 'table', 'html', 'strips', 'frames'} -> `Path` of what was written.
+    """
 
     protocol: dict[str, Any]
     clips: list[ClipScores]
-    paths: dict[str, str] = field(default_factory=dict)
+    paths: dict[str, Path] = field(default_factory=dict)
+    mean: dict[str, float | None] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.mean = self._average_row()
 
     @property
     def average_mode(self) -> str:
@@ -144,7 +158,11 @@ class EvalReport:
                 cols.append(("bicubic_psnr", "Bicubic"))
         return cols + [(k, HEADERS.get(k, k)) for k in self.metric_keys()]
 
-    def average(self) -> dict[str, float]:
+    def average(self) -> dict[str, float | None]:
+        """Deprecated: the field `mean` (a copy of it)."""
+        return dict(self.mean)
+
+    def _average_row(self) -> dict[str, float | None]:
         """The average row: each column averaged over clips (mode 'clip', the papers') or over
         all frames pooled (mode 'frame', mmagic). Center/Border use only their own frames."""
         def per_clip(select, attr):
@@ -194,7 +212,7 @@ class EvalReport:
         for c in self.clips:
             lines.append(f"{c.name:<{name_w}}  {len(c.frames):>6}  "
                          + "  ".join(_fmt(c.value(k), k) for k, _ in cols))
-        avg = self.average()
+        avg = self.mean
         lines.append("-" * len(head))
         lines.append(f"{'Average':<{name_w}}  {sum(len(c.frames) for c in self.clips):>6}  "
                      + "  ".join(_fmt(avg[k], k) for k, _ in cols))
@@ -207,7 +225,7 @@ class EvalReport:
         w.writerow(["clip", "frames"] + [k for k, _ in cols])
         for c in self.clips:
             w.writerow([c.name, len(c.frames)] + [_csv(c.value(k)) for k, _ in cols])
-        avg = self.average()
+        avg = self.mean
         w.writerow(["Average", sum(len(c.frames) for c in self.clips)] + [_csv(avg[k]) for k, _ in cols])
         return buf.getvalue()
 
@@ -223,17 +241,18 @@ class EvalReport:
                                 for k, v in c.strip.items()}
             clips.append(row)
         return {"format": REPORT_FORMAT, "protocol": dict(self.protocol),
-                "average": {k: _json(v) for k, v in self.average().items()}, "clips": clips,
-                "paths": dict(self.paths)}
+                "average": {k: _json(v) for k, v in self.mean.items()}, "clips": clips,
+                "paths": {k: str(v) for k, v in self.paths.items()}}
 
-    def write(self, out_dir: Path) -> dict[str, str]:
-        """Write report.json, report.csv and report.txt (atomically) into `out_dir`."""
+    def write(self, out_dir: Path) -> dict[str, Path]:
+        """Write report.json, report.csv and report.txt (atomically) into `out_dir`; returns
+        their paths (also recorded in `paths`)."""
         paths = report_files(out_dir)
-        self.paths.update({k: str(v) for k, v in paths.items()})
+        self.paths.update(paths)
         write_bytes_atomic(paths["table"], (self.table() + "\n").encode())
         write_bytes_atomic(paths["csv"], self.to_csv().encode())
         write_bytes_atomic(paths["json"], (json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n").encode())
-        return {k: str(v) for k, v in paths.items()}
+        return paths
 
 
 def score_label(metric: str, channel: str | None, protocol: str | None) -> str:
@@ -340,6 +359,6 @@ def comparison_strip(panels: list[tuple[str, np.ndarray]], crop: int = 192, gap:
 
 
 def write_strip(path: Path, panels: list[tuple[str, np.ndarray]], crop: int = 192,
-                origin: tuple[int, int] | None = None) -> str:
+                origin: tuple[int, int] | None = None) -> Path:
     write_image(path, comparison_strip(panels, crop, origin=origin))
-    return str(path)
+    return Path(path)

@@ -74,7 +74,7 @@ def write_html(report: EvalReport, path: str | Path, *, title: str | None = None
     path = Path(path)
     curves = Path(curves_png).read_bytes() if curves_png is not None and Path(curves_png).is_file() else None
     write_bytes_atomic(path, render_html(report, title=title, curves=curves).encode("utf-8"))
-    report.paths["html"] = str(path)
+    report.paths["html"] = path
     return path
 
 
@@ -136,7 +136,7 @@ def _table(report: EvalReport) -> str:
     for c in report.clips:
         rows.append(f"<tr><td data-v='{_e(c.name)}'>{_e(c.name)}</td><td data-v='{len(c.frames)}'>{len(c.frames)}"
                     "</td>" + "".join(_cell(c.value(k), k) for k, _ in cols) + "</tr>")
-    avg = report.average()
+    avg = report.mean
     foot = (f"<tr><td>Average</td><td>{sum(len(c.frames) for c in report.clips)}</td>"
             + "".join(_cell(avg[k], k) for k, _ in cols) + "</tr>")
     return (f"<table class='sortable' id='clips'><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody>"

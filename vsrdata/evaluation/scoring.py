@@ -38,7 +38,7 @@ from vsrdata.errors import InputError
 
 __all__ = ["ClipJob", "Runner", "ScoreOptions", "bicubic_rgb", "clip_jobs", "score_clip"]
 
-Progress = Callable[[int, "int | None"], None]  # (frames just done, total or None)
+Tick = Callable[[int, "int | None"], None]  # (frames just done, total or None): the inner loops' progress
 
 
 @dataclass
@@ -230,7 +230,7 @@ def _write_clip_strip(r: Runner, job: ClipJob, o: ScoreOptions, t: int, out_rgb:
 
 
 def score_clip(runner: Runner, job: ClipJob, opts: ScoreOptions,
-               progress: Progress | None = None) -> tuple[ClipScores, str | None]:
+               progress: Tick | None = None) -> tuple[ClipScores, str | None]:
     """Restore and score the frames `job.centers` of one clip -> (ClipScores, strip path or None).
 
     The strip (with `opts.strips`) shows the middle one of the scored frames, cropped where the

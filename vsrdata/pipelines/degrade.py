@@ -38,6 +38,7 @@ from vsrdata.errors import ConfigError, InputError, OutputError
 from vsrdata.pipelines.make_lr import _check_folders, _remove_stale_temps
 from vsrdata.pipelines.runner import available_cores, check_shard, run_jobs
 from vsrdata.pipelines.summary import SKIPPED, WRITTEN, JobsFailed, Summary
+from vsrdata.progress import Progress, check_progress
 
 __all__ = ["ENTRIES", "MANIFEST", "degrade_tree", "plan_degrade", "read_manifest"]
 
@@ -144,10 +145,11 @@ def _replay_entries(manifest: dict, plan: list, full: list) -> list:
 
 def degrade_tree(src: str | os.PathLike, dst: str | os.PathLike, recipe: str | dict = "realbasicvsr", seed: int = 0, scale: int | None = None,
                  replay: str | os.PathLike | None = None, workers: int | None = None, overwrite: bool = False,
-                 shard: tuple[int, int] | None = None, progress: bool = True) -> Summary:
+                 shard: tuple[int, int] | None = None, progress: Progress = False) -> Summary:
     """Degrade every clip under `src` into `dst` (module docstring). `recipe`: a built-in name, a
     YAML file or a recipe dict; `replay`: a manifest path (then `recipe`/`seed` come from it).
     Raises `JobsFailed` after the run if a clip failed; ConfigError/OutputError before writing.
+    The Summary's `out` is `dst`. `progress`: `vsrdata.progress` (False: silent; True: a bar on stderr; or a callback).
 
     Example::
 
@@ -156,6 +158,7 @@ def degrade_tree(src: str | os.PathLike, dst: str | os.PathLike, recipe: str | d
         print(summary.line())
         degrade_tree("REDS/train_sharp", "/tmp/again", replay="REDS/train_realbasicvsr_X4/.vsrdata-degrade.json")
     """
+    check_progress(progress)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
     manifest = read_manifest(replay) if replay is not None else None
@@ -183,7 +186,7 @@ def degrade_tree(src: str | os.PathLike, dst: str | os.PathLike, recipe: str | d
                  for (ident, srcs, outs, *_), entry in zip(plan, entries)]
         summary = run_jobs(_degrade_clip, items, workers=workers, progress=progress, desc="degrade", unit="clip")
         _write_manifest(dst, recipe, seed, [p[0] for p in full])
-        summary.examples = [(p[1][0], p[2][0]) for p in plan[:5]]
+        summary.examples, summary.out = [(Path(p[1][0]), Path(p[2][0])) for p in plan[:5]], dst
         if summary.failed:
             raise JobsFailed(summary)
         return summary

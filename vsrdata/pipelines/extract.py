@@ -68,6 +68,7 @@ from vsrdata.errors import ConfigError, InputError, OutputError
 from vsrdata.pipelines.extract_plan import CACHE_DIR, analyse_all, find_videos, plan_clips, why_no_clips
 from vsrdata.pipelines.runner import available_cores, check_shard, report_progress, run_jobs
 from vsrdata.pipelines.summary import SKIPPED, WRITTEN, JobsFailed, Summary
+from vsrdata.progress import Progress, check_progress
 
 __all__ = ["extract", "ExtractResult", "fit_frame", "MANIFEST", "DEFAULT_FRAMES_PER_CLIP",
            "DEFAULT_STATIC_THRESHOLD"]
@@ -245,7 +246,7 @@ def extract(inputs: list[str | os.PathLike], out: str | os.PathLike, *,
             scene_min_len: int = 15, size: tuple[int, int] | None = None, skip_static: bool = False,
             static_threshold: float = DEFAULT_STATIC_THRESHOLD, allow_truncated: bool = False,
             workers: int | None = None, shard: tuple[int, int] | None = None, plan_only: bool = False,
-            dry_run: bool = False, progress: bool = True, overwrite: bool = False) -> ExtractResult:
+            dry_run: bool = False, progress: Progress = False, overwrite: bool = False) -> ExtractResult:
     """Cut `inputs` (video files or folders of them) into REDS-style clips under `out`.
 
     See the module docstring for the plan, numbering, resize, shards, resume and errors.
@@ -254,7 +255,7 @@ def extract(inputs: list[str | os.PathLike], out: str | os.PathLike, *,
     `dry_run` nothing is written under `out` (the analysis still decodes every video).
     Raises `JobsFailed` (an InputError listing each bad video) before any frame is written.
     `overwrite` first removes what an earlier extract wrote into `out` (not with `shard`: the
-    shards share `out`).
+    shards share `out`). `progress`: `vsrdata.progress` (False: silent; True: a bar on stderr; or a callback).
 
     Example::
 
@@ -265,6 +266,7 @@ def extract(inputs: list[str | os.PathLike], out: str | os.PathLike, *,
     cfg = _settings(frames_per_clip, stride, keep_short, scene_cuts, scene_threshold, scene_min_len,
                     size, skip_static, static_threshold, allow_truncated)
     check_shard(shard)
+    check_progress(progress)
     workers = available_cores() if workers is None else workers
     if workers < 1:
         raise ConfigError(f"workers must be >= 1, got {workers}")
@@ -278,7 +280,7 @@ def extract(inputs: list[str | os.PathLike], out: str | os.PathLike, *,
 
 
 def _extract(videos: list[Path], out: Path, cfg: dict, shard, workers: int, plan_only: bool, dry_run: bool,
-             progress: bool, overwrite: bool = False) -> ExtractResult:
+             progress: Progress, overwrite: bool = False) -> ExtractResult:
     """`extract` once OUT is checked and locked: plan, manifest, then this shard's clips."""
     identity = _identity(cfg, videos)
     if overwrite and shard is not None:

@@ -21,6 +21,7 @@ from vsrdata.core.layouts import natural_key
 from vsrdata.errors import InputError
 from vsrdata.pipelines.runner import report_progress, run_jobs
 from vsrdata.pipelines.summary import SKIPPED, WRITTEN, JobsFailed, Summary
+from vsrdata.progress import Progress
 
 __all__ = ["find_videos", "layout_clips", "analyse_all", "plan_clips", "CACHE_DIR"]
 
@@ -162,7 +163,7 @@ def _probe_all(videos: list[Path]) -> list[int]:
     return counts
 
 
-def analyse_all(videos: list[Path], cache_dir: Path, cfg: dict, workers: int, progress: bool,
+def analyse_all(videos: list[Path], cache_dir: Path, cfg: dict, workers: int, progress: Progress,
                  own: int | None = None, reuse_dir: Path | None = None) -> list[str]:
     """Analyse every video that has no cache entry; returns the cache paths in video order.
     The first `own` videos (default all) are this shard's. An entry already in `reuse_dir`
@@ -183,7 +184,7 @@ def analyse_all(videos: list[Path], cache_dir: Path, cfg: dict, workers: int, pr
     return caches
 
 
-def plan_clips(videos: list[Path], mine: list[Path], out: Path, cfg: dict, workers: int, progress: bool,
+def plan_clips(videos: list[Path], mine: list[Path], out: Path, cfg: dict, workers: int, progress: Progress,
           dry_run: bool) -> tuple[list[dict], list[dict], list[str]]:
     """Analyse (this shard's videos first) and number the clips of all videos."""
     set_mine = set(mine)

@@ -38,6 +38,7 @@ from vsrdata.core.lmdb.reader import check_not_truncated
 from vsrdata.core.lmdb.writer import LmdbWriter
 from vsrdata.core.paths import refuse_inside
 from vsrdata.errors import InputError
+from vsrdata.progress import Progress, Reporter, check_progress
 
 _MIB = 1 << 20
 _HASH_MOD = 1 << 64
@@ -45,6 +46,9 @@ _HASH_MOD = 1 << 64
 
 @dataclass
 class MergeSummary:
+    """What `merge_lmdb` did: the merged `db`, from `shards` shard DBs, `keys` in all (`written`
+    now, `kept` from an interrupted merge), the value bytes written and the time taken."""
+
     db: Path
     shards: int
     keys: int = 0
@@ -212,13 +216,14 @@ def _append_sorted(writer: LmdbWriter, shards: _Shards, items: Iterable[tuple[by
 
 def merge_lmdb(out: str | os.PathLike, shards: list[str | os.PathLike], *, overwrite: bool = False,
                commit_images: int = 1_000_000, commit_bytes: int = 512 * _MIB,
-               progress: Callable[[int, int], None] | None = None) -> MergeSummary:
+               progress: Progress = False) -> MergeSummary:
     """Merge the shard DBs of one `to-lmdb --shard I/N` build into OUT (module docstring).
 
     Commits every `commit_bytes` of values (or `commit_images` values): with the write map the
     batch is page cache, not process memory, and each commit is one flush to disk.
     Raises InputError (shards that do not make one build, a duplicate key, a damaged shard),
     OutputError (OUT unusable, is one of the shards, being built), ConfigError (bad options).
+    `progress` counts keys (task 'lmdb-merge'): `vsrdata.progress`.
 
     Example::
 
@@ -226,6 +231,7 @@ def merge_lmdb(out: str | os.PathLike, shards: list[str | os.PathLike], *, overw
         lmdb_merge("train_sharp.lmdb", ["train_sharp.shard0of2.lmdb", "train_sharp.shard1of2.lmdb"])
     """
     start = time.perf_counter()
+    check_progress(progress)
     out = Path(out)
     paths = [Path(s) for s in shards]
     if not paths:
@@ -235,7 +241,7 @@ def merge_lmdb(out: str | os.PathLike, shards: list[str | os.PathLike], *, overw
     frames = record["frames"]
     summary = MergeSummary(db=out, shards=len(ordered), keys=frames)
     settings = {"key_style": record["key_style"], "merged_shards": len(ordered)}
-    opened = _Shards(ordered)
+    opened, bar = _Shards(ordered), Reporter(progress, "lmdb-merge", "key", frames)
     initial = sum((db / "data.mdb").stat().st_size for db in ordered) + 16 * _MIB
     try:
         with LmdbWriter(out, settings=settings, compress_level=record["compress_level"],
@@ -248,8 +254,7 @@ def merge_lmdb(out: str | os.PathLike, shards: list[str | os.PathLike], *, overw
             def tick() -> None:
                 nonlocal done
                 done += 1
-                if progress is not None:
-                    progress(done, frames)
+                bar.to(done)
 
             _append_sorted(writer, opened, opened.sorted_items(writer.last_key()), tick)
             writer.commit()
@@ -261,6 +266,7 @@ def merge_lmdb(out: str | os.PathLike, shards: list[str | os.PathLike], *, overw
             summary.written = writer.written
             summary.bytes_written = writer.bytes_written
     finally:
+        bar.close()
         opened.close()
     summary.seconds = time.perf_counter() - start
     return summary

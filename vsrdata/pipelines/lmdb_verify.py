@@ -12,11 +12,11 @@ import time
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from vsrdata.core.lmdb.reader import LmdbReader
 from vsrdata.errors import VsrDataError
 from vsrdata.pipelines.runner import available_cores, map_ordered
+from vsrdata.progress import Progress, Reporter, check_progress
 
 
 @dataclass
@@ -66,13 +66,14 @@ def _verify_chunk(item: tuple[str, list[str]]) -> list[str]:
 
 
 def verify_lmdb(db: str | os.PathLike, *, workers: int | None = None,
-                progress: Callable[[int, int], None] | None = None) -> VerifyReport:
+                progress: Progress = False) -> VerifyReport:
     """Check that DB's meta info and stored keys agree and that every key decodes to its recorded
     shape. Keys stored but not listed in the meta info are one problem (a trainer reading the
     meta info would silently never see them).
 
     Works on our DBs and on BasicSR / mmagic / original-EDVR ones. Raises InputError if DB
     cannot be opened at all (not an LMDB folder, incomplete build, no meta info, truncated).
+    `progress` counts keys (task 'lmdb-verify'): `vsrdata.progress`.
 
     Example::
 
@@ -81,6 +82,7 @@ def verify_lmdb(db: str | os.PathLike, *, workers: int | None = None,
         print(report.line())
     """
     start = time.perf_counter()
+    check_progress(progress)
     reader = LmdbReader(db)
     keys = reader.keys()
     report = VerifyReport(db=Path(db), key_style=reader.key_style, keys=len(keys))
@@ -89,12 +91,12 @@ def verify_lmdb(db: str | os.PathLike, *, workers: int | None = None,
     chunks = ((str(db), keys[i:i + chunk]) for i in range(0, len(keys), chunk))
     _READERS[str(db)] = reader
     try:
-        with closing(map_ordered(_verify_chunk, chunks, workers=workers)) as results:
+        with closing(map_ordered(_verify_chunk, chunks, workers=workers)) as results, \
+                Reporter(progress, "lmdb-verify", "key", len(keys)) as bar:
             for (_, part), problems in results:
                 report.checked += len(part)
                 report.problems.extend(problems)
-                if progress is not None:
-                    progress(report.checked, len(keys))
+                bar.to(report.checked)
         unlisted = reader.unlisted_keys()
     finally:
         _READERS.pop(str(db), None)

@@ -53,6 +53,7 @@ from vsrdata.core.paths import refuse_inside
 from vsrdata.errors import ConfigError, InputError, OutputError
 from vsrdata.pipelines.runner import available_cores, check_shard, run_jobs
 from vsrdata.pipelines.summary import SKIPPED, WRITTEN, JobsFailed, Summary
+from vsrdata.progress import Progress, check_progress
 
 __all__ = ["make_lr", "plan_make_lr", "Summary", "JobsFailed"]
 
@@ -172,7 +173,7 @@ def _make_one(item: tuple[str, str, int, str, bool]) -> str:
 def make_lr(src: str | os.PathLike, dst: str | os.PathLike, scale: int = 4, degradation: str = "bi",
             workers: int | None = None, overwrite: bool = False,
             shard: tuple[int, int] | None = None, dry_run: bool = False,
-            progress: bool = True) -> Summary:
+            progress: Progress = False) -> Summary:
     """Write `degrade(frame, scale, degradation)` of every frame under `src` to `dst` as PNG.
 
     See the module docstring for layout, sharding, resume and error handling.
@@ -180,6 +181,7 @@ def make_lr(src: str | os.PathLike, dst: str | os.PathLike, scale: int = 4, degr
     With `dry_run`, nothing is written: the returned Summary has `written` = frames that would be
     written, `skipped` = outputs that already exist, and `examples` = the first few pairs.
     Raises `JobsFailed` (an InputError, with `.summary`) after the run if any frame failed.
+    The Summary's `out` is `dst`. `progress`: `vsrdata.progress` (False: silent; True: a bar on stderr; or a callback).
 
     Example::
 
@@ -188,6 +190,7 @@ def make_lr(src: str | os.PathLike, dst: str | os.PathLike, scale: int = 4, degr
                           scale=4, degradation="bi")  # MATLAB-exact bicubic x4
         print(summary.line())
     """
+    check_progress(progress)
     if degradation not in DEGRADATIONS:
         raise ConfigError(f"unknown degradation {degradation!r}: expected one of {', '.join(DEGRADATIONS)}")
     if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
@@ -200,19 +203,19 @@ def make_lr(src: str | os.PathLike, dst: str | os.PathLike, scale: int = 4, degr
     pairs = plan_make_lr(src, dst, shard)
     # One writer per DST (per shard): two runs at once could mix BI and BD frames (--overwrite).
     with nullcontext() if dry_run else OutputLock(dst, "DST", shard=shard):
-        examples = pairs[:_EXAMPLES]
+        examples = [(Path(a), Path(b)) for a, b in pairs[:_EXAMPLES]]
         _check_manifest(Path(dst), scale, degradation, overwrite, write=not dry_run)
         if dry_run:
             existing = 0 if overwrite else sum(1 for _, out in pairs if os.path.exists(out))
             return Summary(total=len(pairs), written=len(pairs) - existing, skipped=existing,
-                           dry_run=True, examples=examples)
+                           dry_run=True, examples=examples, out=Path(dst))
 
         _remove_stale_temps(pairs)
         items = [(s, d, scale, degradation, overwrite) for s, d in pairs]
         del pairs
         summary = run_jobs(_make_one, items, workers=workers, progress=progress,
                            desc="make-lr", unit="frame")
-        summary.examples = examples
+        summary.examples, summary.out = examples, Path(dst)
         if summary.failed:
             raise JobsFailed(summary)
         return summary

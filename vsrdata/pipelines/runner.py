@@ -33,7 +33,6 @@ import importlib
 import itertools
 import multiprocessing
 import os
-import sys
 import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -43,6 +42,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 from vsrdata.errors import ConfigError, VsrDataError
 from vsrdata.pipelines.spawn import check_spawn_safe, prepare_worker
 from vsrdata.pipelines.summary import SKIPPED, WRITTEN, Summary
+from vsrdata.progress import Progress, Reporter
 
 _DIED = ("a worker process died unexpectedly (killed, e.g. out of memory?); finished outputs "
          "are kept, re-run the same command to resume")
@@ -219,40 +219,11 @@ def _take(entry: tuple) -> tuple[object, object]:
 
 
 # ------------------------------------------------------------------------------------ driver
-class _CallbackBar:
-    """The bar interface over a caller's `progress(units_added, total)` callback."""
-
-    def __init__(self, callback: Callable[[int, int], None], total: int):
-        self.callback, self.total = callback, total
-
-    def update(self, units: int) -> None:
-        self.callback(units, self.total)
-
-    def set_postfix(self, **_) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _progress_bar(progress, total: int, desc: str, unit: str):
-    if callable(progress):
-        return _CallbackBar(progress, total)
-    if not progress or total == 0:
-        return None
-    from tqdm import tqdm
-
-    # On a terminal: a live bar. In a log file: one line every 30 s instead of a stream of '\r'.
-    interactive = sys.stderr.isatty()
-    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=interactive,
-                smoothing=0.1, mininterval=0.1 if interactive else 30.0)
-
-
 class _Tally:
     """Counts outcomes into a Summary and moves the bar: by an item's weight when it ends, or
     earlier by the units its job reports (`report_progress`), never past the item's weight."""
 
-    def __init__(self, summary: Summary, bar, weights: Sequence[int] | None):
+    def __init__(self, summary: Summary, bar: Reporter, weights: Sequence[int] | None):
         self.summary, self.bar, self.weights = summary, bar, weights
         self.errors: dict[int, tuple[str, str | None]] = {}
         self.credited: dict[int, int] = {}  # units shown so far, per item that reported or ended
@@ -263,8 +234,7 @@ class _Tally:
         step = min(units, weight - done)
         if step > 0:
             self.credited[index] = done + step
-            if self.bar is not None:
-                self.bar.update(step)
+            self.bar.add(step)
 
     def partial(self, index: int, units: int) -> None:
         self._move(index, units)
@@ -280,8 +250,8 @@ class _Tally:
         weight = 1 if self.weights is None else self.weights[index]
         self._move(index, weight)
         self.credited[index] = weight  # later (late) reports of this item move nothing
-        if self.bar is not None and self.summary.failed:
-            self.bar.set_postfix(failed=self.summary.failed, refresh=False)
+        if self.summary.failed:
+            self.bar.postfix(failed=self.summary.failed)
 
     def finish(self) -> None:
         ordered = [self.errors[i] for i in sorted(self.errors)]
@@ -318,7 +288,7 @@ def _run_in_pool(job, items: Sequence, workers: int, chunksize: int | None, tall
 
 
 def run_jobs(job: str | Callable, items: Sequence, *, workers: int = 1,
-             progress: bool | Callable[[int, int], None] = True,
+             progress: Progress = False,
              desc: str = "", unit: str = "frame", chunksize: int | None = None,
              weights: Sequence[int] | None = None) -> Summary:
     """Run `job(item)` for every item and count the outcomes (see the module docstring).
@@ -328,8 +298,8 @@ def run_jobs(job: str | Callable, items: Sequence, *, workers: int = 1,
     typically `raise JobsFailed(summary)` when `summary.failed`). With `weights` (one per
     item), the progress bar counts `sum(weights)` units of `unit` (e.g. frames of videos) and
     an item adds its weight when it ends -- or earlier, in parts, when its job calls
-    `report_progress(units)`; the Summary still counts items. `progress` is True (a tqdm bar on
-    stderr), False, or a callable `progress(units_added, total_units)` called instead of a bar.
+    `report_progress(units)`; the Summary still counts items. `progress`: see `vsrdata.progress`
+    (True: a tqdm bar named `desc` on stderr; a callable gets `ProgressEvent`s of task `desc`).
     """
     global _PROGRESS
     if weights is not None and len(weights) != len(items):
@@ -338,7 +308,7 @@ def run_jobs(job: str | Callable, items: Sequence, *, workers: int = 1,
         raise ValueError(f"workers must be >= 1, got {workers}")
     summary = Summary(total=len(items), unit=unit)
     start = time.perf_counter()
-    bar = _progress_bar(progress, len(items) if weights is None else sum(weights), desc, unit)
+    bar = Reporter(progress, desc, unit, len(items) if weights is None else sum(weights))
     tally = _Tally(summary, bar, weights)
     try:
         if workers == 1 or len(items) <= 1:
@@ -350,8 +320,7 @@ def run_jobs(job: str | Callable, items: Sequence, *, workers: int = 1,
             _run_in_pool(job, items, workers, chunksize, tally)
     finally:
         _PROGRESS = None
-        if bar is not None:
-            bar.close()
+        bar.close()
         summary.seconds = time.perf_counter() - start
     tally.finish()
     return summary

@@ -75,6 +75,7 @@ from vsrdata.pipelines.summary import JobsFailed, Summary
 from vsrdata.pipelines.split_plan import SplitPlan, plan_split
 from vsrdata.pipelines.split_write import (frame_done, frame_job, prepare_out, same_file, write_marker,
                                            write_records)
+from vsrdata.progress import Progress, check_progress
 
 __all__ = ["split_test", "SplitResult", "JobsFailed"]
 
@@ -83,13 +84,14 @@ __all__ = ["split_test", "SplitResult", "JobsFailed"]
 class SplitResult:
     """What `split_test` did (or, with `dry_run`, would do). `clips` and `frames` count the
     whole split; with a shard, `summary` counts this shard's frames and `complete` says whether
-    the tree is whole (the record files were written)."""
+    the tree is whole (the record files were written). `gt_dir` and `lr_dir` are the GT and LR
+    folders under `out`; `lr_root` the LR clip root that was read (None: LR generated)."""
 
     out: Path
     layout: str
-    gt_dir: str
-    lr_dir: str
-    lr_source: str            # 'generated' or the LR clip root that was read
+    gt_dir: Path
+    lr_dir: Path
+    lr_root: Path | None
     clips: int
     frames: int
     padded_clips: int
@@ -101,9 +103,9 @@ class SplitResult:
     complete: bool = True
 
     def line(self) -> str:
-        lr = "generated" if self.lr_source == "generated" else f"from {self.lr_source}"
+        lr = "generated" if self.lr_root is None else f"from {self.lr_root}"
         head = (f"{self.clips} clips, {self.frames} frames -> {self.out} "
-                f"({self.gt_dir}, {self.lr_dir} {lr}; {self.padded_clips} clips padded/cropped)")
+                f"({self.gt_dir.name}, {self.lr_dir.name} {lr}; {self.padded_clips} clips padded/cropped)")
         tail = self.summary.line()
         if self.shard is not None:
             tail = f"shard {self.shard[0]}/{self.shard[1]}: {tail}"
@@ -192,7 +194,7 @@ def split_test(src: str | os.PathLike, out: str | os.PathLike, *, layout: str = 
                multiple: int = 4, pad: str | None = "replicate", crop: bool = False,
                link: bool = False, overwrite: bool = False, workers: int | None = None,
                shard: tuple[int, int] | None = None, dry_run: bool = False,
-               progress: bool = True) -> SplitResult:
+               progress: Progress = False) -> SplitResult:
     """Extract a test split from `src` into `out` (see the module docstring for every step).
 
     Selection: at most one of `list_file`, `partition` (a name of `splits.PARTITIONS`), `clips`
@@ -203,6 +205,7 @@ def split_test(src: str | os.PathLike, out: str | os.PathLike, *, layout: str = 
 
     Raises ConfigError (bad options), InputError (missing/unsafe clips, size mismatches, bad
     frames: `JobsFailed` after the other frames were written), OutputError (unusable OUT).
+    `progress`: `vsrdata.progress` (False: silent; True: a bar on stderr; or a callback).
 
     Example::
 
@@ -210,6 +213,7 @@ def split_test(src: str | os.PathLike, out: str | os.PathLike, *, layout: str = 
         result = split_test("REDS/train_sharp", "datasets/REDS4", partition="reds4")
         print(result.line())  # datasets/REDS4/GT/<clip>/00000000.png and BIx4/...
     """
+    check_progress(progress)
     src, out = Path(src), Path(out)
     pad_mode, workers = _check_options(degradation, scale, multiple, pad, crop, workers, shard, overwrite)
     plan = plan_split(src, out, layout=layout, list_file=list_file, partition=partition, clips=clips,
@@ -217,8 +221,8 @@ def split_test(src: str | os.PathLike, out: str | os.PathLike, *, layout: str = 
                       pad_mode=pad_mode, crop=crop, link=link, overwrite=overwrite)
     mine = plan.items if shard is None else [it for it in plan.items if it["clip"] % shard[1] == shard[0]]
     marker = _marker(plan, scale, degradation, multiple, pad_mode, crop)
-    result = SplitResult(out=out, layout=plan.layout, gt_dir="GT", lr_dir=plan.lr_dir,
-                         lr_source="generated" if plan.lr_base is None else str(plan.lr_base),
+    result = SplitResult(out=out, layout=plan.layout, gt_dir=out / "GT", lr_dir=out / plan.lr_dir,
+                         lr_root=None if plan.lr_base is None else Path(plan.lr_base),
                          clips=len(plan.records), frames=len(plan.items), padded_clips=plan.padded,
                          summary=Summary(total=len(mine)), warnings=plan.warnings, dry_run=dry_run,
                          shard=tuple(shard) if shard is not None else None)

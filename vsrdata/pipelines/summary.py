@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from vsrdata.errors import InputError
 
@@ -17,7 +18,8 @@ class Summary:
 
     `total` items were considered (after sharding); each ended `written`, `skipped` (the output
     already existed) or `failed` (message in `errors`, in input order). `examples` holds the
-    first few (source, destination) pairs of the plan, for a dry run's printout.
+    first few (source, destination) pairs of the plan, for a dry run's printout; `out` is the
+    folder written (`make_lr`'s and `degrade_tree`'s `dst`; None where the caller reports it itself).
     """
 
     total: int = 0
@@ -29,7 +31,8 @@ class Summary:
     error_option: str | None = None  # the `option` of the first failure's VsrDataError, if any
     dry_run: bool = False
     unit: str = "frame"
-    examples: list[tuple[str, str]] = field(default_factory=list)
+    examples: list[tuple[Path, Path]] = field(default_factory=list)
+    out: Path | None = None
 
     def line(self) -> str:
         """One-line human summary: counts, time and throughput, e.g.

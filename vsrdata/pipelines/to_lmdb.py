@@ -26,7 +26,7 @@ import time
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 from vsrdata.core import image_io
 from vsrdata.core.layouts import (VIMEO_MODES, Clip, check_uniform, clips_from_list, detect_layout, find_clips,
@@ -36,6 +36,7 @@ from vsrdata.core.lmdb.writer import LmdbWriter
 from vsrdata.core.paths import refuse_inside
 from vsrdata.errors import ConfigError, InputError, VsrDataError
 from vsrdata.pipelines.runner import available_cores, check_shard, map_ordered
+from vsrdata.progress import Progress, Reporter, check_progress
 
 SHARD_FORMAT = "vsrdata-lmdb-shard/1"
 _MIB = 1 << 20
@@ -205,14 +206,15 @@ def build_lmdb(src: str | os.PathLike, db: str | os.PathLike, *, vimeo_mode: str
                compress_level: int = 1, workers: int | None = None, map_size: int | None = None,
                commit_images: int = 1000, commit_bytes: int = 64 * _MIB, overwrite: bool = False,
                allow_mixed: bool = False, shard: tuple[int, int] | None = None,
-               progress: Callable[[int, int], None] | None = None) -> BuildSummary:
+               progress: Progress = False) -> BuildSummary:
     """Write every planned frame of SRC into the LMDB folder DB (see the module docstring).
 
     `shard=(I, N)`: only frame k of the plan with k mod N == I (make-lr's rule), into a shard
     DB that records (I, N) and the plan's size in `vsrdata_shard.json`; `vsrdata lmdb-merge`
     joins the N shard DBs into the DB one unsharded build writes.
 
-    `progress(done, total)` is called after each frame (written or kept). Raises InputError for
+    `progress` counts frames (written or kept; task 'to-lmdb', unit 'img'): `vsrdata.progress`.
+    Raises InputError for
     a bad frame (after committing every frame before it, so the DB stays valid and a re-run
     resumes), ConfigError for bad options, OutputError when DB cannot be written.
 
@@ -222,6 +224,7 @@ def build_lmdb(src: str | os.PathLike, db: str | os.PathLike, *, vimeo_mode: str
         summary = build_lmdb("REDS/train_sharp", "REDS/train_sharp_with_val.lmdb")  # keys 000/00000000
     """
     start = time.perf_counter()
+    check_progress(progress)
     src_path, db_path = Path(src), Path(db)
     _check_options(src_path, db_path, key_style, compress_level, shard)
     layout, clips = plan_clips(src_path, vimeo_mode=vimeo_mode, list_path=list_path)
@@ -247,7 +250,8 @@ def build_lmdb(src: str | os.PathLike, db: str | os.PathLike, *, vimeo_mode: str
             record = {"format": SHARD_FORMAT, "shard": list(shard), "frames": plan_total,
                       "key_style": key_style, "compress_level": int(compress_level)}
             image_io.write_bytes_atomic(db_path / SHARD_FILE, (json.dumps(record) + "\n").encode())
-        peak = _write_all(writer, items, workers, allow_mixed, progress, total)
+        with Reporter(progress, "to-lmdb", "img", total) as bar:
+            peak = _write_all(writer, items, workers, allow_mixed, bar, total)
         writer.finish()
         _count(summary, writer)
     summary.peak_anon_mib = peak / _MIB if peak else None
@@ -273,7 +277,7 @@ class _MixedCheck:
 
 
 def _write_all(writer: LmdbWriter, items, workers: int, allow_mixed: bool,
-               progress: Callable[[int, int], None] | None, total: int) -> int:
+               bar: Reporter, total: int) -> int:
     """Encode `items` in the runner's pool and put them in order; returns the peak anon RSS
     sampled (bytes). A frame an interrupted run committed is not re-read (`local`)."""
     check_mixed = _MixedCheck(allow_mixed)
@@ -301,8 +305,7 @@ def _write_all(writer: LmdbWriter, items, workers: int, allow_mixed: bool,
                 check_mixed(shape, dtype, path)
                 writer.put(key, value, shape, path)
             done += 1
-            if progress is not None:
-                progress(done, total)
+            bar.to(done, total)
             now = time.monotonic()
             if now - last_sample > 0.25:
                 last_sample = now

@@ -1,4 +1,5 @@
-"""What `train` says at its start: data, held-out clips, lr schedule, validation plan.
+"""What `train` says at its start: data, held-out clips, lr schedule, validation plan (with the
+expected duration of one validation when it is long).
 
 `start_event` builds the 'start' event (see `vsrdata.training.loop.train`); `logs.format_event`
 turns it into the lines printed and written to train.log.
@@ -8,12 +9,15 @@ from __future__ import annotations
 
 from itertools import accumulate
 
+from vsrdata.evaluation.distributed import DistEnv
 from vsrdata.evaluation.report import score_label
-from vsrdata.training.validate import val_protocol
+from vsrdata.training.validate import estimate_seconds, val_protocol
 
 __all__ = ["schedule_summary", "start_event", "val_metric"]
 
-LONG_VALIDATION_FRAMES = 100  # from here on the start line suggests --val-max-frames
+# A validation expected to take at least this long (seconds, `estimate_seconds`: one frame timed
+# before the first iteration) is named at start with its duration and the --val-max-frames hint.
+LONG_VALIDATION_SECONDS = 60.0
 
 
 def schedule_summary(cfg) -> str:
@@ -53,4 +57,15 @@ def start_event(t, dataset, val_clips, start_iter: int) -> dict:
                         + (cfg.total_iter % cfg.val_freq != 0),
                         "max_frames": cfg.val_max_frames,
                         "metric": val_metric(cfg)}
+        if t.master:
+            event["val"].update(_expected(t, val_clips))
     return event
+
+
+def _expected(t, val_clips) -> dict:
+    """{'seconds': expected duration of one validation in this process, 'long': whether the start
+    line names it (>= LONG_VALIDATION_SECONDS)}; see `validate.estimate_seconds`."""
+    cfg = t.cfg
+    seconds = estimate_seconds(t.model, val_clips, t.mcfg.num_frame, t.device, cfg.val_pad, cfg.val_max_frames,
+                               t.autocast, DistEnv(t.rank, 0, t.world), cfg.val_metrics)
+    return {"seconds": seconds, "long": seconds >= LONG_VALIDATION_SECONDS}

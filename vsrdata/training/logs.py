@@ -83,11 +83,20 @@ def _start_lines(event: dict) -> str:
     if val:
         line = (f"validation: {val['metric']} on {val['clips']} clip(s), {val['frames']} frame(s), every "
                 f"{val['every']} iterations ({val['runs']} time(s) in this run)")
-        if val["frames"] >= 100:
-            line += ("; scoring that many frames takes minutes on a CPU: --val-max-frames N scores only the "
-                     "first N frames of each clip")
+        if val.get("long"):
+            line += (f"; about {_duration(val['seconds'])} per validation on {event['device']} (estimated from "
+                     f"one timed frame); --val-max-frames N scores only the first N frames of each clip")
         lines.append(line)
     return "\n  ".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    """'45 s', '3 min', '1.5 h': a rough duration for a human."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def done_message(iterations: int, m: dict) -> str:

@@ -64,19 +64,21 @@ from vsrdata.edvr.checkpoint.io import remove_dead_writers_temps, save_atomic
 from vsrdata.edvr.checkpoint.train_state import checkpoint_path, list_checkpoints, remove_checkpoints
 from vsrdata.errors import ConfigError
 from vsrdata.evaluation.distributed import DistEnv, dist_env
+from vsrdata.progress import Progress
 from vsrdata.training import setup
 from vsrdata.training.config import TrainConfig
 from vsrdata.training.logs import RunLog, done_message, plot_curves
 from vsrdata.training.rollback import DivergenceError, roll_back
 from vsrdata.training.state import Trainer
 from vsrdata.training.announce import start_event, val_metric
+from vsrdata.training.run_progress import RunProgress
 from vsrdata.training.step import apply_update, forward_backward, injected_nans, wrap_for_phase
 from vsrdata.training.validate import validate, write_run_report
 
 __all__ = ["DivergenceError", "TrainResult", "train"]
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainResult:
     """What a finished `train()` leaves behind (paths are None where nothing was written)."""
 
@@ -94,7 +96,7 @@ class TrainResult:
 
 
 def train(cfg: TrainConfig, on_event: Callable[[dict], None] | None = None,
-          notes: Sequence[str] = ()) -> TrainResult:
+          notes: Sequence[str] = (), progress: Progress = False) -> TrainResult:
     """Train EDVR as `cfg` says; see the module docstring. Returns a TrainResult.
     `notes`: lines the caller printed before (e.g. the option file's "ignored: ..." warning),
     written at the top of train.log.
@@ -102,6 +104,8 @@ def train(cfg: TrainConfig, on_event: Callable[[dict], None] | None = None,
     `on_event(event)` is called on rank 0 only: {'kind': 'start', 'start_iter', 'total_iter', ...},
     {'kind': 'step', 'iter', 'loss', 'lr'} every iteration, {'kind': 'val', 'iter', 'psnr'},
     {'kind': 'rollback', 'iter', 'to_iter', 'reason'}, {'kind': 'info', 'message'}.
+    `progress` (rank 0): `vsrdata.progress` (False: silent; True: bars on stderr; or a callback)
+    for the iterations (task 'train') and each validation's frames (task 'validation').
     Raises VsrDataError subclasses for bad input, before any training step.
 
     Example::
@@ -111,7 +115,7 @@ def train(cfg: TrainConfig, on_event: Callable[[dict], None] | None = None,
         result = train(TrainConfig(preset="edvr-m", gt_path="train_sharp_with_val.lmdb",
                                    lq_path="train_sharp_bicubic_with_val.lmdb", val_path="datasets/REDS4"))
     """
-    emit = on_event or (lambda event: None)
+    bars = RunProgress(progress, on_event or (lambda event: None))
     env = dist_env()
     rank, local_rank, world = env.rank, env.local_rank, env.world
     device = setup.pick_device(cfg, local_rank)
@@ -121,8 +125,9 @@ def train(cfg: TrainConfig, on_event: Callable[[dict], None] | None = None,
         own_group = True
     try:
         with contextlib.ExitStack() as stack:
-            return _run(cfg, emit if rank == 0 else (lambda e: None), rank, world, device, stack, notes)
+            return _run(cfg, bars if rank == 0 else (lambda e: None), rank, world, device, stack, notes)
     finally:
+        bars.close()
         if own_group and dist.is_initialized():
             dist.destroy_process_group()
 

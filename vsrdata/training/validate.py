@@ -8,6 +8,7 @@ Narrow interface for the loop:
   (`evaluation.basicsr_testset.testset_record`). BasicSR `datasets.val` roots:
   `evaluation.basicsr_testset.val_clips_from_roots`. Both give `evaluation.scoring.ClipJob`s.
 - `check_val_clips(clips, scale, source)` checks their sizes before any training step.
+- `estimate_seconds(model, clips, ...)`: the expected duration of one validation (one frame timed).
 - `validate(model, clips, ...)` scores them with `evaluation.scoring.score_clip` (RGB, crop 0,
   every frame or the first `max_frames`; windows padded in time and frames in space exactly as
   `vsrdata evaluate` does) and returns {'psnr', 'ssim', 'per_clip', 'extra', 'metric', 'report'}:
@@ -21,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +39,7 @@ from vsrdata.evaluation.protocols import Protocol
 from vsrdata.evaluation.report import EvalReport, score_label
 from vsrdata.evaluation.scoring import ClipJob, Runner, ScoreOptions, clip_jobs, score_clip
 
-__all__ = ["check_val_clips", "load_val_clips", "val_protocol", "validate", "write_run_report"]
+__all__ = ["check_val_clips", "estimate_seconds", "load_val_clips", "val_protocol", "validate", "write_run_report"]
 
 _LR_DIRS = ("BIx4", "BDx4", "LR", "LQ")  # looked for, in this order, without a split.json
 
@@ -86,13 +88,8 @@ def validate(model: torch.nn.Module, clips: list[ClipJob], num_frame: int, devic
     every clip. `out_dir`: comparison strips go to out_dir/compare (for report.html).
     `progress(n, total)`: n frames of this process done, total its frames (the `evaluate` kind)."""
     base = bare_model(model)
-    cfg = base.config
-    runner = Runner(base, num_frame, cfg.scale, cfg.size_multiple, pad_mode, device, autocast(), "model")
-    suite = MetricSuite(parse_metrics(metrics), 0, True, None, str(device))
-    opts = ScoreOptions(Protocol("rgb", 0, "all"), suite=suite if suite.extra else None, strips=out_dir is not None,
-                        out=out_dir)
-    jobs = [dataclasses.replace(c, centers=list(range(min(len(c.lq_paths), max_frames or len(c.lq_paths)))))
-            for c in clips]
+    runner, opts, suite = _scorer(base, num_frame, device, pad_mode, autocast, metrics, out_dir)
+    jobs = _val_jobs(clips, max_frames)
     env = env or DistEnv()
     tick = None
     if progress is not None:
@@ -115,6 +112,51 @@ def validate(model: torch.nn.Module, clips: list[ClipJob], num_frame: int, devic
         extra[key] = float(np.mean(vals)) if vals else None
     return {"psnr": float(np.mean(list(per_clip.values()))), "ssim": float(np.mean([c.ssim for c in scored])),
             "per_clip": per_clip, "extra": extra, "metric": score_label("PSNR", "rgb", proto), "report": report}
+
+
+def _scorer(base: torch.nn.Module, num_frame: int, device: torch.device, pad_mode: str, autocast, metrics: str,
+            out_dir: Path | None) -> tuple[Runner, ScoreOptions, MetricSuite]:
+    """The Runner and ScoreOptions of training validation (RGB, crop 0, every frame)."""
+    cfg = base.config
+    runner = Runner(base, num_frame, cfg.scale, cfg.size_multiple, pad_mode, device, autocast(), "model")
+    suite = MetricSuite(parse_metrics(metrics), 0, True, None, str(device))
+    opts = ScoreOptions(Protocol("rgb", 0, "all"), suite=suite if suite.extra else None, strips=out_dir is not None,
+                        out=out_dir)
+    return runner, opts, suite
+
+
+def _val_jobs(clips: list[ClipJob], max_frames: int) -> list[ClipJob]:
+    """The clips with their scored frames: all, or the first `max_frames`."""
+    return [dataclasses.replace(c, centers=list(range(min(len(c.lq_paths), max_frames or len(c.lq_paths)))))
+            for c in clips]
+
+
+def estimate_seconds(model: torch.nn.Module, clips: list[ClipJob], num_frame: int, device: torch.device,
+                     pad_mode: str = "reflection_circle", max_frames: int = 0, autocast=contextlib.nullcontext,
+                     env: DistEnv | None = None, metrics: str = "psnr,ssim") -> float:
+    """The expected duration of one `validate` call in this process, in seconds: one frame of the
+    first clip restored and scored exactly as `validate` does (its window read, the forward, PSNR /
+    SSIM and the other `metrics`), timed, times the frames this process scores. The one frame is
+    the first forward of the run (allocations, thread pools), so the estimate leans high. The
+    model's weights and the random streams are untouched (eval mode, no gradients)."""
+    base = bare_model(model)
+    runner, opts, _ = _scorer(base, num_frame, device, pad_mode, autocast, metrics, None)
+    jobs = _val_jobs(clips, max_frames)
+    env = env or DistEnv()
+    frames = sum(len(jobs[i].centers) for i in range(env.rank, len(jobs), env.world))
+    if not frames:
+        return 0.0
+    one = dataclasses.replace(jobs[0], centers=jobs[0].centers[len(jobs[0].centers) // 2:][:1])
+    was_training = base.training
+    base.eval()
+    try:
+        started = time.perf_counter()
+        score_clip(runner, one, opts)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return (time.perf_counter() - started) * frames
+    finally:
+        base.train(was_training)
 
 
 def write_run_report(report: EvalReport, run_dir: Path, it: int, curves: Path) -> Path:

@@ -92,8 +92,13 @@ def weights_object(state_dict: Mapping[str, torch.Tensor], to: str = "basicsr",
     raise ConfigError(f"unknown checkpoint format {to!r} (choose from: basicsr, vsrdata)")
 
 
-@dataclass
+@dataclass(frozen=True)
 class ConvertResult:
+    """What `convert_checkpoint` wrote: `path` (the new file) from `source`, `num_tensors` tensors of
+    `num_params` parameters; the source's format and entry, the EDVR config and where it came from."""
+
+    path: Path
+    source: Path
     source_format: str
     param_key: str | None
     num_tensors: int
@@ -132,11 +137,11 @@ def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, *, to: st
         config, origin = infer_config(ckpt.state_dict, str(src)), "inferred"
     report = compare_state_dicts(ckpt.state_dict, expected_shapes(config))
     if not report.ok:
-        report.source, report.source_format, report.param_key = str(src), ckpt.source_format, ckpt.param_key
+        report.source, report.source_format, report.param_key = src, ckpt.source_format, ckpt.param_key
         which = f"preset {preset!r}" if preset else "its EDVR configuration"
         raise CheckpointError(f"{src} does not match {which}: {report.summary()}")
     # keep the model's key order (the official files' order)
     sd = {k: ckpt.state_dict[k] for k in report.loaded}
     save_atomic(weights_object(sd, to, config), dst)
-    return ConvertResult(ckpt.source_format, ckpt.param_key, len(sd), sum(v.numel() for v in sd.values()),
+    return ConvertResult(dst, src, ckpt.source_format, ckpt.param_key, len(sd), sum(v.numel() for v in sd.values()),
                          config, preset or preset_name(config), origin)

@@ -204,13 +204,14 @@ def read_state_dict(path: str | os.PathLike, *, param_key: str | None = None) ->
 # ---------------------------------------------------------------------------------------------
 @dataclass
 class LoadReport:
-    """How a checkpoint's tensors matched a model's state dict."""
+    """How a checkpoint's tensors matched a model's state dict (`source`: the checkpoint file, None
+    for an in-memory state dict)."""
 
     loaded: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # in the model, not in the checkpoint
     unexpected: list[str] = field(default_factory=list)  # in the checkpoint, not in the model
     mismatched: list[tuple[str, tuple, tuple]] = field(default_factory=list)  # (key, ckpt, model)
-    source: str = "<state dict>"
+    source: Path | None = None
     source_format: str = "plain"
     param_key: str | None = None
 
@@ -218,10 +219,14 @@ class LoadReport:
     def ok(self) -> bool:
         return not (self.missing or self.unexpected or self.mismatched)
 
+    @property
+    def _where(self) -> str:
+        return str(self.source) if self.source is not None else "<state dict>"
+
     def summary(self, limit: int = 4) -> str:
         """One line: counts and the first few names per problem."""
         total = len(self.loaded) + len(self.missing) + len(self.mismatched)
-        parts = [f"{len(self.loaded)}/{total} model tensors loaded from {self.source} "
+        parts = [f"{len(self.loaded)}/{total} model tensors loaded from {self._where} "
                  f"({self.source_format}{', ' + repr(self.param_key) if self.param_key else ''})"]
         for label, items in (("missing", self.missing), ("unexpected", self.unexpected),
                              ("shape mismatch", [f"{k} {tuple(c)} vs model {tuple(m)}"
@@ -232,7 +237,7 @@ class LoadReport:
         return "; ".join(parts)
 
     def __str__(self) -> str:
-        lines = [f"loaded {len(self.loaded)} tensors from {self.source} (format {self.source_format}"
+        lines = [f"loaded {len(self.loaded)} tensors from {self._where} (format {self.source_format}"
                  f"{', key ' + repr(self.param_key) if self.param_key else ''})"]
         if self.missing:
             lines.append(f"missing from the checkpoint ({len(self.missing)}, left as initialised):")
@@ -286,7 +291,8 @@ def load_weights(model: torch.nn.Module, path_or_state_dict, strict: bool = True
     target = bare_model(model)
     own = target.state_dict()
     report = compare_state_dicts(ckpt.state_dict, own)
-    report.source, report.source_format, report.param_key = ckpt.source, ckpt.source_format, ckpt.param_key
+    report.source = Path(ckpt.source) if ckpt.source != "<state dict>" else None
+    report.source_format, report.param_key = ckpt.source_format, ckpt.param_key
     if strict and not report.ok:
         err = CheckpointError(f"checkpoint does not match the model (strict): {report.summary()}")
         err.report = report
