@@ -85,10 +85,11 @@ def test_bd_kernel_facts():
     assert g[6] / g[7] == pytest.approx(ratio, rel=1e-12)
 
 
-def _bd_reference(hr: np.ndarray, scale: int) -> np.ndarray:
-    """2-D fspecial Gaussian, correlated by scipy with replicated edges (MATLAB imfilter
-    'replicate'; for an even kernel scipy's origin -1 puts the taps at i-5..i+6 like MATLAB),
-    then every scale-th sample from the documented offset, rounded half up and clipped."""
+def bd_reference(hr: np.ndarray, scale: int, rounded: bool = True) -> np.ndarray:
+    """MATLAB imresize_BD by scipy: 2-D fspecial Gaussian (sigma 1.6, RCAN's size rule) correlated
+    with replicated edges (MATLAB imfilter 'replicate'; for an even kernel scipy's origin -1 puts
+    the taps at i-5..i+6 like MATLAB), then every scale-th sample from the documented offset.
+    float64 before rounding (`rounded=False`), else rounded half up and clipped to hr's dtype."""
     k = bd_kernel_size(scale)
     x = np.arange(k) - (k - 1) / 2
     xx, yy = np.meshgrid(x, x)
@@ -99,8 +100,9 @@ def _bd_reference(hr: np.ndarray, scale: int) -> np.ndarray:
     blurred = np.stack([ndimage.correlate(planes[:, :, c], h, mode="nearest", origin=origin)
                         for c in range(planes.shape[2])], axis=-1)
     o = bd_offset(scale)
-    maxval = np.iinfo(hr.dtype).max
-    out = np.clip(np.floor(blurred[o::scale, o::scale] + 0.5), 0, maxval).astype(hr.dtype)
+    out = blurred[o::scale, o::scale]
+    if rounded:
+        out = np.clip(np.floor(out + 0.5), 0, np.iinfo(hr.dtype).max).astype(hr.dtype)
     return out.reshape(out.shape[:2] + hr.shape[2:])
 
 
@@ -108,7 +110,7 @@ def _bd_reference(hr: np.ndarray, scale: int) -> np.ndarray:
 def test_bd_matches_2d_filter_reference(odd_frame, scale):
     out = degrade(odd_frame, scale, "bd")
     hr = odd_frame[: 150 // scale * scale, : 270 // scale * scale]
-    ref = _bd_reference(hr, scale)
+    ref = bd_reference(hr, scale)
     assert out.shape == ref.shape == (150 // scale, 270 // scale, 3)
     assert out.dtype == np.uint8
     assert int(np.count_nonzero(out != ref)) == 0
@@ -118,7 +120,7 @@ def test_bd_uint16_and_gray(odd_frame):
     img16 = (odd_frame.astype(np.uint16) * 257)[:, :, 0]
     out = degrade(img16, 4, "bd")
     assert out.dtype == np.uint16 and out.shape == (37, 67)
-    assert np.array_equal(out, _bd_reference(img16[:148, :268], 4))
+    assert np.array_equal(out, bd_reference(img16[:148, :268], 4))
 
 
 def test_bd_sampling_offset_and_support():

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from vsrdata.core.degrade import bd_kernel_size, bd_offset, degrade, degrade_float, duf_kernel
+from vsrdata.core.degrade import bd_kernel_size, degrade, degrade_float, duf_kernel
 from vsrdata.core.image_io import read_image
+from tests.test_degrade import bd_reference
 from tests.test_resize import pixel_sha256
 
 FIX = Path(__file__).resolve().parent.parent / "fixtures"
@@ -32,25 +33,10 @@ def test_bi_x8_equals_basicsr_matlab_port():
     assert np.array_equal(degrade(FRAME[:176, :320], 8, "bi"), REF["bi_x8"])
 
 
-def _bd_scipy(hr: np.ndarray, scale: int) -> np.ndarray:
-    """MATLAB imresize_BD by scipy: 2-D fspecial Gaussian (sigma 1.6, RCAN's size rule),
-    correlation with replicated edges (origin -1 for an even kernel, MATLAB's centre), samples
-    from bd_offset(scale) every scale, before rounding."""
-    k = bd_kernel_size(scale)
-    x = np.arange(k) - (k - 1) / 2
-    xx, yy = np.meshgrid(x, x)
-    h = np.exp(-(xx * xx + yy * yy) / (2 * 1.6 * 1.6))
-    h /= h.sum()
-    origin = -1 if k % 2 == 0 else 0
-    o = bd_offset(scale)
-    return np.stack([ndimage.correlate(hr[:, :, c].astype(np.float64), h, mode="nearest", origin=origin)
-                     [o::scale, o::scale] for c in range(hr.shape[2])], axis=-1)
-
-
 @pytest.mark.parametrize("scale", [2, 3, 4, 8])
 def test_bd_every_scale_equals_scipy_2d_filter(scale):
     hr = FRAME[: 176 // scale * scale, : 320 // scale * scale]
-    ref = _bd_scipy(hr, scale)
+    ref = bd_reference(hr, scale, rounded=False)
     ours = degrade_float(hr, scale, "bd")
     assert ours.shape == ref.shape == (hr.shape[0] // scale, hr.shape[1] // scale, 3)
     # float64 sums of <= 144 products in two orders: < 1e-9 LSB; rounded results equal.

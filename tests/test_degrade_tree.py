@@ -157,6 +157,19 @@ def test_recipe_file_with_our_keys_runs(tmp_path):
     assert read_image(tmp_path / "lr" / "000" / "00000000.png").shape == (32, 48, 3)
 
 
+def test_scale_option_against_recipe_file_scale(tmp_path):
+    recipe = tmp_path / "mine.yml"
+    recipe.write_text("base: realesrgan\nscale: 2\n")
+    src = _source(tmp_path, clips=1, frames=1)
+    result = CliRunner().invoke(main, ["degrade", str(src), str(tmp_path / "lr"), "-r", str(recipe), "-s", "4"])
+    assert result.exit_code == 1 and result.output.count("\n") == 1, result.output
+    assert "mine.yml sets scale 2 but x4 is asked for" in result.output
+    assert not (tmp_path / "lr").exists()
+    result = CliRunner().invoke(main, ["degrade", str(src), str(tmp_path / "lr"), "-r", str(recipe), "-s", "2",
+                                       "-j", "1", "-q"])
+    assert result.exit_code == 0, result.output
+
+
 @pytest.mark.parametrize("name", ["bi", "bd", "bd-duf"])
 def test_fixed_recipes_equal_make_lr(tmp_path, name):
     from vsrdata.pipelines.make_lr import make_lr

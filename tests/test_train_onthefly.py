@@ -152,7 +152,7 @@ def test_bad_degradation_options_fail_in_one_line(tmp_path, val):
         (dict(lq_path=str(REDS_GT)), ConfigError, "give --lq or --degradation, not both"),
         (dict(degradation="nope"), ConfigError, "neither a built-in recipe"),
         (dict(degradation={"jpeg_range": [0, 50]}), ConfigError, "jpeg_range"),
-        (dict(degradation={"base": "realesrgan", "scale": 2}), ConfigError, "is x2, the model is x4"),
+        (dict(degradation={"base": "realesrgan", "scale": 2}), ConfigError, "degradation sets scale 2 but x4 is asked for"),
         (dict(val_gt=str(REDS_GT.parent.parent / "odd_size")), InputError, "not a multiple of the scale 4"),
     ]
     for kw, exc, msg in cases:
@@ -223,3 +223,42 @@ def test_onthefly_pair_equals_degrade_tree_output(tmp_path, seed):
     lq = torch.stack([frame_to_tensor(read_image(tmp_path / "lq" / "c7" / f"{k:08d}.png")) for k in range(5)])
     assert tuple(lq.shape) == (5, 3, 16, 16) and torch.equal(s["lq"], lq)
     assert torch.equal(s["gt"], frame_to_tensor(read_image(clip / "00000002.png")))
+
+
+def _build_data_rank(rank: int, world: int, store: str, cfg: TrainConfig, out: str) -> None:
+    """One DDP rank (gloo, file store) building the on-the-fly data; writes what it raised to out.rank."""
+    import datetime
+
+    import torch.distributed as dist
+
+    from vsrdata.training import setup
+
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world,
+                            timeout=datetime.timedelta(seconds=30))
+    try:
+        cfg, mcfg = setup.resolve_config(cfg)
+        setup.build_data(cfg, mcfg, Path(cfg.run_dir), rank, world, resumed=False)
+        message = "no error"
+    except Exception as exc:
+        message = f"{type(exc).__name__}: {exc}"
+    Path(f"{out}.{rank}").write_text(message)
+    dist.destroy_process_group()
+
+
+def test_rank0_failing_to_build_the_val_set_stops_every_rank(tmp_path):
+    """Rank 0 alone degrades the validation GT; when that fails (a grey clip that a real-world
+    recipe refuses) the other rank raises the same error instead of waiting at a barrier (without
+    the broadcast it would sit there until gloo's 30 s timeout and report that instead)."""
+    import torch.multiprocessing as mp
+
+    grey = tmp_path / "val" / "GT" / "000"
+    grey.mkdir(parents=True)
+    for k in range(3):
+        cv2.imwrite(str(grey / f"{k:08d}.png"), np.full((32, 32), 9, np.uint8))
+    cfg = cfg_for(tmp_path / "run", val_gt=str(tmp_path / "val" / "GT"))
+    out = str(tmp_path / "said")
+    mp.spawn(_build_data_rank, args=(2, str(tmp_path / "store"), cfg, out), nprocs=2, join=True)
+    said = [Path(f"{out}.{r}").read_text() for r in (0, 1)]
+    refusal = "real-world recipes need 8-bit colour frames"
+    assert said[0].startswith("InputError: ") and refusal in said[0], said
+    assert said[1] == f"InputError: rank 0 failed, so this rank stops too: {said[0]}", said

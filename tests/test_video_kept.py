@@ -159,3 +159,13 @@ def test_a_pix_fmt_the_codec_cannot_encode_is_refused_before_any_work(tmp_path):
                                           r"yuv420p, yuv444p\)$"):
         infer(src, tmp_path / "sr.webm", checkpoint=tmp_path / "no-such.pth", pix_fmt="yuv420p10le")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["still.mp4"]
+
+
+def test_extract_says_when_10_bit_becomes_8_bit(tmp_path):
+    from vsrdata.pipelines.extract import extract
+
+    src = _rich_source(tmp_path)
+    res = extract([src], tmp_path / "out", frames_per_clip=2, scene_cuts="off", workers=1, progress=False)
+    assert res.warnings == [f"{src.resolve()}: 10-bit video written as 8-bit PNG (REDS' format; the depth is "
+                            "recorded in extract.json)"]
+    assert cv2.imread(str(tmp_path / "out" / "000" / "00000000.png"), cv2.IMREAD_UNCHANGED).dtype == np.uint8

@@ -18,7 +18,8 @@ _MAX_LISTED_FAILURES = 20
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed of every draw; a clip's draws depend only on (seed, clip name).")
 @click.option("--scale", "-s", type=click.IntRange(min=1), default=None,
-              help="Downscaling factor (default: the recipe file's `scale`, else 4).")
+              help="Downscaling factor (default: the recipe file's `scale`, else 4; a file that sets "
+                   "another `scale` is an error).")
 @click.option("--replay", type=click.Path(path_type=str, dir_okay=False), default=None, metavar="MANIFEST",
               help="Rebuild from a manifest (DST/.vsrdata-degrade.json of an earlier run): no draws, same bytes.")
 @workers_option

@@ -208,6 +208,9 @@ def assemble(caches: list[str]) -> tuple[list[dict], list[dict], list[str]]:
         videos.append(record)
         if record["warning"]:
             warnings.append(record["warning"])
+        if (record.get("bit_depth") or 8) > 8 and own:
+            warnings.append(f"{record['source']}: {record['bit_depth']}-bit video written as 8-bit PNG "
+                            "(REDS' format; the depth is recorded in extract.json)")
     return videos, clips, warnings
 
 

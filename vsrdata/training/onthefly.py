@@ -141,8 +141,8 @@ def _val_source(cfg, scale: int) -> tuple[Path, dict | None, str | None]:
     return gt_dir, None, (cfg.val_meta_info if cfg.val_gt else None)
 
 
-def _val_clips(cfg, recipe: dict, scale: int, run_dir: Path, master: bool, barrier: Callable[[], None],
-               resumed: bool) -> tuple[list | None, str]:
+def _val_clips(cfg, recipe: dict, scale: int, run_dir: Path, master: bool,
+               barrier: Callable[[BaseException | None], None], resumed: bool) -> tuple[list | None, str]:
     """(validation clips, the start line's words about them); see the module docstring."""
     from vsrdata.training.setup import build_val_clips
 
@@ -158,10 +158,14 @@ def _val_clips(cfg, recipe: dict, scale: int, run_dir: Path, master: bool, barri
 
     gt_dir, record, meta = _val_source(cfg, scale)
     out = run_dir / VAL_LQ
+    error = None
     if master:
-        degrade_tree(gt_dir, out, recipe=recipe, seed=int(cfg.val_degradation_seed), workers=max(1, cfg.num_workers),
-                     overwrite=not resumed, progress=False)
-    barrier()
+        try:
+            degrade_tree(gt_dir, out, recipe=recipe, seed=int(cfg.val_degradation_seed),
+                         workers=max(1, cfg.num_workers), overwrite=not resumed, progress=False)
+        except Exception as exc:  # every rank must hear of it (setup.rank0_outcome), then it is re-raised
+            error = exc
+    barrier(error)
     record = dict(record, lr_dir=str(out.resolve())) if record else testset_record(gt_dir, out, meta, scale=scale)
     clips = sorted(clip_jobs(record, Path(cfg.val_path or gt_dir)), key=lambda c: natural_key(c.name))
     check_val_clips(clips, scale, out)
@@ -188,7 +192,7 @@ def _record(cfg, recipe: dict, run_dir: Path, resumed: bool) -> dict:
 
 
 def build_degraded(cfg, num_frame: int, scale: int, ids, exclude, common: dict, *, run_dir: Path, master: bool,
-                   barrier: Callable[[], None], resumed: bool):
+                   barrier: Callable[[BaseException | None], None], resumed: bool):
     """The on-the-fly training dataset (its `note` is the start line's words) and the validation
     clips; writes RUN/degradation.json (rank 0)."""
     recipe = resolve_recipe(cfg.degradation, scale)

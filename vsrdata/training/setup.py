@@ -76,11 +76,26 @@ def build_data(cfg: TrainConfig, mcfg: EDVRConfig, run_dir: Path, rank: int, wor
     the dataset's `note` then says so in the start line."""
     if cfg.degradation is None:
         return build_train_dataset(cfg, mcfg.num_frame, mcfg.scale), build_val_clips(cfg, mcfg.scale)
-    import torch.distributed as dist
-
-    where = dict(run_dir=run_dir, master=rank == 0, resumed=resumed,
-                 barrier=(lambda: dist.barrier()) if world > 1 else (lambda: None))
+    where = dict(run_dir=run_dir, master=rank == 0, resumed=resumed, barrier=rank0_outcome(world))
     return build_train_dataset(cfg, mcfg.num_frame, mcfg.scale, where)
+
+
+def rank0_outcome(world: int) -> Callable[[BaseException | None], None]:
+    """A barrier that carries rank 0's failure: `outcome(error)` is called by every rank after
+    work that rank 0 alone did (error: what it raised, None elsewhere). Rank 0 re-raises its error;
+    every other rank raises it as a one-line error instead of waiting at a barrier for a rank that
+    has gone. One process: re-raises the error, if any."""
+    def outcome(error: BaseException | None) -> None:
+        if world > 1:
+            import torch.distributed as dist
+
+            told = [None if error is None else f"{type(error).__name__}: {error}"]
+            dist.broadcast_object_list(told, src=0)
+            if error is None and told[0] is not None:
+                raise InputError(f"rank 0 failed, so this rank stops too: {told[0]}")
+        if error is not None:
+            raise error
+    return outcome
 
 
 def build_train_dataset(cfg: TrainConfig, num_frame: int, scale: int, on_the_fly: dict | None = None):

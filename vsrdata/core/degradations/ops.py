@@ -102,12 +102,13 @@ def poisson_noise(img: np.ndarray, scale: float, gray: bool, seed: int, frame: i
 
 def jpeg(img: np.ndarray, quality: int) -> np.ndarray:
     """JPEG round trip at ``quality`` (1-100) through cv2/libjpeg, as BasicSR's ``add_jpg_compression``:
-    clip to [0, 1], encode ``x * 255`` (cv2 rounds to uint8), decode, divide by 255."""
+    clip to [0, 1], encode ``x * 255`` rounded to uint8 (half to even, as cv2's own conversion of a
+    float image, so the bytes equal BasicSR's without cv2's fallback warning), decode, divide by 255."""
     cv2 = _cv2()
     quality = int(quality)
     if not 1 <= quality <= 100:
         raise ConfigError(f"JPEG quality must be in 1-100, got {quality}")
-    ok, data = cv2.imencode(".jpg", np.clip(img, 0, 1) * 255.0, [int(cv2.IMWRITE_JPEG_QUALITY), quality])
+    ok, data = cv2.imencode(".jpg", np.rint(np.clip(img, 0, 1) * 255.0).astype(np.uint8), [int(cv2.IMWRITE_JPEG_QUALITY), quality])
     if not ok:  # pragma: no cover - cv2 encodes any 8-bit 1/3-channel image
         raise ConfigError("JPEG encoding failed")
     flag = cv2.IMREAD_COLOR if img.shape[2] == 3 else cv2.IMREAD_GRAYSCALE
