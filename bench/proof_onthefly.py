@@ -7,16 +7,20 @@ worse than it by more than `--margin` dB on the clip's clean bicubic LR.
 1. The bicubic-trained demo model: `vsrdata.demo.run_demo` (what `make demo` runs: edvr-tiny,
    `--demo-iters` iterations on the bicubic LMDBs of the REDS fixture, clip 000 held out). A
    demo folder is reused (the demo resumes a killed run).
-2. The on-the-fly model: the demo's model AND hyper-parameters (gt_size 64, batch 4, lr 1e-3,
-   cosine over the run, seed 10), trained `--iters` iterations from the GT LMDB alone with
-   `--degradation realbasicvsr`; only the data differ. Clip 000 is held out; its validation LQ is
-   made once with seed 0. An existing finished run is reused.
+2. The on-the-fly model: the demo's model and training hyper-parameters (batch 4, lr 1e-3, cosine
+   over the run, seed 10) on GT patches of 96 (`--gt-size`; the demo's are 64), trained `--iters`
+   iterations from the GT LMDB alone with `--degradation realbasicvsr`. Clip 000 is held out; its
+   validation LQ is made once with seed 0. An existing finished run is reused. Why 96: larger
+   crops are nearer the published recipe's 256 crops (the fixture frames are 180 high), and they
+   bring the patches' damage nearer that of whole frames (step 3: -3.78 dB at 96, -4.02 at 64,
+   whole frames -3.45); 96 was kept over 64 on the validation PSNR (the held-out clip degraded with
+   seed 0, never a test seed): 23.106 vs 23.007 dB. Both were scored (results below).
 3. Distribution check (before scoring): the recipe's damage, i.e. the PSNR of bicubic upsampling of
    the recipe's LQ minus that of the bicubic LQ of the same GT, on training patches drawn as the
    loader draws them (gt_size crops, 5 frames, draws from (seed, "k/j")) and on full 5-frame
    windows of the same clips, degraded as `vsrdata degrade` degrades a clip. Equal means show that
-   degrading 64x64 crops (as RealBasicVSR degrades its crops) trains on the damage that a whole
-   clip gets; a gap of dB would be a train/test mismatch.
+   degrading crops (as RealBasicVSR degrades its crops) trains on the damage that a whole clip
+   gets; a gap of dB would be a train/test mismatch (measured: a few tenths, see step 2).
 4. Scoring (REDS4 protocol: RGB, crop 0) on held-out clip 000 degraded with the recipe at every
    seed of `--test-seeds` (neither the training draws nor the validation seed 0), and on its clean
    bicubic LR (the demo's split). Several draws, because one draw is a noisy test: the recipe
@@ -32,6 +36,14 @@ figure for that loss; we accept at most 1.5 dB below the bicubic-trained model, 
 scale (where the demo model gains a few tenths of a dB over plain bicubic upsampling) means about
 1 dB below plain bicubic upsampling. A first measurement (one test draw, the 400-iteration demo
 checkpoint: -1.30 dB on clean input) was known when the margin was chosen.
+
+Measured on 2 shared CPU cores (2026-12-03; the demo model at 1200 iterations: 26.339 dB clean,
+22.587 dB mean of seeds 101-108; plain bicubic upsampling 25.944 / 22.543):
+  gt_size 96 (default): 22.703 dB mean degraded (+0.116, better on 4 of 8 seeds), 24.931 clean (-1.408)
+  gt_size 64:           22.642 dB mean degraded (+0.055, better on 3 of 8 seeds), 24.944 clean (-1.395)
+The claim holds, narrowly: the on-the-fly model gains up to +0.6 dB on the severe draws and loses
+about 0.1 dB on the mild ones; its mean gain is about one standard error of the per-seed
+differences, and on clean input it sits near the margin.
 
 Exit status 0 when both claims hold, 1 when one fails. Results also go to OUT/proof.json.
 
@@ -218,7 +230,7 @@ def _args(argv=None):
     ap.add_argument("--demo-iters", type=int, default=1200, help="the demo model's iterations (make demo: 1200)")
     ap.add_argument("--iters", type=int, default=1000, help="on-the-fly training iterations (the claim: 1000)")
     ap.add_argument("--workers", type=int, default=1, help="DataLoader workers of the on-the-fly run")
-    ap.add_argument("--gt-size", type=int, default=64, help="GT patch size of the on-the-fly run (demo: 64)")
+    ap.add_argument("--gt-size", type=int, default=96, help="GT patch size of the on-the-fly run (default 96; demo: 64)")
     ap.add_argument("--batch-size", type=int, default=4, help="batch size of the on-the-fly run (demo: 4)")
     ap.add_argument("--test-seeds", type=_seeds, default=_seeds("101-108"),
                     help="degradation seeds of the held-out clip, e.g. 101-108 (default) or 1,5,9")
