@@ -224,7 +224,7 @@ def recipe_from_dict(data: dict, name: str = "recipe", scale: int | None = None)
         raise ConfigError(f"base: must be one of {', '.join(BUILTIN_RECIPES)}, got {base!r}")
     if scale is not None and "scale" in data and data["scale"] != scale:
         raise ConfigError(f"scale: {name} sets scale {data['scale']!r} but x{scale} is asked for "
-                          "(by --scale or the model): drop one or make them agree")
+                          "(the scale given, or the model's): drop one or make them agree")
     scale = _check_scale(data.get("scale", 4 if scale is None else scale))
     opts = copy.deepcopy(BUILTIN_RECIPES[base])
     for key, value in data.items():
