@@ -75,3 +75,26 @@ def save(folder) -> None:
     torch.save(OrderedDict((k, torch.from_numpy(v)) for k, v in trunk_arrays().items()),
                folder / "alexnet-owt-7be5be79.pth")
     torch.save(OrderedDict((k, torch.from_numpy(v)) for k, v in lin_arrays().items()), folder / "alex.pth")
+
+
+def save_pyiqa_lpips(hub_dir) -> None:
+    """pyiqa's LPIPS (alex, v0.1) files in a torch hub folder laid out as pyiqa and torchvision
+    look for them: `checkpoints/alexnet-owt-7be5be79.pth`, the whole torchvision AlexNet state dict
+    (features from `trunk_arrays()`; the classifier, which LPIPS never runs, zeros stored as one
+    broadcast element each so the file stays small) and `pyiqa/LPIPS_v0.1_alex-df73285e.pth`
+    (`lin_arrays()`, the lpips package's key names, which pyiqa's LPIPS module shares)."""
+    from collections import OrderedDict
+    from pathlib import Path
+
+    import torch
+
+    hub = Path(hub_dir)
+    (hub / "checkpoints").mkdir(parents=True, exist_ok=True)
+    (hub / "pyiqa").mkdir(parents=True, exist_ok=True)
+    sd = OrderedDict((k, torch.from_numpy(v)) for k, v in trunk_arrays().items())
+    for i, (n_in, n_out) in ((1, (9216, 4096)), (4, (4096, 4096)), (6, (4096, 1000))):
+        sd[f"classifier.{i}.weight"] = torch.zeros(1).expand(n_out, n_in)
+        sd[f"classifier.{i}.bias"] = torch.zeros(1).expand(n_out)
+    torch.save(sd, hub / "checkpoints" / "alexnet-owt-7be5be79.pth")
+    torch.save(OrderedDict((k, torch.from_numpy(v)) for k, v in lin_arrays().items()),
+               hub / "pyiqa" / "LPIPS_v0.1_alex-df73285e.pth")

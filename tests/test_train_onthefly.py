@@ -202,6 +202,29 @@ def test_vimeo_window_is_degraded_from_the_septuplet():
     assert np.array_equal(s["gt"].permute(1, 2, 0).numpy(), crops[2][:, :, ::-1] / np.float32(255))
 
 
+@pytest.mark.parametrize("seed", [0, 3])
+def test_onthefly_pair_equals_degrade_tree_output(tmp_path, seed):
+    """The on-the-fly LQ window of a whole clip (crop = the frame, no flips) is, frame for frame and
+    bit for bit, what `vsrdata degrade` writes for that clip with the same seed and identity, read
+    back as evaluation reads an LQ set (PNG -> RGB tensor); the GT is the window's centre frame.
+    So training pairs and an offline-degraded test set share frame order, colour order and rounding."""
+    from vsrdata.core.image_io import read_image
+    from vsrdata.evaluation.inference import frame_to_tensor
+    from vsrdata.pipelines.degrade import degrade_tree
+
+    clip = tmp_path / "gt" / "c7"
+    clip.mkdir(parents=True)
+    for k in range(5):
+        cv2.imwrite(str(clip / f"{k:08d}.png"), cv2.imread(str(REDS_GT / "000" / f"{k:08d}.png"))[60:124, 100:164])
+    degrade_tree(tmp_path / "gt", tmp_path / "lq", recipe="realbasicvsr", seed=seed, workers=1, progress=False)
+    ds = DegradedClipDataset(FrameStore(tmp_path / "gt"), resolve_recipe("realbasicvsr", 4), seed, num_frame=5,
+                             gt_size=64, scale=4, use_hflip=False, use_rot=False)
+    s = ds[SampleKey(2, 1, "c7")]  # the tag is the draws' identity: the clip's name, as degrade_tree's
+    lq = torch.stack([frame_to_tensor(read_image(tmp_path / "lq" / "c7" / f"{k:08d}.png")) for k in range(5)])
+    assert tuple(lq.shape) == (5, 3, 16, 16) and torch.equal(s["lq"], lq)
+    assert torch.equal(s["gt"], frame_to_tensor(read_image(clip / "00000002.png")))
+
+
 def _build_data_rank(rank: int, world: int, store: str, cfg: TrainConfig, out: str) -> None:
     """One DDP rank (gloo, file store) building the on-the-fly data; writes what it raised to out.rank."""
     import datetime

@@ -3,6 +3,7 @@
     torchvision  -> pip install 'vsrdata[torchvision]'   (DCN backend 'torchvision')
     tensorboard  -> pip install 'vsrdata[tensorboard]'   (train: RUN/tb/ scalars)
     onnx, onnxruntime, onnxscript -> pip install 'vsrdata[onnx]'
+    pyiqa        -> pip install 'vsrdata[pyiqa]'         (evaluate --metrics pyiqa:NAME)
 
 Use `require(...)` at the point of use (never at import time, so `vsrdata --help` stays light).
 """
@@ -15,7 +16,7 @@ from types import ModuleType
 from vsrdata.errors import ConfigError
 
 EXTRA_OF = {"torchvision": "torchvision", "tensorboard": "tensorboard", "onnx": "onnx",
-            "onnxruntime": "onnx", "onnxscript": "onnx"}
+            "onnxruntime": "onnx", "onnxscript": "onnx", "pyiqa": "pyiqa"}
 
 
 def install_hint(package: str) -> str:

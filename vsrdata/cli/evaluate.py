@@ -43,13 +43,14 @@ _PROTOCOLS = ("auto", "vid4", "reds4", "vimeo-t", "generic")
 @click.option("--average", type=click.Choice(["clip", "frame"]), default="clip", show_default=True,
               help="clip = mean of per-clip means (EDVR/BasicSR); frame = mean over all frames (mmagic).")
 @click.option("--metrics", "metric_names", default="psnr,ssim", show_default=True,
-              help="Comma-separated: psnr, ssim, niqe, vmaf, tof, lpips, tlp, dists (lpips/tlp/dists need "
-              "their weight files on disk, see --iqa-weights).")
+              help="Comma-separated: psnr, ssim, niqe, vmaf, tof, lpips, tlp, dists, and pyiqa:NAME for any "
+              "metric of the pyiqa package (pip install 'vsrdata[pyiqa]'); lpips/tlp/dists/pyiqa need their "
+              "weight files on disk, see --iqa-weights.")
 @click.option("--no-gt", is_flag=True, help="Ignore the ground truth: score no-reference metrics (NIQE) on the "
               "output and on the bicubic baseline (automatic when the set has no GT).")
 @click.option("--iqa-weights", type=click.Path(file_okay=False), default=None,
-              help="Folder with the LPIPS / DISTS weight files (else torch hub's checkpoints/ folder and the "
-              "lpips / DISTS_pytorch packages); nothing is downloaded.")
+              help="Folder with the LPIPS / DISTS / pyiqa weight files (else torch hub's checkpoints/ folder, "
+              "pyiqa's cache TORCH_HOME/hub/pyiqa and the lpips / DISTS_pytorch packages); nothing is downloaded.")
 @click.option("--with-bicubic", is_flag=True, help="Add a column with the bicubic baseline's PSNR.")
 @device_option()
 @click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
@@ -97,6 +98,7 @@ def command(paths, gt_root, lq_root, meta_info, config_file, bicubic, preset, pr
     More metrics; a set without ground truth (NIQE of the output and of bicubic):
       vsrdata evaluate EDVR_M.pth datasets/reds4 --metrics psnr,ssim,niqe,vmaf,tof
       vsrdata evaluate EDVR_M.pth --lq datasets/VideoLQ --metrics niqe
+      vsrdata evaluate EDVR_M.pth datasets/reds4 --metrics psnr,ssim,pyiqa:lpips-vgg,pyiqa:musiq
     """
     if config_file:
         return _evaluate_config(config_file, paths, locals())
@@ -117,7 +119,7 @@ def command(paths, gt_root, lq_root, meta_info, config_file, bicubic, preset, pr
     from vsrdata.evaluation.distributed import dist_env
     from vsrdata.evaluation.evaluate import default_out_dir, evaluate
 
-    out_dir = out_dir or default_out_dir(dataset or gt_root, checkpoint)
+    out_dir = out_dir or default_out_dir(dataset or gt_root or lq_root, checkpoint)
     main = dist_env().main  # under torchrun only rank 0 shows progress and prints the table
     report = evaluate(dataset, checkpoint, bicubic=bicubic, preset=preset, protocol=protocol,
                       channel=channel, crop_border=crop_border, frames=frames, padding=padding,

@@ -134,7 +134,7 @@ def _config(config_file, options: dict, note):
 @deprecated_alias("--val-pad", "val_pad_old", type=click.Choice(TEMPORAL_PADDINGS))
 @click.option("--val-max-frames", type=int, default=None, help="Frames scored per validation clip (0 = all). [default: 0]")
 @click.option("--val-metrics", default=None, help="Validation metrics as evaluate's --metrics (e.g. psnr,ssim,niqe,"
-              "tof); PSNR stays the best-checkpoint criterion. [default: psnr,ssim]")
+              "tof,pyiqa:musiq; weights from the caches); PSNR stays the best-checkpoint criterion. [default: psnr,ssim]")
 @click.option("--save-freq", type=int, default=None, help="Checkpoint every N iterations. [default: 5000]")
 @click.option("--keep-checkpoints", type=int, default=None, help="Newest checkpoints kept (best.pth aside). [default: 3]")
 @click.option("--print-freq", type=int, default=None, help="Log scalars every N iterations. [default: 100]")

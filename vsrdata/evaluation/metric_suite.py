@@ -8,9 +8,11 @@ docs/CONVENTIONS.md#metrics. Names (`--metrics`, comma-separated; default ``psnr
 - ``tof`` (`vsrdata.evaluation.temporal`): TecoGAN's tOF between consecutive scored frames.
 - ``lpips`` and ``tlp`` (`vsrdata.evaluation.iqa`): LPIPS-Alex v0.1 from weight files already on
   disk; tLP x 100 as TecoGAN. ``dists`` (`vsrdata.evaluation.dists`): DISTS, likewise.
+- ``pyiqa:NAME`` (`vsrdata.evaluation.metrics_pyiqa`): any per-image metric of the pyiqa package by
+  its name there, full- or no-reference as pyiqa says, from weight files already on disk.
 
-Without a ground truth only ``niqe`` can be scored; it is then scored on the model's output and
-on the bicubic baseline (`bicubic_niqe`). A metric whose tool is missing (an ffmpeg without
+Without a ground truth only ``niqe`` (and no-reference pyiqa metrics) can be scored, on the
+model's output and on the bicubic baseline (`bicubic_niqe`, `bicubic_pyiqa:NAME`). A metric whose tool is missing (an ffmpeg without
 libvmaf) is dropped with one warning line and the others still run.
 """
 
@@ -33,12 +35,26 @@ HEADERS = {"niqe": "NIQE", "bicubic_niqe": "NIQE-Bic", "vmaf": "VMAF", "tof": "t
 
 
 def parse_metrics(text: str | None) -> tuple[str, ...]:
-    """'psnr,ssim,niqe' -> ('psnr', 'ssim', 'niqe'); ConfigError naming an unknown one."""
+    """'psnr,ssim,niqe' -> ('psnr', 'ssim', 'niqe'); 'pyiqa:NAME' in pyiqa's spelling (which
+    needs pyiqa installed); ConfigError naming an unknown one."""
+    from vsrdata.evaluation import metrics_pyiqa
+
     names = [n.strip().lower() for n in (text or "psnr,ssim").split(",") if n.strip()]
-    for n in names:
-        if n not in METRICS:
-            raise ConfigError(f"unknown metric {n!r} in --metrics (choose from {', '.join(METRICS)})")
+    for i, n in enumerate(names):
+        if metrics_pyiqa.is_pyiqa(n):
+            names[i] = metrics_pyiqa.canonical(n)
+        elif n not in METRICS:
+            raise ConfigError(f"unknown metric {n!r} in --metrics (choose from {', '.join(METRICS)}, "
+                              "or pyiqa:NAME)")
     return tuple(dict.fromkeys(names))
+
+
+def _no_reference(name: str) -> bool:
+    from vsrdata.evaluation import metrics_pyiqa
+
+    if metrics_pyiqa.is_pyiqa(name):
+        return metrics_pyiqa.properties(name)["mode"] == "NR"
+    return name in NO_REFERENCE
 
 
 @dataclass
@@ -62,14 +78,15 @@ class MetricSuite:
     notes: dict = field(default_factory=dict)
     _lpips: object = None
     _dists: object = None
+    _pyiqa: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if not self.reference:
-            dropped = [n for n in self.names if n not in NO_REFERENCE and n not in ("psnr", "ssim")]
+            dropped = [n for n in self.names if not _no_reference(n) and n not in ("psnr", "ssim")]
             if dropped:
                 raise ConfigError(f"--metrics {','.join(dropped)} need a ground truth; without GT only "
-                                  f"{', '.join(NO_REFERENCE)} can be scored")
-            self.names = tuple(n for n in self.names if n in NO_REFERENCE) or NO_REFERENCE
+                                  f"{', '.join(NO_REFERENCE)} and no-reference pyiqa metrics can be scored")
+            self.names = tuple(n for n in self.names if _no_reference(n)) or NO_REFERENCE
         if "vmaf" in self.names:
             from vsrdata.evaluation import vmaf
 
@@ -87,6 +104,9 @@ class MetricSuite:
             from vsrdata.evaluation.dists import load_dists
 
             self._dists = load_dists(self.iqa_weights, device=self.device)
+        from vsrdata.evaluation.metrics_pyiqa import is_pyiqa, load_pyiqa
+
+        self._pyiqa = {n: load_pyiqa(n, self.iqa_weights, self.device) for n in self.names if is_pyiqa(n)}
 
     @property
     def extra(self) -> tuple[str, ...]:
@@ -116,6 +136,13 @@ class MetricSuite:
             vals["niqe"] = calculate_niqe(out, self.crop_border)
             if not self.reference and bicubic is not None:
                 vals["bicubic_niqe"] = calculate_niqe(bicubic, self.crop_border)
+        for key, metric in self._pyiqa.items():
+            if not metric.full_reference:
+                vals[key] = metric(out)
+                if not self.reference and bicubic is not None:
+                    vals[f"bicubic_{key}"] = metric(bicubic)
+            elif gt is not None:
+                vals[key] = metric(out, gt)
         if gt is None:
             return vals
         if "lpips" in self.names:
@@ -161,4 +188,6 @@ class MetricSuite:
             d["lpips"] = "RGB in [-1, 1], LPIPS-Alex v0.1 (lin layers), full frame; tLP x100 on TecoGAN crop"
         if "dists" in self.names:
             d["dists"] = "RGB in [0, 1], DISTS (VGG16, L2 pooling, DISTS_pytorch alpha/beta), full frame"
+        d.update({key: m.describe() + ("; model and bicubic" if not self.reference else "")
+                  for key, m in self._pyiqa.items()})
         return d

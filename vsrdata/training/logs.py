@@ -40,6 +40,7 @@ def format_event(event: dict) -> str | None:
         metric = event.get("metric") or "PSNR"
         ssim = f", SSIM {event['ssim']:.4f}" if event.get("ssim") is not None else ""
         more = "".join(f", {name} {event[key]:.4g}" for key, name in _VAL_EXTRA if event.get(key) is not None)
+        more += "".join(f", {k} {v:.4g}" for k, v in event.items() if k.startswith("pyiqa:") and v is not None)
         took = f" ({event['seconds']:.0f} s)" if event.get("seconds", 0) >= 10 else ""  # says when validation is slow
         return (f"iter {event['iter']}: val {metric} {event['psnr']:.3f} dB{ssim}{more}"
                 + (" (best)" if event["best"] else "") + took)
