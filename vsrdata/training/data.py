@@ -237,6 +237,22 @@ def augment(imgs: list[np.ndarray], rng: np.random.Generator, hflip: bool = True
 # Datasets
 
 
+def read_window(store: FrameStore, clip: str, frames: list[str], rng: np.random.Generator,
+                random_reverse: bool) -> tuple[list[str], list[np.ndarray]]:
+    """(frame names, HWC images) of a window of `clip`: reversed when `random_reverse` and rng's
+    next draw < 0.5 (drawn only then); a frame of another shape than the first (stored values may
+    disagree with the meta info) is an InputError naming the clip, the store and both frames."""
+    if random_reverse and rng.random() < 0.5:
+        frames = frames[::-1]
+    images = [store.get(clip, f) for f in frames]
+    for name, im in zip(frames, images):
+        if im.shape != images[0].shape:
+            raise InputError(f"clip {clip} of {store.what} {store.path}: frame {name} is "
+                             f"{im.shape[1]}x{im.shape[0]}, frame {frames[0]} is "
+                             f"{images[0].shape[1]}x{images[0].shape[0]}")
+    return frames, images
+
+
 class _PairedBase(Dataset):
     def __init__(self, gt: FrameStore, lq: FrameStore, *, num_frame: int, gt_size: int, scale: int,
                  random_reverse: bool, use_hflip: bool, use_rot: bool):
@@ -265,15 +281,8 @@ class _PairedBase(Dataset):
 
     def _sample(self, clip: str, gt_frame: str, lq_frames: list[str], rng: np.random.Generator,
                 tag: str = "") -> dict:
-        if self.random_reverse and rng.random() < 0.5:
-            lq_frames = lq_frames[::-1]
         gt = self.gt.get(clip, gt_frame)
-        lqs = [self.lq.get(clip, f) for f in lq_frames]
-        for name, im in zip(lq_frames, lqs):  # values may disagree with the meta info
-            if im.shape != lqs[0].shape:
-                raise InputError(f"clip {clip} of {self.lq.what} {self.lq.path}: frame {name} is "
-                                 f"{im.shape[1]}x{im.shape[0]}, frame {lq_frames[0]} is "
-                                 f"{lqs[0].shape[1]}x{lqs[0].shape[0]}")
+        lq_frames, lqs = read_window(self.lq, clip, lq_frames, rng, self.random_reverse)
         where = f" (clip {clip}, frame {gt_frame} of {self.gt.path} and {self.lq.path})"
         gt, lqs = paired_random_crop(gt, lqs, self.gt_size, self.scale, rng, name=where)
         *lqs, gt = augment(lqs + [gt], rng, self.use_hflip, self.use_rot)

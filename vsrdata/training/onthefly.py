@@ -34,7 +34,7 @@ from vsrdata.core.degradations import apply, load_recipe, recipe_from_dict, samp
 from vsrdata.core.image_io import write_bytes_atomic
 from vsrdata.errors import ConfigError, InputError
 from vsrdata.evaluation.inference import frame_to_tensor
-from vsrdata.training.data import ClipDataset, FrameStore, VimeoDataset, augment
+from vsrdata.training.data import ClipDataset, FrameStore, VimeoDataset, augment, read_window
 
 __all__ = ["RECORD", "VAL_LQ", "DegradedClipDataset", "DegradedVimeoDataset", "build_degraded",
            "resolve_recipe"]
@@ -73,14 +73,8 @@ class _Degrading:
 
     def _sample(self, clip: str, gt_frame: str, lq_frames: list[str], rng: np.random.Generator,
                 tag: str = "") -> dict:
-        if self.random_reverse and rng.random() < 0.5:
-            lq_frames = lq_frames[::-1]
-        window = [self.gt.get(clip, f) for f in lq_frames]
+        lq_frames, window = read_window(self.gt, clip, lq_frames, rng, self.random_reverse)
         h, w = window[0].shape[:2]
-        for name, im in zip(lq_frames, window):
-            if im.shape != window[0].shape:
-                raise InputError(f"clip {clip} of {self.gt.path}: frame {name} is {im.shape[1]}x{im.shape[0]}, "
-                                 f"frame {lq_frames[0]} is {w}x{h}")
         size = self.gt_size
         if h < size or w < size:
             raise InputError(f"gt_size {size} is larger than the frames of clip {clip} (GT {w}x{h}, {self.gt.path})")
