@@ -22,7 +22,6 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -31,21 +30,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_train import bare_step_time, make_data  # noqa: E402
+from bench_train import bare_step_time, dataset_rate, make_data  # noqa: E402
 from vsrdata.training.config import TrainConfig  # noqa: E402
 from vsrdata.training.data import ClipDataset, FrameStore  # noqa: E402
 from vsrdata.training.onthefly import DegradedClipDataset, resolve_recipe  # noqa: E402
-from vsrdata.training.setup import make_loader  # noqa: E402
-
-
-def rate(dataset, cfg: TrainConfig, batches: int) -> float:
-    """Samples/s of the training DataLoader over `batches` batches after the first."""
-    it = make_loader(dataset, cfg, 0, 1, 0, 0, False)
-    next(it)
-    t = time.perf_counter()
-    for _ in range(batches):
-        next(it)
-    return batches * cfg.batch_size / (time.perf_counter() - t)
 
 
 def main() -> None:
@@ -67,7 +55,7 @@ def main() -> None:
         cfg = TrainConfig(gt_path=str(gt), gt_size=args.gt_size, batch_size=args.batch, seed=0)
         common = dict(num_frame=5, gt_size=args.gt_size, scale=4)
         paired = ClipDataset(FrameStore(gt), FrameStore(lq), **common)
-        base = rate(paired, TrainConfig(**{**cfg.to_dict(), "num_workers": 0}), args.batches)
+        base = dataset_rate(paired, TrainConfig(**{**cfg.to_dict(), "num_workers": 0}), args.batches)
         print(f"baseline, paired loader (LQ from disk), 0 workers: {base:.2f} samples/s")
         step = bare_step_time(args.preset, args.batch, args.gt_size, args.step_iters, torch.device("cpu"))
         print(f"{args.preset} CPU step (batch {args.batch}): {step:.2f} s -> consumes {args.batch / step:.2f} samples/s")
@@ -75,7 +63,7 @@ def main() -> None:
             ds = DegradedClipDataset(FrameStore(gt), resolve_recipe(name, 4), 0, **common)
             rates = {}
             for w in workers:
-                r = rates[w] = rate(ds, TrainConfig(**{**cfg.to_dict(), "num_workers": w}), args.batches)
+                r = rates[w] = dataset_rate(ds, TrainConfig(**{**cfg.to_dict(), "num_workers": w}), args.batches)
                 print(f"  {name:<13} {w} worker(s): {r:7.2f} samples/s ({r / base:.3f}x the paired loader; "
                       f"{r * step / args.batch:.2f}x what one {args.preset} step consumes)")
             one = rates[min(workers)] / max(1, min(workers))  # one process (0 workers: the main one)

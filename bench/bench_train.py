@@ -92,14 +92,18 @@ def bare_step_time(preset: str, batch: int, gt_size: int, iters: int, device: to
     return statistics.median(times)
 
 
-def loader_rate(cfg: TrainConfig, n_batches: int) -> float:
-    ds = build_train_dataset(cfg, 5, 4)
-    it = make_loader(ds, cfg, 0, 1, 0, 0, False)
+def dataset_rate(dataset, cfg: TrainConfig, n_batches: int) -> float:
+    """Samples/s of the training DataLoader over `n_batches` batches after the first."""
+    it = make_loader(dataset, cfg, 0, 1, 0, 0, False)
     next(it)
     t = time.perf_counter()
     for _ in range(n_batches):
         next(it)
     return n_batches * cfg.batch_size / (time.perf_counter() - t)
+
+
+def loader_rate(cfg: TrainConfig, n_batches: int) -> float:
+    return dataset_rate(build_train_dataset(cfg, 5, 4), cfg, n_batches)
 
 
 def loop_rate(cfg: TrainConfig) -> dict:
