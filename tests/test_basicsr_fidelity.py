@@ -15,6 +15,7 @@ import yaml
 from click.testing import CliRunner
 
 from test_basicsr_interop import _basicsr_copy
+from test_train_data import fixed_clip
 from vsrdata.cli import main
 from vsrdata.edvr.arch import build_edvr
 from vsrdata.edvr.checkpoint import save_atomic
@@ -105,26 +106,13 @@ def test_perceptual_opt_is_one_line_error_before_training(tmp_path):
 
 
 # 4 -------------------------------------------------------------------------------------------
-def _fixed_clip(root: Path) -> tuple[Path, Path]:
-    from vsrdata.core.resize import imresize
-
-    gt, lq = root / "gt" / "a", root / "lq" / "a"
-    gt.mkdir(parents=True)
-    lq.mkdir(parents=True)
-    for k in range(5):
-        img = cv2.imread(str(SHARP / "001" / f"{k:08d}.png"))[60:92, 140:172]
-        cv2.imwrite(str(gt / f"{k:08d}.png"), img)
-        cv2.imwrite(str(lq / f"{k:08d}.png"), imresize(img, 0.25))
-    return gt.parent, lq.parent
-
-
 def test_ema_starts_from_the_pretrain_files_params_ema(tmp_path):
     """SRModel.init_training_settings loads net_g_ema from pretrain_network_g's 'params_ema'."""
     from vsrdata.training.config import TrainConfig
     from vsrdata.training.loop import train
 
     a, b = _two_entries(tmp_path / "init.pth")
-    gt, lq = _fixed_clip(tmp_path)
+    gt, lq = fixed_clip(tmp_path)
     cfg = TrainConfig(run_dir=str(tmp_path / "run"), preset="edvr-tiny", dataset="clips", gt_path=str(gt),
                       lq_path=str(lq), gt_size=32, batch_size=1, num_workers=0, total_iter=1, periods=[10],
                       ema_decay=0.5, save_freq=1, print_freq=1, init=str(tmp_path / "init.pth"), tsa_iter=0)

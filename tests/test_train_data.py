@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from vsrdata.core.layouts import find_clips
+from vsrdata.core.resize import imresize
 from vsrdata.training.data import ClipDataset, FrameStore, VimeoDataset, augment
 from vsrdata.training.sampler import TrainSampler
 from vsrdata.training.validate import load_val_clips
@@ -35,6 +36,19 @@ VIMEO_GT = FIXTURES / "vimeo_septuplet"
 
 # ---------------------------------------------------------------------------------------------
 # helpers shared with test_train_loop.py
+
+
+def fixed_clip(root: Path) -> tuple[Path, Path]:
+    """(GT root, LQ root), each holding clip `a`: five 32x32 crops of REDS clip 001 and their
+    MATLAB-bicubic x4 LR. With no flips every training sample of it is the same (a fixed batch)."""
+    gt, lq = root / "gt" / "a", root / "lq" / "a"
+    gt.mkdir(parents=True)
+    lq.mkdir(parents=True)
+    for k in range(5):
+        img = cv2.imread(str(REDS_GT / "001" / f"{k:08d}.png"))[60:92, 140:172]
+        cv2.imwrite(str(gt / f"{k:08d}.png"), img)
+        cv2.imwrite(str(lq / f"{k:08d}.png"), imresize(img, 0.25))
+    return gt.parent, lq.parent
 
 
 def make_lq_tree(gt_root: Path, out: Path) -> Path:

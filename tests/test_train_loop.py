@@ -17,7 +17,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from test_train_data import REDS_GT, make_lq_tree
+from test_train_data import REDS_GT, fixed_clip, make_lq_tree
 from vsrdata.cli import main
 from vsrdata.core.resize import imresize
 from vsrdata.edvr.arch import build_edvr
@@ -43,14 +43,7 @@ def one_thread():
 def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("train_data")
     lq = make_lq_tree(REDS_GT, root / "lq")
-    # one clip of five 32x32 GT frames: with no flips every sample is the same (a fixed batch)
-    fixed_gt, fixed_lq = root / "fixed_gt" / "a", root / "fixed_lq" / "a"
-    fixed_gt.mkdir(parents=True)
-    fixed_lq.mkdir(parents=True)
-    for k in range(5):
-        img = cv2.imread(str(REDS_GT / "001" / f"{k:08d}.png"))[60:92, 140:172]
-        cv2.imwrite(str(fixed_gt / f"{k:08d}.png"), img)
-        cv2.imwrite(str(fixed_lq / f"{k:08d}.png"), imresize(img, 0.25))
+    fixed_gt, fixed_lq = fixed_clip(root / "fixed")  # a fixed batch
     # validation set laid out as a split-test output (GT/ and BIx4/), 2 clips of 3 frames; clip 002
     # is 60x44 (LR 15x11, not a multiple of 4: validation pads it and crops the output back)
     val = root / "val"
@@ -60,7 +53,7 @@ def data(tmp_path_factory):
             for d, img in (("GT", gt), ("BIx4", imresize(gt, 0.25))):
                 (val / d / clip).mkdir(parents=True, exist_ok=True)
                 cv2.imwrite(str(val / d / clip / f"{k:08d}.png"), img)
-    return {"gt": REDS_GT, "lq": lq, "fixed_gt": fixed_gt.parent, "fixed_lq": fixed_lq.parent, "val": val}
+    return {"gt": REDS_GT, "lq": lq, "fixed_gt": fixed_gt, "fixed_lq": fixed_lq, "val": val}
 
 
 def cfg_for(data, run_dir, **kw) -> TrainConfig:
